@@ -1,0 +1,62 @@
+"""Settings with defaults, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "image-classifier-dashboard"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MODEL = "mobilenet_v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the library reads from its environment, resolved once per call."""
+
+    max_bytes: int
+    max_pixels: int
+    cache_dir: Path
+    data_dir: Path
+    database_url: str
+    default_model: str
+    num_threads: int
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"Expected an integer in ${name}. Received: {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"Expected a positive integer in ${name}. Received: {value}")
+    return value
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment, falling back to the defaults."""
+    data_dir = Path(os.environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
+    cache_dir = Path(
+        os.environ.get("CLASSIFIER_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME)
+    )
+    database_url = os.environ.get("CLASSIFIER_DATABASE_URL") or (
+        f"sqlite:///{data_dir / 'history.db'}"
+    )
+    return Settings(
+        max_bytes=_int_env("CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),
+        max_pixels=_int_env("CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+        database_url=database_url,
+        default_model=os.environ.get("CLASSIFIER_MODEL") or DEFAULT_MODEL,
+        num_threads=_int_env("CLASSIFIER_THREADS", min(4, os.cpu_count() or 1)),
+    )
