@@ -1,0 +1,191 @@
+"""Inference runtime: LiteRT (XNNPACK) on a .tflite exported once, Keras as fallback.
+
+The first load of a model builds it with Keras and exports it with
+`model.export(path, format="litert")` into the cache directory; every later
+load, in any process, opens that file with LiteRT alone and never imports
+TensorFlow. The file name carries a key of the model, its weights file (name,
+size, modification time) and ENGINE_FORMAT, so new weights build a new file.
+
+Where LiteRT is not installed (e.g. Windows), a compiled `tf.function` runs the
+Keras model instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from classifier import zoo
+from classifier.config import get_settings
+
+ENGINE_FORMAT = 1
+
+
+class Engine(Protocol):
+    """Runs a preprocessed float32 batch (N, size, size, 3) to probabilities (N, 1000)."""
+
+    backend: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class LiteRTEngine:
+    """A LiteRT interpreter over one .tflite file; safe to share between threads.
+
+    Images run one per invoke: XNNPACK gains nothing from batching on a CPU, and
+    some exported graphs (MobileNetV3's) cannot be resized to another batch size.
+    """
+
+    backend = "LiteRT"
+
+    def __init__(self, path: Path, num_threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = path
+        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        # One interpreter holds one set of buffers: calls from Streamlit's threads take turns.
+        self._lock = threading.Lock()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        out = np.empty((len(batch), 1000), dtype=np.float32)
+        with self._lock:
+            for i in range(len(batch)):
+                self._interpreter.set_tensor(self._input, batch[i : i + 1])
+                self._interpreter.invoke()
+                out[i] = self._interpreter.get_tensor(self._output)[0]
+        return out
+
+
+class KerasEngine:
+    """A Keras model behind one compiled `tf.function`; never `model.predict` per image."""
+
+    backend = "Keras"
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        size = model.input_shape[1]
+        self._call = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(np.asarray(batch, dtype=np.float32)).numpy()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready engine and what a person should know about it."""
+
+    spec: zoo.ModelSpec
+    engine: Engine
+    requested: str
+    weights_source: str
+    notice: str
+    load_seconds: float
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def litert_available() -> bool:
+    """Tell whether the LiteRT runtime is installed."""
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def engine_path(name: str, weights_file: Path, cache_dir: Path) -> Path:
+    """Return the cache file of a model exported from one weights file."""
+    stat = weights_file.stat()
+    identity = f"{name}|{weights_file.name}|{stat.st_size}|{stat.st_mtime_ns}|{ENGINE_FORMAT}"
+    return cache_dir / f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.tflite"
+
+
+def cached_engine_path(name: str, cache_dir: Path | None = None) -> Path | None:
+    """Return the model's cached .tflite if it exists for its current weights, else None."""
+    spec = zoo.get_spec(name)
+    weights_file = spec.weights_file()
+    if not weights_file.is_file():
+        return None
+    path = engine_path(name, weights_file, cache_dir or get_settings().cache_dir)
+    return path if path.is_file() else None
+
+
+def export_litert(model, path: Path) -> Path:
+    """Export a Keras model to a .tflite file, atomically so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tflite")
+    try:
+        model.export(str(partial), format="litert", verbose=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def load_model(
+    name: str, *, cache_dir: Path | None = None, num_threads: int | None = None
+) -> LoadedModel:
+    """Load a zoo model with ImageNet weights, falling back to EfficientNet-Lite0 with a notice.
+
+    Raises:
+        ModelError: neither the model nor the fallback can be loaded.
+    """
+    started = time.perf_counter()
+    settings = get_settings()
+    cache_dir = cache_dir or settings.cache_dir
+    num_threads = num_threads or settings.num_threads
+    spec = zoo.get_spec(name)
+    status = zoo.weights_status(name)
+    notice = ""
+    if not status.available:
+        if spec.name == zoo.FALLBACK_MODEL:
+            raise zoo.ModelError(f"{spec.title} cannot be loaded: {status.reason}.")
+        fallback = zoo.get_spec(zoo.FALLBACK_MODEL)
+        notice = (
+            f"{spec.title} is not available here: {status.reason}. Using {fallback.title} instead."
+        )
+        spec, status = fallback, zoo.weights_status(fallback.name)
+        if not status.available:
+            raise zoo.ModelError(
+                f"{notice} But {fallback.title} cannot be loaded: {status.reason}."
+            )
+    try:
+        engine = _open_engine(spec, status.path, cache_dir, num_threads)
+    except zoo.ModelError:
+        raise
+    except Exception as exc:  # a failed build or download must reach the person as one message
+        raise zoo.ModelError(f"{spec.title} could not be loaded: {exc}") from exc
+    return LoadedModel(
+        spec=spec,
+        engine=engine,
+        requested=name,
+        weights_source=status.source,
+        notice=notice,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int) -> Engine:
+    if litert_available() and weights_file.is_file():
+        path = engine_path(spec.name, weights_file, cache_dir)
+        if path.is_file():
+            return LiteRTEngine(path, threads)
+    model = spec.build(weights_file)  # Keras models download their weights here if needed
+    if not litert_available():
+        return KerasEngine(model)
+    path = export_litert(model, engine_path(spec.name, weights_file, cache_dir))
+    return LiteRTEngine(path, threads)

@@ -1,0 +1,37 @@
+"""The 1000 ImageNet class names in model output order, shipped with the package.
+
+Source: `dist/imagenet_classes.js` of the npm package `@tensorflow-models/mobilenet`
+2.1.1 (Apache-2.0, Copyright 2019 Google LLC), converted to one line per class in
+`data/imagenet_classes.txt`. Each line holds the synonyms WordNet gives the class;
+the first one is the short label shown to people.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+NUM_CLASSES = 1000
+_DATA_FILE = Path(__file__).with_name("data") / "imagenet_classes.txt"
+
+
+@cache
+def full_names() -> tuple[str, ...]:
+    """Return every class's full synonym list, e.g. "tench, Tinca tinca"."""
+    names = tuple(_DATA_FILE.read_text(encoding="utf-8").splitlines())
+    if len(names) != NUM_CLASSES:
+        raise RuntimeError(f"Expected {NUM_CLASSES} class names. Received: {len(names)}")
+    return names
+
+
+@cache
+def labels() -> tuple[str, ...]:
+    """Return the short label of every class, e.g. "tench" for class 0."""
+    return tuple(name.split(",")[0].strip() for name in full_names())
+
+
+def label_of(index: int) -> str:
+    """Return the short label of one class index."""
+    if not 0 <= index < NUM_CLASSES:
+        raise ValueError(f"Expected a class index in [0, {NUM_CLASSES}). Received: {index}")
+    return labels()[index]

