@@ -1,0 +1,342 @@
+"""Turn uploaded bytes into a validated RGB picture, and pictures into model inputs.
+
+Every problem a person can cause (wrong kind of file, damaged file, too big, odd shape)
+is raised as an ImageError whose message says what happened and what to do next.
+
+Resizing policy, the only one in the project: `fit_to_input` takes the centred square
+whose side is `crop_fraction` (0.875) of the shorter side and resizes it to size x size
+with bilinear filtering. That is the classic ImageNet evaluation recipe "resize the
+shorter side to size / 0.875, then centre-crop size x size", done in a single
+`Image.resize(box=...)` call so that a very wide picture never becomes a huge
+intermediate. Decode with `min_side=min_side_for(size)` so that JPEG draft decoding
+never shrinks a photo below what that crop needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import math
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, features
+
+from classifier.config import get_settings
+
+CROP_FRACTION = 0.875
+MIN_SIDE_PIXELS = 8
+MAX_ASPECT_RATIO = 50
+THUMBNAIL_QUALITY = 80
+_TIMES = " \N{MULTIPLICATION SIGN} "
+_MB = 2**20  # the settings count megabytes in powers of two
+_MP = 1_000_000
+
+# Pillow format id -> the name people know; the order is the order shown in messages.
+_FORMAT_NAMES = {
+    "PNG": "PNG",
+    "JPEG": "JPEG",
+    "WEBP": "WebP",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "TIFF": "TIFF",
+    "HEIF": "HEIC",
+}
+ACCEPTED_FORMATS: tuple[str, ...] = tuple(_FORMAT_NAMES.values())
+# For the uploader's file picker only; decoding never looks at a file name.
+ACCEPTED_EXTENSIONS: tuple[str, ...] = (
+    "png",
+    "jpg",
+    "jpeg",
+    "webp",
+    "bmp",
+    "gif",
+    "tif",
+    "tiff",
+    "heic",
+    "heif",
+)
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+)
+# "BM" alone is too weak a signature (any text may start with it), so also require
+# one of the known DIB header sizes.
+_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+# pillow-heif is built without an AVIF decoder, so AVIF is named but not accepted.
+_AVIF_BRANDS = {b"avif", b"avis"}
+_QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_WIDE_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# What Pillow and its plugins raise on malformed input; anything else is our bug.
+_DECODER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ArithmeticError,
+    RuntimeError,
+)
+
+
+class ImageError(ValueError):
+    """A file that is not a picture we can read; the message tells a person what to do."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB picture plus facts about the file it came from."""
+
+    image: Image.Image  # RGB, EXIF orientation applied, possibly reduced by JPEG draft
+    format: str  # Pillow's id of the format detected from the content, e.g. "JPEG"
+    width: int  # size in the file header, after EXIF orientation
+    height: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Return the Pillow format id of an accepted picture, judged by magic bytes alone."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES:
+        return "BMP"
+    brands = _ftyp_brands(data)
+    if brands and brands[0] in _HEIF_BRANDS and not _AVIF_BRANDS.intersection(brands):
+        return "HEIF"
+    return None
+
+
+def decode_image(
+    data: bytes,
+    *,
+    min_side: int = 256,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+) -> DecodedImage:
+    """Decode uploaded bytes into an RGB picture, or raise ImageError saying why not.
+
+    Args:
+        data: The whole file.
+        min_side: JPEGs are decoded at a reduced scale when their shorter side stays at
+            least this long.
+        max_bytes: Largest accepted file; defaults to the `max_bytes` setting.
+        max_pixels: Largest accepted width * height; defaults to the `max_pixels` setting.
+    """
+    if min_side < 1:
+        raise ValueError(f"Expected min_side >= 1. Received: {min_side}")
+    if max_bytes is None:
+        max_bytes = get_settings().max_bytes
+    if max_pixels is None:
+        max_pixels = get_settings().max_pixels
+    if not data:
+        raise ImageError("The file is empty.")
+    if len(data) > max_bytes:
+        size, limit = _amount(len(data) / _MB, round_up=True), _amount(max_bytes / _MB)
+        raise ImageError(f"This file is {size} MB; the limit is {limit} MB.")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError(
+            f"This file is not a picture we can read (detected: {_describe_other(data)}). "
+            f"Accepted: {', '.join(ACCEPTED_FORMATS)}."
+        )
+    if fmt == "HEIF":
+        _register_heif_opener()
+    with _reading(fmt, max_pixels):
+        # Restricting formats stops Pillow from trying other parsers on the same bytes.
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+        width, height = image.size
+        _check_dimensions(width, height, max_pixels)  # from the header, nothing decoded yet
+        if fmt == "JPEG":
+            _request_draft(image, min_side)
+        image.load()
+        if image.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
+            width, height = height, width
+        ImageOps.exif_transpose(image, in_place=True)
+        rgb = _to_rgb(image)
+    return DecodedImage(image=rgb, format=fmt, width=width, height=height)
+
+
+def min_side_for(size: int, crop_fraction: float = CROP_FRACTION) -> int:
+    """Return the shorter side a picture needs so that `fit_to_input` never upsamples."""
+    return math.ceil(size / crop_fraction)
+
+
+def fit_to_input(image: Image.Image, size: int, crop_fraction: float = CROP_FRACTION) -> np.ndarray:
+    """Crop the centred square and resize it to a (size, size, 3) uint8 array."""
+    if image.mode != "RGB":
+        raise ValueError(f"Expected an RGB image. Received mode: {image.mode}")
+    if size < 1 or not 0 < crop_fraction <= 1:
+        raise ValueError(
+            f"Expected size >= 1 and 0 < crop_fraction <= 1. Received: {size}, {crop_fraction}"
+        )
+    width, height = image.size
+    side = min(width, height) * crop_fraction
+    left, top = (width - side) / 2, (height - side) / 2
+    # Pillow's bilinear filter widens with the scale factor, so downscaling is antialiased.
+    resized = image.resize(
+        (size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side)
+    )
+    return np.array(resized, dtype=np.uint8)
+
+
+def make_thumbnail(image: Image.Image, max_side: int = 256) -> bytes:
+    """Encode the picture, shrunk to at most `max_side` on its longest side, as WebP (or JPEG)."""
+    small = ImageOps.contain(image, (max_side, max_side)) if max(image.size) > max_side else image
+    buffer = io.BytesIO()
+    if features.check("webp"):
+        small.save(buffer, "WEBP", quality=THUMBNAIL_QUALITY)
+    else:
+        small.convert("RGB").save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _register_heif_opener() -> None:
+    """Teach Pillow to open HEIC the first time one arrives, keeping imports cheap."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+@contextlib.contextmanager
+def _reading(fmt: str, max_pixels: int) -> Iterator[None]:
+    """Turn whatever Pillow raises while reading into an ImageError a person can act on."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
+            # catch_warnings is process-wide, so a concurrent decode may briefly miss this
+            # filter; the header check against max_pixels below still applies.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        limit = _amount(min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels) / _MP)
+        raise ImageError(
+            f"This picture has too many pixels to open safely; the limit is {limit} MP."
+        ) from exc
+    except _DECODER_ERRORS as exc:
+        raise ImageError(
+            f"This {_FORMAT_NAMES[fmt]} file is incomplete or damaged; "
+            "try saving or downloading it again."
+        ) from exc
+
+
+def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
+    """Refuse oversized or absurdly shaped pictures before any pixel is decoded."""
+    if width * height > max_pixels:
+        size, limit = _amount(width * height / _MP, round_up=True), _amount(max_pixels / _MP)
+        raise ImageError(
+            f"This picture is {width:,}{_TIMES}{height:,} pixels ({size} MP); "
+            f"the limit is {limit} MP."
+        )
+    shorter, longer = sorted((width, height))
+    if shorter < MIN_SIDE_PIXELS or longer > MAX_ASPECT_RATIO * shorter:
+        raise ImageError(
+            f"This picture is {width:,}{_TIMES}{height:,} pixels, too small or too narrow to "
+            f"classify; use one at least {MIN_SIDE_PIXELS} pixels on each side and at most "
+            f"{MAX_ASPECT_RATIO} times longer than it is wide."
+        )
+
+
+def _request_draft(image: Image.Image, min_side: int) -> None:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale while the shorter side stays >= min_side."""
+    shorter = min(image.size)
+    if shorter <= min_side:
+        return
+    scale = min_side / shorter
+    # Pillow picks the largest reduction whose result still covers the requested size.
+    image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode to 8-bit RGB, putting transparent areas on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _WIDE_GREY_MODES:
+        # convert("L") would clip 16-bit values at 255; scale the full range down instead.
+        return _grey_from_array(np.asarray(image) / 257)
+    if image.mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        # Float pictures are usually 0..1; anything else is taken as 0..255.
+        in_unit_range = values.size > 0 and values.min() >= 0 and values.max() <= 1
+        return _grey_from_array(values * 255 if in_unit_range else values)
+    try:
+        if image.has_transparency_data:
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(
+            f"This picture uses the {image.mode} colour mode, which we cannot convert to "
+            "RGB; save it as an ordinary RGB PNG or JPEG."
+        ) from exc
+
+
+def _grey_from_array(values: np.ndarray) -> Image.Image:
+    """Round grey levels to 0..255 and return them as an RGB image."""
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def _ftyp_brands(data: bytes) -> list[bytes]:
+    """Return the major then compatible brands of an ISO-BMFF file, or [] if not one."""
+    if data[4:8] != b"ftyp":
+        return []
+    box_end = min(int.from_bytes(data[:4], "big"), len(data))
+    # Bytes 12..16 are the minor version, not a brand.
+    return [data[8:12]] + [data[i : i + 4] for i in range(16, box_end - 3, 4)]
+
+
+def _describe_other(data: bytes) -> str:
+    """Name the kind of a file that is not an accepted picture, for the error message."""
+    if data.startswith(b"%PDF-"):
+        return "PDF"
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "ZIP archive"
+    brands = _ftyp_brands(data)
+    if _AVIF_BRANDS.intersection(brands):
+        return "AVIF"
+    if brands:
+        return "MP4/QuickTime video"
+    head = data[:4096].removeprefix(b"\xef\xbb\xbf")
+    if not _looks_like_text(head):
+        return "unknown"
+    start = head.lstrip()[:1024].lower()
+    if b"<svg" in start:
+        return "SVG"
+    if start.startswith((b"<!doctype html", b"<html")):
+        return "HTML"
+    if start.startswith(b"<?xml"):
+        return "XML"
+    return "text"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Tell whether bytes are UTF-8 that is nearly all printable characters."""
+    text = head.decode("utf-8", errors="replace")
+    readable = sum(ch in "\t\n\r" or (ch.isprintable() and ch != "\ufffd") for ch in text)
+    return bool(text) and readable >= 0.95 * len(text)
+
+
+def _amount(value: float, *, round_up: bool = False) -> str:
+    """Format to one decimal; amounts round up and limits down, so they never print equal."""
+    tenths = round(value * 10, 6)  # so that 40.3 is not 40.30000000000001 before rounding
+    tenths = math.ceil(tenths) if round_up else math.floor(tenths)
+    return f"{tenths / 10:,.1f}".removesuffix(".0")
