@@ -44,7 +44,11 @@ class Timings:
 
 @dataclass(frozen=True)
 class Prediction:
-    """What the model said about one picture, and how it got there."""
+    """What the model said about one picture, and how it got there.
+
+    `image` is the picture as decoded (EXIF-rotated, RGB, possibly reduced by JPEG
+    draft decoding); `model_input` is the centre crop the network saw, as pixels.
+    """
 
     probabilities: np.ndarray = field(repr=False)
     top_k: tuple[TopClass, ...]
@@ -58,6 +62,7 @@ class Prediction:
     image_format: str
     width: int
     height: int
+    image: Image.Image = field(repr=False)
     model_input: np.ndarray = field(repr=False)
 
     @property
@@ -165,6 +170,7 @@ def classify_many(
                 image_format=decoded.format,
                 width=decoded.width,
                 height=decoded.height,
+                image=decoded.image,
                 model_input=pixels,
             )
     return results

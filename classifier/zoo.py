@@ -60,6 +60,7 @@ class ModelSpec:
     name: str
     title: str
     input_size: int
+    parameters: int
     preprocess: Callable[[np.ndarray], np.ndarray]
     weights_file: Callable[[], Path]
     build: Callable[[Path | None], keras.Model]
@@ -124,13 +125,16 @@ def _build_lite0(weights: Path | None) -> keras.Model:
 _KERAS_ORIGIN = "ImageNet weights from Keras applications (downloaded once, then cached)"
 
 
-def _keras_spec(name: str, title: str, class_name: str, weights_name: str, **kwargs) -> ModelSpec:
+def _keras_spec(
+    name: str, title: str, class_name: str, parameters: int, weights_name: str, **kwargs
+) -> ModelSpec:
     # Keras MobileNetV3 rescales pixels itself; V1 and V2 expect [-1, 1].
     v3 = "include_preprocessing" in kwargs
     return ModelSpec(
         name=name,
         title=title,
         input_size=224,
+        parameters=parameters,
         preprocess=keep_pixels if v3 else scale_to_unit_range,
         weights_file=lambda: keras_weights_path(weights_name),
         build=_keras_builder(class_name, **kwargs),
@@ -145,13 +149,15 @@ MODELS: dict[str, ModelSpec] = {
             "mobilenet_v2",
             "MobileNetV2",
             "MobileNetV2",
+            3_538_984,
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
         ),
-        _keras_spec("mobilenet", "MobileNet", "MobileNet", "mobilenet_1_0_224_tf.h5"),
+        _keras_spec("mobilenet", "MobileNet", "MobileNet", 4_253_864, "mobilenet_1_0_224_tf.h5"),
         _keras_spec(
             "mobilenet_v3_small",
             "MobileNetV3 Small",
             "MobileNetV3Small",
+            2_554_968,
             "weights_mobilenet_v3_small_224_1.0_float.h5",
             include_preprocessing=True,
         ),
@@ -159,6 +165,7 @@ MODELS: dict[str, ModelSpec] = {
             "mobilenet_v3_large",
             "MobileNetV3 Large",
             "MobileNetV3Large",
+            5_507_432,
             "weights_mobilenet_v3_large_224_1.0_float.h5",
             include_preprocessing=True,
         ),
@@ -166,6 +173,7 @@ MODELS: dict[str, ModelSpec] = {
             name=FALLBACK_MODEL,
             title="EfficientNet-Lite0",
             input_size=224,
+            parameters=4_694_024,
             preprocess=scale_lite,
             weights_file=lite0_weights_path,
             build=_build_lite0,

@@ -43,6 +43,7 @@ def test_litert_matches_keras(name, inputs, tmp_path):
     else:
         model = spec.build(None)  # the architecture; ImageNet weights are not to be had here
         randomize(model, np.random.default_rng(1))
+    assert model.count_params() == spec.parameters  # what the models page shows
     batch = spec.preprocess(inputs)
     expected = np.asarray(model(batch, training=False))
     path = engine.export_litert(model, tmp_path / f"{name}.tflite")

@@ -1,0 +1,159 @@
+"""What every page shares: the settings sidebar, cached models and predictions, the store."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass, replace
+
+import streamlit as st
+
+from classifier import engine, history, zoo
+from classifier.config import get_settings
+from classifier.predict import Prediction, classify
+
+PREVIEW_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sidebar's choices."""
+
+    model: str
+    top_k: int
+    threshold: float
+    save: bool
+    save_thumbnails: bool
+
+
+def _remember(key: str, default) -> None:
+    """Keep a widget's value when the person visits another page and comes back.
+
+    Streamlit forgets a widget's state on a page that does not draw it, so the
+    value lives under a second key and is copied back before the widget is drawn.
+    """
+    kept = f"kept_{key}"
+    st.session_state.setdefault(kept, default)
+    st.session_state[key] = st.session_state[kept]
+
+
+def _keep(key: str) -> None:
+    st.session_state[f"kept_{key}"] = st.session_state[key]
+
+
+def settings_sidebar() -> Settings:
+    """Draw the classifier settings in the sidebar and return them."""
+    defaults = {
+        "model": get_settings().default_model,
+        "top_k": 5,
+        "threshold": 0.25,
+        "save": True,
+        "save_thumbnails": True,
+    }
+    for key, default in defaults.items():
+        _remember(key, default)
+    with st.sidebar:
+        st.header("Settings")
+        st.selectbox(
+            "Model",
+            list(zoo.MODELS),
+            format_func=lambda name: zoo.MODELS[name].title,
+            key="model",
+            on_change=_keep,
+            args=("model",),
+            help="The ImageNet network that classifies your photos.",
+        )
+        st.slider("Classes to show", 1, 10, key="top_k", on_change=_keep, args=("top_k",))
+        st.slider(
+            "Confidence threshold",
+            0.0,
+            1.0,
+            step=0.05,
+            format="percent",
+            key="threshold",
+            on_change=_keep,
+            args=("threshold",),
+            help="Below this, the page says the model is unsure.",
+        )
+        st.toggle(
+            "Save to history",
+            key="save",
+            on_change=_keep,
+            args=("save",),
+            help="Keep each prediction on the History page.",
+        )
+        st.toggle(
+            "Save thumbnails",
+            key="save_thumbnails",
+            on_change=_keep,
+            args=("save_thumbnails",),
+            disabled=not st.session_state["save"],
+            help="Off: history keeps the labels but no picture.",
+        )
+    return Settings(**{key: st.session_state[key] for key in defaults})
+
+
+@st.cache_resource(show_spinner=False, max_entries=len(zoo.MODELS))
+def _load_model(name: str) -> engine.LoadedModel:
+    return engine.load_model(name)
+
+
+def load_model(name: str) -> engine.LoadedModel | None:
+    """Return the model's engine, loaded once per server; on failure show why and return None."""
+    title = zoo.get_spec(name).title
+    try:
+        if engine.cached_engine_path(name) is not None:
+            return _load_model(name)
+        with st.status(f"Preparing {title} (first use on this server)…", expanded=False) as status:
+            loaded = _load_model(name)
+            status.update(label=f"{loaded.spec.title} is ready", state="complete")
+            return loaded
+    except zoo.ModelError as exc:
+        st.error(str(exc))
+        return None
+
+
+def digest(data: bytes) -> str:
+    """Return the sha256 of some bytes in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
+    """Classify bytes once per (content, model); reruns and slider moves reuse the answer.
+
+    The bytes are not hashed by Streamlit (leading underscore): their sha256 is the key.
+    """
+    prediction = classify(_data, _load_model(model_name), top_k=10)
+    preview = prediction.image.copy()
+    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    return replace(prediction, image=preview)
+
+
+def thumbnail_uri(data: bytes | None) -> str | None:
+    """Return a data URI that `st.column_config.ImageColumn` can show."""
+    if not data:
+        return None
+    kind = "webp" if data[8:12] == b"WEBP" else "jpeg"
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def database_url() -> str:
+    """Return the history database URL: environment, then Streamlit secrets, then the default."""
+    if os.environ.get("CLASSIFIER_DATABASE_URL"):
+        return os.environ["CLASSIFIER_DATABASE_URL"]
+    try:
+        return st.secrets["connections"]["history"]["url"]
+    except (KeyError, FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        return get_settings().database_url
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> history.HistoryStore:
+    return history.HistoryStore(url)
+
+
+def store() -> history.HistoryStore:
+    """Return the server's history store (one connection pool shared by every session)."""
+    return _store(database_url())

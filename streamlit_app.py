@@ -1,0 +1,22 @@
+"""Entry point: page configuration and navigation; each page lives in pages/."""
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).parent / "pages"
+
+
+def main() -> None:
+    """Route to the page the person picked."""
+    st.set_page_config(page_title="Image classifier", page_icon="🔎", layout="wide")
+    st.navigation(
+        [
+            st.Page(PAGES / "classify.py", title="Classify", icon="🔎", default=True),
+            st.Page(PAGES / "history.py", title="History", icon="🗂️"),
+            st.Page(PAGES / "models.py", title="Models", icon="🧠"),
+        ]
+    ).run()
+
+
+main()

@@ -1,0 +1,192 @@
+"""The Streamlit app, driven with AppTest: pages, uploads, the chart, errors, settings."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from classifier import engine
+from tests.conftest import ROOT
+
+APP = str(ROOT / "streamlit_app.py")
+CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_app_state(tmp_path, monkeypatch, lite0):
+    """Each test gets its own history database and no cached predictions."""
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def engine_calls(monkeypatch) -> list[int]:
+    """Count how many images the LiteRT engine runs."""
+    calls: list[int] = []
+    original = engine.LiteRTEngine.run
+
+    def counting(self, batch):
+        calls.append(len(batch))
+        return original(self, batch)
+
+    monkeypatch.setattr(engine.LiteRTEngine, "run", counting)
+    return calls
+
+
+def start(model: str = "efficientnet_lite0") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="model").set_value(model).run()
+    return at
+
+
+def chart_rows(at: AppTest, number: int = 0):
+    """Return the data frame behind the page's nth Altair chart."""
+    proto = at.get("vega_lite_chart")[number].proto
+    return pa.ipc.open_stream(proto.datasets[0].data.data).read_all().to_pandas()
+
+
+@pytest.mark.parametrize("page", ["pages/classify.py", "pages/history.py", "pages/models.py"])
+def test_every_page_runs_without_exception(page):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert at.title
+
+
+def test_first_visit_explains_what_to_do():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert "Drop one or more photos" in at.info[0].value
+    assert not at.get("vega_lite_chart")
+
+
+def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("chelsea.png", chelsea_png, "image/png")).run()
+    assert not at.exception
+    headline = at.subheader[0].value
+    assert any(label in headline for label in CAT_CLASSES)
+    rows = chart_rows(at)
+    assert len(rows) == 5
+    assert list(rows["probability"]) == sorted(rows["probability"], reverse=True)
+    assert len(at.dataframe[0].value) == 5
+    assert "EfficientNet-Lite0 on LiteRT" in at.caption[-1].value or any(
+        "EfficientNet-Lite0 on LiteRT" in c.value for c in at.caption
+    )
+    assert engine_calls == [1]
+
+    at.sidebar.slider(key="top_k").set_value(3).run()
+    assert len(chart_rows(at)) == 3
+    assert len(at.dataframe[0].value) == 3
+    assert engine_calls == [1]  # the slider reused the cached prediction
+
+
+def test_file_name_and_size_are_shown_as_plain_text(coffee_jpeg):
+    name = "'); DROP TABLE x;-- <b>bold</b> *stars* [y](javascript:z).jpg"
+    at = start()
+    at.file_uploader(key="uploads").set_value((name, coffee_jpeg, "image/jpeg")).run()
+    texts = [t.value for t in at.text]
+    assert any(t.startswith(name + "\n") and "600×400 JPEG" in t for t in texts), texts
+
+
+def test_a_text_file_named_png_gets_the_librarys_message_and_the_photo_still_runs(chelsea_png):
+    at = start()
+    at.file_uploader(key="uploads").set_value(
+        [("cat.png", b"this is not a picture, just text\n", "image/png"),
+         ("chelsea.png", chelsea_png, "image/png")]
+    ).run()  # fmt: skip
+    assert not at.exception
+    [error] = at.error
+    assert "This file is not a picture we can read (detected: text)" in error.value
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["chelsea.png"]
+    assert table["top-1"][0] in CAT_CLASSES
+
+
+def test_several_files_get_a_table_and_one_expander_each(chelsea_png, coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(
+        [("chelsea.png", chelsea_png, "image/png"), ("coffee.jpg", coffee_jpeg, "image/jpeg")]
+    ).run()
+    table = at.dataframe[0].value
+    assert list(table["file"]) == ["chelsea.png", "coffee.jpg"]
+    assert table["top-1"][1] == "espresso"
+    assert table["picture"][0].startswith("data:image/webp;base64,")
+    labels = [e.label for e in at.expander if e.label.startswith("Picture")]
+    assert labels[1] == "Picture 2: espresso"
+    assert len(at.get("vega_lite_chart")) == 2
+
+
+def test_low_confidence_says_the_model_is_unsure(chelsea_png):
+    at = start()
+    at.sidebar.slider(key="threshold").set_value(0.9).run()
+    at.file_uploader(key="uploads").set_value(("chelsea.png", chelsea_png, "image/png")).run()
+    assert any(
+        "The model is unsure" in i.value and "1,000 ImageNet classes" in i.value for i in at.info
+    )
+
+
+def test_confident_prediction_has_no_unsure_message(coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    assert at.subheader[0].value.startswith("espresso")
+    assert not any("unsure" in i.value for i in at.info)
+
+
+def test_fallback_model_is_announced(chelsea_png):
+    at = start("mobilenet_v2")
+    at.file_uploader(key="uploads").set_value(("chelsea.png", chelsea_png, "image/png")).run()
+    assert any(
+        "MobileNetV2 is not available here" in w.value and "EfficientNet-Lite0 instead" in w.value
+        for w in at.warning
+    )
+    assert any(label in at.subheader[0].value for label in CAT_CLASSES)
+
+
+def test_an_example_photo_classifies_with_one_click():
+    at = start()
+    at.button_group(key="example").set_value("Coffee").run()
+    assert at.subheader[0].value.startswith("espresso")
+
+
+def test_what_the_model_saw_shows_the_input_crop(coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    [expander] = [e for e in at.expander if e.label == "What the model saw"]
+    [image] = expander.children.values()
+    assert image.proto.imgs[0].caption == "The 224×224 centre crop the network classified"
+
+
+def test_settings_survive_a_page_switch():
+    at = start()
+    at.sidebar.slider(key="top_k").set_value(7).run()
+    at.switch_page("pages/models.py").run()
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.slider(key="top_k").value == 7
+    assert at.sidebar.selectbox(key="model").value == "efficientnet_lite0"
+
+
+def test_models_page_lists_every_model():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/models.py").run()
+    table = at.dataframe[0].value
+    assert list(table["name"]) == [
+        "mobilenet_v2", "mobilenet", "mobilenet_v3_small", "mobilenet_v3_large",
+        "efficientnet_lite0",
+    ]  # fmt: skip
+    assert table.set_index("name").loc["efficientnet_lite0", "weights"] == "available"
+    assert table.set_index("name").loc["mobilenet_v2", "weights"] == "not available here"
+
+
+def test_models_page_measures_latency_on_demand():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/models.py").run()
+    at.button(key="measure_efficientnet_lite0").click().run()
+    assert any("ms per image" in s.value for s in at.success)
+    latency = at.dataframe[0].value.set_index("name").loc["efficientnet_lite0", "latency (ms)"]
+    assert latency > 0
