@@ -9,12 +9,19 @@ PAGES = Path(__file__).parent / "pages"
 
 def main() -> None:
     """Route to the page the person picked."""
-    st.set_page_config(page_title="Image classifier", page_icon="🔎", layout="wide")
+    st.set_page_config(
+        page_title="Image classifier", page_icon=":material/image_search:", layout="wide"
+    )
     st.navigation(
         [
-            st.Page(PAGES / "classify.py", title="Classify", icon="🔎", default=True),
-            st.Page(PAGES / "history.py", title="History", icon="🗂️"),
-            st.Page(PAGES / "models.py", title="Models", icon="🧠"),
+            st.Page(
+                PAGES / "classify.py",
+                title="Classify",
+                icon=":material/image_search:",
+                default=True,
+            ),
+            st.Page(PAGES / "history.py", title="History", icon=":material/history:"),
+            st.Page(PAGES / "models.py", title="Models", icon=":material/memory:"),
         ]
     ).run()
 

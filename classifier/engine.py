@@ -1,10 +1,11 @@
 """Inference runtime: LiteRT (XNNPACK) on a .tflite exported once, Keras as fallback.
 
-The first load of a model builds it with Keras and exports it with
-`model.export(path, format="litert")` into the cache directory; every later
-load, in any process, opens that file with LiteRT alone and never imports
-TensorFlow. The file name carries a key of the model, its weights file (name,
-size, modification time) and ENGINE_FORMAT, so new weights build a new file.
+The first load of a model builds it with Keras, answers with a compiled
+`tf.function` at once, and exports it with `model.export(path, format="litert")`
+into the cache directory in the background; every later load, in any process,
+opens that file with LiteRT alone and never imports TensorFlow. The file name
+carries a key of the model, its weights file (name, size, modification time) and
+ENGINE_FORMAT, so new weights build a new file.
 
 Where LiteRT is not installed (e.g. Windows), a compiled `tf.function` runs the
 Keras model instead.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -27,6 +29,7 @@ from classifier import zoo
 from classifier.config import get_settings
 
 ENGINE_FORMAT = 1
+log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
@@ -84,6 +87,41 @@ class KerasEngine:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._call(np.asarray(batch, dtype=np.float32)).numpy()
+
+
+class ExportingEngine:
+    """Answers with Keras at once while the LiteRT file is exported, then with LiteRT.
+
+    Used on a model's first-ever load, so the first answer costs no more than a
+    plain Keras start. The export thread is not a daemon: a short-lived process
+    (the CLI) finishes writing the file before it exits, and the next process
+    starts warm.
+    """
+
+    def __init__(self, model, path: Path, num_threads: int):
+        self._keras = KerasEngine(model)
+        self._litert: LiteRTEngine | None = None
+        self._thread = threading.Thread(
+            target=self._export, args=(model, path, num_threads), name=f"export {path.name}"
+        )
+        self._thread.start()
+
+    def _export(self, model, path: Path, num_threads: int) -> None:
+        try:
+            self._litert = LiteRTEngine(export_litert(model, path), num_threads)
+        except Exception:  # the Keras engine keeps answering; the next load retries
+            log.exception("Exporting %s failed; staying on Keras", path.name)
+
+    @property
+    def backend(self) -> str:
+        return self._litert.backend if self._litert else self._keras.backend
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return (self._litert or self._keras).run(batch)
+
+    def wait(self) -> None:
+        """Block until the export has finished (or failed)."""
+        self._thread.join()
 
 
 @dataclass(frozen=True)
@@ -187,5 +225,10 @@ def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threa
     model = spec.build(weights_file)  # Keras models download their weights here if needed
     if not litert_available():
         return KerasEngine(model)
-    path = export_litert(model, engine_path(spec.name, weights_file, cache_dir))
-    return LiteRTEngine(path, threads)
+    return ExportingEngine(model, engine_path(spec.name, weights_file, cache_dir), threads)
+
+
+def wait_for_export(loaded: LoadedModel) -> None:
+    """Block until a model's first-ever LiteRT export has finished, if one is running."""
+    if isinstance(loaded.engine, ExportingEngine):
+        loaded.engine.wait()

@@ -67,6 +67,9 @@ def photo_files(tmp_path_factory, chelsea_png, coffee_jpeg) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def lite0():
     """The real EfficientNet-Lite0, loaded once per run (exports its engine on first use)."""
+    from classifier.engine import wait_for_export
     from classifier.predict import get_model
 
-    return get_model("efficientnet_lite0")
+    loaded = get_model("efficientnet_lite0")
+    wait_for_export(loaded)  # tests below expect the LiteRT engine, not the interim Keras one
+    return loaded

@@ -78,8 +78,26 @@ def test_default_model_falls_back_to_lite0_offline_with_a_notice():
 
 def test_cached_engine_is_found_by_key(lite0):
     path = engine.cached_engine_path("efficientnet_lite0")
-    assert path is not None and path == lite0.engine.path
+    assert path is not None and path.is_file()
     assert engine.cached_engine_path("mobilenet_v2") is None  # no weights, no engine
+
+
+@pytest.mark.slow
+def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, coffee_jpeg):
+    from classifier.predict import classify
+
+    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    assert isinstance(loaded.engine, engine.ExportingEngine)
+    early = classify(coffee_jpeg, loaded)
+    assert early.top1.label == "espresso"
+    engine.wait_for_export(loaded)
+    assert loaded.engine.backend == "LiteRT"
+    assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is not None
+    late = classify(coffee_jpeg, loaded)
+    np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
+    assert isinstance(
+        engine.load_model("efficientnet_lite0", cache_dir=tmp_path).engine, engine.LiteRTEngine
+    )
 
 
 def test_new_weights_get_a_new_engine_file(tmp_path):
