@@ -1,0 +1,50 @@
+"""The repository keeps its promises to a new user: commands, CI, config, secrets."""
+
+import re
+import tomllib
+
+from classifier.config import DEFAULT_MAX_BYTES
+from tests.conftest import ROOT
+
+
+def quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands():
+    app, tests = quick_start_commands()
+    assert app == "pip install -r requirements.txt && streamlit run streamlit_app.py"
+    assert tests.startswith("pip install -r requirements-dev.txt && ")
+
+
+def test_ci_runs_the_readmes_test_command():
+    _, tests = quick_start_commands()
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci_lines
+
+
+def test_readme_screenshot_exists():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme):
+        assert (ROOT / image).is_file(), image
+
+
+def test_upload_limit_matches_the_librarys_byte_limit():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] * 2**20 == DEFAULT_MAX_BYTES
+    assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_secrets_are_ignored_and_an_example_ships():
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".streamlit/secrets.toml" in ignored
+    example = tomllib.loads((ROOT / ".streamlit" / "secrets.toml.example").read_text())
+    assert example["connections"]["history"]["url"].startswith("postgresql://")
+
+
+def test_requirements_use_tensorflow_cpu_on_linux_and_markers_elsewhere():
+    lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert any(ln.startswith("tensorflow-cpu") and 'sys_platform == "linux"' in ln for ln in lines)
+    assert any(ln.startswith("tensorflow>=") and 'sys_platform != "linux"' in ln for ln in lines)
