@@ -55,3 +55,76 @@ def probability_chart(frame: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=alt.Step(28))
     )
+
+
+def predictions_over_time_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Draw predictions per day from a frame with `day` and `count`."""
+    return (
+        alt.Chart(frame, title="Predictions per day")
+        .mark_bar(color=HIGHLIGHT)
+        .encode(
+            x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d")),
+            y=alt.Y("count:Q", title="Predictions"),
+            tooltip=[
+                alt.Tooltip("day:T", title="Day"),
+                alt.Tooltip("count:Q", title="Predictions"),
+            ],
+        )
+    )
+
+
+def frequent_labels_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Draw the most frequent top-1 labels from a frame with `label` and `count`."""
+    return (
+        alt.Chart(frame, title="Most frequent labels")
+        .mark_bar(color=HIGHLIGHT)
+        .encode(
+            x=alt.X("count:Q", title="Predictions"),
+            y=alt.Y("label:N", title=None, sort="-x"),
+            tooltip=[
+                alt.Tooltip("label:N", title="Label"),
+                alt.Tooltip("count:Q", title="Predictions"),
+            ],
+        )
+    )
+
+
+def confidence_histogram(frame: pd.DataFrame) -> alt.Chart:
+    """Draw how confident the top-1 answers were, from `bin_start`, `bin_end`, `count`."""
+    return (
+        alt.Chart(frame, title="Confidence of the top-1 answer")
+        .mark_bar(color=MUTED)
+        .encode(
+            x=alt.X("bin_start:Q", bin="binned", title="Confidence", axis=alt.Axis(format="%")),
+            x2="bin_end:Q",
+            y=alt.Y("count:Q", title="Predictions"),
+            tooltip=[
+                alt.Tooltip("bin_start:Q", title="From", format=".0%"),
+                alt.Tooltip("bin_end:Q", title="To", format=".0%"),
+                alt.Tooltip("count:Q", title="Predictions"),
+            ],
+        )
+    )
+
+
+def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Draw each model's share of correct answers among rated ones (`model`, `share_correct`)."""
+    return (
+        alt.Chart(frame, title="Accuracy from your feedback")
+        .mark_bar(color=HIGHLIGHT)
+        .encode(
+            x=alt.X(
+                "share_correct:Q",
+                title="Rated correct",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%"),
+            ),
+            y=alt.Y("model:N", title=None),
+            tooltip=[
+                alt.Tooltip("model:N", title="Model"),
+                alt.Tooltip("share_correct:Q", title="Correct", format=".0%"),
+                alt.Tooltip("correct:Q", title="Rated correct"),
+                alt.Tooltip("rated:Q", title="Rated"),
+            ],
+        )
+    )

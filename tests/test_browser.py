@@ -129,3 +129,24 @@ def test_upload_a_photo_then_a_corrupt_file(page, photo_files, tmp_path):
     alert.wait_for()
     page.screenshot(path=str(SCREENSHOTS / "classify-error.png"), full_page=True)
     assert "Traceback" not in page.content()
+
+
+def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
+    page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
+    page.locator("h3").filter(has_text="espresso").wait_for()
+    page.goto(f"{server}/history")
+    page.get_by_text("saved predictions match the filters").wait_for()
+    grid = page.locator("[data-testid='stDataFrame']").first
+    cells = grid.locator("[role='gridcell']")
+    cells.first.wait_for(state="attached")
+    # The grid draws on a canvas; its accessible cells carry the values, newest row first.
+    picture, _time, file_name, top1 = (cells.nth(i).inner_text() for i in range(4))
+    assert picture.startswith("data:image/webp;base64,")
+    assert (file_name, top1) == ("coffee.jpg", "espresso")
+    page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
+    page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "coffee.jpg" in exported and "espresso" in exported
