@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
 
-from classifier import engine, zoo
+from sqlalchemy.exc import SQLAlchemyError
+
+from classifier import engine, history, images, zoo
 from classifier.config import get_settings
 from classifier.predict import DEFAULT_TOP_K, Prediction, classify_many, get_model
 
@@ -36,8 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
+    predict.add_argument("--save", action="store_true", help="record the results in the history")
 
     commands.add_parser("models", help="list the models and what is available here")
+
+    past = commands.add_parser("history", help="export or clear the prediction history")
+    past_commands = past.add_subparsers(dest="history_command", required=True)
+    export = past_commands.add_parser("export", help="write every saved prediction")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
+    clear = past_commands.add_parser("clear", help="delete every saved prediction")
+    clear.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     return parser
 
 
@@ -84,6 +96,8 @@ def run_predict(args: argparse.Namespace) -> int:
             outcomes[slot] = f"cannot read the file ({exc.strerror or exc})"
     for slot, result in zip(slots, classify_many(contents, model, args.top_k), strict=True):
         outcomes[slot] = result if isinstance(result, Prediction) else str(result)
+    if args.save:
+        _save(args.files, contents, slots, outcomes)
 
     output, failed = [], 0
     for file, outcome in zip(args.files, outcomes, strict=True):
@@ -99,6 +113,58 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(output))
     return 1 if failed else 0
+
+
+def _save(
+    files: list[Path], contents: list[bytes], slots: list[int], outcomes: list[Prediction | str]
+) -> None:
+    """Record every successful prediction in the history; failures write nothing."""
+    records = [
+        history.NewRecord(
+            file_name=files[slot].name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=outcome.width,
+            height=outcome.height,
+            image_format=outcome.image_format,
+            model=outcome.model,
+            top_k=[
+                {"label": c.label, "index": c.index, "probability": c.probability}
+                for c in outcome.top_k
+            ],
+            inference_ms=outcome.timings.inference_ms,
+            thumbnail=images.make_thumbnail(outcome.image),
+        )
+        for slot, data in zip(slots, contents, strict=True)
+        if isinstance(outcome := outcomes[slot], Prediction)
+    ]
+    store = history.HistoryStore(get_settings().database_url)
+    try:
+        store.add_many(records)
+    finally:
+        store.dispose()
+    print(f"saved {len(records)} prediction(s) to the history", file=sys.stderr)
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """Export or clear the history kept in the configured database."""
+    if args.history_command == "clear" and not args.yes:
+        print(
+            "error: clearing deletes every saved prediction; add --yes to confirm", file=sys.stderr
+        )
+        return 2
+    store = history.HistoryStore(get_settings().database_url)
+    try:
+        if args.history_command == "clear":
+            print(f"deleted {store.clear()} prediction(s)", file=sys.stderr)
+            return 0
+        data = store.export_csv() if args.format == "csv" else store.export_json()
+    finally:
+        store.dispose()
+    if args.output:
+        args.output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
 
 
 def run_models(_args: argparse.Namespace) -> int:
@@ -118,8 +184,14 @@ def run_models(_args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     args = build_parser().parse_args(argv)
-    handlers = {"predict": run_predict, "models": run_models}
+    handlers = {"predict": run_predict, "models": run_models, "history": run_history}
     try:
         return handlers[args.command](args)
+    except (history.HistoryError, SQLAlchemyError) as exc:
+        print(f"error: the history database cannot be used: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

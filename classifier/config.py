@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +43,34 @@ def _int_env(name: str, default: int) -> int:
     return value
 
 
+def secrets_database_url() -> str | None:
+    """Return `[connections.history] url` from the project's `.streamlit/secrets.toml`, if set.
+
+    The app reads the same value through `st.secrets`; this lets the command line
+    use the same database without Streamlit.
+    """
+    for folder in dict.fromkeys((Path.cwd(), PROJECT_ROOT)):
+        path = folder / ".streamlit" / "secrets.toml"
+        if path.is_file():
+            try:
+                return tomllib.loads(path.read_text(encoding="utf-8"))["connections"]["history"][
+                    "url"
+                ]
+            except (KeyError, TypeError, tomllib.TOMLDecodeError):
+                return None
+    return None
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment, falling back to the defaults."""
     data_dir = Path(os.environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
     cache_dir = Path(
         os.environ.get("CLASSIFIER_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME)
     )
-    database_url = os.environ.get("CLASSIFIER_DATABASE_URL") or (
-        f"sqlite:///{data_dir / 'history.db'}"
+    database_url = (
+        os.environ.get("CLASSIFIER_DATABASE_URL")
+        or secrets_database_url()
+        or f"sqlite:///{data_dir / 'history.db'}"
     )
     return Settings(
         max_bytes=_int_env("CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),

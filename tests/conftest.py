@@ -20,10 +20,11 @@ os.environ.update(
         "KERAS_HOME": str(_SANDBOX / "keras"),  # no Keras weights cached: like a fresh machine
         "CLASSIFIER_CACHE_DIR": str(_SANDBOX / "engines"),  # engines exported once per run
         "CLASSIFIER_DATA_DIR": str(_SANDBOX / "data"),
+        # Never a developer's own history (or a secrets.toml pointing elsewhere).
+        "CLASSIFIER_DATABASE_URL": f"sqlite:///{_SANDBOX / 'data' / 'history.db'}",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
 )
-os.environ.pop("CLASSIFIER_DATABASE_URL", None)
 os.environ.pop("CLASSIFIER_MODEL", None)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,14 @@
 """`python -m classifier`: real runs in a subprocess, as a person would type them."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from classifier import zoo
+from classifier.history import HistoryStore
 from tests.conftest import ROOT
 
 CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
@@ -128,3 +130,66 @@ def test_models_lists_every_model_with_its_state(lite0):
     assert "engine     cached: " in blocks["efficientnet_lite0"]
     assert "weights    missing" in blocks["mobilenet_v2"]
     assert "engine     not built yet" in blocks["mobilenet_v2"]
+
+
+@pytest.fixture
+def history_url(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli-history.db'}"
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", url)
+    return url
+
+
+def test_predict_save_records_only_the_successes(lite0, photo_files, bad_files, history_url):
+    done = run_cli(
+        "predict", "--model", "efficientnet_lite0", "--save",
+        str(photo_files["coffee"]), str(bad_files["pdf"][0]), str(photo_files["chelsea"]),
+    )  # fmt: skip
+    assert done.returncode == 1  # one file failed
+    store = HistoryStore(history_url)
+    rows = store.list(sort="oldest", limit=None)
+    store.dispose()
+    assert [(r.file_name, r.model) for r in rows] == [
+        ("coffee.jpg", "efficientnet_lite0"),
+        ("chelsea.png", "efficientnet_lite0"),
+    ]
+    assert rows[0].top1_label == "espresso"
+    assert rows[0].thumbnail[8:12] == b"WEBP"
+
+
+def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path):
+    assert run_cli("predict", "--model", "efficientnet_lite0", "--save",
+                   str(photo_files["coffee"])).returncode == 0  # fmt: skip
+
+    csv_out = run_cli("history", "export", "--format", "csv")
+    assert csv_out.returncode == 0, csv_out.stderr
+    header, row = csv_out.stdout.splitlines()
+    assert header.startswith("id,created_at,file_name,")
+    assert "coffee.jpg" in row and "espresso" in row
+
+    target = tmp_path / "out.json"
+    assert run_cli("history", "export", "--format", "json", "--output", str(target)).returncode == 0
+    [entry] = json.loads(target.read_text(encoding="utf-8"))
+    assert entry["file_name"] == "coffee.jpg"
+    assert entry["top1_label"] == "espresso"
+
+    refused = run_cli("history", "clear")
+    assert refused.returncode == 2
+    assert "--yes" in refused.stderr
+    assert len(json.loads(run_cli("history", "export", "--format", "json").stdout)) == 1
+
+    assert run_cli("history", "clear", "--yes").returncode == 0
+    assert json.loads(run_cli("history", "export", "--format", "json").stdout) == []
+
+
+def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLASSIFIER_DATABASE_URL")
+    url = f"sqlite:///{tmp_path / 'from-secrets.db'}"
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(f'[connections.history]\nurl = "{url}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier", "history", "clear", "--yes"],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "from-secrets.db").is_file()
