@@ -15,7 +15,6 @@ from classifier.config import get_settings
 from classifier.engine import LoadedModel, load_model
 
 DEFAULT_TOP_K = 5
-BATCH_SIZE = 16
 
 ImageInput = bytes | Image.Image | images.DecodedImage
 
@@ -117,60 +116,49 @@ def classify(
         ImageError: the bytes are not a picture we can read.
         ModelError: the model (and its fallback) cannot be loaded.
     """
-    result = classify_many([image], model, top_k)[0]
-    if isinstance(result, images.ImageError):
-        raise result
-    return result
+    loaded = model if isinstance(model, LoadedModel) else get_model(model)
+    size = loaded.spec.input_size
+    decoded, decode_ms = _decode(image, size)
+
+    started = time.perf_counter()
+    pixels = images.fit_to_input(decoded.image, size)
+    batch = loaded.spec.preprocess(pixels[np.newaxis].astype(np.float32))
+    preprocess_ms = (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    probabilities = loaded.engine.run(batch)[0]
+    inference_ms = (time.perf_counter() - started) * 1000
+    return Prediction(
+        probabilities=probabilities,
+        top_k=rank(probabilities, top_k),
+        model=loaded.name,
+        model_title=loaded.spec.title,
+        requested_model=loaded.requested,
+        weights_source=loaded.weights_source,
+        notice=loaded.notice,
+        backend=loaded.engine.backend,
+        timings=Timings(decode_ms, preprocess_ms, inference_ms),
+        image_format=decoded.format,
+        width=decoded.width,
+        height=decoded.height,
+        image=decoded.image,
+        model_input=pixels,
+    )
 
 
 def classify_many(
-    items: Sequence[ImageInput],
-    model: str | LoadedModel | None = None,
-    top_k: int = DEFAULT_TOP_K,
-    batch_size: int = BATCH_SIZE,
+    items: Sequence[ImageInput], model: str | LoadedModel | None = None, top_k: int = DEFAULT_TOP_K
 ) -> list[Prediction | images.ImageError]:
-    """Classify several pictures in batches; a picture that fails gets its ImageError."""
+    """Classify several pictures one by one; a picture that fails gets its ImageError.
+
+    One at a time on purpose: LiteRT on a CPU is no faster per image in batches,
+    and only one decoded picture is held in memory at once.
+    """
     loaded = model if isinstance(model, LoadedModel) else get_model(model)
-    size = loaded.spec.input_size
     results: list[Prediction | images.ImageError] = []
-    for start in range(0, len(items), batch_size):
-        prepared = []
-        for item in items[start : start + batch_size]:
-            try:
-                decoded, decode_ms = _decode(item, size)
-            except images.ImageError as exc:
-                results.append(exc)
-                continue
-            started = time.perf_counter()
-            pixels = images.fit_to_input(decoded.image, size)
-            prepare_ms = (time.perf_counter() - started) * 1000
-            prepared.append((len(results), decoded, pixels, decode_ms, prepare_ms))
-            results.append(None)  # filled below
-        if not prepared:
-            continue
-        started = time.perf_counter()
-        batch = loaded.spec.preprocess(np.stack([p[2] for p in prepared]).astype(np.float32))
-        scale_ms = (time.perf_counter() - started) * 1000 / len(prepared)
-        started = time.perf_counter()
-        probabilities = loaded.engine.run(batch)
-        inference_ms = (time.perf_counter() - started) * 1000 / len(prepared)
-        for (slot, decoded, pixels, decode_ms, prepare_ms), probs in zip(
-            prepared, probabilities, strict=True
-        ):
-            results[slot] = Prediction(
-                probabilities=probs,
-                top_k=rank(probs, top_k),
-                model=loaded.name,
-                model_title=loaded.spec.title,
-                requested_model=loaded.requested,
-                weights_source=loaded.weights_source,
-                notice=loaded.notice,
-                backend=loaded.engine.backend,
-                timings=Timings(decode_ms, prepare_ms + scale_ms, inference_ms),
-                image_format=decoded.format,
-                width=decoded.width,
-                height=decoded.height,
-                image=decoded.image,
-                model_input=pixels,
-            )
+    for item in items:
+        try:
+            results.append(classify(item, loaded, top_k))
+        except images.ImageError as exc:
+            results.append(exc)
     return results

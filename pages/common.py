@@ -99,16 +99,20 @@ def _load_model(name: str) -> engine.LoadedModel:
     return engine.load_model(name)
 
 
+_ready: set[str] = set()  # models this server process has loaded
+
+
 def load_model(name: str) -> engine.LoadedModel | None:
     """Return the model's engine, loaded once per server; on failure show why and return None."""
-    title = zoo.get_spec(name).title
     try:
-        if engine.cached_engine_path(name) is not None:
+        if name in _ready:
             return _load_model(name)
-        with st.status(f"Preparing {title} (first use on this server)…", expanded=False) as status:
+        title = zoo.get_spec(name).title
+        with st.status(f"Loading {title}…", expanded=False) as status:
             loaded = _load_model(name)
             status.update(label=f"{loaded.spec.title} is ready", state="complete")
-            return loaded
+        _ready.add(name)
+        return loaded
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None

@@ -190,3 +190,10 @@ def test_models_page_measures_latency_on_demand():
     assert any("ms per image" in s.value for s in at.success)
     latency = at.dataframe[0].value.set_index("name").loc["efficientnet_lite0", "latency (ms)"]
     assert latency > 0
+
+
+def test_use_camera_shows_the_camera():
+    at = start()
+    assert not at.camera_input
+    at.toggle(key="use_camera").set_value(True).run()
+    assert at.camera_input[0].label == "Take a photo"

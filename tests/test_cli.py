@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from classifier import zoo
 from classifier.history import HistoryStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, encode
+from tests.test_images import patch_png_size
 
 CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
 
@@ -27,11 +29,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory, coffee_jpeg):
     folder = tmp_path_factory.mktemp("bad")
+    small_png = encode(np.zeros((10, 10, 3), np.uint8))
     files = {
         "empty": (b"", "empty"),
         "text": (b"just some words\n" * 20, "text"),
         "pdf": (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n%%EOF\n", "PDF"),
         "truncated": (coffee_jpeg[: len(coffee_jpeg) // 3], "incomplete or damaged"),
+        "oversize": (coffee_jpeg + b"\0" * 50_000, "the limit is"),
+        "bomb": (patch_png_size(small_png, 50_000, 50_000), "too many pixels"),
+        "absurd": (encode(np.zeros((1, 5000, 3), np.uint8)), "5,000"),
     }
     written = {}
     for name, (content, expected) in files.items():
@@ -78,8 +84,14 @@ def test_text_output_lists_the_top_classes(lite0, photo_files):
     assert "EfficientNet-Lite0" in done.stdout
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "pdf", "truncated"])
-def test_bad_files_fail_with_one_line_and_the_others_still_run(lite0, photo_files, bad_files, kind):
+@pytest.mark.parametrize(
+    "kind", ["empty", "text", "pdf", "truncated", "oversize", "bomb", "absurd"]
+)
+def test_bad_files_fail_with_one_line_and_the_others_still_run(
+    lite0, photo_files, bad_files, kind, monkeypatch
+):
+    # The coffee photo is about 80 KB: a 100 KB limit passes it and refuses the padded copy.
+    monkeypatch.setenv("CLASSIFIER_MAX_BYTES", str(100_000))
     path, expected = bad_files[kind]
     done = run_cli(
         "predict", "--model", "efficientnet_lite0", "--json", str(path), str(photo_files["coffee"])

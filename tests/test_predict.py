@@ -122,8 +122,8 @@ def test_one_bad_file_does_not_stop_the_others(lite0, chelsea_png, coffee_jpeg):
     assert results[2].top1.label == "espresso"
 
 
-def test_batches_give_the_same_answers_as_single_calls(lite0, chelsea_png, coffee_jpeg):
-    many = classify_many([chelsea_png, coffee_jpeg] * 3, lite0, batch_size=4)
+def test_many_give_the_same_answers_as_single_calls(lite0, chelsea_png, coffee_jpeg):
+    many = classify_many([chelsea_png, coffee_jpeg] * 3, lite0)
     single = classify(coffee_jpeg, lite0)
     assert [r.top1.label for r in many[1::2]] == ["espresso"] * 3
     np.testing.assert_allclose(many[3].probabilities, single.probabilities, atol=1e-6)
