@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from classifier import engine, history, images, zoo
+from classifier import engine, history, zoo
 from classifier.config import get_settings
 from classifier.predict import DEFAULT_TOP_K, Prediction, classify_many, get_model
 
@@ -120,20 +119,7 @@ def _save(
 ) -> None:
     """Record every successful prediction in the history; failures write nothing."""
     records = [
-        history.NewRecord(
-            file_name=files[slot].name,
-            sha256=hashlib.sha256(data).hexdigest(),
-            width=outcome.width,
-            height=outcome.height,
-            image_format=outcome.image_format,
-            model=outcome.model,
-            top_k=[
-                {"label": c.label, "index": c.index, "probability": c.probability}
-                for c in outcome.top_k
-            ],
-            inference_ms=outcome.timings.inference_ms,
-            thumbnail=images.make_thumbnail(outcome.image),
-        )
+        outcome.to_record(files[slot].name, data, top_k=len(outcome.top_k))
         for slot, data in zip(slots, contents, strict=True)
         if isinstance(outcome := outcomes[slot], Prediction)
     ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -13,6 +15,9 @@ from PIL import Image
 from classifier import images, labels
 from classifier.config import get_settings
 from classifier.engine import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from classifier import history
 
 DEFAULT_TOP_K = 5
 
@@ -67,6 +72,27 @@ class Prediction:
     @property
     def top1(self) -> TopClass:
         return self.top_k[0]
+
+    def to_record(
+        self, file_name: str, data: bytes, top_k: int, with_thumbnail: bool = True
+    ) -> history.NewRecord:
+        """Return the history row of this prediction of `data`, keeping its top-k classes."""
+        from classifier import history  # SQLAlchemy and pandas: only for callers that save
+
+        return history.NewRecord(
+            file_name=file_name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            width=self.width,
+            height=self.height,
+            image_format=self.image_format,
+            model=self.model,
+            top_k=[
+                {"label": c.label, "index": c.index, "probability": c.probability}
+                for c in self.top(top_k)
+            ],
+            inference_ms=self.timings.inference_ms,
+            thumbnail=images.make_thumbnail(self.image) if with_thumbnail else None,
+        )
 
     def top(self, k: int) -> tuple[TopClass, ...]:
         """Return the k most probable classes, best first."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from classifier import charts, history, images, labels, zoo
+from classifier import charts, images, labels, zoo
 from classifier.predict import Prediction
 from pages import common
 
@@ -80,19 +80,8 @@ def save(upload: Upload, prediction: Prediction, settings: common.Settings) -> i
     key = (upload.key, prediction.model)
     if key in saved or not settings.save:
         return saved.get(key)
-    record = history.NewRecord(
-        file_name=upload.name,
-        sha256=common.digest(upload.data),
-        width=prediction.width,
-        height=prediction.height,
-        image_format=prediction.image_format,
-        model=prediction.model,
-        top_k=[
-            {"label": c.label, "index": c.index, "probability": c.probability}
-            for c in prediction.top(settings.top_k)
-        ],
-        inference_ms=prediction.timings.inference_ms,
-        thumbnail=images.make_thumbnail(prediction.image) if settings.save_thumbnails else None,
+    record = prediction.to_record(
+        upload.name, upload.data, settings.top_k, with_thumbnail=settings.save_thumbnails
     )
     try:
         saved[key] = common.store().add(record)

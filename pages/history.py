@@ -145,24 +145,20 @@ def show_table(
         args=(store, selected),
         icon=":material/delete:",
     )
-    csv_col.download_button(
-        f"Download CSV ({count:,})",
-        data=partial(store.export_csv, filters, sort),
-        file_name="predictions.csv",
-        mime="text/csv",
-        key="h_csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
-    json_col.download_button(
-        f"Download JSON ({count:,})",
-        data=partial(store.export_json, filters, sort),
-        file_name="predictions.json",
-        mime="application/json",
-        key="h_json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    exports = {
+        "CSV": (store.export_csv, "text/csv"),
+        "JSON": (store.export_json, "application/json"),
+    }
+    for column, (kind, (export, mime)) in zip((csv_col, json_col), exports.items(), strict=True):
+        column.download_button(
+            f"Download {kind} ({count:,})",
+            data=partial(export, filters, sort),  # built only when clicked
+            file_name=f"predictions.{kind.lower()}",
+            mime=mime,
+            key=f"h_{kind.lower()}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
     clear_col.button(
         "Clear history…",
         key="h_clear",
