@@ -13,6 +13,7 @@ Keras model instead.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import logging
@@ -90,37 +91,51 @@ class KerasEngine:
 
 
 class ExportingEngine:
-    """Answers with Keras at once while the LiteRT file is exported, then with LiteRT.
+    """Answers with Keras at once, exports the LiteRT file, then answers with LiteRT.
 
     Used on a model's first-ever load, so the first answer costs no more than a
-    plain Keras start. The export thread is not a daemon: a short-lived process
-    (the CLI) finishes writing the file before it exits, and the next process
-    starts warm.
+    plain Keras start: the model runs eagerly (tracing a `tf.function` would cost
+    more than the few calls made before the file is ready), and the export starts
+    only after the first answer, so the two do not share the CPU. The export
+    thread is not a daemon: a short-lived process (the CLI) finishes writing the
+    file before it exits, and the next process starts warm.
     """
 
+    backend_while_exporting = "Keras"
+
     def __init__(self, model, path: Path, num_threads: int):
-        self._keras = KerasEngine(model)
+        self._model = model
         self._litert: LiteRTEngine | None = None
         self._thread = threading.Thread(
-            target=self._export, args=(model, path, num_threads), name=f"export {path.name}"
+            target=self._export, args=(path, num_threads), name=f"export {path.name}"
         )
-        self._thread.start()
+        self._start_lock = threading.Lock()
 
-    def _export(self, model, path: Path, num_threads: int) -> None:
+    def _export(self, path: Path, num_threads: int) -> None:
         try:
-            self._litert = LiteRTEngine(export_litert(model, path), num_threads)
-        except Exception:  # the Keras engine keeps answering; the next load retries
+            self._litert = LiteRTEngine(export_litert(self._model, path), num_threads)
+        except Exception:  # Keras keeps answering; the next process retries the export
             log.exception("Exporting %s failed; staying on Keras", path.name)
+
+    def _start_export(self) -> None:
+        with self._start_lock:
+            if self._thread.ident is None:  # not started yet
+                self._thread.start()
 
     @property
     def backend(self) -> str:
-        return self._litert.backend if self._litert else self._keras.backend
+        return self._litert.backend if self._litert else self.backend_while_exporting
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return (self._litert or self._keras).run(batch)
+        if self._litert is not None:
+            return self._litert.run(batch)
+        probabilities = np.asarray(self._model(np.asarray(batch, np.float32), training=False))
+        self._start_export()
+        return probabilities
 
     def wait(self) -> None:
-        """Block until the export has finished (or failed)."""
+        """Start the export if no answer has yet, and block until it has finished (or failed)."""
+        self._start_export()
         self._thread.join()
 
 
@@ -223,6 +238,10 @@ def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threa
         if path.is_file():
             return LiteRTEngine(path, threads)
     model = spec.build(weights_file)  # Keras models download their weights here if needed
+    # Keras makes Streamlit clear its session after every script run, and each clear
+    # runs a full garbage collection over TensorFlow's many objects (~0.2 s a rerun).
+    # Freezing what exists now keeps those collections small.
+    gc.freeze()
     if not litert_available():
         return KerasEngine(model)
     return ExportingEngine(model, engine_path(spec.name, weights_file, cache_dir), threads)

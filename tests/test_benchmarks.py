@@ -1,0 +1,69 @@
+"""The benchmark harness runs end to end in its quick mode and reports every row.
+
+Timings are not asserted: they depend on the machine. BENCHMARKS.md holds a full run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+MODELS = ("mobilenet_v2", "efficientnet_lite0")
+INFERENCE = (
+    "app engine (LiteRTEngine)",
+    "raw LiteRT Interpreter",
+    "Keras model.predict",
+    "tf.function (KerasEngine)",
+)
+INPUTS = ("12 MP JPEG", "1 MP PNG", "small JPEG")
+END_TO_END = ("app classify()", "naive (Pillow full decode + resize + model.predict)")
+EXPECTED_ROWS = {
+    *(("Inference, 1 image", f"{model} · {way}") for model in MODELS for way in INFERENCE),
+    *(("End to end, bytes → top-k", f"{name} · {way}") for name in INPUTS for way in END_TO_END),
+    ("Batch", "classify_many(list of bytes)"),
+    ("Cold start, to first prediction", "app, warm engine cache"),
+    ("Cold start, to first prediction", "app, empty engine cache"),
+    ("Cold start, to first prediction", "naive process (TensorFlow + Keras + predict)"),
+    ("Memory, peak RSS", "app process, default model"),
+    ("Page", "classify page rerun, cached prediction"),
+    ("Page", "history store list(limit=50) + count, label filter"),
+    ("Page", "history page first render"),
+}
+# Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page.
+TARGETED_ROWS = 8
+
+
+@pytest.mark.slow
+def test_quick_benchmark_reports_every_row(tmp_path):
+    results = tmp_path / "results.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    rows = json.loads(results.read_text())
+    assert {(row["group"], row["name"]) for row in rows} >= EXPECTED_ROWS
+    for row in rows:
+        stats = [row[key] for key in ("median", "q1", "q3", "min", "max")]
+        assert all(math.isfinite(value) and value > 0 for value in stats), row
+        assert row["min"] <= row["median"] <= row["max"], row
+        if row["baseline"]:
+            assert math.isfinite(row["ratio"]) and row["ratio"] > 0, row
+    targeted = [row for row in rows if row["target"]]
+    assert len(targeted) == TARGETED_ROWS
+    assert all(isinstance(row["met"], bool) for row in targeted)
+
+    table = finished.stdout
+    assert "| group | measurement | median |" in table
+    assert all(f"| {name} |" in table for _, name in EXPECTED_ROWS)
+    assert f"Targets met: {sum(row['met'] for row in targeted)} of {TARGETED_ROWS}." in table
