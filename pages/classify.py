@@ -87,19 +87,25 @@ def save(upload: Upload, prediction: Prediction, settings: common.Settings) -> i
         saved[key] = common.store().add(record)
     except Exception as exc:  # the prediction stands; the person learns it was not kept
         log.exception("Saving to history failed")
-        st.warning(f"This prediction could not be saved to the history: {exc}")
+        st.warning(
+            "This prediction could not be saved to the history "
+            f"({type(exc).__name__}; the server log has the details)."
+        )
         return None
     return saved[key]
 
 
 def store_feedback(row_id: int) -> None:
-    """Write the thumbs and the corrected label of one prediction to its history row."""
-    thumbs = st.session_state.get(f"feedback_{row_id}")
+    """Write the thumbs, and with a thumbs-down the corrected label, to the history row."""
+    verdict = {1: "correct", 0: "wrong"}.get(st.session_state.get(f"feedback_{row_id}"))
+    if verdict != "wrong":
+        st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
-    verdict = {1: "correct", 0: "wrong"}.get(thumbs)
-    if corrected:
-        verdict = "wrong"
-    common.store().set_feedback(row_id, verdict, corrected if verdict == "wrong" else None)
+    try:
+        common.store().set_feedback(row_id, verdict, corrected)
+    except Exception:  # the person keeps classifying; the server log has the details
+        log.exception("Saving feedback failed")
+        st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
 
 
 def feedback(row_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
@@ -51,7 +52,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
         low, high = st.slider(
             "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="percent", key="h_confidence"
         )
-        days = st.date_input("Dates", value=(), key="h_dates", format="YYYY-MM-DD")
+        days = st.date_input("Dates (UTC)", value=(), key="h_dates", format="YYYY-MM-DD")
         feedback = st.selectbox(
             "Feedback", list(FEEDBACK_TITLES), format_func=FEEDBACK_TITLES.get, key="h_feedback"
         )
@@ -70,9 +71,9 @@ def filter_sidebar() -> tuple[history.Filters, str]:
 
 
 def delete_rows(store: history.HistoryStore, ids: list[int]) -> None:
-    """Delete the selected rows and forget the selection."""
+    """Delete the selected rows; the next view of the table starts with no selection."""
     deleted = store.delete(ids)
-    st.session_state.pop("h_table", None)
+    st.session_state["h_deletions"] = st.session_state.get("h_deletions", 0) + 1
     st.toast(f"Deleted {deleted} prediction{'s' if deleted != 1 else ''}.")
 
 
@@ -80,7 +81,6 @@ def clear_all(store: history.HistoryStore) -> None:
     """Delete every prediction, after the person confirmed."""
     deleted = store.clear()
     st.session_state["h_confirm_clear"] = False
-    st.session_state.pop("h_table", None)
     st.toast(f"Cleared the history ({deleted:,} predictions).")
 
 
@@ -112,12 +112,21 @@ def show_table(
     pages = max(1, math.ceil(count / page_size))
     if st.session_state.get("h_page", 1) > pages:
         st.session_state["h_page"] = pages
-    page = page_col.number_input("Page", 1, pages, key="h_page", help=f"{pages:,} pages")
+    page = page_col.number_input("Page", 1, pages, key="h_page")
+    st.caption(f"Page {page:,} of {pages:,}")
     records = store.list(filters, sort, limit=page_size, offset=(page - 1) * page_size)
     frame = records_frame(records)
+    # The table's selection is a list of row positions. A new key for every view
+    # (filters, sort, page, each deletion) starts it empty, so a tick never moves
+    # to another row.
+    view = repr((filters, sort, page, page_size, st.session_state.get("h_deletions", 0)))
+    key = f"h_table_{zlib.crc32(view.encode()):08x}"
+    # Positions refer to the rows as drawn when the person clicked, which another
+    # session's new prediction may have shifted since: resolve them against those.
+    drawn_before = st.session_state.get("h_drawn", {}).get(key, [])
     event = st.dataframe(
         frame,
-        key="h_table",
+        key=key,
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
@@ -135,7 +144,8 @@ def show_table(
             "corrected": st.column_config.TextColumn("Corrected label"),
         },
     )
-    selected = [int(frame["id"].iloc[i]) for i in event.selection.rows if i < len(frame)]
+    selected = [drawn_before[i] for i in event.selection.rows if i < len(drawn_before)]
+    st.session_state["h_drawn"] = {key: [int(i) for i in frame["id"]]}
     delete_col, csv_col, json_col, clear_col = st.columns(4)
     delete_col.button(
         f"Delete {len(selected)} selected" if selected else "Delete selected",

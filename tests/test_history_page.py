@@ -125,11 +125,43 @@ def test_delete_removes_exactly_the_selected_rows(seeded):
     remaining = {r.id for r in seeded.list(limit=None)}
     assert remaining == {ids[0], ids[2]}
     assert caption_count(at) == "2 of 2 saved predictions match the filters."
+    assert at.button(key="h_delete").label == "Delete selected"  # nothing left ticked
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda at: at.sidebar.text_input(key="h_label").set_value("tabby"),
+        lambda at: at.sidebar.selectbox(key="h_sort").set_value("oldest"),
+        lambda at: at.selectbox(key="h_page_size").set_value(10),
+    ],
+    ids=["filter", "sort", "page-size"],
+)
+def test_a_selection_never_moves_to_other_rows_when_the_view_changes(seeded, change):
+    at = history_page()
+    _select_rows(at, [0])
+    at.run()
+    assert at.button(key="h_delete").label == "Delete 1 selected"
+    change(at).run()
+    assert at.button(key="h_delete").label == "Delete selected"
+    assert at.button(key="h_delete").disabled
+
+
+def test_a_selection_means_the_rows_the_person_saw(seeded):
+    at = history_page()
+    seen = list(at.dataframe[0].value["id"])
+    seeded.add(record("newcomer", 0.5))  # another session saves while this one looks
+    _select_rows(at, [0])
+    at.run()
+    at.button(key="h_delete").click().run()
+    assert seeded.get(seen[0]) is None
+    assert seeded.count() == 4  # the newcomer is still there
 
 
 def _select_rows(at: AppTest, rows: list[int]) -> None:
     """Select table rows the way the browser reports a selection."""
-    at.session_state["h_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    key = at.dataframe[0].key
+    at.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
 
 
 def test_clear_asks_for_confirmation_first(seeded):
@@ -208,6 +240,11 @@ def test_feedback_and_corrected_label_land_on_the_row(store, chelsea_png):
     row = store.get(saved.id)
     assert (row.feedback, row.corrected_label) == ("wrong", "lynx")
     assert store.count() == 1
+
+    at.feedback(key=f"feedback_{saved.id}").set_value(1).run()  # changed their mind
+    row = store.get(saved.id)
+    assert (row.feedback, row.corrected_label) == ("correct", None)
+    assert f"correction_{saved.id}" not in [box.key for box in at.selectbox]
 
 
 def test_a_failed_classification_saves_nothing(store):
