@@ -116,6 +116,8 @@ class ExportingEngine:
             self._litert = LiteRTEngine(export_litert(self._model, path), num_threads)
         except Exception:  # Keras keeps answering; the next process retries the export
             log.exception("Exporting %s failed; staying on Keras", path.name)
+            return
+        self._model = None  # set after _litert, so run() never sees neither; frees the Keras model
 
     def _start_export(self) -> None:
         with self._start_lock:
@@ -127,9 +129,10 @@ class ExportingEngine:
         return self._litert.backend if self._litert else self.backend_while_exporting
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        if self._litert is not None:
+        model = self._model  # read first: once it is None, _litert is set
+        if model is None or self._litert is not None:
             return self._litert.run(batch)
-        probabilities = np.asarray(self._model(np.asarray(batch, np.float32), training=False))
+        probabilities = np.asarray(model(np.asarray(batch, np.float32), training=False))
         self._start_export()
         return probabilities
 
@@ -217,7 +220,7 @@ def load_model(
                 f"{notice} But {fallback.title} cannot be loaded: {status.reason}."
             )
     try:
-        engine = _open_engine(spec, status.path, cache_dir, num_threads)
+        engine = _shared_engine(spec, status.path, cache_dir, num_threads)
     except zoo.ModelError:
         raise
     except Exception as exc:  # a failed build or download must reach the person as one message
@@ -230,6 +233,24 @@ def load_model(
         notice=notice,
         load_seconds=time.perf_counter() - started,
     )
+
+
+_engines: dict[tuple[str, Path, int], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _shared_engine(
+    spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int
+) -> Engine:
+    """Open each model's engine once per process, whichever names asked for it.
+
+    Every model that falls back asks for EfficientNet-Lite0: they share one engine.
+    """
+    key = (spec.name, cache_dir, threads)
+    with _engines_lock:
+        if key not in _engines:
+            _engines[key] = _open_engine(spec, weights_file, cache_dir, threads)
+        return _engines[key]
 
 
 def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int) -> Engine:

@@ -13,7 +13,7 @@ from classifier import engine, history, zoo
 from classifier.config import get_settings
 from classifier.predict import Prediction, classify
 
-PREVIEW_SIDE = 1024
+PREVIEW_SIDE = 640  # the picture kept with a cached prediction, for display and thumbnails
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
     """Classify bytes once per (content, model); reruns and slider moves reuse the answer.
 

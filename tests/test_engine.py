@@ -95,9 +95,13 @@ def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, coffee_j
     assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is not None
     late = classify(coffee_jpeg, loaded)
     np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
-    assert isinstance(
-        engine.load_model("efficientnet_lite0", cache_dir=tmp_path).engine, engine.LiteRTEngine
-    )
+
+
+def test_models_that_fall_back_share_one_engine(lite0):
+    first = engine.load_model("mobilenet_v2")
+    second = engine.load_model("mobilenet_v3_small")
+    assert first.requested == "mobilenet_v2" and second.requested == "mobilenet_v3_small"
+    assert first.engine is second.engine is lite0.engine
 
 
 def test_new_weights_get_a_new_engine_file(tmp_path):
