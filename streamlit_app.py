@@ -4,6 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from classifier.config import get_settings
+
 PAGES = Path(__file__).parent / "pages"
 
 
@@ -12,6 +14,11 @@ def main() -> None:
     st.set_page_config(
         page_title="Image classifier", page_icon=":material/image_search:", layout="wide"
     )
+    try:
+        get_settings()
+    except ValueError as exc:  # a mistyped environment variable: say which, not a traceback
+        st.error(f"The app is misconfigured: {exc}")
+        st.stop()
     st.navigation(
         [
             st.Page(

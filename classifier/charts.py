@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from classifier import labels
 from classifier.predict import TopClass
 
 HIGHLIGHT = "#E4572E"
@@ -16,16 +17,14 @@ MUTED = "#9AA5B1"
 def top_k_frame(top_k: Sequence[TopClass]) -> pd.DataFrame:
     """Return one row per ranked class: rank, label, class index, probability.
 
-    Two ImageNet classes share a short name ("crane", "maillot"); such labels get
-    their class index so the chart keeps them apart.
+    Labels are the unique display labels, so two classes that share a short name
+    ("crane", "maillot") stay apart in the chart.
     """
-    names = [c.label for c in top_k]
+    shown = labels.display_labels()
     return pd.DataFrame(
         {
             "rank": range(1, len(top_k) + 1),
-            "label": [
-                f"{c.label} (#{c.index})" if names.count(c.label) > 1 else c.label for c in top_k
-            ],
+            "label": [shown[c.index] for c in top_k],
             "index": [c.index for c in top_k],
             "probability": [c.probability for c in top_k],
         }
@@ -63,7 +62,7 @@ def predictions_over_time_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame, title="Predictions per day")
         .mark_bar(color=HIGHLIGHT)
         .encode(
-            x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d")),
+            x=alt.X("yearmonthdate(day):T", title=None, axis=alt.Axis(format="%b %d")),
             y=alt.Y("count:Q", title="Predictions"),
             tooltip=[
                 alt.Tooltip("day:T", title="Day"),

@@ -55,7 +55,16 @@ class _LazyTensor:
     stride: tuple[int, ...]
 
     def materialize(self) -> np.ndarray:
-        assert self.storage.data is not None
+        """Copy the tensor out of its storage, refusing views that reach outside it."""
+        if self.storage.data is None:
+            raise CheckpointError("A tensor refers to a storage the checkpoint does not hold.")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride, strict=True))
+        if (
+            self.offset < 0
+            or min(self.stride, default=0) < 0
+            or (all(self.shape) and last >= self.storage.numel)
+        ):
+            raise CheckpointError("A tensor reaches outside its storage.")
         base = self.storage.data[self.offset :]
         itemsize = base.dtype.itemsize
         strides = tuple(s * itemsize for s in self.stride)
@@ -108,9 +117,12 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             keys = _RestrictedUnpickler(f, storages).load()
             for key in keys:
                 storage = storages[key]
-                count = int(np.frombuffer(f.read(8), dtype="<i8")[0])
+                header = f.read(8)
+                if len(header) != 8:
+                    raise CheckpointError(f"{path} is truncated.")
+                count = int.from_bytes(header, "little", signed=True)
                 itemsize = np.dtype(storage.dtype).itemsize
-                raw = f.read(count * itemsize)
+                raw = f.read(count * itemsize) if 0 <= count == storage.numel else b""
                 if count != storage.numel or len(raw) != count * itemsize:
                     raise CheckpointError(f"{path} is truncated.")
                 storage.data = np.frombuffer(raw, dtype=storage.dtype)

@@ -11,7 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import engine, history, zoo
 from classifier.config import get_settings
-from classifier.predict import DEFAULT_TOP_K, Prediction, classify_many, get_model
+from classifier.images import ImageError
+from classifier.predict import DEFAULT_TOP_K, Prediction, classify, get_model
 
 
 def _top_k(value: str) -> int:
@@ -76,7 +77,7 @@ def _as_text(file: Path, prediction: Prediction) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Classify each file; report bad files on stderr and keep going."""
+    """Classify each file in turn; report bad files on stderr and keep going."""
     try:
         model = get_model(args.model)
     except zoo.ModelError as exc:
@@ -85,44 +86,36 @@ def run_predict(args: argparse.Namespace) -> int:
     if model.notice:
         print(f"note: {model.notice}", file=sys.stderr)
 
-    outcomes: list[Prediction | str] = [""] * len(args.files)
-    contents, slots = [], []
-    for slot, file in enumerate(args.files):
+    entries, records, failed = [], [], 0
+    for file in args.files:  # one at a time: only one decoded picture is held at once
         try:
-            contents.append(file.read_bytes())
-            slots.append(slot)
+            data = file.read_bytes()
+            prediction = classify(data, model, args.top_k)
         except OSError as exc:
-            outcomes[slot] = f"cannot read the file ({exc.strerror or exc})"
-    for slot, result in zip(slots, classify_many(contents, model, args.top_k), strict=True):
-        outcomes[slot] = result if isinstance(result, Prediction) else str(result)
-    if args.save:
-        _save(args.files, contents, slots, outcomes)
-
-    output, failed = [], 0
-    for file, outcome in zip(args.files, outcomes, strict=True):
-        if isinstance(outcome, Prediction):
-            output.append(_as_json(file, outcome) if args.json else _as_text(file, outcome))
+            message = f"cannot read the file ({exc.strerror or exc})"
+        except ImageError as exc:
+            message = str(exc)
+        else:
+            if args.json:
+                entries.append(_as_json(file, prediction))
+            else:
+                print(_as_text(file, prediction), end="\n\n", flush=True)
+            if args.save:
+                records.append(prediction.to_record(file.name, data, top_k=args.top_k))
             continue
         failed += 1
-        print(f"{file}: {outcome}", file=sys.stderr)
+        print(f"{file}: {message}", file=sys.stderr)
         if args.json:
-            output.append({"file": str(file), "error": outcome})
+            entries.append({"file": str(file), "error": message})
     if args.json:
-        print(json.dumps(output, indent=2))
-    else:
-        print("\n\n".join(output))
+        print(json.dumps(entries, indent=2))
+    if records:
+        _save(records)
     return 1 if failed else 0
 
 
-def _save(
-    files: list[Path], contents: list[bytes], slots: list[int], outcomes: list[Prediction | str]
-) -> None:
-    """Record every successful prediction in the history; failures write nothing."""
-    records = [
-        outcome.to_record(files[slot].name, data, top_k=len(outcome.top_k))
-        for slot, data in zip(slots, contents, strict=True)
-        if isinstance(outcome := outcomes[slot], Prediction)
-    ]
+def _save(records: list[history.NewRecord]) -> None:
+    """Record the successful predictions in the configured history."""
     store = history.HistoryStore(get_settings().database_url)
     try:
         store.add_many(records)
@@ -169,6 +162,11 @@ def run_models(_args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
+    try:
+        get_settings()
+    except ValueError as exc:  # a mistyped environment variable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     handlers = {"predict": run_predict, "models": run_models, "history": run_history}
     try:

@@ -37,9 +37,13 @@ def _int_env(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"Expected an integer in ${name}. Received: {raw!r}") from None
+        raise ValueError(
+            f"Expected an integer in the environment variable {name}. Received: {raw!r}"
+        ) from None
     if value <= 0:
-        raise ValueError(f"Expected a positive integer in ${name}. Received: {value}")
+        raise ValueError(
+            f"Expected a positive integer in the environment variable {name}. Received: {value}"
+        )
     return value
 
 

@@ -19,7 +19,6 @@ import functools
 import io
 import math
 import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -218,16 +217,14 @@ def _register_heif_opener() -> None:
 @contextlib.contextmanager
 def _reading(fmt: str, max_pixels: int) -> Iterator[None]:
     """Turn whatever Pillow raises while reading into an ImageError a person can act on."""
+    # No warnings filter here: filters are process-wide and Streamlit decodes in several
+    # threads. The header check against max_pixels refuses big pictures before decoding;
+    # only pictures past twice Pillow's own limit fail earlier, inside Image.open.
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
-            # catch_warnings is process-wide, so a concurrent decode may briefly miss this
-            # filter; the header check against max_pixels below still applies.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
+        yield
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         limit = _amount(min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels) / _MP)
         raise ImageError(
             f"This picture has too many pixels to open safely; the limit is {limit} MP."
@@ -241,6 +238,8 @@ def _reading(fmt: str, max_pixels: int) -> Iterator[None]:
 
 def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
     """Refuse oversized or absurdly shaped pictures before any pixel is decoded."""
+    # Pillow's own bomb limit caps a configured max_pixels that is higher still.
+    max_pixels = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
     if width * height > max_pixels:
         size, limit = _amount(width * height / _MP, round_up=True), _amount(max_pixels / _MP)
         raise ImageError(

@@ -30,6 +30,15 @@ def labels() -> tuple[str, ...]:
     return tuple(name.split(",")[0].strip() for name in full_names())
 
 
+@cache
+def display_labels() -> tuple[str, ...]:
+    """Return each class's label as shown to people, unique: "crane (#134)" where two share one."""
+    names = labels()
+    return tuple(
+        f"{name} (#{index})" if names.count(name) > 1 else name for index, name in enumerate(names)
+    )
+
+
 def label_of(index: int) -> str:
     """Return the short label of one class index."""
     if not 0 <= index < NUM_CLASSES:

@@ -177,8 +177,9 @@ def classify_many(
 ) -> list[Prediction | images.ImageError]:
     """Classify several pictures one by one; a picture that fails gets its ImageError.
 
-    One at a time on purpose: LiteRT on a CPU is no faster per image in batches,
-    and only one decoded picture is held in memory at once.
+    One at a time on purpose: LiteRT on a CPU is no faster per image in batches.
+    Each prediction keeps its decoded picture, so for many large files call
+    `classify` in a loop and keep only what you need.
     """
     loaded = model if isinstance(model, LoadedModel) else get_model(model)
     results: list[Prediction | images.ImageError] = []

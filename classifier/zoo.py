@@ -243,6 +243,5 @@ def weights_status(name: str) -> WeightsStatus:
         False,
         spec.weights_origin,
         path,
-        f"its ImageNet weights are not in the Keras cache ({path}) and cannot be "
-        f"downloaded: {unreachable}",
+        f"its ImageNet weights are not in the Keras cache and cannot be downloaded: {unreachable}",
     )

@@ -28,7 +28,12 @@ class Upload:
 
 
 def collect_uploads() -> list[Upload]:
-    """Draw the inputs (uploader, camera, examples) and return the pictures they hold."""
+    """Draw the inputs (uploader, camera, examples) and return the pictures they hold.
+
+    Streamlit empties the uploader when the person visits another page; the last
+    pictures are kept in the session and shown again on return.
+    """
+    returning = "uploads" not in st.session_state and "kept_pictures" in st.session_state
     files = st.file_uploader(
         "Drop photos here",
         type=list(images.ACCEPTED_EXTENSIONS),
@@ -49,6 +54,11 @@ def collect_uploads() -> list[Upload]:
         uploads.append(
             Upload(f"example-{file_name}", file_name, (EXAMPLES_DIR / file_name).read_bytes())
         )
+    if returning and not uploads:
+        uploads = st.session_state["kept_pictures"]
+        if uploads:
+            st.caption("Your last pictures, kept while you were on another page.")
+    st.session_state["kept_pictures"] = uploads
     return uploads
 
 
@@ -117,7 +127,7 @@ def feedback(row_id: int) -> None:
     if thumbs == 0:
         st.selectbox(
             "What is it really?",
-            labels.labels(),
+            labels.display_labels(),
             index=None,
             placeholder="Type to search the 1,000 classes…",
             key=f"correction_{row_id}",
@@ -177,12 +187,13 @@ def show_many(results: list[tuple[Upload, Prediction | str]], settings: common.S
     """Render a summary table of several pictures, then one expander per picture."""
     rows = [
         {
+            "#": number,
             "picture": common.thumbnail_uri(images.make_thumbnail(outcome.image, 96)),
             "file": upload.name,
             "top-1": outcome.top1.label,
             "confidence": outcome.top1.probability,
         }
-        for upload, outcome in results
+        for number, (upload, outcome) in enumerate(results, start=1)
         if isinstance(outcome, Prediction)
     ]
     if rows:
@@ -190,6 +201,7 @@ def show_many(results: list[tuple[Upload, Prediction | str]], settings: common.S
             pd.DataFrame(rows),
             hide_index=True,
             column_config={
+                "#": st.column_config.NumberColumn("#", width="small"),
                 "picture": st.column_config.ImageColumn("Picture", width="small"),
                 "file": st.column_config.TextColumn("File"),
                 "top-1": st.column_config.TextColumn("Top-1"),
@@ -204,7 +216,7 @@ def show_many(results: list[tuple[Upload, Prediction | str]], settings: common.S
                 show(upload, outcome, settings)
         else:
             with st.container(border=True):
-                st.text(upload.name)
+                st.text(f"Picture {number}: {upload.name}")
                 st.error(outcome)
 
 

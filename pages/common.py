@@ -42,6 +42,12 @@ def _keep(key: str) -> None:
     st.session_state[f"kept_{key}"] = st.session_state[key]
 
 
+def model_title(name: str) -> str:
+    """Return a model's title, marked when this server would answer with the fallback."""
+    title = zoo.MODELS[name].title
+    return title if zoo.weights_status(name).available else f"{title} (not available here)"
+
+
 def settings_sidebar() -> Settings:
     """Draw the classifier settings in the sidebar and return them."""
     defaults = {
@@ -58,7 +64,7 @@ def settings_sidebar() -> Settings:
         st.selectbox(
             "Model",
             list(zoo.MODELS),
-            format_func=lambda name: zoo.MODELS[name].title,
+            format_func=model_title,
             key="model",
             on_change=_keep,
             args=("model",),
@@ -99,20 +105,12 @@ def _load_model(name: str) -> engine.LoadedModel:
     return engine.load_model(name)
 
 
-_ready: set[str] = set()  # models this server process has loaded
-
-
 def load_model(name: str) -> engine.LoadedModel | None:
     """Return the model's engine, loaded once per server; on failure show why and return None."""
     try:
-        if name in _ready:
+        # A spinner shows only if loading takes a moment: the first use on this server.
+        with st.spinner(f"Loading {zoo.get_spec(name).title}…"):
             return _load_model(name)
-        title = zoo.get_spec(name).title
-        with st.status(f"Loading {title}…", expanded=False) as status:
-            loaded = _load_model(name)
-            status.update(label=f"{loaded.spec.title} is ready", state="complete")
-        _ready.add(name)
-        return loaded
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None

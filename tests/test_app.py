@@ -59,6 +59,16 @@ def test_every_page_runs_without_exception(page):
     assert at.title
 
 
+def test_a_mistyped_setting_is_a_message_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_MAX_BYTES", "20MB")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert (
+        "environment variable CLASSIFIER_MAX_BYTES" in at.error[0].value
+        and "'20MB'" in at.error[0].value
+    )
+
+
 def test_first_visit_explains_what_to_do():
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert "Drop one or more photos" in at.info[0].value
@@ -114,6 +124,7 @@ def test_several_files_get_a_table_and_one_expander_each(chelsea_png, coffee_jpe
         [("chelsea.png", chelsea_png, "image/png"), ("coffee.jpg", coffee_jpeg, "image/jpeg")]
     ).run()
     table = at.dataframe[0].value
+    assert list(table["#"]) == [1, 2]
     assert list(table["file"]) == ["chelsea.png", "coffee.jpg"]
     assert table["top-1"][1] == "espresso"
     assert table["picture"][0].startswith("data:image/webp;base64,")
@@ -162,6 +173,29 @@ def test_what_the_model_saw_shows_the_input_crop(coffee_jpeg):
     assert image.proto.imgs[0].caption == "The 224×224 centre crop the network classified"
 
 
+def test_pictures_survive_a_page_switch(coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    at.switch_page("pages/history.py").run()
+    at.switch_page("pages/classify.py").run()
+    assert at.subheader[0].value.startswith("espresso")
+    assert any("kept while you were on another page" in c.value for c in at.caption)
+
+
+def test_removing_the_pictures_empties_the_page(coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    at.file_uploader(key="uploads").set_value(None).run()
+    assert "Drop one or more photos" in at.info[0].value
+
+
+def test_unavailable_models_are_marked_in_the_picker():
+    at = start()
+    picker = at.sidebar.selectbox(key="model")
+    assert "MobileNetV2 (not available here)" in picker.options
+    assert "EfficientNet-Lite0" in picker.options
+
+
 def test_settings_survive_a_page_switch():
     at = start()
     at.sidebar.slider(key="top_k").set_value(7).run()
@@ -187,9 +221,20 @@ def test_models_page_measures_latency_on_demand():
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/models.py").run()
     at.button(key="measure_efficientnet_lite0").click().run()
-    assert any("ms per image" in s.value for s in at.success)
+    [result] = at.success
+    assert "ms per image on LiteRT, median of 20 runs" in result.value
     latency = at.dataframe[0].value.set_index("name").loc["efficientnet_lite0", "latency (ms)"]
     assert latency > 0
+
+
+def test_measuring_a_fallback_model_says_who_answered():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/models.py").run()
+    at.button(key="measure_mobilenet_v2").click().run()
+    [result] = at.success
+    assert "(by EfficientNet-Lite0)" in result.value
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["mobilenet_v2", "latency (ms)"] > 0
 
 
 def test_use_camera_shows_the_camera():

@@ -146,7 +146,13 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
     page.screenshot(path=str(SCREENSHOTS / "history.png"), full_page=True)
 
+    # The export holds exactly the rows the filters select.
+    page.get_by_label("Label contains").fill("espresso")
+    page.get_by_label("Label contains").press("Enter")
+    page.get_by_text("1 of 2 saved predictions match the filters.").wait_for()
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download CSV").click()
-    exported = Path(download.value.path()).read_text(encoding="utf-8")
-    assert "coffee.jpg" in exported and "espresso" in exported
+        page.get_by_role("button", name="Download CSV (1)").click()
+    header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert header.startswith("id,created_at,file_name,")
+    assert len(rows) == 1
+    assert ",coffee.jpg," in rows[0] and ",espresso," in rows[0]

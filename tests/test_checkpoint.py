@@ -61,3 +61,13 @@ def test_rejects_a_truncated_checkpoint(tmp_path):
     path.write_bytes(lite0_weights_path().read_bytes()[:1_000_000])
     with pytest.raises(CheckpointError, match=r"truncated|not a readable"):
         load_state_dict(path)
+
+
+def test_refuses_a_tensor_that_reaches_outside_its_storage():
+    from classifier.checkpoint import _LazyTensor, _Storage
+
+    storage = _Storage(np.float32, 4, np.arange(4, dtype=np.float32))
+    assert _LazyTensor(storage, 0, (2, 2), (2, 1)).materialize().tolist() == [[0, 1], [2, 3]]
+    for offset, shape, stride in [(3, (2,), (1,)), (0, (3, 2), (2, 1)), (-1, (1,), (1,))]:
+        with pytest.raises(CheckpointError, match="outside its storage"):
+            _LazyTensor(storage, offset, shape, stride).materialize()

@@ -127,6 +127,15 @@ def test_bad_usage_exits_2(args):
     assert "usage:" in done.stderr
 
 
+def test_a_mistyped_setting_is_one_line_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_THREADS", "two")
+    done = run_cli("models")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: Expected an integer in the environment variable CLASSIFIER_THREADS. Received: 'two'"
+    )
+
+
 def test_models_lists_every_model_with_its_state(lite0):
     done = run_cli("models")
     assert done.returncode == 0, done.stderr
