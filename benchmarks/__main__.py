@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="classifier-benchmarks-") as scratch_name:
         scratch = Path(scratch_name)
         configure_environment(scratch, args.cache_dir)
-        picture = scratch / "chelsea.jpg"
+        picture = scratch / "cat.jpg"
         picture.write_bytes(photos.end_to_end_inputs()["small JPEG"])
         rows: list[Row] = []
         rows += inference.run(scratch, quick=args.quick)

@@ -6,10 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage import data
 
-from benchmarks import lite0
+from benchmarks import lite0, photos
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import compare
 from classifier import engine, images, zoo
@@ -25,7 +23,7 @@ FUNCTION = "tf.function (KerasEngine)"
 
 def model_input(spec: zoo.ModelSpec) -> np.ndarray:
     """Return the cat photo as the model's preprocessed (1, size, size, 3) float32 batch."""
-    pixels = images.fit_to_input(Image.fromarray(data.chelsea()), spec.input_size)
+    pixels = images.fit_to_input(photos.sample_photo("cat"), spec.input_size)
     return spec.preprocess(pixels[np.newaxis].astype(np.float32))
 
 

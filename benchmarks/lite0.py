@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from classifier import engine, zoo
+from classifier.config import get_settings
 
 NAME = zoo.FALLBACK_MODEL
 
@@ -11,10 +14,12 @@ def load() -> engine.LoadedModel:
     """Return EfficientNet-Lite0 on LiteRT from the engine cache, as every warm process has it.
 
     A model's first-ever load answers with Keras while it exports the LiteRT file
-    in the background; wait for that file, then open it like a later process does.
+    in the background, and this process keeps that engine; wait for the file, then
+    open it the way a later process's load_model does.
     """
     loaded = engine.load_model(NAME)
     if isinstance(loaded.engine, engine.LiteRTEngine):
         return loaded
     engine.wait_for_export(loaded)
-    return engine.load_model(NAME)
+    path = engine.cached_engine_path(NAME)
+    return replace(loaded, engine=engine.LiteRTEngine(path, get_settings().num_threads))

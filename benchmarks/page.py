@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from PIL import Image
-from skimage import data
 from streamlit.testing.v1 import AppTest
 
 from benchmarks import lite0, photos
@@ -48,7 +46,7 @@ def seed_history(store: history.HistoryStore, count: int) -> None:
     """Fill the store with `count` plausible predictions spread over the last year."""
     rng = np.random.default_rng(0)
     names = labels.labels()
-    thumbnail = images.make_thumbnail(Image.fromarray(data.chelsea()))
+    thumbnail = images.make_thumbnail(photos.sample_photo("cat"))
     now = datetime.now(UTC)
     year = timedelta(days=365).total_seconds()
     for start in range(0, count, INSERT_CHUNK):

@@ -105,12 +105,18 @@ def _load_model(name: str) -> engine.LoadedModel:
     return engine.load_model(name)
 
 
+_loaded: set[str] = set()  # names this server process has loaded
+
+
 def load_model(name: str) -> engine.LoadedModel | None:
     """Return the model's engine, loaded once per server; on failure show why and return None."""
     try:
-        # A spinner shows only if loading takes a moment: the first use on this server.
-        with st.spinner(f"Loading {zoo.get_spec(name).title}…"):
+        if name in _loaded:  # a spinner costs ~20 ms a rerun: only the first load gets one
             return _load_model(name)
+        with st.spinner(f"Loading {zoo.get_spec(name).title}…"):
+            loaded = _load_model(name)
+        _loaded.add(name)
+        return loaded
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None
