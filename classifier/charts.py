@@ -12,6 +12,7 @@ from classifier.predict import TopClass
 
 HIGHLIGHT = "#E4572E"
 MUTED = "#9AA5B1"
+COUNT_AXIS = alt.Axis(format="d", tickMinStep=1)  # counts are whole numbers
 
 
 def top_k_frame(top_k: Sequence[TopClass]) -> pd.DataFrame:
@@ -62,8 +63,8 @@ def predictions_over_time_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame, title="Predictions per day")
         .mark_bar(color=HIGHLIGHT)
         .encode(
-            x=alt.X("yearmonthdate(day):T", title=None, axis=alt.Axis(format="%b %d")),
-            y=alt.Y("count:Q", title="Predictions"),
+            x=alt.X("yearmonthdate(day):O", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("count:Q", title="Predictions", axis=COUNT_AXIS),
             tooltip=[
                 alt.Tooltip("day:T", title="Day"),
                 alt.Tooltip("count:Q", title="Predictions"),
@@ -78,7 +79,7 @@ def frequent_labels_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame, title="Most frequent labels")
         .mark_bar(color=HIGHLIGHT)
         .encode(
-            x=alt.X("count:Q", title="Predictions"),
+            x=alt.X("count:Q", title="Predictions", axis=COUNT_AXIS),
             y=alt.Y("label:N", title=None, sort="-x"),
             tooltip=[
                 alt.Tooltip("label:N", title="Label"),
@@ -96,7 +97,7 @@ def confidence_histogram(frame: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("bin_start:Q", bin="binned", title="Confidence", axis=alt.Axis(format="%")),
             x2="bin_end:Q",
-            y=alt.Y("count:Q", title="Predictions"),
+            y=alt.Y("count:Q", title="Predictions", axis=COUNT_AXIS),
             tooltip=[
                 alt.Tooltip("bin_start:Q", title="From", format=".0%"),
                 alt.Tooltip("bin_end:Q", title="To", format=".0%"),

@@ -210,7 +210,7 @@ def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
     )
     accuracy = store.count_feedback_by_model(filters)
     if accuracy.empty:
-        right.info("Rate predictions with 👍 or 👎 on the Classify page to see accuracy here.")
+        right.info("Rate predictions as right or wrong on the Classify page to see accuracy here.")
     else:
         accuracy["model"] = accuracy["model"].map(
             lambda n: zoo.MODELS[n].title if n in zoo.MODELS else n

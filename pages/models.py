@@ -69,16 +69,21 @@ st.dataframe(
                 for name in zoo.MODELS
             ],
             "engine cached": [engine.cached_engine_path(name) is not None for name in zoo.MODELS],
-            "latency (ms)": [
-                latencies[name].median_ms if name in latencies else np.nan for name in zoo.MODELS
+            "latency": [
+                f"{latencies[name].median_ms:.1f} ms" if name in latencies else "not measured"
+                for name in zoo.MODELS
             ],
         }
     ),
     hide_index=True,
     column_config={
+        "model": st.column_config.TextColumn("Model"),
+        "name": st.column_config.TextColumn("Name"),
+        "input": st.column_config.TextColumn("Input"),
         "parameters": st.column_config.NumberColumn("Parameters", format="localized"),
+        "weights": st.column_config.TextColumn("ImageNet weights"),
         "engine cached": st.column_config.CheckboxColumn("LiteRT file cached"),
-        "latency (ms)": st.column_config.NumberColumn("Latency (ms)", format="%.1f"),
+        "latency": st.column_config.TextColumn("Latency"),
     },
 )
 
