@@ -161,9 +161,7 @@ def show(upload: Upload, prediction: Prediction, settings: common.Settings) -> N
             hide_index=True,
             column_config={
                 "label": st.column_config.TextColumn("Class"),
-                "probability": st.column_config.ProgressColumn(
-                    "Probability", format="percent", min_value=0.0, max_value=1.0
-                ),
+                "probability": common.share_column("Probability"),
             },
         )
         st.caption(
@@ -202,12 +200,10 @@ def show_many(results: list[tuple[Upload, Prediction | str]], settings: common.S
             hide_index=True,
             column_config={
                 "#": st.column_config.NumberColumn("#", width="small"),
-                "picture": st.column_config.ImageColumn("Picture", width="small"),
+                "picture": common.PICTURE_COLUMN,
                 "file": st.column_config.TextColumn("File"),
                 "top-1": st.column_config.TextColumn("Top-1"),
-                "confidence": st.column_config.ProgressColumn(
-                    "Confidence", format="percent", min_value=0.0, max_value=1.0
-                ),
+                "confidence": common.share_column("Confidence"),
             },
         )
     for number, (upload, outcome) in enumerate(results, start=1):

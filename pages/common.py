@@ -139,6 +139,14 @@ def predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
     return replace(prediction, image=preview)
 
 
+def share_column(title: str):
+    """Return a table column that shows a 0-1 share as a bar and a percentage."""
+    return st.column_config.ProgressColumn(title, format="percent", min_value=0.0, max_value=1.0)
+
+
+PICTURE_COLUMN = st.column_config.ImageColumn("Picture", width="small")
+
+
 def thumbnail_uri(data: bytes | None) -> str | None:
     """Return a data URI that `st.column_config.ImageColumn` can show."""
     if not data:

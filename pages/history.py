@@ -132,13 +132,11 @@ def show_table(
         hide_index=True,
         column_order=[c for c in frame.columns if c != "id"],
         column_config={
-            "picture": st.column_config.ImageColumn("Picture", width="small"),
+            "picture": common.PICTURE_COLUMN,
             "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
             "file": st.column_config.TextColumn("File"),
             "top-1": st.column_config.TextColumn("Top-1"),
-            "confidence": st.column_config.ProgressColumn(
-                "Confidence", format="percent", min_value=0.0, max_value=1.0
-            ),
+            "confidence": common.share_column("Confidence"),
             "model": st.column_config.TextColumn("Model"),
             "feedback": st.column_config.TextColumn("Feedback"),
             "corrected": st.column_config.TextColumn("Corrected label"),
