@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 import streamlit as st
@@ -84,6 +86,12 @@ def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):
     rows = chart_rows(at)
     assert len(rows) == 5
     assert list(rows["probability"]) == sorted(rows["probability"], reverse=True)
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert spec["encoding"]["x"]["axis"]["format"] == "%"  # a percent axis
+    assert (
+        spec["encoding"]["color"]["condition"]["test"] == "(datum.rank === 1)"
+    )  # top-1 stands out
+    assert [t["field"] for t in spec["encoding"]["tooltip"]] == ["label", "probability"]
     assert len(at.dataframe[0].value) == 5
     assert "EfficientNet-Lite0 on LiteRT" in at.caption[-1].value or any(
         "EfficientNet-Lite0 on LiteRT" in c.value for c in at.caption

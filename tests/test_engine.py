@@ -97,6 +97,19 @@ def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, coffee_j
     np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
 
 
+@pytest.mark.slow
+def test_without_litert_a_compiled_keras_model_answers(tmp_path, monkeypatch, coffee_jpeg):
+    from classifier.predict import classify
+
+    monkeypatch.setattr(engine, "litert_available", lambda: False)
+    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    assert isinstance(loaded.engine, engine.KerasEngine)
+    prediction = classify(coffee_jpeg, loaded)
+    assert prediction.backend == "Keras"
+    assert prediction.top1.label == "espresso"
+    assert not list(tmp_path.iterdir())  # nothing to export without LiteRT
+
+
 def test_models_that_fall_back_share_one_engine(lite0):
     first = engine.load_model("mobilenet_v2")
     second = engine.load_model("mobilenet_v3_small")
