@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats, 8 batch images and a 10,000-row history (about 2 minutes)",
+        help="fewer repeats, 8 batch images and a 10,000-row history (about 70 s)",
     )
     parser.add_argument(
         "--cache-dir",

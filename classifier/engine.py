@@ -105,7 +105,7 @@ class ExportingEngine:
 
     def __init__(self, model, path: Path, num_threads: int):
         self._model = model
-        self._litert: LiteRTEngine | None = None
+        self._litert: LiteRTEngine | KerasEngine | None = None  # what answers once exported
         self._thread = threading.Thread(
             target=self._export, args=(path, num_threads), name=f"export {path.name}"
         )
@@ -114,10 +114,10 @@ class ExportingEngine:
     def _export(self, path: Path, num_threads: int) -> None:
         try:
             self._litert = LiteRTEngine(export_litert(self._model, path), num_threads)
-        except Exception:  # Keras keeps answering; the next process retries the export
-            log.exception("Exporting %s failed; staying on Keras", path.name)
-            return
-        self._model = None  # set after _litert, so run() never sees neither; frees the Keras model
+        except Exception:  # a compiled Keras model answers instead; the next process retries
+            log.exception("Exporting %s failed; answering with Keras", path.name)
+            self._litert = KerasEngine(self._model)
+        self._model = None  # set after _litert, so run() never sees neither; frees the model
 
     def _start_export(self) -> None:
         with self._start_lock:
@@ -236,6 +236,7 @@ def load_model(
 
 
 _engines: dict[tuple[str, Path, int], Engine] = {}
+_engine_locks: dict[tuple[str, Path, int], threading.Lock] = {}
 _engines_lock = threading.Lock()
 
 
@@ -247,7 +248,9 @@ def _shared_engine(
     Every model that falls back asks for EfficientNet-Lite0: they share one engine.
     """
     key = (spec.name, cache_dir, threads)
-    with _engines_lock:
+    with _engines_lock:  # held briefly; a slow build holds only its own model's lock
+        lock = _engine_locks.setdefault(key, threading.Lock())
+    with lock:
         if key not in _engines:
             _engines[key] = _open_engine(spec, weights_file, cache_dir, threads)
         return _engines[key]

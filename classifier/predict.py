@@ -116,9 +116,11 @@ def get_model(name: str | None = None) -> LoadedModel:
     """Return the process's loaded model for a zoo name, loading it on first use."""
     name = name or get_settings().default_model
     with _models_lock:
-        if name not in _models:
-            _models[name] = load_model(name)
-        return _models[name]
+        if name in _models:
+            return _models[name]
+    loaded = load_model(name)  # not under the lock: the engine layer loads each model once
+    with _models_lock:
+        return _models.setdefault(name, loaded)
 
 
 def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:

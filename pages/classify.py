@@ -27,24 +27,37 @@ class Upload:
     data: bytes
 
 
+def _inputs_changed() -> None:
+    st.session_state["showing_kept"] = False
+
+
 def collect_uploads() -> list[Upload]:
     """Draw the inputs (uploader, camera, examples) and return the pictures they hold.
 
-    Streamlit empties the uploader when the person visits another page; the last
-    pictures are kept in the session and shown again on return.
+    Streamlit empties the uploader when the person visits another page. The last
+    pictures are kept in the session and shown again on return, until the person
+    drops, takes or picks new ones.
     """
-    returning = "uploads" not in st.session_state and "kept_pictures" in st.session_state
+    if "uploads" not in st.session_state and st.session_state.get("kept_pictures"):
+        st.session_state["showing_kept"] = True  # back from another page
     files = st.file_uploader(
         "Drop photos here",
         type=list(images.ACCEPTED_EXTENSIONS),
         accept_multiple_files=True,
         key="uploads",
+        on_change=_inputs_changed,
         help="PNG, JPEG, WebP, BMP, GIF, TIFF or HEIC, several at once if you like.",
     )
     camera_col, example_col = st.columns([1, 2], vertical_alignment="bottom")
     use_camera = camera_col.toggle("Use camera", key="use_camera")
-    example = example_col.pills("Or try an example", list(EXAMPLES), key="example")
-    shot = st.camera_input("Take a photo", key="camera") if use_camera else None
+    example = example_col.pills(
+        "Or try an example", list(EXAMPLES), key="example", on_change=_inputs_changed
+    )
+    shot = (
+        st.camera_input("Take a photo", key="camera", on_change=_inputs_changed)
+        if use_camera
+        else None
+    )
 
     uploads = [Upload(f.file_id, f.name, f.getvalue()) for f in files or []]
     if shot is not None:
@@ -54,12 +67,18 @@ def collect_uploads() -> list[Upload]:
         uploads.append(
             Upload(f"example-{file_name}", file_name, (EXAMPLES_DIR / file_name).read_bytes())
         )
-    if returning and not uploads:
-        uploads = st.session_state["kept_pictures"]
-        if uploads:
-            st.caption("Your last pictures, kept while you were on another page.")
+    if st.session_state.get("showing_kept"):
+        caption, clear = st.columns([4, 1], vertical_alignment="center")
+        caption.caption("Your last pictures, kept while you were on another page.")
+        clear.button("Clear them", key="clear_kept", on_click=_forget_kept)
+        return st.session_state["kept_pictures"]
     st.session_state["kept_pictures"] = uploads
     return uploads
+
+
+def _forget_kept() -> None:
+    st.session_state["showing_kept"] = False
+    st.session_state["kept_pictures"] = []
 
 
 def run(upload: Upload, model: str) -> Prediction | str:
@@ -112,10 +131,16 @@ def store_feedback(row_id: int) -> None:
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
     try:
-        common.store().set_feedback(row_id, verdict, corrected)
+        stored = common.store().set_feedback(row_id, verdict, corrected)
     except Exception:  # the person keeps classifying; the server log has the details
         log.exception("Saving feedback failed")
+        stored = True
         st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
+    if not stored:
+        st.toast(
+            "This prediction was deleted from the history, so your feedback was not kept.",
+            icon=":material/info:",
+        )
 
 
 def feedback(row_id: int) -> None:

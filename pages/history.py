@@ -70,17 +70,22 @@ def filter_sidebar() -> tuple[history.Filters, str]:
     return filters, sort
 
 
+def _selected_rows(table_key: str) -> list[int]:
+    """Return the row positions ticked in a table drawn in the previous run."""
+    state = st.session_state.get(table_key) or {}
+    return list(state.get("selection", {}).get("rows", []))
+
+
 def delete_rows(store: history.HistoryStore, ids: list[int]) -> None:
-    """Delete the selected rows; the next view of the table starts with no selection."""
+    """Delete the selected rows (the table then shows other rows, with nothing ticked)."""
     deleted = store.delete(ids)
-    st.session_state["h_deletions"] = st.session_state.get("h_deletions", 0) + 1
+    st.session_state.pop("h_table_key", None)
     st.toast(f"Deleted {deleted} prediction{'s' if deleted != 1 else ''}.")
 
 
 def clear_all(store: history.HistoryStore) -> None:
     """Delete every prediction, after the person confirmed."""
     deleted = store.clear()
-    st.session_state["h_confirm_clear"] = False
     st.toast(f"Cleared the history ({deleted:,} predictions).")
 
 
@@ -116,14 +121,15 @@ def show_table(
     st.caption(f"Page {page:,} of {pages:,}")
     records = store.list(filters, sort, limit=page_size, offset=(page - 1) * page_size)
     frame = records_frame(records)
-    # The table's selection is a list of row positions. A new key for every view
-    # (filters, sort, page, each deletion) starts it empty, so a tick never moves
-    # to another row.
-    view = repr((filters, sort, page, page_size, st.session_state.get("h_deletions", 0)))
-    key = f"h_table_{zlib.crc32(view.encode()):08x}"
-    # Positions refer to the rows as drawn when the person clicked, which another
-    # session's new prediction may have shifted since: resolve them against those.
-    drawn_before = st.session_state.get("h_drawn", {}).get(key, [])
+    # The table's selection is a list of row positions. The key names the rows shown,
+    # so when they change (filters, sort, page, a deletion, another session's new
+    # prediction) the selection starts empty instead of moving to other rows.
+    ids = [int(i) for i in frame["id"]]
+    key = f"h_table_{zlib.crc32(repr(ids).encode()):08x}"
+    previous = st.session_state.get("h_table_key")
+    if previous not in (None, key) and _selected_rows(previous):
+        st.info("The table changed since you ticked rows; tick them again.")
+    st.session_state["h_table_key"] = key
     event = st.dataframe(
         frame,
         key=key,
@@ -142,8 +148,7 @@ def show_table(
             "corrected": st.column_config.TextColumn("Corrected label"),
         },
     )
-    selected = [drawn_before[i] for i in event.selection.rows if i < len(drawn_before)]
-    st.session_state["h_drawn"] = {key: [int(i) for i in frame["id"]]}
+    selected = [ids[i] for i in event.selection.rows if i < len(ids)]
     delete_col, csv_col, json_col, clear_col = st.columns(4)
     delete_col.button(
         f"Delete {len(selected)} selected" if selected else "Delete selected",
@@ -188,12 +193,7 @@ def confirm_clear(store: history.HistoryStore, total: int) -> None:
             on_click=clear_all,
             args=(store,),
         )
-        no.button(
-            "Cancel",
-            key="h_clear_no",
-            on_click=st.session_state.__setitem__,
-            args=("h_confirm_clear", False),
-        )
+        no.button("Cancel", key="h_clear_no")  # any rerun dismisses the question
 
 
 def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
@@ -232,7 +232,7 @@ if total == 0:
 filters, sort = filter_sidebar()
 count = store.count(filters)
 st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
-if st.session_state.get("h_confirm_clear"):
+if st.session_state.pop("h_confirm_clear", False):  # asked once; any other click dismisses it
     confirm_clear(store, total)
 table_tab, summary_tab = st.tabs(["Predictions", "Summary"])
 with table_tab:

@@ -89,12 +89,32 @@ def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, coffee_j
     loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
     assert isinstance(loaded.engine, engine.ExportingEngine)
     early = classify(coffee_jpeg, loaded)
+    assert early.backend == "Keras"  # the export starts only after this first answer
     assert early.top1.label == "espresso"
     engine.wait_for_export(loaded)
     assert loaded.engine.backend == "LiteRT"
     assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is not None
     late = classify(coffee_jpeg, loaded)
     np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_failed_export_leaves_a_compiled_keras_model_answering(
+    tmp_path, monkeypatch, coffee_jpeg
+):
+    from classifier.predict import classify
+
+    def fail(model, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(engine, "export_litert", fail)
+    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    classify(coffee_jpeg, loaded)
+    engine.wait_for_export(loaded)
+    after = classify(coffee_jpeg, loaded)
+    assert after.backend == "Keras"
+    assert after.top1.label == "espresso"
+    assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is None
 
 
 @pytest.mark.slow
