@@ -105,7 +105,7 @@ class ExportingEngine:
 
     def __init__(self, model, path: Path, num_threads: int):
         self._model = model
-        self._litert: LiteRTEngine | KerasEngine | None = None  # what answers once exported
+        self._settled: LiteRTEngine | KerasEngine | None = None  # answers once the export is over
         self._thread = threading.Thread(
             target=self._export, args=(path, num_threads), name=f"export {path.name}"
         )
@@ -113,11 +113,11 @@ class ExportingEngine:
 
     def _export(self, path: Path, num_threads: int) -> None:
         try:
-            self._litert = LiteRTEngine(export_litert(self._model, path), num_threads)
+            self._settled = LiteRTEngine(export_litert(self._model, path), num_threads)
         except Exception:  # a compiled Keras model answers instead; the next process retries
             log.exception("Exporting %s failed; answering with Keras", path.name)
-            self._litert = KerasEngine(self._model)
-        self._model = None  # set after _litert, so run() never sees neither; frees the model
+            self._settled = KerasEngine(self._model)
+        self._model = None  # set after _settled, so run() never sees neither; frees the model
 
     def _start_export(self) -> None:
         with self._start_lock:
@@ -126,12 +126,12 @@ class ExportingEngine:
 
     @property
     def backend(self) -> str:
-        return self._litert.backend if self._litert else self.backend_while_exporting
+        return self._settled.backend if self._settled else self.backend_while_exporting
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        model = self._model  # read first: once it is None, _litert is set
-        if model is None or self._litert is not None:
-            return self._litert.run(batch)
+        model = self._model  # read first: once it is None, _settled is set
+        if model is None or self._settled is not None:
+            return self._settled.run(batch)
         probabilities = np.asarray(model(np.asarray(batch, np.float32), training=False))
         self._start_export()
         return probabilities
