@@ -266,7 +266,9 @@ def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threa
     # runs a full garbage collection over TensorFlow's many objects (~0.2 s a rerun).
     # Freezing what exists now keeps those collections small.
     gc.freeze()
-    if not litert_available():
+    if not litert_available() or not weights_file.is_file():
+        # No LiteRT here, or Keras cached the weights under a name this code does not
+        # know (so there is no key for an engine file): a compiled Keras model answers.
         return KerasEngine(model)
     return ExportingEngine(model, engine_path(spec.name, weights_file, cache_dir), threads)
 
