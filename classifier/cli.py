@@ -9,9 +9,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from classifier import engine, history, zoo
+from classifier import engine, history, images, zoo
 from classifier.config import get_settings
-from classifier.images import ImageError
 from classifier.predict import DEFAULT_TOP_K, Prediction, classify, get_model
 
 
@@ -93,7 +92,7 @@ def run_predict(args: argparse.Namespace) -> int:
             prediction = classify(data, model, args.top_k)
         except OSError as exc:
             message = f"cannot read the file ({exc.strerror or exc})"
-        except ImageError as exc:
+        except images.ImageError as exc:
             message = str(exc)
         else:
             if args.json:
@@ -101,7 +100,8 @@ def run_predict(args: argparse.Namespace) -> int:
             else:
                 print(_as_text(file, prediction), end="\n\n", flush=True)
             if args.save:
-                records.append(prediction.to_record(file.name, data, top_k=args.top_k))
+                digest = images.content_digest(data)
+                records.append(prediction.to_record(file.name, digest, top_k=args.top_k))
             continue
         failed += 1
         print(f"{file}: {message}", file=sys.stderr)

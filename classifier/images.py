@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import math
 import struct
@@ -105,6 +106,11 @@ class DecodedImage:
     format: str  # Pillow's id of the format detected from the content, e.g. "JPEG"
     width: int  # size in the file header, after EXIF orientation
     height: int
+
+
+def content_digest(data: bytes) -> str:
+    """Return the sha256 of a file's bytes in hex: the key of a picture's cached answer."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sniff_format(data: bytes) -> str | None:

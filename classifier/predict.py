@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -74,14 +73,18 @@ class Prediction:
         return self.top_k[0]
 
     def to_record(
-        self, file_name: str, data: bytes, top_k: int, with_thumbnail: bool = True
+        self, file_name: str, sha256: str, top_k: int, with_thumbnail: bool = True
     ) -> history.NewRecord:
-        """Return the history row of this prediction of `data`, keeping its top-k classes."""
+        """Return the history row of this prediction, keeping its top-k classes.
+
+        Args:
+            sha256: The digest of the classified bytes (`images.content_digest`).
+        """
         from classifier import history  # SQLAlchemy and pandas: only for callers that save
 
         return history.NewRecord(
             file_name=file_name,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sha256,
             width=self.width,
             height=self.height,
             image_format=self.image_format,

@@ -20,11 +20,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Upload:
-    """One picture to classify: a stable id for this session, its name and bytes."""
+    """One picture to classify: a stable id for this session, its name, bytes and digest."""
 
     key: str
     name: str
     data: bytes
+
+    @property
+    def digest(self) -> str:
+        """The sha256 of the bytes, hashed once per upload rather than on every rerun."""
+        known = st.session_state.setdefault("digests", {})
+        if self.key not in known:
+            known[self.key] = images.content_digest(self.data)
+        return known[self.key]
 
 
 def _inputs_changed() -> None:
@@ -84,7 +92,7 @@ def _forget_kept() -> None:
 def run(upload: Upload, model: str) -> Prediction | str:
     """Classify one upload; return the prediction or a message for the person."""
     try:
-        return common.predict(common.digest(upload.data), model, upload.data)
+        return common.predict(upload.digest, model, upload.data)
     except images.ImageError as exc:
         return str(exc)
     except zoo.ModelError as exc:
@@ -110,7 +118,7 @@ def save(upload: Upload, prediction: Prediction, settings: common.Settings) -> i
     if key in saved or not settings.save:
         return saved.get(key)
     record = prediction.to_record(
-        upload.name, upload.data, settings.top_k, with_thumbnail=settings.save_thumbnails
+        upload.name, upload.digest, settings.top_k, with_thumbnail=settings.save_thumbnails
     )
     try:
         saved[key] = common.store().add(record)
@@ -211,7 +219,7 @@ def show_many(results: list[tuple[Upload, Prediction | str]], settings: common.S
     rows = [
         {
             "#": number,
-            "picture": common.thumbnail_uri(images.make_thumbnail(outcome.image, 96)),
+            "picture": common.small_thumbnail_uri(upload.digest, outcome),
             "file": upload.name,
             "top-1": outcome.top1.label,
             "confidence": outcome.top1.probability,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from classifier import engine, history, zoo
+from classifier import engine, history, images, zoo
 from classifier.config import get_settings
 from classifier.predict import Prediction, classify
 
@@ -42,6 +41,11 @@ def _keep(key: str) -> None:
     st.session_state[f"kept_{key}"] = st.session_state[key]
 
 
+def _kept(key: str) -> dict:
+    """Return the widget arguments that give a widget its key and keep its value."""
+    return {"key": key, "on_change": _keep, "args": (key,)}
+
+
 def model_title(name: str) -> str:
     """Return a model's title, marked when this server would answer with the fallback."""
     title = zoo.MODELS[name].title
@@ -65,35 +69,27 @@ def settings_sidebar() -> Settings:
             "Model",
             list(zoo.MODELS),
             format_func=model_title,
-            key="model",
-            on_change=_keep,
-            args=("model",),
+            **_kept("model"),
             help="The ImageNet network that classifies your photos.",
         )
-        st.slider("Classes to show", 1, 10, key="top_k", on_change=_keep, args=("top_k",))
+        st.slider("Classes to show", 1, 10, **_kept("top_k"))
         st.slider(
             "Confidence threshold",
             0.0,
             1.0,
             step=0.05,
             format="percent",
-            key="threshold",
-            on_change=_keep,
-            args=("threshold",),
+            **_kept("threshold"),
             help="Below this, the page says the model is unsure.",
         )
         st.toggle(
             "Save to history",
-            key="save",
-            on_change=_keep,
-            args=("save",),
+            **_kept("save"),
             help="Keep each prediction on the History page.",
         )
         st.toggle(
             "Save thumbnails",
-            key="save_thumbnails",
-            on_change=_keep,
-            args=("save_thumbnails",),
+            **_kept("save_thumbnails"),
             disabled=not st.session_state["save"],
             help="Off: history keeps the labels but no picture.",
         )
@@ -122,11 +118,6 @@ def load_model(name: str) -> engine.LoadedModel | None:
         return None
 
 
-def digest(data: bytes) -> str:
-    """Return the sha256 of some bytes in hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
     """Classify bytes once per (content, model); reruns and slider moves reuse the answer.
@@ -145,6 +136,12 @@ def share_column(title: str):
 
 
 PICTURE_COLUMN = st.column_config.ImageColumn("Picture", width="small")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | None:
+    """Return the results table's thumbnail of a classified picture, made once per picture."""
+    return thumbnail_uri(images.make_thumbnail(_prediction.image, 96))
 
 
 def thumbnail_uri(data: bytes | None) -> str | None:
