@@ -195,6 +195,11 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def title_of(name: str) -> str:
+    """Return a model's title; a name the zoo no longer has (say, in old history) as it is."""
+    return MODELS[name].title if name in MODELS else name
+
+
 def _network_allowed() -> bool:
     return os.environ.get("CLASSIFIER_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
 

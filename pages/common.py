@@ -48,7 +48,7 @@ def _kept(key: str) -> dict:
 
 def model_title(name: str) -> str:
     """Return a model's title, marked when this server would answer with the fallback."""
-    title = zoo.MODELS[name].title
+    title = zoo.title_of(name)
     return title if zoo.weights_status(name).available else f"{title} (not available here)"
 
 

@@ -46,7 +46,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
             "Models",
             list(zoo.MODELS),
             key="h_models",
-            format_func=lambda n: zoo.MODELS[n].title,
+            format_func=zoo.title_of,
             placeholder="All models",
         )
         low, high = st.slider(
@@ -99,9 +99,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "file": [r.file_name for r in records],
             "top-1": [r.top1_label for r in records],
             "confidence": [r.top1_probability for r in records],
-            "model": [
-                zoo.MODELS[r.model].title if r.model in zoo.MODELS else r.model for r in records
-            ],
+            "model": [zoo.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
         }
@@ -210,9 +208,7 @@ def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
     if accuracy.empty:
         right.info("Rate predictions as right or wrong on the Classify page to see accuracy here.")
     else:
-        accuracy["model"] = accuracy["model"].map(
-            lambda n: zoo.MODELS[n].title if n in zoo.MODELS else n
-        )
+        accuracy["model"] = accuracy["model"].map(zoo.title_of)
         right.altair_chart(charts.accuracy_chart(accuracy), width="stretch")
 
 
