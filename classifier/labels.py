@@ -8,8 +8,12 @@ the first one is the short label shown to people.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 NUM_CLASSES = 1000
 _DATA_FILE = Path(__file__).with_name("data") / "imagenet_classes.txt"
@@ -37,6 +41,33 @@ def display_labels() -> tuple[str, ...]:
     return tuple(
         f"{name} (#{index})" if names.count(name) > 1 else name for index, name in enumerate(names)
     )
+
+
+@dataclass(frozen=True)
+class TopClass:
+    """One ranked class: its label, its index in the model's output and its probability."""
+
+    label: str
+    index: int
+    probability: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the class as plain JSON types (the history stores it so)."""
+        return {"label": self.label, "index": self.index, "probability": self.probability}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> TopClass:
+        """Read a class back from `as_dict`'s shape, coercing numpy numbers to Python ones."""
+        return cls(str(value["label"]), int(value["index"]), float(value["probability"]))
+
+
+def rank(probabilities: np.ndarray, k: int) -> tuple[TopClass, ...]:
+    """Return the k most probable classes of a probability vector, best first."""
+    if not 1 <= k <= len(probabilities):
+        raise ValueError(f"Expected top-k between 1 and {len(probabilities)}. Received: {k}")
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    names = labels()
+    return tuple(TopClass(names[i], int(i), float(probabilities[i])) for i in order)
 
 
 def label_of(index: int) -> str:
