@@ -14,13 +14,12 @@ never shrinks a photo below what that crop needs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
+import logging
 import math
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +45,8 @@ _FORMAT_NAMES = {
     "TIFF": "TIFF",
     "HEIF": "HEIC",
 }
+# The Pillow format ids Image.open may try; Pillow's plugins decide which one a file is.
+ACCEPTED_PILLOW_FORMATS: tuple[str, ...] = tuple(_FORMAT_NAMES)
 ACCEPTED_FORMATS: tuple[str, ...] = tuple(_FORMAT_NAMES.values())
 # For the uploader's file picker only; decoding never looks at a file name.
 ACCEPTED_EXTENSIONS: tuple[str, ...] = (
@@ -61,37 +62,25 @@ ACCEPTED_EXTENSIONS: tuple[str, ...] = (
     "heif",
 )
 
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"II+\x00", "TIFF"),  # BigTIFF
-    (b"MM\x00+", "TIFF"),
-)
-# "BM" alone is too weak a signature (any text may start with it), so also require
-# one of the known DIB header sizes.
-_BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+# ISO-BMFF brands that make us load pillow-heif, whose plugin Pillow lacks until then.
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 # pillow-heif is built without an AVIF decoder, so AVIF is named but not accepted.
 _AVIF_BRANDS = {b"avif", b"avis"}
 _QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _WIDE_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
-# What Pillow and its plugins raise on malformed input; anything else is our bug.
-_DECODER_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    TypeError,
-    ArithmeticError,
-    RuntimeError,
+# What Pillow and its plugins raise on malformed input (UnidentifiedImageError is an
+# OSError). Anything else escaping a decode is our bug, and is logged as one.
+_DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+# Plus what one plugin raises on malformed input while loading pixels: libheif reports
+# a file it refuses (a broken box, a size past its security limits) as RuntimeError,
+# which pillow-heif passes through from load(); the HEIF fuzz test meets one.
+_PLUGIN_DECODER_ERRORS: dict[str, tuple[type[Exception], ...]] = {"HEIF": (RuntimeError,)}
+_OUR_FAULT = (
+    "We could not read this picture because of a problem on our side; it has been logged. "
+    "Try another file."
 )
+
+_log = logging.getLogger(__name__)
 
 
 class ImageError(ValueError):
@@ -111,21 +100,6 @@ class DecodedImage:
 def content_digest(data: bytes) -> str:
     """Return the sha256 of a file's bytes in hex: the key of a picture's cached answer."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sniff_format(data: bytes) -> str | None:
-    """Return the Pillow format id of an accepted picture, judged by magic bytes alone."""
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES:
-        return "BMP"
-    brands = _ftyp_brands(data)
-    if brands and brands[0] in _HEIF_BRANDS and not _AVIF_BRANDS.intersection(brands):
-        return "HEIF"
-    return None
 
 
 def decode_image(
@@ -155,27 +129,48 @@ def decode_image(
     if len(data) > max_bytes:
         size, limit = _amount(len(data) / _MB, round_up=True), _amount(max_bytes / _MB)
         raise ImageError(f"This file is {size} MB; the limit is {limit} MB.")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ImageError(
-            f"This file is not a picture we can read (detected: {_describe_other(data)}). "
-            f"Accepted: {', '.join(ACCEPTED_FORMATS)}."
-        )
-    if fmt == "HEIF":
+    brands = _ftyp_brands(data)
+    if _AVIF_BRANDS.intersection(brands):
+        raise _not_a_picture(data)
+    if brands and brands[0] in _HEIF_BRANDS:
         _register_heif_opener()
-    with _reading(fmt, max_pixels):
-        # Restricting formats stops Pillow from trying other parsers on the same bytes.
-        image = Image.open(io.BytesIO(data), formats=[fmt])
+    image = None
+    try:
+        image = Image.open(io.BytesIO(data), formats=_registered(ACCEPTED_PILLOW_FORMATS))
         width, height = image.size
         _check_dimensions(width, height, max_pixels)  # from the header, nothing decoded yet
-        if fmt == "JPEG":
+        if image.format == "JPEG":
             _request_draft(image, min_side)
         image.load()
         if image.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
             width, height = height, width
         ImageOps.exif_transpose(image, in_place=True)
         rgb = _to_rgb(image)
-    return DecodedImage(image=rgb, format=fmt, width=width, height=height)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        # No warnings filter here: filters are process-wide and Streamlit decodes in several
+        # threads. The header check against max_pixels refuses big pictures before decoding;
+        # only pictures past twice Pillow's own limit fail earlier, inside Image.open.
+        limit = _amount(min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels) / _MP)
+        raise ImageError(
+            f"This picture has too many pixels to open safely; the limit is {limit} MP."
+        ) from exc
+    except Exception as exc:
+        fmt = image.format if image is not None else None
+        if not isinstance(exc, _DECODER_ERRORS + _PLUGIN_DECODER_ERRORS.get(fmt, ())):
+            _log.exception("Unexpected error while decoding a %d-byte upload", len(data))
+            raise ImageError(_OUR_FAULT) from exc
+        # Image.open raises UnidentifiedImageError both for files no accepted plugin
+        # claims and for claimed files whose header is broken; tell the two apart.
+        fmt = fmt or _claimed_format(data)
+        if fmt is None:
+            raise _not_a_picture(data) from exc
+        raise ImageError(
+            f"This {_FORMAT_NAMES[fmt]} file is incomplete or damaged; "
+            "try saving or downloading it again."
+        ) from exc
+    return DecodedImage(image=rgb, format=image.format, width=width, height=height)
 
 
 def min_side_for(size: int, crop_fraction: float = CROP_FRACTION) -> int:
@@ -220,26 +215,34 @@ def _register_heif_opener() -> None:
     pillow_heif.register_heif_opener()
 
 
-@contextlib.contextmanager
-def _reading(fmt: str, max_pixels: int) -> Iterator[None]:
-    """Turn whatever Pillow raises while reading into an ImageError a person can act on."""
-    # No warnings filter here: filters are process-wide and Streamlit decodes in several
-    # threads. The header check against max_pixels refuses big pictures before decoding;
-    # only pictures past twice Pillow's own limit fail earlier, inside Image.open.
-    try:
-        yield
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as exc:
-        limit = _amount(min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels) / _MP)
-        raise ImageError(
-            f"This picture has too many pixels to open safely; the limit is {limit} MP."
-        ) from exc
-    except _DECODER_ERRORS as exc:
-        raise ImageError(
-            f"This {_FORMAT_NAMES[fmt]} file is incomplete or damaged; "
-            "try saving or downloading it again."
-        ) from exc
+def _registered(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep the formats Pillow has a plugin for; HEIF has one only once pillow-heif loads."""
+    Image.init()  # imports Pillow's own plugins, once
+    return tuple(fmt for fmt in formats if fmt in Image.OPEN)
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """Return the accepted format whose Pillow plugin claims these first bytes, if any.
+
+    A file that reads as text is never claimed: Pillow's BMP plugin claims anything that
+    starts with "BM", a shopping list included.
+    """
+    if _looks_like_text(data[:4096].removeprefix(b"\xef\xbb\xbf")):
+        return None
+    prefix = data[:16]  # what Image.open hands the plugins' accept functions
+    for fmt in _registered(ACCEPTED_PILLOW_FORMATS):
+        accept = Image.OPEN[fmt][1]
+        claim = accept(prefix) if accept else True
+        if claim and not isinstance(claim, str):  # a string means "no decoder built in"
+            return fmt
+    return None
+
+
+def _not_a_picture(data: bytes) -> ImageError:
+    return ImageError(
+        f"This file is not a picture we can read (detected: {_describe_other(data)}). "
+        f"Accepted: {', '.join(ACCEPTED_FORMATS)}."
+    )
 
 
 def _check_dimensions(width: int, height: int, max_pixels: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import time
 import zipfile
@@ -13,7 +14,7 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageFile
 
-from classifier import images
+from classifier import config, images
 from classifier.images import (
     DecodedImage,
     ImageError,
@@ -21,7 +22,6 @@ from classifier.images import (
     fit_to_input,
     make_thumbnail,
     min_side_for,
-    sniff_format,
 )
 
 RED = (255, 0, 0)
@@ -85,6 +85,21 @@ def half_a_jpeg() -> bytes:
 
 
 @pytest.fixture
+def setenv(monkeypatch):
+    """Set an environment variable and make the settings read it, now and after the test."""
+    # Settings may be read once and cached; reset_settings() drops that cache.
+    reset = getattr(config, "reset_settings", lambda: None)
+
+    def set_variable(name: str, value: str) -> None:
+        monkeypatch.setenv(name, value)
+        reset()
+
+    yield set_variable
+    monkeypatch.undo()
+    reset()
+
+
+@pytest.fixture
 def no_pixel_decoding(monkeypatch):
     """Fail the test if any image data is decoded."""
 
@@ -105,7 +120,6 @@ def test_each_format_decodes_to_rgb_with_its_colours(fmt):
 
     decoded = decode_image(data)
 
-    assert sniff_format(data) == fmt
     assert decoded.format == fmt
     assert decoded.image.mode == "RGB"
     assert decoded.image.size == (decoded.width, decoded.height) == (64, 48)
@@ -135,32 +149,52 @@ def test_tiff_decodes_in_both_byte_orders(dtype, byte_order):
     assert_colour(decoded.image.getpixel((5, 5)), (128, 128, 128), tolerance=1)
 
 
+def iso_media(brands: bytes) -> bytes:
+    """Return an ftyp box with these brands (major, minor version, compatible) and no media."""
+    return struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands + b"\0" * 32
+
+
 @pytest.mark.parametrize(
-    ("brands", "expected"),
+    "major", [b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"]
+)
+def test_heif_brands_load_pillow_heif_which_then_claims_the_file(monkeypatch, major):
+    calls = []
+    register = images._register_heif_opener
+    monkeypatch.setattr(images, "_register_heif_opener", lambda: calls.append(register()))
+
+    with pytest.raises(ImageError, match=r"^This HEIC file is incomplete or damaged"):
+        decode_image(iso_media(major + b"\0\0\0\0mif1"))
+
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("brands", "detected"),
     [
-        (major + b"\0\0\0\0mif1", "HEIF")
-        for major in [
-            b"heic",
-            b"heix",
-            b"hevc",
-            b"heim",
-            b"heis",
-            b"hevm",
-            b"hevs",
-            b"mif1",
-            b"msf1",
-        ]
-    ]
-    + [
-        (b"avif\0\0\0\0avifmif1", None),
-        (b"mif1\0\0\0\0mif1avif", None),
-        (b"isom\0\0\0\0mp41", None),
+        (b"avif\0\0\0\0avifmif1", "AVIF"),
+        (b"mif1\0\0\0\0mif1avif", "AVIF"),  # a HEIF brand, but AVIF inside
+        (b"isom\0\0\0\0mp41", "MP4/QuickTime video"),
     ],
 )
-def test_sniff_format_reads_iso_media_brands(brands, expected):
-    data = struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands + b"\0" * 32
+def test_other_iso_media_is_refused_without_loading_pillow_heif(monkeypatch, brands, detected):
+    def refuse():
+        raise AssertionError("pillow-heif was loaded")
 
-    assert sniff_format(data) == expected
+    monkeypatch.setattr(images, "_register_heif_opener", refuse)
+
+    with pytest.raises(
+        ImageError, match=rf"^This file is not a picture .*\(detected: {detected}\)"
+    ):
+        decode_image(iso_media(brands))
+
+
+def test_other_formats_do_not_load_pillow_heif(monkeypatch):
+    def refuse():
+        raise AssertionError("pillow-heif was loaded")
+
+    monkeypatch.setattr(images, "_register_heif_opener", refuse)
+
+    assert decode_image(encode(halves(RED, BLUE), "PNG")).format == "PNG"
 
 
 # --- Colour modes ------------------------------------------------------------------------
@@ -325,7 +359,7 @@ REJECTIONS = [
         "This JPEG file is incomplete or damaged",
         id="truncated-jpeg",
     ),
-    # Without the restriction to PNG, Pillow would happily open this as a Kodak Photo CD.
+    # Pillow only tries the accepted formats; with all of them it would open a Kodak Photo CD.
     pytest.param(
         PNG_SIGNATURE + bytes(2040) + b"PCD_IPI" + bytes(800_000),
         "This PNG file is incomplete or damaged",
@@ -354,8 +388,8 @@ def test_file_size_is_checked_before_anything_else():
         decode_image(b"\0" * (2**20 + 50_000), max_bytes=2**20)
 
 
-def test_size_limits_default_to_the_settings(monkeypatch):
-    monkeypatch.setenv("CLASSIFIER_MAX_PIXELS", "1000000")
+def test_size_limits_default_to_the_settings(setenv):
+    setenv("CLASSIFIER_MAX_PIXELS", "1000000")
     data = encode(Image.new("RGB", (2000, 1000)), "PNG")
 
     with pytest.raises(
@@ -430,6 +464,46 @@ def test_damaged_files_only_ever_raise_image_error(fmt):
         else:
             assert isinstance(decoded, DecodedImage) and decoded.image.mode == "RGB"
     assert rejected > 0
+
+
+def raise_type_error(*args, **kwargs):
+    raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [(Image, "open"), (ImageFile.ImageFile, "load"), (images.ImageOps, "exif_transpose")],
+)
+def test_our_own_bug_is_logged_and_not_blamed_on_the_file(monkeypatch, caplog, target, name):
+    monkeypatch.setattr(target, name, raise_type_error)
+    data = encode(halves(RED, BLUE), "PNG")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="classifier.images"),
+        pytest.raises(ImageError) as caught,
+    ):
+        decode_image(data)
+
+    assert str(caught.value) == (
+        "We could not read this picture because of a problem on our side; it has been logged. "
+        "Try another file."
+    )
+    assert isinstance(caught.value.__cause__, TypeError)
+    [record] = [r for r in caplog.records if r.name == "classifier.images"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info and record.exc_info[0] is TypeError
+
+
+@pytest.mark.parametrize("exception", [OSError("broken data stream"), SyntaxError("bad chunk")])
+def test_pillow_decoder_errors_still_mean_a_damaged_file(monkeypatch, caplog, exception):
+    def fail(self):
+        raise exception
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
+
+    with pytest.raises(ImageError, match=r"^This PNG file is incomplete or damaged"):
+        decode_image(encode(halves(RED, BLUE), "PNG"))
+    assert not [r for r in caplog.records if r.name == "classifier.images"]
 
 
 # --- Model input and thumbnails ----------------------------------------------------------
