@@ -62,10 +62,10 @@ def seed_history(store: history.HistoryStore, count: int) -> None:
                     height=3000,
                     image_format="JPEG",
                     model=lite0.NAME,
-                    top_k=[
-                        {"label": names[i], "index": int(i), "probability": float(p)}
+                    top_k=tuple(
+                        labels.TopClass(names[i], int(i), float(p))
                         for i, p in zip(indices, probabilities, strict=True)
-                    ],
+                    ),
                     inference_ms=float(rng.uniform(5, 15)),
                     thumbnail=thumbnail if number >= count - THUMBNAILED_ROWS else None,
                     created_at=now - timedelta(seconds=year * (1 - number / count)),
@@ -126,13 +126,13 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
     say(f"page: seeding the history with {count:,} predictions")
     seed_history(store, count)
 
-    say("page: timing the history store's list + count with a label filter")
+    say("page: timing the history store's find + count with a label filter")
 
-    def list_and_count() -> None:
-        store.list(LABEL_FILTER, limit=50)
+    def find_and_count() -> None:
+        store.find(LABEL_FILTER, limit=50)
         store.count(LABEL_FILTER)
 
-    query = compare({"query": list_and_count}, rounds=1, calls=5 if quick else 20)["query"]
+    query = compare({"query": find_and_count}, rounds=1, calls=5 if quick else 20)["query"]
     matches = store.count(LABEL_FILTER)
     store.dispose()
 

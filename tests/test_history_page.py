@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from classifier.history import Filters, HistoryStore, NewRecord
+from classifier.labels import TopClass
 from tests.conftest import ROOT
 
 APP = str(ROOT / "streamlit_app.py")
@@ -33,7 +34,7 @@ def record(label: str, probability: float, model: str = "efficientnet_lite0", **
         height=480,
         image_format="JPEG",
         model=model,
-        top_k=[{"label": label, "index": 1, "probability": probability}],
+        top_k=(TopClass(label, 1, probability),),
         inference_ms=4.2,
         thumbnail=extra.pop("thumbnail", None),
         **extra,
@@ -104,7 +105,7 @@ def test_date_filter_keeps_one_day(seeded):
 
 
 def test_feedback_filter_and_sort(seeded):
-    [row] = seeded.list(filters=Filters(label="espresso"))
+    [row] = seeded.find(filters=Filters(label="espresso"))
     seeded.set_feedback(row.id, "correct")
     at = history_page()
     at.sidebar.selectbox(key="h_feedback").set_value("correct").run()
@@ -122,7 +123,7 @@ def test_delete_removes_exactly_the_selected_rows(seeded):
     at.run()
     assert at.button(key="h_delete").label == "Delete 2 selected"
     at.button(key="h_delete").click().run()
-    remaining = {r.id for r in seeded.list(limit=None)}
+    remaining = {r.id for r in seeded.find(limit=None)}
     assert remaining == {ids[0], ids[2]}
     assert caption_count(at) == "2 of 2 saved predictions match the filters."
     assert at.button(key="h_delete").label == "Delete selected"  # nothing left ticked
@@ -216,7 +217,7 @@ def test_a_prediction_is_saved_once_with_its_details(store, coffee_jpeg):
     at = classify_page()
     at.file_uploader(key="uploads").set_value((NASTY_NAME, coffee_jpeg, "image/jpeg")).run()
     at.sidebar.slider(key="top_k").set_value(3).run()  # a rerun must not save again
-    [saved] = store.list(limit=None)
+    [saved] = store.find(limit=None)
     assert saved.file_name == NASTY_NAME
     assert saved.top1_label == "espresso"
     assert saved.model == "efficientnet_lite0"
@@ -237,14 +238,14 @@ def test_thumbnails_off_saves_the_row_without_a_picture(store, coffee_jpeg):
     at = classify_page()
     at.sidebar.toggle(key="save_thumbnails").set_value(False).run()
     at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
-    [saved] = store.list(limit=None)
+    [saved] = store.find(limit=None)
     assert saved.thumbnail is None
 
 
 def test_feedback_and_corrected_label_land_on_the_row(store, chelsea_png):
     at = classify_page()
     at.file_uploader(key="uploads").set_value(("chelsea.png", chelsea_png, "image/png")).run()
-    [saved] = store.list(limit=None)
+    [saved] = store.find(limit=None)
     at.feedback(key=f"feedback_{saved.id}").set_value(1).run()
     assert store.get(saved.id).feedback == "correct"
 

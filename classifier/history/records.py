@@ -1,0 +1,162 @@
+"""What the history holds: the record and filter dataclasses, and their mapping to table rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from classifier.labels import TopClass
+
+FEEDBACK_VALUES = ("correct", "wrong")
+FEEDBACK_FILTERS = ("any", "correct", "wrong", "unrated")
+SORTS = ("newest", "oldest", "confidence_desc", "confidence_asc")
+MAX_LABEL_LENGTH = 200  # corrected labels are typed by users and indexed
+
+# The columns of an export, in order: the CSV header and the keys of each JSON object.
+EXPORT_FIELDS = (
+    "id",
+    "created_at",
+    "file_name",
+    "sha256",
+    "width",
+    "height",
+    "image_format",
+    "model",
+    "top_k",
+    "top1_label",
+    "top1_probability",
+    "inference_ms",
+    "feedback",
+    "corrected_label",
+)
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail")  # every field of Record
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"Expected a timezone-aware datetime for {name}. Received: {value!r} (naive)."
+        )
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """One successful classification, as a caller adds it to the history.
+
+    `top_k` takes any sequence of TopClass, highest probability first (the first
+    one is the top-1), and is kept as a tuple.
+    """
+
+    file_name: str
+    sha256: str
+    width: int
+    height: int
+    image_format: str
+    model: str
+    top_k: tuple[TopClass, ...]
+    inference_ms: float
+    thumbnail: bytes | None = None  # None when the user opted out of saving thumbnails
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "top_k", tuple(self.top_k))
+        if not self.top_k:
+            raise ValueError("Expected at least one entry in top_k. Received: an empty list.")
+        for entry in self.top_k:
+            if not isinstance(entry, TopClass):
+                raise TypeError(
+                    f"Expected top_k to hold labels.TopClass entries. Received: {entry!r}"
+                )
+        probabilities = [entry.probability for entry in self.top_k]
+        if probabilities != sorted(probabilities, reverse=True):
+            raise ValueError(
+                f"Expected top_k sorted by probability, highest first. Received: {probabilities}"
+            )
+        _require_aware(self.created_at, "created_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record(NewRecord):
+    """A stored prediction. `thumbnail` is None if none was saved or none was asked for.
+
+    `created_at` is timezone-aware, in UTC. A stored row is read back as it is:
+    only NewRecord checks its values.
+    """
+
+    id: int
+    top1_label: str
+    top1_probability: float
+    feedback: str | None  # "correct", "wrong" or None (not rated)
+    corrected_label: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "top_k", tuple(self.top_k))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which predictions to show; the defaults select all of them.
+
+    `label` matches a case-insensitive substring of the top-1 label or of the
+    corrected label. Confidence bounds are inclusive; `start` is inclusive and
+    `end` exclusive, so a day is `start=midnight, end=next midnight`.
+    """
+
+    label: str = ""
+    models: tuple[str, ...] = ()  # empty: every model
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    feedback: str = "any"  # one of FEEDBACK_FILTERS
+
+    def __post_init__(self) -> None:
+        if self.feedback not in FEEDBACK_FILTERS:
+            raise ValueError(
+                f"Expected feedback to be one of {FEEDBACK_FILTERS}. Received: {self.feedback!r}"
+            )
+        if isinstance(self.models, str):
+            raise ValueError(f"Expected a tuple of model names. Received: {self.models!r}")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None:
+                _require_aware(value, name)
+
+
+NO_FILTERS = Filters()
+
+
+def to_row(record: NewRecord) -> dict[str, Any]:
+    """Turn a NewRecord into column values, with plain Python types (not numpy's)."""
+    top_k = [TopClass.from_dict(entry.as_dict()).as_dict() for entry in record.top_k]
+    return {
+        "created_at": record.created_at,
+        "file_name": record.file_name,
+        "sha256": record.sha256,
+        "width": int(record.width),
+        "height": int(record.height),
+        "image_format": record.image_format,
+        "model": record.model,
+        "top_k": top_k,  # the JSON column: a list of {"label", "index", "probability"}
+        "top1_label": top_k[0]["label"],
+        "top1_probability": top_k[0]["probability"],
+        "inference_ms": float(record.inference_ms),
+    }
+
+
+def from_row(row: Mapping[str, Any]) -> Record:
+    """Turn a row of the predictions table (thumbnail optional) into a Record."""
+    values = dict(row)
+    values.setdefault("thumbnail", None)  # not selected: read without thumbnails
+    values["top_k"] = tuple(TopClass.from_dict(entry) for entry in values["top_k"])
+    return Record(**values)
+
+
+def to_export_row(record: Record) -> dict[str, Any]:
+    """Return a record's EXPORT_FIELDS as JSON types: ISO 8601 time, top_k as a list of dicts."""
+    row = {name: getattr(record, name) for name in EXPORT_FIELDS}
+    row["created_at"] = record.created_at.isoformat()
+    row["top_k"] = [entry.as_dict() for entry in record.top_k]
+    return row
