@@ -20,6 +20,6 @@ def load() -> engine.LoadedModel:
     loaded = engine.load_model(NAME)
     if isinstance(loaded.engine, engine.LiteRTEngine):
         return loaded
-    engine.wait_for_export(loaded)
+    loaded.engine.wait()
     path = engine.cached_engine_path(NAME)
     return replace(loaded, engine=engine.LiteRTEngine(path, get_settings().num_threads))

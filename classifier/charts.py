@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 
 from classifier import labels
-from classifier.predict import TopClass
+from classifier.labels import TopClass
 
 HIGHLIGHT = "#E4572E"
 MUTED = "#9AA5B1"

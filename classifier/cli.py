@@ -1,4 +1,10 @@
-"""Command line: `python -m classifier predict | models`."""
+"""Command line.
+
+python -m classifier predict [--model NAME] [--top-k K] [--json] [--save] FILE...
+python -m classifier models
+python -m classifier history export [--format csv|json] [--output FILE]
+python -m classifier history clear --yes
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import engine, history, images, zoo
-from classifier.config import get_settings
-from classifier.predict import DEFAULT_TOP_K, Prediction, classify, get_model
+from classifier.config import SettingsError, get_settings
+from classifier.predict import Prediction, classify
+
+DEFAULT_TOP_K = 5
 
 
 def _top_k(value: str) -> int:
@@ -52,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _as_json(file: Path, prediction: Prediction) -> dict:
+def _as_json(file: Path, prediction: Prediction, top_k: int) -> dict:
     entry = {
         "file": str(file),
         "model": prediction.model,
         "top_k": [
             {"label": c.label, "index": c.index, "probability": round(c.probability, 6)}
-            for c in prediction.top_k
+            for c in prediction.top(top_k)
         ],
     }
     if prediction.notice:
@@ -67,18 +75,18 @@ def _as_json(file: Path, prediction: Prediction) -> dict:
     return entry
 
 
-def _as_text(file: Path, prediction: Prediction) -> str:
+def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
     lines = [
         f"{file}  ({prediction.model_title}, {prediction.timings.inference_ms:.1f} ms inference)"
     ]
-    lines += [f"  {c.probability:7.2%}  {c.label}" for c in prediction.top_k]
+    lines += [f"  {c.probability:7.2%}  {c.label}" for c in prediction.top(top_k)]
     return "\n".join(lines)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
     try:
-        model = get_model(args.model)
+        model = engine.load_model(args.model)
     except zoo.ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -89,16 +97,16 @@ def run_predict(args: argparse.Namespace) -> int:
     for file in args.files:  # one at a time: only one decoded picture is held at once
         try:
             data = file.read_bytes()
-            prediction = classify(data, model, args.top_k)
+            prediction = classify(data, model)
         except OSError as exc:
             message = f"cannot read the file ({exc.strerror or exc})"
         except images.ImageError as exc:
             message = str(exc)
         else:
             if args.json:
-                entries.append(_as_json(file, prediction))
+                entries.append(_as_json(file, prediction, args.top_k))
             else:
-                print(_as_text(file, prediction), end="\n\n", flush=True)
+                print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
             if args.save:
                 digest = images.content_digest(data)
                 records.append(prediction.to_record(file.name, digest, top_k=args.top_k))
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
         get_settings()
-    except ValueError as exc:  # a mistyped environment variable
+    except SettingsError as exc:  # a mistyped environment variable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)

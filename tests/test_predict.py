@@ -8,13 +8,12 @@ from PIL import Image
 
 from classifier.images import ImageError
 from classifier.predict import classify, classify_many
-
-CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
+from tests.helpers import CAT_CLASSES
 
 
 def test_chelsea_is_a_cat(lite0, chelsea_png):
-    prediction = classify(chelsea_png, lite0, top_k=3)
-    assert {c.label for c in prediction.top_k} & CAT_CLASSES
+    prediction = classify(chelsea_png, lite0)
+    assert {c.label for c in prediction.top(5)} & CAT_CLASSES
     assert prediction.model == "efficientnet_lite0"
     assert prediction.backend == "LiteRT"
     assert (prediction.width, prediction.height, prediction.image_format) == (451, 300, "PNG")
@@ -28,12 +27,14 @@ def test_coffee_is_espresso(lite0, coffee_jpeg):
 
 
 def test_prediction_carries_all_probabilities_and_a_consistent_top_k(lite0, coffee_jpeg):
-    prediction = classify(coffee_jpeg, lite0, top_k=5)
+    prediction = classify(coffee_jpeg, lite0)
     assert prediction.probabilities.shape == (1000,)
     assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-4)
-    probabilities = [c.probability for c in prediction.top_k]
+    top = prediction.top(5)
+    probabilities = [c.probability for c in top]
     assert probabilities == sorted(probabilities, reverse=True)
-    assert prediction.top(3) == prediction.top_k[:3]
+    assert prediction.top(3) == top[:3]
+    assert top[0] == prediction.top1
     assert prediction.model_input.shape == (224, 224, 3)
     assert prediction.model_input.dtype == np.uint8
     assert prediction.timings.inference_ms > 0
@@ -41,11 +42,11 @@ def test_prediction_carries_all_probabilities_and_a_consistent_top_k(lite0, coff
 
 
 def test_default_model_falls_back_offline_and_still_answers(chelsea_png):
-    prediction = classify(chelsea_png, top_k=3)  # default mobilenet_v2: no weights here
+    prediction = classify(chelsea_png)  # default mobilenet_v2: no weights here
     assert prediction.requested_model == "mobilenet_v2"
     assert prediction.model == "efficientnet_lite0"
     assert "MobileNetV2 is not available here" in prediction.notice
-    assert {c.label for c in prediction.top_k} & CAT_CLASSES
+    assert {c.label for c in prediction.top(5)} & CAT_CLASSES
 
 
 def _save(image: Image.Image, fmt: str, **params) -> bytes:
@@ -98,8 +99,8 @@ ENCODINGS = {
 
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
 def test_every_accepted_format_and_mode_classifies(lite0, encoding):
-    prediction = classify(ENCODINGS[encoding](), lite0, top_k=5)
-    assert {c.label for c in prediction.top_k} & CAT_CLASSES, prediction.top_k
+    prediction = classify(ENCODINGS[encoding](), lite0)
+    assert {c.label for c in prediction.top(5)} & CAT_CLASSES, prediction.top(5)
 
 
 def test_heif_photos_classify(lite0):
@@ -109,16 +110,16 @@ def test_heif_photos_classify(lite0):
         data = _save(_cat(), "HEIF", quality=90)
     except (KeyError, OSError, ValueError) as exc:
         pytest.skip(f"this pillow-heif build cannot encode HEIF: {exc}")
-    prediction = classify(data, lite0, top_k=5)
+    prediction = classify(data, lite0)
     assert prediction.image_format == "HEIF"
-    assert {c.label for c in prediction.top_k} & CAT_CLASSES
+    assert {c.label for c in prediction.top(5)} & CAT_CLASSES
 
 
 def test_one_bad_file_does_not_stop_the_others(lite0, chelsea_png, coffee_jpeg):
     results = classify_many([chelsea_png, b"hello, I am text", coffee_jpeg], lite0)
     assert isinstance(results[1], ImageError)
     assert "not a picture" in str(results[1])
-    assert results[0].top_k[0].label in CAT_CLASSES
+    assert results[0].top1.label in CAT_CLASSES
     assert results[2].top1.label == "espresso"
 
 

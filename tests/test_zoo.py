@@ -79,12 +79,12 @@ def test_a_dead_network_is_probed_once_and_briefly(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", hang)
     monkeypatch.setattr(zoo, "NETWORK_PROBE_SECONDS", 0.2)
-    zoo.keras_download_reachable.cache_clear()
+    zoo.download_blocker.cache_clear()
     try:
         first = zoo.weights_status("mobilenet_v2")
         second = zoo.weights_status("mobilenet_v3_small")
     finally:
-        zoo.keras_download_reachable.cache_clear()
+        zoo.download_blocker.cache_clear()
     assert not first.available and not second.available
     assert "no answer" in first.reason
     assert len(calls) == 1
@@ -97,9 +97,30 @@ def test_a_refused_connection_reads_as_no_network(monkeypatch):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
-    zoo.keras_download_reachable.cache_clear()
+    zoo.download_blocker.cache_clear()
     try:
         status = zoo.weights_status("mobilenet")
     finally:
-        zoo.keras_download_reachable.cache_clear()
+        zoo.download_blocker.cache_clear()
     assert "no network (Name or service not known)" in status.reason
+
+
+def test_prepare_crops_and_scales_a_picture_for_its_network():
+    from PIL import Image
+
+    spec = zoo.get_spec("efficientnet_lite0")
+    picture = Image.new("RGB", (640, 480), (255, 0, 127))
+    batch = spec.prepare(picture)
+    assert batch.shape == (1, 224, 224, 3) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch[0, 0, 0], [1.0, -127 / 128, 0.0])
+
+
+def test_choose_answers_with_the_model_itself_or_the_fallback_with_a_notice():
+    own = zoo.choose("efficientnet_lite0")
+    assert own.spec.name == "efficientnet_lite0" and own.notice == ""
+    fallback = zoo.choose("mobilenet_v3_large")
+    assert fallback.requested == "mobilenet_v3_large"
+    assert fallback.spec.name == "efficientnet_lite0"
+    assert fallback.notice.startswith("MobileNetV3 Large is not available here")
+    with pytest.raises(zoo.ModelError, match="Received: 'resnet'"):
+        zoo.choose("resnet")

@@ -1,0 +1,64 @@
+"""Settings: defaults, environment variables, the secrets file, read once per process."""
+
+import pytest
+
+from classifier import config
+
+
+def test_defaults_need_no_environment(tmp_path):
+    settings = config.read_settings({}, secrets=())
+    assert settings.max_bytes == 20 * 2**20
+    assert settings.max_pixels == 40_000_000
+    assert settings.default_model == "mobilenet_v2"
+    assert settings.database_url == f"sqlite:///{config.PROJECT_ROOT / 'data' / 'history.db'}"
+    assert 1 <= settings.num_threads <= 4
+    assert not settings.offline
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CLASSIFIER_MAX_BYTES", "20MB", "Expected an integer in the environment variable"),
+        ("CLASSIFIER_THREADS", "0", "Expected a positive integer at most 64"),
+        ("CLASSIFIER_THREADS", "100000", "Expected a positive integer at most 64"),
+        ("CLASSIFIER_MAX_PIXELS", "-5", "Expected a positive integer in the environment variable"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name, value, message):
+    with pytest.raises(config.SettingsError, match=message) as raised:
+        config.read_settings({name: value}, secrets=())
+    assert name in str(raised.value) and value in str(raised.value)
+
+
+def test_database_url_comes_from_the_environment_then_secrets_then_the_data_dir(tmp_path):
+    home, project = tmp_path / "home.toml", tmp_path / "project.toml"
+    home.write_text('[connections.history]\nurl = "postgresql://home/db"\n')
+    project.write_text('[connections.history]\nurl = "postgresql://project/db"\n')
+    env = {"CLASSIFIER_DATA_DIR": str(tmp_path)}
+    assert config.read_settings(env, secrets=()).database_url == (
+        f"sqlite:///{tmp_path / 'history.db'}"
+    )
+    assert config.read_settings(env, secrets=(home,)).database_url == "postgresql://home/db"
+    # Like Streamlit: the later (project) file overrides the global one.
+    assert config.read_settings(env, secrets=(home, project)).database_url == (
+        "postgresql://project/db"
+    )
+    env["CLASSIFIER_DATABASE_URL"] = "sqlite:////elsewhere.db"
+    assert config.read_settings(env, secrets=(home, project)).database_url == (
+        "sqlite:////elsewhere.db"
+    )
+
+
+def test_a_secrets_file_without_the_history_url_is_passed_over(tmp_path):
+    other = tmp_path / "secrets.toml"
+    other.write_text('api_key = "x"\n[connections.other]\nurl = "postgresql://other/db"\n')
+    settings = config.read_settings({"CLASSIFIER_DATA_DIR": str(tmp_path)}, secrets=(other,))
+    assert settings.database_url.startswith("sqlite:///")
+
+
+def test_settings_are_read_once_until_reset(monkeypatch):
+    first = config.get_settings()
+    assert config.get_settings() is first
+    monkeypatch.setenv("CLASSIFIER_MAX_PIXELS", "1234")  # tests reset the cache on a change
+    assert config.get_settings().max_pixels == 1234
+    assert config.get_settings() is not first
