@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from classifier.config import get_settings
+from classifier.config import SettingsError, get_settings
 
 PAGES = Path(__file__).parent / "pages"
 
@@ -16,7 +16,7 @@ def main() -> None:
     )
     try:
         get_settings()
-    except ValueError as exc:  # a mistyped environment variable: say which, not a traceback
+    except SettingsError as exc:  # a mistyped environment variable: say which, not a traceback
         st.error(f"The app is misconfigured: {exc}")
         st.stop()
     st.navigation(

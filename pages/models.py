@@ -1,60 +1,21 @@
 """Models: the model card of every network in the zoo, with latency measured on this server."""
 
-from __future__ import annotations
-
-import time
-from dataclasses import dataclass
-
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from classifier import engine, zoo
-from pages import common
-
-RUNS = 20
-
-
-@dataclass(frozen=True)
-class Latency:
-    """One measurement: which model answered, on which runtime, how fast."""
-
-    model_title: str
-    backend: str
-    median_ms: float
-
-
-def measure_latency(name: str) -> Latency | None:
-    """Time the engine a model name gets on this server, on one image."""
-    loaded = common.load_model(name)
-    if loaded is None:
-        return None
-    engine.wait_for_export(loaded)  # time the engine that will serve, not the interim one
-    size = loaded.spec.input_size
-    batch = loaded.spec.preprocess(
-        np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-    )
-    loaded.engine.run(batch)  # warm-up
-    times = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        loaded.engine.run(batch)
-        times.append((time.perf_counter() - started) * 1000)
-    return Latency(loaded.spec.title, loaded.engine.backend, float(np.median(times)))
-
+from ui import resources
 
 st.title("Models")
 st.caption(
     "Every network classifies into the same 1,000 ImageNet classes. Models whose weights "
     "cannot be had on this server fall back to EfficientNet-Lite0, which ships with the app."
 )
-latencies: dict[str, Latency] = st.session_state.setdefault("latencies", {})
+latencies: dict[str, engine.Latency] = st.session_state.setdefault("latencies", {})
 # A "Measure latency" click is handled before the table is drawn, so the table shows it.
-if pending := st.session_state.pop("measure", None):
+if (pending := st.session_state.pop("measure", None)) and (loaded := resources.load_model(pending)):
     with st.spinner(f"Measuring {zoo.get_spec(pending).title}…"):
-        measured = measure_latency(pending)
-    if measured is not None:
-        latencies[pending] = measured
+        latencies[pending] = engine.measure_latency(loaded)
 
 statuses = {name: zoo.weights_status(name) for name in zoo.MODELS}
 st.dataframe(
@@ -104,5 +65,5 @@ for name, spec in zoo.MODELS.items():
             answered_by = "" if result.model_title == spec.title else f" (by {result.model_title})"
             st.success(
                 f"{result.median_ms:.1f} ms per image on {result.backend}{answered_by}, "
-                f"median of {RUNS} runs on this server."
+                f"median of {result.runs} runs on this server."
             )

@@ -1,0 +1,216 @@
+"""The History page's parts: filters, the paged table with delete and exports, the summary."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+from classifier import charts, history, zoo
+from ui import columns
+
+PAGE_SIZES = (10, 25, 50, 100)
+SORT_TITLES = {
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "confidence_desc": "Most confident first",
+    "confidence_asc": "Least confident first",
+}
+FEEDBACK_TITLES = {
+    "any": "Any",
+    "correct": "Rated correct",
+    "wrong": "Rated wrong",
+    "unrated": "Not rated",
+}
+
+
+def day_range(days: tuple[date, ...]) -> tuple[datetime | None, datetime | None]:
+    """Turn the date picker's days into a UTC [start, end) range."""
+    if not days:
+        return None, None
+    first, last = days[0], days[-1]
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    return start, datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def filter_sidebar() -> tuple[history.Filters, str]:
+    """Draw the filters in the sidebar; return them and the sort order."""
+    with st.sidebar:
+        st.header("Filters")
+        label = st.text_input("Label contains", key="h_label", placeholder="e.g. cat")
+        models = st.multiselect(
+            "Models",
+            list(zoo.MODELS),
+            key="h_models",
+            format_func=zoo.title_of,
+            placeholder="All models",
+        )
+        low, high = st.slider(
+            "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="percent", key="h_confidence"
+        )
+        days = st.date_input("Dates (UTC)", value=(), key="h_dates", format="YYYY-MM-DD")
+        feedback = st.selectbox(
+            "Feedback", list(FEEDBACK_TITLES), format_func=FEEDBACK_TITLES.get, key="h_feedback"
+        )
+        sort = st.selectbox("Sort", list(SORT_TITLES), format_func=SORT_TITLES.get, key="h_sort")
+    start, end = day_range(tuple(days) if isinstance(days, tuple | list) else (days,))
+    filters = history.Filters(
+        label=label.strip(),
+        models=tuple(models),
+        min_confidence=low if low > 0 else None,
+        max_confidence=high if high < 1 else None,
+        start=start,
+        end=end,
+        feedback=feedback,
+    )
+    return filters, sort
+
+
+def _selected_rows(table_key: str) -> list[int]:
+    """Return the row positions ticked in a table drawn in the previous run."""
+    state = st.session_state.get(table_key) or {}
+    return list(state.get("selection", {}).get("rows", []))
+
+
+def delete_rows(store: history.HistoryStore, ids: list[int]) -> None:
+    """Delete the selected rows (the table then shows other rows, with nothing ticked)."""
+    deleted = store.delete(ids)
+    st.session_state.pop("h_table_key", None)
+    st.toast(f"Deleted {deleted} prediction{'s' if deleted != 1 else ''}.")
+
+
+def clear_all(store: history.HistoryStore) -> None:
+    """Delete every prediction, after the person confirmed."""
+    deleted = store.clear()
+    st.toast(f"Cleared the history ({deleted:,} predictions).")
+
+
+def records_frame(records: list[history.Record]) -> pd.DataFrame:
+    """Return the table rows of one page of records."""
+    return pd.DataFrame(
+        {
+            "id": [r.id for r in records],
+            "picture": [columns.thumbnail_uri(r.thumbnail) for r in records],
+            "time": [r.created_at for r in records],
+            "file": [r.file_name for r in records],
+            "top-1": [r.top1_label for r in records],
+            "confidence": [r.top1_probability for r in records],
+            "model": [zoo.title_of(r.model) for r in records],
+            "feedback": [r.feedback or "" for r in records],
+            "corrected": [r.corrected_label or "" for r in records],
+        }
+    )
+
+
+def show_table(
+    store: history.HistoryStore, filters: history.Filters, sort: str, count: int
+) -> None:
+    """Draw one page of the filtered predictions with selection, delete and exports."""
+    size_col, page_col, _ = st.columns([1, 1, 3])
+    page_size = size_col.selectbox("Rows per page", PAGE_SIZES, index=1, key="h_page_size")
+    pages = max(1, math.ceil(count / page_size))
+    if st.session_state.get("h_page", 1) > pages:
+        st.session_state["h_page"] = pages
+    page = page_col.number_input("Page", 1, pages, key="h_page")
+    st.caption(f"Page {page:,} of {pages:,}")
+    records = store.find(filters, sort, limit=page_size, offset=(page - 1) * page_size)
+    frame = records_frame(records)
+    # The table's selection is a list of row positions. The key names the rows shown,
+    # so when they change (filters, sort, page, a deletion, another session's new
+    # prediction) the selection starts empty instead of moving to other rows.
+    ids = [int(i) for i in frame["id"]]
+    key = f"h_table_{zlib.crc32(repr(ids).encode()):08x}"
+    previous = st.session_state.get("h_table_key")
+    if previous not in (None, key) and _selected_rows(previous):
+        st.info("The table changed since you ticked rows; tick them again.")
+    st.session_state["h_table_key"] = key
+    event = st.dataframe(
+        frame,
+        key=key,
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        column_order=[c for c in frame.columns if c != "id"],
+        column_config={
+            "picture": columns.PICTURE_COLUMN,
+            "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
+            "file": st.column_config.TextColumn("File"),
+            "top-1": st.column_config.TextColumn("Top-1"),
+            "confidence": columns.share_column("Confidence"),
+            "model": st.column_config.TextColumn("Model"),
+            "feedback": st.column_config.TextColumn("Feedback"),
+            "corrected": st.column_config.TextColumn("Corrected label"),
+        },
+    )
+    selected = [ids[i] for i in event.selection.rows if i < len(ids)]
+    delete_col, csv_col, json_col, clear_col = st.columns(4)
+    delete_col.button(
+        f"Delete {len(selected)} selected" if selected else "Delete selected",
+        key="h_delete",
+        disabled=not selected,
+        on_click=delete_rows,
+        args=(store, selected),
+        icon=":material/delete:",
+    )
+    exports = {
+        "CSV": (store.export_csv, "text/csv"),
+        "JSON": (store.export_json, "application/json"),
+    }
+    for column, (kind, (export, mime)) in zip((csv_col, json_col), exports.items(), strict=True):
+        column.download_button(
+            f"Download {kind} ({count:,})",
+            data=partial(export, filters, sort),  # built only when clicked
+            file_name=f"predictions.{kind.lower()}",
+            mime=mime,
+            key=f"h_{kind.lower()}",
+            on_click="ignore",
+            icon=":material/download:",
+        )
+    clear_col.button(
+        "Clear history…",
+        key="h_clear",
+        on_click=st.session_state.__setitem__,
+        args=("h_confirm_clear", True),
+        icon=":material/delete_forever:",
+    )
+
+
+def confirm_clear(store: history.HistoryStore, total: int) -> None:
+    """Ask before deleting every prediction."""
+    with st.container(border=True):
+        st.warning(f"Delete all {total:,} saved predictions? This cannot be undone.")
+        yes, no, _ = st.columns([1, 1, 3])
+        yes.button(
+            "Yes, delete everything",
+            key="h_clear_yes",
+            type="primary",
+            on_click=clear_all,
+            args=(store,),
+        )
+        no.button("Cancel", key="h_clear_no")  # any rerun dismisses the question
+
+
+def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
+    """Draw the summary charts of the filtered predictions."""
+    left, right = st.columns(2)
+    left.altair_chart(
+        charts.predictions_over_time_chart(history.stats.count_by_day(store, filters)),
+        width="stretch",
+    )
+    right.altair_chart(
+        charts.frequent_labels_chart(history.stats.count_by_label(store, filters)), width="stretch"
+    )
+    left.altair_chart(
+        charts.confidence_histogram(history.stats.count_by_confidence(store, filters)),
+        width="stretch",
+    )
+    accuracy = history.stats.count_feedback_by_model(store, filters)
+    if accuracy.empty:
+        right.info("Rate predictions as right or wrong on the Classify page to see accuracy here.")
+    else:
+        accuracy["model"] = accuracy["model"].map(zoo.title_of)
+        right.altair_chart(charts.accuracy_chart(accuracy), width="stretch")

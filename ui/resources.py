@@ -1,0 +1,59 @@
+"""What one server process shares between sessions: loaded models, answers, the history store."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import replace
+
+import streamlit as st
+
+from classifier import engine, history, zoo
+from classifier.config import get_settings
+from classifier.predict import Prediction, classify
+
+PREVIEW_SIDE = 640  # the picture kept with a cached answer, for display and thumbnails
+
+
+def load_model(name: str) -> engine.LoadedModel | None:
+    """Return the model that answers for a name; on failure show why and return None.
+
+    The engine layer keeps each model open once per process; only a first load
+    shows a spinner (a spinner costs ~20 ms a rerun).
+    """
+    try:
+        if engine.is_loaded(name):
+            return engine.load_model(name)
+        with st.spinner(f"Loading {zoo.title_of(name)}…"):
+            loaded = engine.load_model(name)
+    except zoo.ModelError as exc:
+        st.error(str(exc))
+        return None
+    if "tensorflow" in sys.modules:
+        # Once Keras is imported, Streamlit clears its session after every script run,
+        # and each clear runs a full garbage collection over TensorFlow's many objects
+        # (~0.2 s a rerun). Freezing what exists now keeps those collections small.
+        gc.freeze()
+    return loaded
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
+    """Classify bytes once per (content, model); reruns and slider moves reuse the answer.
+
+    The bytes are not hashed by Streamlit (leading underscore): their sha256 is the key.
+    """
+    prediction = classify(_data, engine.load_model(model_name))
+    preview = prediction.image.copy()
+    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    return replace(prediction, image=preview)
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> history.HistoryStore:
+    return history.HistoryStore(url)
+
+
+def store() -> history.HistoryStore:
+    """Return the server's history store (one connection pool shared by every session)."""
+    return _store(get_settings().database_url)

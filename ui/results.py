@@ -1,0 +1,115 @@
+"""Drawing answers: one picture in full, or a summary table and a section per picture."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from classifier import charts, images, zoo
+from classifier.predict import Prediction
+from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
+from ui.saving import ask_feedback
+from ui.sidebar import Choices
+from ui.uploads import Upload
+
+
+def human_size(size: int) -> str:
+    """Return a byte count as people read it."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024**2:.1f} MB"
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | None:
+    """Return the results table's thumbnail of a classified picture, made once per picture."""
+    return thumbnail_uri(images.make_thumbnail(_prediction.image, 96))
+
+
+def show_prediction(
+    upload: Upload, prediction: Prediction, choices: Choices, row_id: int | None
+) -> None:
+    """Draw one prediction: picture, headline, chart, table, details, feedback."""
+    top = prediction.top(choices.top_k)
+    picture, result = st.columns([2, 3], gap="large")
+    with picture:
+        st.image(prediction.image, width="stretch")
+        st.text(
+            f"{upload.name}\n{human_size(len(upload.data))} · "
+            f"{prediction.width}×{prediction.height} {prediction.image_format}"
+        )
+    with result:
+        st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+        if top[0].probability < choices.threshold:
+            st.info(
+                f"The model is unsure: its best guess is only {top[0].probability:.0%} likely. "
+                "It only knows the 1,000 ImageNet classes, so what is in this photo may not "
+                "be one of them."
+            )
+        frame = charts.top_k_frame(top)
+        st.altair_chart(charts.probability_chart(frame), width="stretch")
+        st.dataframe(
+            frame[["label", "probability"]],
+            hide_index=True,
+            column_config={
+                "label": st.column_config.TextColumn("Class"),
+                "probability": share_column("Probability"),
+            },
+        )
+        st.caption(
+            f"{prediction.model_title} on {prediction.backend} · "
+            f"{prediction.timings.inference_ms:.1f} ms inference · "
+            f"{zoo.get_spec(prediction.model).weights_origin}"
+        )
+        if row_id is not None:
+            ask_feedback(row_id)
+    with st.expander("What the model saw"):
+        size = prediction.model_input.shape[0]
+        st.image(
+            prediction.model_input,
+            caption=f"The {size}×{size} centre crop the network classified",
+            width=size,
+        )
+
+
+def show_many(
+    uploads: list[Upload],
+    outcomes: list[Prediction | str],
+    row_ids: list[int | None],
+    choices: Choices,
+) -> None:
+    """Draw a summary table of several pictures, then one section per picture."""
+    rows = [
+        {
+            "#": number,
+            "picture": _small_thumbnail_uri(upload.digest, outcome),
+            "file": upload.name,
+            "top-1": outcome.top1.label,
+            "confidence": outcome.top1.probability,
+        }
+        for number, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True), start=1)
+        if isinstance(outcome, Prediction)
+    ]
+    if rows:
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            column_config={
+                "#": st.column_config.NumberColumn("#", width="small"),
+                "picture": PICTURE_COLUMN,
+                "file": st.column_config.TextColumn("File"),
+                "top-1": st.column_config.TextColumn("Top-1"),
+                "confidence": share_column("Confidence"),
+            },
+        )
+    sections = zip(uploads, outcomes, row_ids, strict=True)
+    for number, (upload, outcome, row_id) in enumerate(sections, start=1):
+        if isinstance(outcome, Prediction):
+            with st.expander(f"Picture {number}: {outcome.top1.label}"):
+                show_prediction(upload, outcome, choices, row_id)
+        else:
+            with st.container(border=True):
+                st.text(f"Picture {number}: {upload.name}")
+                st.error(outcome)

@@ -1,0 +1,101 @@
+"""Classifying uploads for the page, saving each answer once, and the person's feedback on it.
+
+Callbacks here take row ids only: a callback that closed over a page's variables would
+keep every upload's bytes alive in Streamlit's widget registry.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from classifier import images, labels, zoo
+from classifier.predict import Prediction
+from ui import resources
+from ui.sidebar import Choices
+from ui.uploads import Upload
+
+log = logging.getLogger(__name__)
+
+
+def classify_upload(upload: Upload, model: str) -> Prediction | str:
+    """Classify one upload; return the prediction or a message for the person."""
+    try:
+        return resources.predict(upload.digest, model, upload.data)
+    except (images.ImageError, zoo.ModelError) as exc:
+        return str(exc)
+    except Exception:  # the page shows a message, the server log keeps the traceback
+        log.exception("Classifying %r failed", upload.name)
+        return "Something went wrong while classifying this picture. Please try another one."
+
+
+def classify_uploads(uploads: list[Upload], model: str) -> list[Prediction | str]:
+    """Classify every upload in turn, with a progress bar when there are several."""
+    if len(uploads) == 1:
+        return [classify_upload(uploads[0], model)]
+    progress = st.progress(0.0, text=f"Classifying {len(uploads)} pictures…")
+    outcomes = []
+    for done, upload in enumerate(uploads, start=1):
+        outcomes.append(classify_upload(upload, model))
+        progress.progress(done / len(uploads), text=f"Classified {done} of {len(uploads)}")
+    progress.empty()
+    return outcomes
+
+
+def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int | None:
+    """Save a prediction to the history once per upload and model; return its row id."""
+    saved = st.session_state.setdefault("saved_rows", {})
+    key = (upload.key, prediction.model)
+    if key in saved or not choices.save:
+        return saved.get(key)
+    record = prediction.to_record(
+        upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
+    )
+    try:
+        saved[key] = resources.store().add(record)
+    except Exception as exc:  # the prediction stands; the person learns it was not kept
+        log.exception("Saving to history failed")
+        st.warning(
+            "This prediction could not be saved to the history "
+            f"({type(exc).__name__}; the server log has the details)."
+        )
+        return None
+    return saved[key]
+
+
+def store_feedback(row_id: int) -> None:
+    """Write the thumbs, and with a thumbs-down the corrected label, to the history row."""
+    verdict = {1: "correct", 0: "wrong"}.get(st.session_state.get(f"feedback_{row_id}"))
+    if verdict != "wrong":
+        st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
+    corrected = st.session_state.get(f"correction_{row_id}")
+    try:
+        stored = resources.store().set_feedback(row_id, verdict, corrected)
+    except Exception:  # the person keeps classifying; the server log has the details
+        log.exception("Saving feedback failed")
+        stored = True
+        st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
+    if not stored:
+        st.toast(
+            "This prediction was deleted from the history, so your feedback was not kept.",
+            icon=":material/info:",
+        )
+
+
+def ask_feedback(row_id: int) -> None:
+    """Ask whether the prediction was right and, if not, which class it is."""
+    st.caption("Was this right?")
+    thumbs = st.feedback(
+        "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id,)
+    )
+    if thumbs == 0:
+        st.selectbox(
+            "What is it really?",
+            labels.display_labels(),
+            index=None,
+            placeholder="Type to search the 1,000 classes…",
+            key=f"correction_{row_id}",
+            on_change=store_feedback,
+            args=(row_id,),
+        )

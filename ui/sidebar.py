@@ -1,0 +1,65 @@
+"""The settings sidebar every page shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from classifier import zoo
+from classifier.config import get_settings
+from ui.state import kept
+
+MAX_TOP_K = 10
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the person chose in the sidebar."""
+
+    model: str
+    top_k: int
+    threshold: float
+    save: bool
+    save_thumbnails: bool
+
+
+def model_title(name: str) -> str:
+    """Return a model's title, marked when this server would answer with the fallback."""
+    title = zoo.title_of(name)
+    return title if zoo.weights_status(name).available else f"{title} (not available here)"
+
+
+def settings_sidebar() -> Choices:
+    """Draw the classifier settings in the sidebar and return them."""
+    with st.sidebar:
+        st.header("Settings")
+        model = st.selectbox(
+            "Model",
+            list(zoo.MODELS),
+            format_func=model_title,
+            help="The ImageNet network that classifies your photos.",
+            **kept("model", get_settings().default_model),
+        )
+        top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
+        threshold = st.slider(
+            "Confidence threshold",
+            0.0,
+            1.0,
+            step=0.05,
+            format="percent",
+            help="Below this, the page says the model is unsure.",
+            **kept("threshold", 0.25),
+        )
+        save = st.toggle(
+            "Save to history",
+            help="Keep each prediction on the History page.",
+            **kept("save", True),
+        )
+        save_thumbnails = st.toggle(
+            "Save thumbnails",
+            disabled=not save,
+            help="Off: history keeps the labels but no picture.",
+            **kept("save_thumbnails", True),
+        )
+    return Choices(model, top_k, threshold, save, save_thumbnails)
