@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import shutil
 import tempfile
@@ -29,14 +28,33 @@ os.environ.pop("CLASSIFIER_MODEL", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from classifier import config  # noqa: E402  (after the environment above is set)
+from tests.helpers import encode  # noqa: E402
 
-def encode(array, fmt: str = "PNG", **params) -> bytes:
-    """Encode a numpy RGB array as image bytes."""
-    from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, fmt, **params)
-    return buffer.getvalue()
+def _resetting(change):
+    """Wrap a MonkeyPatch method so that changing a setting drops the cached settings."""
+
+    def wrapper(self, name, *args, **kwargs):
+        change(self, name, *args, **kwargs)
+        if name.startswith(("CLASSIFIER_", "KERAS_")):
+            config.reset_settings()
+
+    return wrapper
+
+
+# The app reads its settings once per process; a test that changes one through
+# monkeypatch gets them read again, and every test starts from the environment above.
+pytest.MonkeyPatch.setenv = _resetting(pytest.MonkeyPatch.setenv)
+pytest.MonkeyPatch.delenv = _resetting(pytest.MonkeyPatch.delenv)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Read the settings anew for each test, after the previous test's changes were undone."""
+    config.reset_settings()
+    yield
+    config.reset_settings()
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +86,26 @@ def photo_files(tmp_path_factory, chelsea_png, coffee_jpeg) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def lite0():
     """The real EfficientNet-Lite0, loaded once per run (exports its engine on first use)."""
-    from classifier.engine import wait_for_export
-    from classifier.predict import get_model
+    from classifier.engine import load_model
 
-    loaded = get_model("efficientnet_lite0")
-    wait_for_export(loaded)  # tests below expect the LiteRT engine, not the interim Keras one
+    loaded = load_model("efficientnet_lite0")
+    loaded.engine.wait()  # tests below expect the LiteRT engine, not the interim Keras one
     return loaded
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="also run the slow and the browser tests (the README's test command and CI do)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip slow and browser tests in a plain `pytest` run, unless asked for by --all or -m."""
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow or browser test; `python -m pytest --all` runs it")
+    for item in items:
+        if "slow" in item.keywords or "browser" in item.keywords:
+            item.add_marker(skip)

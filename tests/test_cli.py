@@ -1,29 +1,62 @@
-"""`python -m classifier`: real runs in a subprocess, as a person would type them."""
+"""The command line, run in this process through `classifier.cli.main` as a person would type it.
+
+Only `test_python_m_classifier_runs` starts a real `python -m classifier`: every other
+test would otherwise pay for importing TensorFlow and LiteRT afresh.
+"""
+
+from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from classifier import zoo
+from classifier import config, zoo
+from classifier.cli import main
 from classifier.history import HistoryStore
-from tests.conftest import ROOT, encode
+from tests.conftest import ROOT
+from tests.helpers import CAT_CLASSES, encode
 from tests.test_images import patch_png_size
 
-CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
+
+@dataclass(frozen=True)
+class Run:
+    """What a person would see: the exit status and both output streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "classifier", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
+@pytest.fixture
+def run_cli(capsys):
+    """Return a function that runs the command line with these arguments."""
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()  # drop whatever the test printed before
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # argparse exits on bad usage, as `python -m` would
+            status = exc.code
+        out, err = capsys.readouterr()
+        return Run(status, out, err)
+
+    return run
+
+
+def set_env(monkeypatch, name: str, value: str | None) -> None:
+    """Set (or, given None, remove) an environment variable and make the settings read it."""
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    # Settings may be read once and cached; reset_settings() drops that cache.
+    reset_settings = getattr(config, "reset_settings", None)
+    if reset_settings is not None:
+        reset_settings()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +80,22 @@ def bad_files(tmp_path_factory, coffee_jpeg):
     return written
 
 
-def test_predict_json_on_real_photos(lite0, photo_files):
+def test_python_m_classifier_runs(lite0, photo_files):
+    """The one real process: the entry point, its imports and its exit status."""
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier", "predict", "--json", str(photo_files["chelsea"])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)
+    assert entry["file"] == str(photo_files["chelsea"])
+    assert entry["top_k"]
+
+
+def test_predict_json_on_real_photos(lite0, photo_files, run_cli):
     done = run_cli(
         "predict", "--model", "efficientnet_lite0", "--json", "--top-k", "3",
         str(photo_files["chelsea"]), str(photo_files["coffee"]),
@@ -66,7 +114,7 @@ def test_predict_json_on_real_photos(lite0, photo_files):
     assert coffee["top_k"][0]["probability"] > 0.9
 
 
-def test_default_model_falls_back_and_says_so(lite0, photo_files):
+def test_default_model_falls_back_and_says_so(lite0, photo_files, run_cli):
     done = run_cli("predict", "--json", str(photo_files["chelsea"]))
     assert done.returncode == 0, done.stderr
     assert "MobileNetV2 is not available here" in done.stderr
@@ -77,7 +125,7 @@ def test_default_model_falls_back_and_says_so(lite0, photo_files):
     assert {c["label"] for c in entry["top_k"][:3]} & CAT_CLASSES
 
 
-def test_text_output_lists_the_top_classes(lite0, photo_files):
+def test_text_output_lists_the_top_classes(lite0, photo_files, run_cli):
     done = run_cli("predict", "--model", "efficientnet_lite0", str(photo_files["coffee"]))
     assert done.returncode == 0, done.stderr
     assert "espresso" in done.stdout.splitlines()[1]
@@ -88,10 +136,10 @@ def test_text_output_lists_the_top_classes(lite0, photo_files):
     "kind", ["empty", "text", "pdf", "truncated", "oversize", "bomb", "absurd"]
 )
 def test_bad_files_fail_with_one_line_and_the_others_still_run(
-    lite0, photo_files, bad_files, kind, monkeypatch
+    lite0, photo_files, bad_files, kind, monkeypatch, run_cli
 ):
     # The coffee photo is about 80 KB: a 100 KB limit passes it and refuses the padded copy.
-    monkeypatch.setenv("CLASSIFIER_MAX_BYTES", str(100_000))
+    set_env(monkeypatch, "CLASSIFIER_MAX_BYTES", str(100_000))
     path, expected = bad_files[kind]
     done = run_cli(
         "predict", "--model", "efficientnet_lite0", "--json", str(path), str(photo_files["coffee"])
@@ -105,7 +153,7 @@ def test_bad_files_fail_with_one_line_and_the_others_still_run(
     assert good["top_k"][0]["label"] == "espresso"
 
 
-def test_a_missing_file_is_reported_not_raised(lite0, tmp_path):
+def test_a_missing_file_is_reported_not_raised(lite0, tmp_path, run_cli):
     done = run_cli("predict", "--model", "efficientnet_lite0", str(tmp_path / "nope.png"))
     assert done.returncode == 1
     assert "cannot read the file" in done.stderr
@@ -121,14 +169,14 @@ def test_a_missing_file_is_reported_not_raised(lite0, tmp_path):
         [],
     ],
 )
-def test_bad_usage_exits_2(args):
+def test_bad_usage_exits_2(args, run_cli):
     done = run_cli(*args)
     assert done.returncode == 2
     assert "usage:" in done.stderr
 
 
-def test_a_mistyped_setting_is_one_line_not_a_traceback(monkeypatch):
-    monkeypatch.setenv("CLASSIFIER_THREADS", "two")
+def test_a_mistyped_setting_is_one_line_not_a_traceback(monkeypatch, run_cli):
+    set_env(monkeypatch, "CLASSIFIER_THREADS", "two")
     done = run_cli("models")
     assert done.returncode == 2
     assert done.stderr.strip() == (
@@ -136,7 +184,7 @@ def test_a_mistyped_setting_is_one_line_not_a_traceback(monkeypatch):
     )
 
 
-def test_models_lists_every_model_with_its_state(lite0):
+def test_models_lists_every_model_with_its_state(lite0, run_cli):
     done = run_cli("models")
     assert done.returncode == 0, done.stderr
     blocks: dict[str, str] = {}
@@ -156,18 +204,20 @@ def test_models_lists_every_model_with_its_state(lite0):
 @pytest.fixture
 def history_url(tmp_path, monkeypatch) -> str:
     url = f"sqlite:///{tmp_path / 'cli-history.db'}"
-    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", url)
+    set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", url)
     return url
 
 
-def test_predict_save_records_only_the_successes(lite0, photo_files, bad_files, history_url):
+def test_predict_save_records_only_the_successes(
+    lite0, photo_files, bad_files, history_url, run_cli
+):
     done = run_cli(
         "predict", "--model", "efficientnet_lite0", "--save",
         str(photo_files["coffee"]), str(bad_files["pdf"][0]), str(photo_files["chelsea"]),
     )  # fmt: skip
     assert done.returncode == 1  # one file failed
     store = HistoryStore(history_url)
-    rows = store.list(sort="oldest", limit=None)
+    rows = store.find(sort="oldest", limit=None)
     store.dispose()
     assert [(r.file_name, r.model) for r in rows] == [
         ("coffee.jpg", "efficientnet_lite0"),
@@ -177,7 +227,7 @@ def test_predict_save_records_only_the_successes(lite0, photo_files, bad_files, 
     assert rows[0].thumbnail[8:12] == b"WEBP"
 
 
-def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path):
+def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path, run_cli):
     assert run_cli("predict", "--model", "efficientnet_lite0", "--save",
                    str(photo_files["coffee"])).returncode == 0  # fmt: skip
 
@@ -202,15 +252,12 @@ def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path):
     assert json.loads(run_cli("history", "export", "--format", "json").stdout) == []
 
 
-def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch):
-    monkeypatch.delenv("CLASSIFIER_DATABASE_URL")
+def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch, run_cli):
     url = f"sqlite:///{tmp_path / 'from-secrets.db'}"
     (tmp_path / ".streamlit").mkdir()
     (tmp_path / ".streamlit" / "secrets.toml").write_text(f'[connections.history]\nurl = "{url}"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "classifier", "history", "clear", "--yes"],
-        capture_output=True, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # where `python -m classifier` would be typed
+    set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", None)
+    done = run_cli("history", "clear", "--yes")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "from-secrets.db").is_file()
