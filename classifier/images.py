@@ -14,12 +14,17 @@ never shrinks a photo below what that crop needs.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import hashlib
 import io
 import logging
 import math
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +73,23 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"hevs", b
 _AVIF_BRANDS = {b"avif", b"avis"}
 _QUARTER_TURNS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _WIDE_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# Bytes Pillow keeps per pixel in each mode (every mode not listed keeps 4).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# How each EXIF orientation is undone (as ImageOps.exif_transpose does it).
+_ORIENTATION_FIX = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# A decode holding more than this is heavy: heavy decodes take turns, so that several
+# sessions uploading large pictures at once cannot multiply the server's peak memory.
+HEAVY_DECODE_BYTES = 32 * 2**20
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_heavy_decodes = threading.BoundedSemaphore(1)
 # What Pillow and its plugins raise on malformed input (UnidentifiedImageError is an
 # OSError). Anything else escaping a decode is our bug, and is logged as one.
 _DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
@@ -141,11 +163,19 @@ def decode_image(
         _check_dimensions(width, height, max_pixels)  # from the header, nothing decoded yet
         if image.format == "JPEG":
             _request_draft(image, min_side)
-        image.load()
-        if image.getexif().get(ExifTags.Base.Orientation) in _QUARTER_TURNS:
-            width, height = height, width
-        ImageOps.exif_transpose(image, in_place=True)
-        rgb = _to_rgb(image)
+        # Pillow holds at most 4 bytes a pixel, so the pixel limit bounds this buffer;
+        # every conversion below works on a reduced copy (see _reduce).
+        with _turn_if_heavy(decoded_bytes(image)):
+            image.load()
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+            if orientation in _QUARTER_TURNS:
+                width, height = height, width
+            reduced = _reduce(image, min_side)
+            if reduced is image:
+                ImageOps.exif_transpose(image, in_place=True)
+            elif orientation in _ORIENTATION_FIX:
+                reduced = reduced.transpose(_ORIENTATION_FIX[orientation])
+            rgb = _to_rgb(reduced)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -171,6 +201,11 @@ def decode_image(
             "try saving or downloading it again."
         ) from exc
     return DecodedImage(image=rgb, format=image.format, width=width, height=height)
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """Return the memory Pillow takes to hold an opened picture's pixels, before loading it."""
+    return image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
 
 
 def min_side_for(size: int, crop_fraction: float = CROP_FRACTION) -> int:
@@ -274,18 +309,59 @@ def _request_draft(image: Image.Image, min_side: int) -> None:
     image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
 
 
+@contextmanager
+def _turn_if_heavy(needed: int) -> Iterator[None]:
+    """Let one heavy decode run at a time; light ones never wait."""
+    if needed <= HEAVY_DECODE_BYTES:
+        yield
+        return
+    with _heavy_decodes:
+        yield
+
+
+@functools.cache
+def hand_back_large_buffers() -> bool:
+    """Make freed picture buffers go back to the system at once (glibc; a no-op elsewhere).
+
+    glibc raises its mmap threshold as large blocks are freed, after which it keeps
+    them in the freeing thread's arena, where another thread (another session's decode)
+    cannot reuse them: turns of heavy decodes then still add up. Measured with four
+    40 MP float TIFFs decoded in four threads: 471 MB of growth, 161 MB with a fixed
+    4 MiB threshold. For a server process; returns whether the setting took.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 4 * 2**20))
+    except (OSError, AttributeError):
+        return False
+
+
+def _reduce(image: Image.Image, min_side: int) -> Image.Image:
+    """Shrink a large picture that needs converting by a whole factor before converting it.
+
+    Converting 16-bit, float, palette or transparent pictures to RGB makes copies of the
+    whole picture (float copies take 8 bytes a pixel); at a size the model's crop can
+    still use, they are small. RGB and grey pictures need no conversion and stay whole.
+    """
+    factor = min(image.size) // min_side
+    if factor < 2 or image.mode in ("RGB", "L"):
+        return image
+    if image.mode in _WIDE_GREY_MODES - {"I"}:
+        image = image.convert("I")  # Pillow reduces 32-bit but not 16-bit pictures
+    elif image.mode in ("1", "P"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return image.reduce(factor)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any mode to 8-bit RGB, putting transparent areas on white."""
     if image.mode == "RGB":
         return image
     if image.mode in _WIDE_GREY_MODES:
         # convert("L") would clip 16-bit values at 255; scale the full range down instead.
-        return _grey_from_array(np.asarray(image) / 257)
+        return _grey_from_array(np.asarray(image) / np.float32(257))
     if image.mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        # Float pictures are usually 0..1; anything else is taken as 0..255.
-        in_unit_range = values.size > 0 and values.min() >= 0 and values.max() <= 1
-        return _grey_from_array(values * 255 if in_unit_range else values)
+        return _grey_from_array(_float_to_levels(np.asarray(image, dtype=np.float32)))
     try:
         if image.has_transparency_data:
             white = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -296,6 +372,20 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             f"This picture uses the {image.mode} colour mode, which we cannot convert to "
             "RGB; save it as an ordinary RGB PNG or JPEG."
         ) from exc
+
+
+def _float_to_levels(values: np.ndarray) -> np.ndarray:
+    """Map a float picture to grey levels: 0..1 scaled, 0..255 as it is, other ranges stretched."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.zeros_like(values)
+    low, high = float(finite.min()), float(finite.max())
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+    if low >= 0 and high <= 1:
+        return values * 255
+    if (low >= 0 and high <= 255) or high == low:
+        return values  # clipped to 0..255 on the way to grey levels
+    return (values - low) * (255 / (high - low))
 
 
 def _grey_from_array(values: np.ndarray) -> Image.Image:
