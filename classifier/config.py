@@ -43,6 +43,7 @@ class Settings:
     num_threads: int
     offline: bool  # never try to download Keras weights
     keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
+    warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
 
 
 def secrets_files(cwd: Path | None = None) -> tuple[Path, ...]:
@@ -56,20 +57,36 @@ def secrets_files(cwd: Path | None = None) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(folder / ".streamlit" / "secrets.toml" for folder in folders))
 
 
-def secrets_database_url(files: tuple[Path, ...] | None = None) -> str | None:
-    """Return `[connections.history] url` from the secrets files, the last one that sets it."""
-    url = None
+def secrets_database_url(files: tuple[Path, ...] | None = None) -> tuple[str | None, list[str]]:
+    """Return `[connections.history] url` from the secrets files (the last one that sets it).
+
+    Returns:
+        The URL or None, and a sentence for each file that looks meant to set it but
+        cannot be used (bad TOML, `connections.history` not a table), since falling
+        back to the local SQLite file without a word would lose a deployed history.
+    """
+    url, problems = None, []
+    fallback = "the history is kept in the local SQLite file instead"
     for path in files if files is not None else secrets_files():
         if not path.is_file():
             continue
         try:
             secrets = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"The secrets file {path} cannot be read ({exc}); {fallback}.")
             continue
-        value = secrets.get("connections", {}).get("history", {})
-        if isinstance(value, Mapping) and value.get("url"):
-            url = str(value["url"])
-    return url
+        connections = secrets.get("connections", {})
+        value = connections.get("history") if isinstance(connections, Mapping) else None
+        if value is None:
+            continue
+        if not isinstance(value, Mapping) or not isinstance(value.get("url"), str):
+            problems.append(
+                f"In the secrets file {path}, expected a table [connections.history] with "
+                f'url = "postgresql://..."; {fallback}.'
+            )
+            continue
+        url = value["url"]
+    return url, problems
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, maximum: int | None = None) -> int:
@@ -109,11 +126,11 @@ def read_settings(
     """
     environ = os.environ if environ is None else environ
     data_dir = Path(environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
-    database_url = (
-        environ.get("CLASSIFIER_DATABASE_URL")
-        or secrets_database_url(secrets)
-        or f"sqlite:///{data_dir / 'history.db'}"
-    )
+    database_url = environ.get("CLASSIFIER_DATABASE_URL")
+    warnings: list[str] = []
+    if not database_url:
+        database_url, warnings = secrets_database_url(secrets)
+    database_url = database_url or f"sqlite:///{data_dir / 'history.db'}"
     return Settings(
         max_bytes=_int(environ, "CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),
         max_pixels=_int(environ, "CLASSIFIER_MAX_PIXELS", DEFAULT_MAX_PIXELS),
@@ -128,6 +145,7 @@ def read_settings(
         ),
         offline=environ.get("CLASSIFIER_OFFLINE", "").strip().lower() in _TRUE,
         keras_home=_keras_home(environ),
+        warnings=tuple(warnings),
     )
 
 

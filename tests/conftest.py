@@ -109,3 +109,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords or "browser" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def broken_secrets(tmp_path, monkeypatch) -> Path:
+    """A secrets file that means to set the history URL but writes it as a plain key."""
+    path = tmp_path / "secrets.toml"
+    path.write_text('connections.history = "postgresql://x/db"\n')
+    monkeypatch.setattr(config, "secrets_files", lambda cwd=None: (path,))
+    monkeypatch.delenv("CLASSIFIER_DATABASE_URL")
+    return path

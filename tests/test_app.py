@@ -265,3 +265,11 @@ def test_use_camera_shows_the_camera():
     assert not at.camera_input
     at.toggle(key="use_camera").set_value(True).run()
     assert at.camera_input[0].label == "Take a photo"
+
+
+def test_a_broken_secrets_file_is_said_once_per_visit(broken_secrets, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert any(str(broken_secrets) in warning.value for warning in at.warning)
+    at.sidebar.slider(key="top_k").set_value(3).run()
+    assert not any(str(broken_secrets) in warning.value for warning in at.warning)

@@ -261,3 +261,11 @@ def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch, run_c
     done = run_cli("history", "clear", "--yes")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "from-secrets.db").is_file()
+
+
+def test_a_broken_secrets_file_is_named_on_stderr(run_cli, broken_secrets, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
+    result = run_cli("history", "export", "--format", "json")
+    assert result.returncode == 0
+    assert f"warning: In the secrets file {broken_secrets}" in result.stderr
+    assert "the history is kept in the local SQLite file instead" in result.stderr

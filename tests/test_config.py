@@ -62,3 +62,21 @@ def test_settings_are_read_once_until_reset(monkeypatch):
     monkeypatch.setenv("CLASSIFIER_MAX_PIXELS", "1234")  # tests reset the cache on a change
     assert config.get_settings().max_pixels == 1234
     assert config.get_settings() is not first
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[connections.history\nurl = "postgresql://x/db"\n',  # not TOML
+        'connections.history = "postgresql://x/db"\n',  # a plain key, not a table
+        '[connections.history]\nuri = "postgresql://x/db"\n',  # no url
+    ],
+)
+def test_a_broken_secrets_file_is_reported_not_silently_ignored(tmp_path, text):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(text)
+    settings = config.read_settings({"CLASSIFIER_DATA_DIR": str(tmp_path)}, secrets=(secrets,))
+    assert settings.database_url.startswith("sqlite:///")
+    (warning,) = settings.warnings
+    assert str(secrets) in warning
+    assert "the history is kept in the local SQLite file instead" in warning
