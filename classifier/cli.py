@@ -171,10 +171,12 @@ def run_models(_args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
-        get_settings()
+        warnings = get_settings().warnings
     except SettingsError as exc:  # a mistyped environment variable
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     args = build_parser().parse_args(argv)
     handlers = {"predict": run_predict, "models": run_models, "history": run_history}
     try:
