@@ -34,9 +34,13 @@ EXPECTED_ROWS = {
     ("Page", "classify page rerun, cached prediction"),
     ("Page", "history store list(limit=50) + count, label filter"),
     ("Page", "history page first render"),
+    ("Memory, server", "peak RSS, 4 sessions uploading a 40 MP float TIFF at once"),
+    ("Memory, server", "RSS after 20 uploads in one session"),
+    ("Memory, server", "RSS after 60 uploads in one session"),
 }
-# Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page.
-TARGETED_ROWS = 8
+# Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page,
+# server peak under concurrent uploads, server growth over uploads.
+TARGETED_ROWS = 10
 
 
 @pytest.mark.slow

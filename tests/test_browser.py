@@ -7,95 +7,40 @@ with CI=true, where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from benchmarks import server as server_tools
 from tests.conftest import ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-results"
 CAT_CLASSES = ("Egyptian cat", "tiger cat", "tabby")
 pytestmark = pytest.mark.browser
 
 
 def _require_chromium() -> None:
-    if CHROMIUM.exists():
+    reason = server_tools.chromium_missing()
+    if reason is None:
         return
-    reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, lite0):
-    """Run `streamlit run streamlit_app.py` with its own history database."""
+    """The app as a person runs it."""
     _require_chromium()
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("server")
-    env = {
-        **os.environ,
-        "CLASSIFIER_MODEL": "efficientnet_lite0",
-        "CLASSIFIER_DATABASE_URL": f"sqlite:///{folder / 'history.db'}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"streamlit did not start:\n{process.communicate()[0]}")
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with server_tools.serve(tmp_path_factory.mktemp("server")) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
 def browser():
     _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with server_tools.chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -156,3 +101,48 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     assert header.startswith("id,created_at,file_name,")
     assert len(rows) == 1
     assert ",coffee.jpg," in rows[0] and ",espresso," in rows[0]
+
+
+@pytest.fixture(scope="module")
+def misconfigured_server(tmp_path_factory):
+    """The app started with a mistyped setting."""
+    with server_tools.serve(
+        tmp_path_factory.mktemp("misconfigured"), CLASSIFIER_MAX_BYTES="abc"
+    ) as running:
+        yield running.url
+
+
+@pytest.mark.parametrize("path", ["", "classify", "history", "models", "common"])
+def test_every_url_says_what_is_misconfigured(browser, misconfigured_server, path):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(f"{misconfigured_server}/{path}")
+        message = page.get_by_text("The app is misconfigured")
+        message.wait_for()
+        assert "CLASSIFIER_MAX_BYTES" in message.inner_text()
+        body = page.locator("body").inner_text()
+        assert "Traceback" not in body
+        navigation = page.get_by_test_id("stSidebarNav").inner_text()
+        assert "Classify" in navigation and "common" not in navigation.lower()
+    finally:
+        context.close()
+
+
+def test_a_2_gib_server_survives_four_sessions_uploading_the_heaviest_picture(
+    browser, tmp_path, lite0
+):
+    """Like a small hosting tier: over 2 GiB the kernel kills the server for every visitor."""
+    unsupported = server_tools.memory_limit_unsupported()
+    if unsupported:
+        pytest.skip(f"cannot hold a server to a memory limit here: {unsupported}")
+    with server_tools.serve(tmp_path, memory_limit=2 * 2**30) as running:
+        server_tools.concurrent_uploads(browser, running, server_tools.float_tiff())
+        assert running.alive()
+        page = server_tools.open_classify_page(browser, running)
+        server_tools.upload(
+            page, "after.jpg", (ROOT / "assets/examples/cat.jpg").read_bytes(), "image/jpeg"
+        )
+        assert "·" in page.locator("h3").first.inner_text()  # the server still answers
+        page.context.close()

@@ -11,6 +11,7 @@ from classifier import images
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 EXAMPLES = {"Cat": "cat.jpg", "Coffee": "coffee.jpg", "Rocket": "rocket.jpg"}
+REMEMBERED_PICTURES = 200  # per session: enough for any batch, bounded over a long visit
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,16 @@ def collect_uploads() -> list[Upload]:
         caption, clear = st.columns([4, 1], vertical_alignment="center")
         caption.caption("Your last pictures, kept while you were on another page.")
         clear.button("Clear them", key="clear_kept", on_click=_forget_kept)
-        return st.session_state["kept_pictures"]
-    st.session_state["kept_pictures"] = uploads
+        uploads = st.session_state["kept_pictures"]
+    else:
+        st.session_state["kept_pictures"] = uploads
+    _bound_session_memory()
     return uploads
+
+
+def _bound_session_memory() -> None:
+    """Keep per-picture session state (digests, saved row ids) for the latest pictures only."""
+    for name in ("digests", "saved_rows"):
+        remembered = st.session_state.get(name, {})
+        for key in list(remembered)[: max(0, len(remembered) - REMEMBERED_PICTURES)]:
+            del remembered[key]  # oldest first: dicts keep insertion order
