@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from classifier import labels
 from classifier.labels import TopClass
 
 HIGHLIGHT = "#E4572E"
@@ -16,16 +15,11 @@ COUNT_AXIS = alt.Axis(format="d", tickMinStep=1)  # counts are whole numbers
 
 
 def top_k_frame(top_k: Sequence[TopClass]) -> pd.DataFrame:
-    """Return one row per ranked class: rank, label, class index, probability.
-
-    Labels are the unique display labels, so two classes that share a short name
-    ("crane", "maillot") stay apart in the chart.
-    """
-    shown = labels.display_labels()
+    """Return one row per ranked class: rank, label, class index, probability."""
     return pd.DataFrame(
         {
             "rank": range(1, len(top_k) + 1),
-            "label": [shown[c.index] for c in top_k],
+            "label": [c.label for c in top_k],
             "index": [c.index for c in top_k],
             "probability": [c.probability for c in top_k],
         }

@@ -1,9 +1,11 @@
 """The 1000 ImageNet class names in model output order, shipped with the package.
 
-Source: `dist/imagenet_classes.js` of the npm package `@tensorflow-models/mobilenet`
-2.1.1 (Apache-2.0, Copyright 2019 Google LLC), converted to one line per class in
-`data/imagenet_classes.txt`. Each line holds the synonyms WordNet gives the class;
-the first one is the short label shown to people.
+`labels()` are the names shown to people: human-readable and unambiguous ("kite (bird of
+prey)", "crane bird" and "construction crane" rather than "kite" and "crane" twice), from
+`imagenet1k_clean_names.json` of the PyPI package `imagenet-classes` 0.2.1 (MIT), with
+five names of that list replaced where it repeats a name or gives a description instead
+(see data/NOTICE.md). `full_names()` are WordNet's synonyms for each class, from
+`@tensorflow-models/mobilenet` 2.1.1 (Apache-2.0), e.g. "tench, Tinca tinca".
 """
 
 from __future__ import annotations
@@ -16,31 +18,26 @@ from typing import Any
 import numpy as np
 
 NUM_CLASSES = 1000
-_DATA_FILE = Path(__file__).with_name("data") / "imagenet_classes.txt"
+_DATA = Path(__file__).with_name("data")
+
+
+def _read_lines(name: str) -> tuple[str, ...]:
+    lines = tuple((_DATA / name).read_text(encoding="utf-8").splitlines())
+    if len(lines) != NUM_CLASSES:
+        raise RuntimeError(f"Expected {NUM_CLASSES} class names in {name}. Received: {len(lines)}")
+    return lines
 
 
 @cache
 def full_names() -> tuple[str, ...]:
-    """Return every class's full synonym list, e.g. "tench, Tinca tinca"."""
-    names = tuple(_DATA_FILE.read_text(encoding="utf-8").splitlines())
-    if len(names) != NUM_CLASSES:
-        raise RuntimeError(f"Expected {NUM_CLASSES} class names. Received: {len(names)}")
-    return names
+    """Return every class's WordNet synonyms, e.g. "tench, Tinca tinca"."""
+    return _read_lines("imagenet_classes.txt")
 
 
 @cache
 def labels() -> tuple[str, ...]:
-    """Return the short label of every class, e.g. "tench" for class 0."""
-    return tuple(name.split(",")[0].strip() for name in full_names())
-
-
-@cache
-def display_labels() -> tuple[str, ...]:
-    """Return each class's label as shown to people, unique: "crane (#134)" where two share one."""
-    names = labels()
-    return tuple(
-        f"{name} (#{index})" if names.count(name) > 1 else name for index, name in enumerate(names)
-    )
+    """Return every class's name as shown to people, unique, e.g. "kite (bird of prey)"."""
+    return _read_lines("imagenet_names.txt")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from classifier import engine
 from tests.conftest import ROOT
+from tests.helpers import CAT_CLASSES
 
 APP = str(ROOT / "streamlit_app.py")
-CAT_CLASSES = {"tiger cat", "tabby", "Egyptian cat"}
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ import pytest
 
 from benchmarks import server as server_tools
 from tests.conftest import ROOT
+from tests.helpers import CAT_CLASSES
 
 SCREENSHOTS = ROOT / "test-results"
-CAT_CLASSES = ("Egyptian cat", "tiger cat", "tabby")
 pytestmark = pytest.mark.browser
 
 

@@ -9,9 +9,9 @@ def test_there_are_1000_labels_in_model_order():
     names = labels.labels()
     assert len(names) == 1000
     assert names[0] == "tench"
-    assert names[281] == "tabby"
+    assert names[281] == "tabby cat"
     assert names[967] == "espresso"
-    assert names[999] == "toilet tissue"
+    assert names[999] == "toilet paper"
     assert labels.full_names()[0] == "tench, Tinca tinca"
 
 
@@ -19,3 +19,14 @@ def test_there_are_1000_labels_in_model_order():
 def test_label_of_rejects_out_of_range_indices(index):
     with pytest.raises(ValueError, match="Expected a class index"):
         labels.label_of(index)
+
+
+def test_names_are_unique_and_unambiguous():
+    names = labels.labels()
+    assert len(set(names)) == 1000
+    assert (names[21], names[134], names[517]) == (
+        "kite (bird of prey)",
+        "crane bird",
+        "construction crane",
+    )
+    assert (names[638], names[639]) == ("leotard", "one-piece bathing suit")

@@ -92,7 +92,7 @@ def ask_feedback(row_id: int) -> None:
     if thumbs == 0:
         st.selectbox(
             "What is it really?",
-            labels.display_labels(),
+            labels.labels(),
             index=None,
             placeholder="Type to search the 1,000 classes…",
             key=f"correction_{row_id}",
