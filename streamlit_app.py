@@ -5,9 +5,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from classifier import zoo
 from classifier.config import SettingsError, get_settings
 
 PAGES = Path(__file__).parent / "pages"
+FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: no font fetched from a CDN
 # (file in pages/, title, icon); the first one opens by default.
 PAGE_LIST = (
     ("classify.py", "Classify", ":material/image_search:"),
@@ -28,11 +30,10 @@ def misconfigured_page(message: str):
 
 def main() -> None:
     """Route to the page the person picked; with a bad setting, every page says which."""
-    st.set_page_config(
-        page_title="Image classifier", page_icon=":material/image_search:", layout="wide"
-    )
+    st.set_page_config(page_title="Image classifier", page_icon=str(FAVICON), layout="wide")
     try:
         warnings = get_settings().warnings
+        zoo.default_model()  # CLASSIFIER_MODEL names a model the app has
         problem = None
     except SettingsError as exc:  # a mistyped environment variable: say which, not a traceback
         warnings, problem = (), f"The app is misconfigured: {exc}"

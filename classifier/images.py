@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, features
+from PIL import ExifTags, Image, ImageDraw, ImageOps, features
 
 from classifier.config import get_settings
 
@@ -221,14 +221,27 @@ def fit_to_input(image: Image.Image, size: int, crop_fraction: float = CROP_FRAC
         raise ValueError(
             f"Expected size >= 1 and 0 < crop_fraction <= 1. Received: {size}, {crop_fraction}"
         )
-    width, height = image.size
+    # Pillow's bilinear filter widens with the scale factor, so downscaling is antialiased.
+    box = crop_box(image.width, image.height, crop_fraction)
+    resized = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    return np.array(resized, dtype=np.uint8)
+
+
+def crop_box(
+    width: int, height: int, crop_fraction: float = CROP_FRACTION
+) -> tuple[float, float, float, float]:
+    """Return the centred square `fit_to_input` crops, as (left, top, right, bottom)."""
     side = min(width, height) * crop_fraction
     left, top = (width - side) / 2, (height - side) / 2
-    # Pillow's bilinear filter widens with the scale factor, so downscaling is antialiased.
-    resized = image.resize(
-        (size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side)
-    )
-    return np.array(resized, dtype=np.uint8)
+    return left, top, left + side, top + side
+
+
+def outline_crop(image: Image.Image, colour: str = "#F0764F") -> Image.Image:
+    """Return a copy of the picture with the square the network sees outlined."""
+    outlined = image.copy()
+    line = max(2, round(min(image.size) / 100))
+    ImageDraw.Draw(outlined).rectangle(crop_box(*image.size), outline=colour, width=line)
+    return outlined
 
 
 def make_thumbnail(image: Image.Image, max_side: int = 256) -> bytes:

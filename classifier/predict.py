@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,6 +56,8 @@ class Prediction:
     height: int
     image: Image.Image = field(repr=False)
     model_input: np.ndarray = field(repr=False)
+    computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cached: bool = False  # reused from a cache: backend and timings are those of computed_at
 
     def top(self, k: int) -> tuple[TopClass, ...]:
         """Return the k most probable classes, best first."""

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from classifier import images
-from classifier.config import get_settings
+from classifier.config import SettingsError, get_settings
 
 if TYPE_CHECKING:
     import keras
@@ -311,3 +311,37 @@ def choose(name: str) -> Choice:
             f"{notice} But {fallback.title} cannot be loaded: {fallback_status.reason}."
         )
     return Choice(name, fallback, fallback_status, notice)
+
+
+def default_model() -> str:
+    """Return the configured default model's name (CLASSIFIER_MODEL, else mobilenet_v2).
+
+    Raises:
+        SettingsError: CLASSIFIER_MODEL names no model of the zoo.
+    """
+    name = get_settings().default_model
+    if name not in MODELS:
+        raise SettingsError(
+            f"Expected one of the models {', '.join(MODELS)} in the environment variable "
+            f"CLASSIFIER_MODEL. Received: {name!r}"
+        )
+    return name
+
+
+def runnable_default() -> tuple[str, str]:
+    """Return the model the app should open on, and a note if that is not the configured one.
+
+    The configured default if its weights can be had here, otherwise the first model
+    whose weights can (EfficientNet-Lite0 ships its own), so the app never opens on a
+    model that would answer with another.
+    """
+    configured = default_model()
+    if weights_status(configured).available:
+        return configured, ""
+    runnable = next((name for name in MODELS if weights_status(name).available), None)
+    if runnable is None:  # not even the shipped weights: loading will say why
+        return configured, ""
+    return runnable, (
+        f"{title_of(configured)}, the configured default, has no ImageNet weights here, "
+        f"so the app opened on {title_of(runnable)}."
+    )

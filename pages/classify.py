@@ -16,11 +16,8 @@ if not pictures:
     st.info("Drop one or more photos above, take one with the camera, or pick an example.")
     st.stop()
 
-loaded = resources.load_model(choices.model)
-if loaded is None:
+if resources.load_model(choices.model) is None:  # it said why
     st.stop()
-if loaded.notice:
-    st.warning(loaded.notice)
 
 outcomes = saving.classify_uploads(pictures, choices.model)
 row_ids = [

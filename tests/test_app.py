@@ -120,8 +120,9 @@ def test_a_text_file_named_png_gets_the_librarys_message_and_the_photo_still_run
     [error] = at.error
     assert "This file is not a picture we can read (detected: text)" in error.value
     table = at.dataframe[0].value
-    assert list(table["file"]) == ["chelsea.png"]
-    assert table["top-1"][0] in CAT_CLASSES
+    assert list(table["file"]) == ["cat.png", "chelsea.png"]  # the failed file is listed too
+    assert table["note"][0].startswith("This file is not a picture we can read")
+    assert table["top-1"][1] in CAT_CLASSES
 
 
 def test_several_files_get_a_table_and_one_expander_each(chelsea_png, coffee_jpeg):
@@ -134,9 +135,20 @@ def test_several_files_get_a_table_and_one_expander_each(chelsea_png, coffee_jpe
     assert list(table["file"]) == ["chelsea.png", "coffee.jpg"]
     assert table["top-1"][1] == "espresso"
     assert table["picture"][0].startswith("data:image/webp;base64,")
-    labels = [e.label for e in at.expander if e.label.startswith("Picture")]
-    assert labels[1] == "Picture 2: espresso"
+    sections = [e.label for e in at.expander if e.label[0].isdigit()]
+    assert sections[1].startswith("2. coffee.jpg: espresso · ")
+    assert sections[0].startswith("1. chelsea.png: ")
     assert len(at.get("vega_lite_chart")) == 2
+
+
+def test_the_summary_flags_unsure_answers(chelsea_png, coffee_jpeg):
+    at = start()
+    at.sidebar.slider(key="threshold").set_value(0.9).run()
+    at.file_uploader(key="uploads").set_value(
+        [("chelsea.png", chelsea_png, "image/png"), ("coffee.jpg", coffee_jpeg, "image/jpeg")]
+    ).run()
+    table = at.dataframe[0].value
+    assert list(table["note"]) == ["unsure", ""]  # the cat is under 90 %, the espresso is not
 
 
 def test_low_confidence_says_the_model_is_unsure(chelsea_png):
@@ -155,14 +167,40 @@ def test_confident_prediction_has_no_unsure_message(coffee_jpeg):
     assert not any("unsure" in i.value for i in at.info)
 
 
-def test_fallback_model_is_announced(chelsea_png):
+def test_picking_an_unavailable_model_says_who_answers_once_not_on_every_answer(chelsea_png):
     at = start("mobilenet_v2")
     at.file_uploader(key="uploads").set_value(("chelsea.png", chelsea_png, "image/png")).run()
-    assert any(
-        "MobileNetV2 is not available here" in w.value and "EfficientNet-Lite0 instead" in w.value
-        for w in at.warning
-    )
+    assert "Answers come from EfficientNet-Lite0." in [c.value for c in at.sidebar.caption]
+    assert not at.warning  # no banner on the answer itself
     assert any(label in at.subheader[0].value for label in CAT_CLASSES)
+    assert any("EfficientNet-Lite0 on LiteRT" in c.value for c in at.main.caption)
+
+
+def test_offline_the_app_opens_on_a_model_that_can_run_with_one_note():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.sidebar.selectbox(key="model").value == "efficientnet_lite0"
+    [note] = at.sidebar.info
+    assert note.value == (
+        "MobileNetV2, the configured default, has no ImageNet weights here, "
+        "so the app opened on EfficientNet-Lite0."
+    )
+    at.sidebar.slider(key="top_k").set_value(3).run()
+    assert not at.sidebar.info  # said once
+
+
+def test_an_unknown_default_model_names_its_variable(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_MODEL", "resnet")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert "CLASSIFIER_MODEL" in at.error[0].value and "'resnet'" in at.error[0].value
+
+
+def test_a_cached_answer_says_so_instead_of_repeating_old_timings(coffee_jpeg):
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    assert any(c.value.startswith("EfficientNet-Lite0 on LiteRT · ") for c in at.main.caption)
+    at.sidebar.slider(key="top_k").set_value(3).run()
+    assert any(c.value.startswith("Cached answer from ") for c in at.main.caption)
 
 
 def test_an_example_photo_classifies_with_one_click():
@@ -175,8 +213,15 @@ def test_what_the_model_saw_shows_the_input_crop(coffee_jpeg):
     at = start()
     at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
     [expander] = [e for e in at.expander if e.label == "What the model saw"]
-    [image] = expander.children.values()
-    assert image.proto.imgs[0].caption == "The 224×224 centre crop the network classified"
+    captions = [
+        element.proto.imgs[0].caption
+        for column in expander.columns
+        for element in column.children.values()
+    ]
+    assert captions == [
+        "Your picture, with the square the network looked at",
+        "The 224×224 centre crop the network classified",
+    ]
 
 
 def test_pictures_survive_a_page_switch(coffee_jpeg):
@@ -214,7 +259,7 @@ def test_removing_the_pictures_empties_the_page(coffee_jpeg):
 def test_unavailable_models_are_marked_in_the_picker():
     at = start()
     picker = at.sidebar.selectbox(key="model")
-    assert "MobileNetV2 (not available here)" in picker.options
+    assert "MobileNetV2 (unavailable)" in picker.options
     assert "EfficientNet-Lite0" in picker.options
 
 
@@ -273,3 +318,31 @@ def test_a_broken_secrets_file_is_said_once_per_visit(broken_secrets, tmp_path, 
     assert any(str(broken_secrets) in warning.value for warning in at.warning)
     at.sidebar.slider(key="top_k").set_value(3).run()
     assert not any(str(broken_secrets) in warning.value for warning in at.warning)
+
+
+def test_feedback_is_acknowledged(coffee_jpeg, tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    at.feedback(key=f"feedback_{saved.id}").set_value(1).run()
+    assert "Saved: right." in [c.value for c in at.main.caption]
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    at.selectbox(key=f"correction_{saved.id}").set_value("tea cup").run()
+    assert "Saved: wrong, it is tea cup." in [c.value for c in at.main.caption]
+    assert store.get(saved.id).corrected_label == "tea cup"
+    store.dispose()
+
+
+def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():
+    from ui.saving import saved_sentence
+
+    # AppTest cannot type a new option into a selectbox; the browser test does.
+    assert saved_sentence("wrong", "giraffe") == (
+        "Saved: wrong, it is “giraffe” (your own name, not one of the 1,000 classes)."
+    )
+    assert saved_sentence("wrong", "construction crane") == (
+        "Saved: wrong, it is construction crane."
+    )

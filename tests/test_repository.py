@@ -31,10 +31,18 @@ def test_readme_screenshot_exists():
         assert (ROOT / image).is_file(), image
 
 
-def test_upload_limit_matches_the_librarys_byte_limit():
+def test_upload_limit_lets_the_app_explain_oversized_files():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
-    assert config["server"]["maxUploadSize"] * 2**20 == DEFAULT_MAX_BYTES
+    # Above the library's limit, so an oversized file reaches the app and gets its sentence.
+    assert config["server"]["maxUploadSize"] * 2**20 > DEFAULT_MAX_BYTES
     assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_both_themes_exist_so_the_light_dark_choice_stays():
+    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))[
+        "theme"
+    ]
+    assert set(theme) == {"light", "dark"}  # a bare colour in [theme] removes the choice
 
 
 def test_secrets_are_ignored_and_an_example_ships():

@@ -13,6 +13,15 @@ from ui.sidebar import Choices
 from ui.uploads import Upload
 
 
+def provenance(prediction: Prediction) -> str:
+    """Say which model answered, on what and how fast; a reused answer says when it was made."""
+    made = f"{prediction.model_title} on {prediction.backend}"
+    speed = f"{prediction.timings.inference_ms:.1f} ms inference"
+    if not prediction.cached:
+        return f"{made} · {speed}"
+    return f"Cached answer from {prediction.computed_at:%H:%M:%S} UTC ({made}, {speed})"
+
+
 def human_size(size: int) -> str:
     """Return a byte count as people read it."""
     if size < 1024:
@@ -58,20 +67,44 @@ def show_prediction(
                 "probability": share_column("Probability"),
             },
         )
-        st.caption(
-            f"{prediction.model_title} on {prediction.backend} · "
-            f"{prediction.timings.inference_ms:.1f} ms inference · "
-            f"{zoo.get_spec(prediction.model).weights_origin}"
-        )
+        st.caption(f"{provenance(prediction)} · {zoo.get_spec(prediction.model).weights_origin}")
         if row_id is not None:
             ask_feedback(row_id)
     with st.expander("What the model saw"):
         size = prediction.model_input.shape[0]
-        st.image(
+        whole, crop = st.columns(2)
+        whole.image(
+            images.outline_crop(prediction.image),
+            caption="Your picture, with the square the network looked at",
+            width="stretch",
+        )
+        crop.image(
             prediction.model_input,
             caption=f"The {size}×{size} centre crop the network classified",
             width=size,
         )
+
+
+SUMMARY_ROWS_WITHOUT_SCROLL = 50
+ROW_HEIGHT = 35  # Streamlit's data grid row, in pixels
+
+
+def summary_frame(
+    uploads: list[Upload], outcomes: list[Prediction | str], threshold: float
+) -> pd.DataFrame:
+    """Return one row per picture: its answer, or the reason it has none."""
+    rows = []
+    for number, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True), start=1):
+        row = {"#": number, "picture": None, "file": upload.name, "top-1": "", "confidence": None}
+        if isinstance(outcome, Prediction):
+            top1 = outcome.top1
+            row["picture"] = _small_thumbnail_uri(upload.digest, outcome)
+            row["top-1"], row["confidence"] = top1.label, top1.probability
+            row["note"] = "unsure" if top1.probability < threshold else ""
+        else:
+            row["note"] = outcome  # why it failed
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def show_many(
@@ -81,35 +114,30 @@ def show_many(
     choices: Choices,
 ) -> None:
     """Draw a summary table of several pictures, then one section per picture."""
-    rows = [
-        {
-            "#": number,
-            "picture": _small_thumbnail_uri(upload.digest, outcome),
-            "file": upload.name,
-            "top-1": outcome.top1.label,
-            "confidence": outcome.top1.probability,
-        }
-        for number, (upload, outcome) in enumerate(zip(uploads, outcomes, strict=True), start=1)
-        if isinstance(outcome, Prediction)
-    ]
-    if rows:
-        st.dataframe(
-            pd.DataFrame(rows),
-            hide_index=True,
-            column_config={
-                "#": st.column_config.NumberColumn("#", width="small"),
-                "picture": PICTURE_COLUMN,
-                "file": st.column_config.TextColumn("File"),
-                "top-1": st.column_config.TextColumn("Top-1"),
-                "confidence": share_column("Confidence"),
-            },
-        )
+    frame = summary_frame(uploads, outcomes, choices.threshold)
+    shown_rows = min(len(frame), SUMMARY_ROWS_WITHOUT_SCROLL)
+    st.dataframe(
+        frame,
+        hide_index=True,
+        height=(shown_rows + 1) * ROW_HEIGHT + 3,  # every row up to 50, then scroll
+        column_config={
+            "#": st.column_config.NumberColumn("#", width="small"),
+            "picture": PICTURE_COLUMN,
+            "file": st.column_config.TextColumn("File"),
+            "top-1": st.column_config.TextColumn("Top-1"),
+            "confidence": share_column("Confidence"),
+            "note": st.column_config.TextColumn(
+                "Note", help="Unsure: below the confidence threshold. Otherwise, why it failed."
+            ),
+        },
+    )
     sections = zip(uploads, outcomes, row_ids, strict=True)
     for number, (upload, outcome, row_id) in enumerate(sections, start=1):
         if isinstance(outcome, Prediction):
-            with st.expander(f"Picture {number}: {outcome.top1.label}"):
+            top1 = outcome.top1
+            with st.expander(f"{number}. {upload.name}: {top1.label} · {top1.probability:.0%}"):
                 show_prediction(upload, outcome, choices, row_id)
         else:
             with st.container(border=True):
-                st.text(f"Picture {number}: {upload.name}")
+                st.text(f"{number}. {upload.name}")
                 st.error(outcome)

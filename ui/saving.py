@@ -74,17 +74,33 @@ def store_feedback(row_id: int) -> None:
         stored = resources.store().set_feedback(row_id, verdict, corrected)
     except Exception:  # the person keeps classifying; the server log has the details
         log.exception("Saving feedback failed")
-        stored = True
+        st.session_state.pop(f"feedback_saved_{row_id}", None)
         st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
+        return
     if not stored:
         st.toast(
             "This prediction was deleted from the history, so your feedback was not kept.",
             icon=":material/info:",
         )
+        return
+    st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected)
+
+
+def saved_sentence(verdict: str | None, corrected: str | None) -> str:
+    """Say what the history now holds about a prediction."""
+    if verdict is None:
+        return "Saved: not rated."
+    if verdict == "correct":
+        return "Saved: right."
+    if not corrected:
+        return "Saved: wrong."
+    if corrected in labels.labels():
+        return f"Saved: wrong, it is {corrected}."
+    return f"Saved: wrong, it is “{corrected}” (your own name, not one of the 1,000 classes)."
 
 
 def ask_feedback(row_id: int) -> None:
-    """Ask whether the prediction was right and, if not, which class it is."""
+    """Ask whether the prediction was right and, if not, what it is; say when it is saved."""
     st.caption("Was this right?")
     thumbs = st.feedback(
         "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id,)
@@ -94,8 +110,13 @@ def ask_feedback(row_id: int) -> None:
             "What is it really?",
             labels.labels(),
             index=None,
-            placeholder="Type to search the 1,000 classes…",
+            placeholder="Pick a class, or type any name if none fits…",
+            accept_new_options=True,
+            help="The model only knows 1,000 ImageNet classes; a name you type is kept as "
+            "your own, apart from them.",
             key=f"correction_{row_id}",
             on_change=store_feedback,
             args=(row_id,),
         )
+    if saved := st.session_state.get(f"feedback_saved_{row_id}"):
+        st.caption(saved)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import streamlit as st
 
 from classifier import zoo
-from classifier.config import get_settings
 from ui.state import kept
 
 MAX_TOP_K = 10
@@ -27,20 +26,33 @@ class Choices:
 def model_title(name: str) -> str:
     """Return a model's title, marked when this server would answer with the fallback."""
     title = zoo.title_of(name)
-    return title if zoo.weights_status(name).available else f"{title} (not available here)"
+    return title if zoo.weights_status(name).available else f"{title} (unavailable)"
+
+
+PICKER_HELP = (
+    "The ImageNet network that classifies your photos. Models marked unavailable have "
+    "no ImageNet weights on this server (Keras downloads them once, and this server "
+    "cannot); picking one answers with EfficientNet-Lite0, whose weights ship with the app."
+)
 
 
 def settings_sidebar() -> Choices:
     """Draw the classifier settings in the sidebar and return them."""
+    default, opened_elsewhere = zoo.runnable_default()
     with st.sidebar:
         st.header("Settings")
         model = st.selectbox(
             "Model",
             list(zoo.MODELS),
             format_func=model_title,
-            help="The ImageNet network that classifies your photos.",
-            **kept("model", get_settings().default_model),
+            help=PICKER_HELP,
+            **kept("model", default),
         )
+        if opened_elsewhere and not st.session_state.get("told_default"):
+            st.session_state["told_default"] = True  # once per visit
+            st.info(opened_elsewhere, icon=":material/info:")
+        if not zoo.weights_status(model).available:
+            st.caption(f"Answers come from {zoo.title_of(zoo.FALLBACK_MODEL)}.")
         top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
         threshold = st.slider(
             "Confidence threshold",

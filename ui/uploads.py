@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image, ImageOps
 
 from classifier import images
 
@@ -29,6 +31,17 @@ class Upload:
         if self.key not in known:
             known[self.key] = images.content_digest(self.data)
         return known[self.key]
+
+
+@functools.cache
+def example_thumbnails() -> dict[str, bytes]:
+    """Return a small square thumbnail of each example photo, made once per server."""
+    thumbnails = {}
+    for title, file_name in EXAMPLES.items():
+        with Image.open(EXAMPLES_DIR / file_name) as photo:
+            square = ImageOps.fit(photo.convert("RGB"), (176, 176))
+        thumbnails[title] = images.make_thumbnail(square, 176)
+    return thumbnails
 
 
 def _inputs_changed() -> None:
@@ -59,9 +72,11 @@ def collect_uploads() -> list[Upload]:
     )
     camera_col, example_col = st.columns([1, 2], vertical_alignment="bottom")
     use_camera = camera_col.toggle("Use camera", key="use_camera")
-    example = example_col.pills(
-        "Or try an example", list(EXAMPLES), key="example", on_change=_inputs_changed
-    )
+    with example_col:
+        st.image(list(example_thumbnails().values()), caption=list(EXAMPLES), width=88)
+        example = st.pills(
+            "Or try an example", list(EXAMPLES), key="example", on_change=_inputs_changed
+        )
     shot = (
         st.camera_input("Take a photo", key="camera", on_change=_inputs_changed)
         if use_camera
