@@ -12,6 +12,7 @@ from classifier.labels import TopClass
 HIGHLIGHT = "#E4572E"
 MUTED = "#9AA5B1"
 COUNT_AXIS = alt.Axis(format="d", tickMinStep=1)  # counts are whole numbers
+WHOLE_LABELS = alt.Axis(labelLimit=0)  # Vega-Lite cuts labels at 180 px by default
 
 
 def top_k_frame(top_k: Sequence[TopClass]) -> pd.DataFrame:
@@ -39,7 +40,10 @@ def probability_chart(frame: pd.DataFrame) -> alt.Chart:
                 axis=alt.Axis(format="%"),
             ),
             y=alt.Y(
-                "label:N", title=None, sort=alt.EncodingSortField("probability", order="descending")
+                "label:N",
+                title=None,
+                sort=alt.EncodingSortField("probability", order="descending"),
+                axis=WHOLE_LABELS,
             ),
             color=alt.condition(alt.datum.rank == 1, alt.value(HIGHLIGHT), alt.value(MUTED)),
             tooltip=[
@@ -74,7 +78,7 @@ def frequent_labels_chart(frame: pd.DataFrame) -> alt.Chart:
         .mark_bar(color=HIGHLIGHT)
         .encode(
             x=alt.X("count:Q", title="Predictions", axis=COUNT_AXIS),
-            y=alt.Y("label:N", title=None, sort="-x"),
+            y=alt.Y("label:N", title=None, sort="-x", axis=WHOLE_LABELS),
             tooltip=[
                 alt.Tooltip("label:N", title="Label"),
                 alt.Tooltip("count:Q", title="Predictions"),

@@ -88,6 +88,7 @@ def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):
     assert list(rows["probability"]) == sorted(rows["probability"], reverse=True)
     spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     assert spec["encoding"]["x"]["axis"]["format"] == "%"  # a percent axis
+    assert spec["encoding"]["y"]["axis"]["labelLimit"] == 0  # whole class names, never cut
     assert (
         spec["encoding"]["color"]["condition"]["test"] == "(datum.rank === 1)"
     )  # top-1 stands out
