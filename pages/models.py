@@ -11,13 +11,23 @@ st.caption(
     "Every network classifies into the same 1,000 ImageNet classes. Models whose weights "
     "cannot be had on this server fall back to EfficientNet-Lite0, which ships with the app."
 )
+# Keyed by the model that ran: a model that falls back is timed as the one that answers.
 latencies: dict[str, engine.Latency] = st.session_state.setdefault("latencies", {})
 # A "Measure latency" click is handled before the table is drawn, so the table shows it.
 if (pending := st.session_state.pop("measure", None)) and (loaded := resources.load_model(pending)):
-    with st.spinner(f"Measuring {zoo.get_spec(pending).title}…"):
-        latencies[pending] = engine.measure_latency(loaded)
+    with st.spinner(f"Measuring {loaded.spec.title}…"):
+        latencies[loaded.name] = engine.measure_latency(loaded)
 
 statuses = {name: zoo.weights_status(name) for name in zoo.MODELS}
+
+
+def latency_text(name: str) -> str:
+    """Say a model's measured latency, or which model answers for it."""
+    if not statuses[name].available:
+        return f"answered by {zoo.title_of(zoo.FALLBACK_MODEL)}"
+    return f"{latencies[name].median_ms:.1f} ms" if name in latencies else "not measured"
+
+
 st.dataframe(
     pd.DataFrame(
         {
@@ -30,10 +40,7 @@ st.dataframe(
                 for name in zoo.MODELS
             ],
             "engine cached": [engine.cached_engine_path(name) is not None for name in zoo.MODELS],
-            "latency": [
-                f"{latencies[name].median_ms:.1f} ms" if name in latencies else "not measured"
-                for name in zoo.MODELS
-            ],
+            "latency": [latency_text(name) for name in zoo.MODELS],
         }
     ),
     hide_index=True,
@@ -51,19 +58,22 @@ st.dataframe(
 for name, spec in zoo.MODELS.items():
     status = statuses[name]
     with st.expander(spec.title, expanded=name in latencies):
-        st.text(f"Weights: {status.source}")
+        st.text(f"Weights: {spec.weights_origin}")
         if not status.available:
-            st.warning(f"{spec.title} is not available here: {status.reason}.")
-        st.button(
-            "Measure latency",
-            key=f"measure_{name}",
-            on_click=st.session_state.__setitem__,
-            args=("measure", name),
-        )
+            st.warning(
+                f"{spec.title} is not available here: {status.reason}. "
+                f"{zoo.title_of(zoo.FALLBACK_MODEL)} answers in its place."
+            )
+        else:
+            st.button(
+                "Measure latency",
+                key=f"measure_{name}",
+                on_click=st.session_state.__setitem__,
+                args=("measure", name),
+            )
         if name in latencies:
             result = latencies[name]
-            answered_by = "" if result.model_title == spec.title else f" (by {result.model_title})"
             st.success(
-                f"{result.median_ms:.1f} ms per image on {result.backend}{answered_by}, "
+                f"{result.median_ms:.1f} ms per image on {result.backend}, "
                 f"median of {result.runs} runs on this server."
             )
