@@ -146,3 +146,54 @@ def test_a_2_gib_server_survives_four_sessions_uploading_the_heaviest_picture(
         )
         assert "·" in page.locator("h3").first.inner_text()  # the server still answers
         page.context.close()
+
+
+def test_an_oversized_file_gets_the_apps_sentence(page, tmp_path):
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\xff\xd8\xff\xe0" + bytes(22 * 2**20))  # 22 MB, over the 20 MB limit
+    page.locator("input[type=file]").set_input_files(str(big))
+    alert = page.locator("[data-testid='stAlert']").filter(has_text="This file is 22.1 MB")
+    alert.wait_for()
+    assert "the limit is 20 MB" in alert.inner_text()
+
+
+def test_a_correction_may_be_a_name_outside_the_classes(page, photo_files):
+    page.locator("input[type=file]").set_input_files(str(photo_files["chelsea"]))
+    page.get_by_text("Was this right?").wait_for()
+    thumbs = page.locator("[class*='st-key-feedback_'] button")
+    thumbs.last.click()  # thumbs down
+    box = page.locator("[class*='st-key-correction_'] input")
+    box.fill("giraffe")
+    box.press("Enter")
+    page.get_by_text("your own name, not one of the 1,000 classes").wait_for()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("device", "width"), [("desktop", 1280), ("phone", 390)])
+def test_screenshots_in_both_themes(browser, server, scheme, device, width):
+    """The pages as a person sees them, in the theme their system asks for."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, color_scheme=scheme, device_scale_factor=1
+    )
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(server)
+        page.get_by_text("What's in this photo?").wait_for()
+        background = page.evaluate(
+            "getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor"
+        )
+        red, green, blue = (int(part) for part in background[4:-1].split(","))
+        assert (red + green + blue > 600) == (scheme == "light"), background
+        page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
+        page.locator("h3").filter(has_text="·").first.wait_for()
+        page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg")
+        page.wait_for_timeout(800)  # the chart's entry transition
+        page.screenshot(path=str(SCREENSHOTS / f"classify-{scheme}-{device}.png"), full_page=True)
+        page.goto(f"{server}/history")
+        page.get_by_text("saved predictions match the filters").wait_for()
+        page.wait_for_timeout(1000)  # thumbnails paint
+        page.screenshot(path=str(SCREENSHOTS / f"history-{scheme}-{device}.png"), full_page=True)
+    finally:
+        context.close()

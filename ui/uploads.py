@@ -10,6 +10,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 from classifier import images
+from classifier.config import get_settings
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 EXAMPLES = {"Cat": "cat.jpg", "Coffee": "coffee.jpg", "Rocket": "rocket.jpg"}
@@ -62,8 +63,9 @@ def collect_uploads() -> list[Upload]:
     """
     if "uploads" not in st.session_state and st.session_state.get("kept_pictures"):
         st.session_state["showing_kept"] = True  # back from another page
+    limit = get_settings().max_bytes / 2**20
     files = st.file_uploader(
-        "Drop photos here",
+        f"Drop photos here, up to {limit:g} MB each",
         type=list(images.ACCEPTED_EXTENSIONS),
         accept_multiple_files=True,
         key="uploads",
