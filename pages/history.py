@@ -5,12 +5,12 @@ import streamlit as st
 from ui import history_view, resources
 
 st.title("History")
-try:
+history_view.show_callback_error()  # a delete or clear that failed in this rerun's callback
+# A database that cannot be opened or answer becomes a sentence, never a traceback with SQL.
+with history_view.database_errors():
     store = resources.store()
     total = store.count()
-except Exception as exc:  # an unreachable or newer database: say so instead of a traceback
-    st.error(f"The history database cannot be opened: {exc}")
-    st.stop()
+history_view.read_only_notice(store)
 
 if total == 0:
     st.info("No predictions yet. Classify a photo and it will appear here.")
@@ -18,12 +18,11 @@ if total == 0:
     st.stop()
 
 filters, sort = history_view.filter_sidebar()
-count = store.count(filters)
-st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
-if st.session_state.pop("h_confirm_clear", False):  # asked once; any other click dismisses it
-    history_view.confirm_clear(store, total)
-table_tab, summary_tab = st.tabs(["Predictions", "Summary"])
-with table_tab:
-    history_view.show_table(store, filters, sort, count)
-with summary_tab:
-    history_view.show_summary(store, filters)
+with history_view.database_errors():
+    count = store.count(filters)
+    st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
+    table_tab, summary_tab = st.tabs(["Predictions", "Summary"])
+    with table_tab:
+        history_view.show_table(store, filters, sort, count, total)
+    with summary_tab:
+        history_view.show_summary(store, filters)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import socket
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from classifier.history import Filters, HistoryStore, NewRecord
+from classifier.history import Filters, HistoryStore, NewRecord, schema
 from classifier.labels import TopClass
 from tests.conftest import ROOT
+from tests.test_history_store import (  # noqa: F401  (fixtures: SQLite and PostgreSQL)
+    database_url,
+    postgres_admin,
+    postgres_server_url,
+)
+from ui import resources
 
 APP = str(ROOT / "streamlit_app.py")
 NASTY_NAME = "'); DROP TABLE predictions;-- <b>x</b> [y](javascript:z).png"
@@ -58,6 +70,11 @@ def seeded(store) -> HistoryStore:
 def history_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
     return at.switch_page("pages/history.py").run()
+
+
+def chart_frame(chart):
+    """Return the data frame behind an Altair chart element."""
+    return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
 
 
 def caption_count(at: AppTest) -> str:
@@ -267,3 +284,284 @@ def test_a_failed_classification_saves_nothing(store):
     at.file_uploader(key="uploads").set_value(("cat.png", b"not a picture", "image/png")).run()
     assert at.error
     assert store.count() == 0
+
+
+# --- What the page says when the database fails -------------------------------------------
+
+
+@pytest.fixture
+def no_name_lookups(monkeypatch):
+    """Refuse every host name lookup, so no URL in a test can reach beyond this machine.
+
+    psycopg resolves host names itself through socket.getaddrinfo.
+    """
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host in (None, "127.0.0.1", "::1", "localhost"):
+            return real(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (no lookups in tests)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+
+
+def page_texts(at: AppTest) -> list[str]:
+    """Every text the page shows, and every element as the browser would receive it."""
+    texts = [
+        *(element.value for element in (*at.error, *at.warning, *at.info, *at.success)),
+        *(element.value for element in (*at.markdown, *at.caption, *at.title, *at.toast)),
+        *(line for element in at.exception for line in (element.proto.message,
+                                                        *element.proto.stack_trace)),
+    ]  # fmt: skip
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            texts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return texts
+
+
+def leaks(texts: list[str], secrets: tuple[str, ...]) -> list[str]:
+    return [secret for secret in secrets for text in texts if secret in text]
+
+
+MALFORMED = (
+    "The history database URL is malformed; check CLASSIFIER_DATABASE_URL or "
+    "[connections.history] url in the secrets."
+)
+# URL: pieces of its password, and how the page starts its error.
+PASSWORD_URLS = {
+    "postgresql://user:p@ss:w0rd@127.0.0.1:5432/db": (("p@ss", "w0rd"), MALFORMED),
+    "postgresql://u:PW123@x@127.0.0.1:1/db": (("PW123", "x@127"), MALFORMED),
+    "postgresql://u:x@PW123@127.0.0.1:1/db": (("PW123", "x@PW"), MALFORMED),
+    "postgresql://u:s3cret@127.0.0.1:w0rd/db": (("s3cret", "w0rd"), MALFORMED),
+    # Percent-encoded, so it parses: port 1 here refuses the connection at once.
+    "postgresql://user:s3cr%40t%3Aw0rd@127.0.0.1:1/db": (
+        ("s3cr", "w0rd"),
+        "The history database cannot be reached (OperationalError); the server log",
+    ),
+    "nonsense://": ((), MALFORMED),
+    "mysql://user:s3cret@127.0.0.1:1/db": (("s3cret",), MALFORMED),
+}
+
+
+@pytest.mark.parametrize(("url", "secrets", "message"), [(u, *v) for u, v in PASSWORD_URLS.items()])
+def test_the_database_password_never_reaches_the_page_or_the_log(
+    url, secrets, message, monkeypatch, caplog, no_name_lookups, lite0
+):
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", url)
+    caplog.set_level(logging.DEBUG)
+
+    at = history_page()
+
+    assert [error.value for error in at.error] == [at.error[0].value]
+    assert at.error[0].value.startswith(message)
+    assert not at.exception
+    assert leaks(page_texts(at), secrets) == []
+    logged = [caplog.text, *(record.getMessage() for record in caplog.records)]
+    assert leaks(logged, secrets) == []
+    [record] = [r for r in caplog.records if r.name == "ui.history_view"]
+    assert "History database" in record.getMessage()  # the details are in the server log
+    if message != MALFORMED:
+        assert "postgresql://user:***@127.0.0.1:1/db" in record.getMessage()
+    elif url.count("@") > 1 or "w0rd" in url:
+        assert "URL not shown" in record.getMessage()  # unparseable: no part of it logged
+
+
+@pytest.fixture
+def backend_seeded(database_url, monkeypatch, lite0) -> HistoryStore:  # noqa: F811
+    """The page's four predictions in an empty database, once per backend."""
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", database_url)
+    st.cache_data.clear()
+    store = HistoryStore(database_url)
+    now = datetime.now(UTC)
+    store.add_many(
+        [
+            record("tabby", 0.9, created_at=now - timedelta(days=3)),
+            record("tabby", 0.4, created_at=now - timedelta(days=2)),
+            record("espresso", 0.95, model="mobilenet_v2", created_at=now - timedelta(days=1)),
+            record("Éclair", 0.2, created_at=now),
+        ]
+    )
+    yield store
+    resources._store.clear()
+    store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x" * 50_000, 0),  # SQLite: "LIKE or GLOB pattern too complex"
+        ("%" * 50_000, 0),
+        ("tab\x00by", 2),  # PostgreSQL: a NUL in text is a DataError
+        ("\x00", 4),
+        ("éCLAIR", 1),  # beyond ASCII, on SQLite too
+    ],
+    ids=["50000 characters", "50000 percent signs", "NUL", "only NUL", "accented"],
+)
+def test_any_filter_text_gives_a_count_never_sql(backend_seeded, text, expected):
+    at = history_page()
+    box = at.sidebar.text_input(key="h_label")
+    assert box.max_chars == 200
+    box.set_value(text).run()  # as a hand-made request would send it, past max_chars
+
+    assert not at.exception
+    assert not at.error
+    assert caption_count(at) == f"{expected} of 4 saved predictions match the filters."
+    if expected:
+        assert len(at.dataframe[0].value) == expected
+    else:
+        assert "No saved predictions match these filters." in [i.value for i in at.info]
+    assert leaks(page_texts(at), ("SELECT", "LIKE", "[SQL")) == []
+
+
+def test_a_failing_query_is_a_sentence_and_the_details_are_logged(seeded, monkeypatch, caplog):
+    def fail(*args, **kwargs):
+        raise sa.exc.OperationalError(
+            "SELECT id FROM predictions WHERE top1_label LIKE ?",
+            ("%needle%",),
+            sqlite3.OperationalError("disk I/O error"),
+        )
+
+    monkeypatch.setattr(HistoryStore, "find", fail)
+    at = history_page()
+
+    assert [error.value for error in at.error] == [
+        "The history database cannot be reached (OperationalError); the server log has the details."
+    ]
+    assert not at.exception
+    assert leaks(page_texts(at), ("SELECT", "needle", "disk I/O")) == []
+    assert "SELECT id FROM predictions" in caplog.text
+    assert "disk I/O error" in caplog.text
+
+
+def test_a_failing_delete_is_a_sentence(seeded, monkeypatch):
+    at = history_page()
+    _select_rows(at, [0])
+    at.run()
+
+    def fail(self, ids):
+        raise sa.exc.IntegrityError("DELETE FROM predictions WHERE id IN (?)", ids, Exception())
+
+    monkeypatch.setattr(HistoryStore, "delete", fail)
+    at.button(key="h_delete").click().run()
+
+    assert at.error[0].value.startswith("The history database could not answer (IntegrityError)")
+    assert not at.exception
+    assert leaks(page_texts(at), ("DELETE",)) == []
+    assert seeded.count() == 4
+
+
+def sqlite_error(code: int, message: str) -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code
+    return error
+
+
+@pytest.fixture
+def read_only_folder(seeded, tmp_path, monkeypatch) -> HistoryStore:
+    """The seeded history, in a folder the app cannot write.
+
+    Tests run as root, whom chmod does not stop: writable() says no, and switching a
+    new connection to WAL fails as SQLite does when it cannot create its side files.
+    """
+
+    def no_wal_files(cursor):  # as SQLite says it to a user other than root
+        raise sqlite_error(
+            sqlite3.SQLITE_READONLY_DIRECTORY, "attempt to write a readonly database"
+        )
+
+    monkeypatch.setattr(schema, "_switch_to_wal", no_wal_files)
+    monkeypatch.setattr(schema, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
+    return seeded
+
+
+def test_a_read_only_folder_shows_the_history_read_only(read_only_folder, tmp_path):
+    at = history_page()
+
+    assert not at.exception and not at.error
+    assert f"folder {tmp_path} cannot be written" in at.warning[0].value
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+    assert at.button(key="h_delete").disabled
+    assert at.button(key="h_clear").disabled
+
+
+def test_a_history_that_cannot_even_be_read_says_why(read_only_folder, tmp_path, monkeypatch):
+    def refuse(uri):
+        raise sqlite_error(sqlite3.SQLITE_CANTOPEN, "unable to open database file")
+
+    monkeypatch.setattr(schema, "_sqlite_connect", refuse)
+    at = history_page()
+
+    assert not at.exception
+    assert at.error[0].value.startswith(
+        f"The history database folder {tmp_path} is read-only; the database "
+        f"{tmp_path / 'history.db'} cannot be opened, even read-only"
+    )
+
+
+def test_reset_filters_shows_everything_again(seeded):
+    at = history_page()
+    at.sidebar.text_input(key="h_label").set_value("tabby").run()
+    assert caption_count(at) == "2 of 4 saved predictions match the filters."
+    at.sidebar.button(key="h_reset").click().run()
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+    assert at.sidebar.text_input(key="h_label").value == ""
+
+
+def test_no_matches_is_a_clear_empty_state_with_the_downloads_off(seeded):
+    at = history_page()
+    at.sidebar.text_input(key="h_label").set_value("giraffe").run()
+    assert "No saved predictions match these filters." in [i.value for i in at.info]
+    assert not at.dataframe
+    downloads = at.get("download_button")
+    assert len(downloads) == 2 and all(button.proto.disabled for button in downloads)
+    at.button(key="h_reset_empty").click().run()
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+
+
+def test_a_page_past_the_last_is_corrected_to_the_last(seeded):
+    at = history_page()
+    at.number_input(key="h_page").set_value(99).run()
+    assert not at.exception
+    assert at.number_input(key="h_page").value == 1
+    assert "Page 1 of 1" in [c.value for c in at.caption]
+
+
+def test_the_whole_page_shows_without_an_inner_scroll_top_1_first(seeded):
+    at = history_page()
+    [table] = at.dataframe
+    assert table.proto.row_height == 40  # the table's height is set from it to fit the page
+    assert list(table.proto.column_order)[:2] == ["top-1", "confidence"]  # phones show these
+
+
+def test_the_clear_question_stands_under_its_button(seeded):
+    at = history_page()
+    at.button(key="h_clear").click().run()
+    predictions_tab = at.tabs[0]
+    assert any("Delete all 4 saved predictions?" in w.value for w in predictions_tab.warning)
+
+
+def test_one_days_predictions_are_counted_per_hour(store):
+    now = datetime.now(UTC).replace(hour=12, minute=30)
+    store.add_many(
+        [record("tabby", 0.9, created_at=now), record("tench", 0.5, created_at=now.replace(hour=9))]
+    )
+    at = history_page()
+    spec = json.loads(at.tabs[1].get("vega_lite_chart")[0].proto.spec)
+    assert spec["title"] == "Predictions per hour (UTC)"
+
+
+def test_accuracy_says_its_counts(seeded):
+    [first, second, *_] = seeded.find(sort="oldest")
+    seeded.set_feedback(first.id, "correct")
+    seeded.set_feedback(second.id, "wrong")
+    at = history_page()
+    charts = at.tabs[1].get("vega_lite_chart")
+    accuracy = next(c for c in charts if "Accuracy" in c.proto.spec)
+    rows = chart_frame(accuracy)
+    assert list(rows["row"]) == ["EfficientNet-Lite0 (1 of 2 rated correct)"]

@@ -8,6 +8,7 @@ Without it those tests are skipped, except with CI=true, where they fail.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import multiprocessing
@@ -422,6 +423,80 @@ def test_label_search_matches_percent_and_underscore_literally(store: HistorySto
     assert store.count(Filters(label="%")) == 2
 
 
+def test_label_search_ignores_case_beyond_ascii(store: HistoryStore) -> None:
+    """SQLite's LIKE knows ASCII case only; PostgreSQL's ILIKE knows every letter's."""
+    labels = {
+        "eclair.jpg": "Éclair",
+        "lower.jpg": "éclair au café",
+        "dog.jpg": "ПЁС",
+        "gross.jpg": "GROẞ",
+        "escaped.jpg": "é_x",
+        "unescaped.jpg": "éax",
+        "cat.jpg": "tabby CAT",
+    }
+    for name, label in labels.items():
+        store.add(make_record(file_name=name, top_k=ranked(label, 0.5)))
+    corrected = store.add(make_record(file_name="corrected.jpg", top_k=ranked("plain", 0.5)))
+    store.set_feedback(corrected, "wrong", "Ça va")
+
+    def found(text: str) -> list[str]:
+        matches = sorted(names(store.find(Filters(label=text), limit=None)))
+        assert store.count(Filters(label=text)) == len(matches)
+        return matches
+
+    assert found("é") == ["eclair.jpg", "escaped.jpg", "lower.jpg", "unescaped.jpg"]
+    assert found("ÉCLAIR") == ["eclair.jpg", "lower.jpg"]
+    assert found("éCLAIR AU") == ["lower.jpg"]
+    assert found("пёс") == ["dog.jpg"]
+    assert found("ß") == ["gross.jpg"]  # the capital ẞ is the same letter
+    assert found("ça") == ["corrected.jpg"]  # the corrected label too
+    assert found("é_") == ["escaped.jpg"]  # "_" is still literal on this path
+    assert found("cat") == ["cat.jpg"]  # ASCII keeps the plain LIKE
+    by_label = stats.count_by_label(store, Filters(label="É"))
+    assert sorted(by_label["label"]) == sorted(["é_x", "éax", "éclair au café", "Éclair"])
+
+
+def test_label_filter_is_cleaned_and_bounded() -> None:
+    assert Filters(label="  tab\x00by\n ").label == "tabby"
+    assert Filters(label="\x00\x01\t\r\n\x7f\x9f").label == ""
+    assert Filters(label="cat\ud800").label == "cat"  # an unpaired surrogate encodes nowhere
+    assert Filters(label="x" * 50_000).label == "x" * history.MAX_LABEL_LENGTH
+    assert Filters(label="é" * 300).label == "é" * history.MAX_LABEL_LENGTH
+    assert Filters(label="Éclair ß").label == "Éclair ß"  # letters and spaces stay
+    with pytest.raises(ValueError, match="Expected the label filter as a string"):
+        Filters(label=None)  # type: ignore[arg-type]
+
+
+HOSTILE_SEARCHES = {
+    "50,000 characters": ("x" * 50_000, ""),
+    "50,000 accented": ("é" * 50_000, ""),
+    "50,000 percent signs": ("%" * 50_000, ""),
+    "a NUL": ("tab\x00by", "ad"),
+    "only NUL": ("\x00", "abcdef"),
+    "control characters": ("\x07ly\x1bnx\r\n", "d"),
+    "a lone surrogate": ("retriever\udc00", "c"),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE_SEARCHES.values(), ids=HOSTILE_SEARCHES)
+def test_any_filter_text_is_safe_for_every_query(
+    store: HistoryStore, text: str, expected: str
+) -> None:
+    """SQLite refuses a LIKE pattern of 50,000 bytes, PostgreSQL a NUL: neither gets them."""
+    seed(store)
+    filters = Filters(label=text)
+    expected_names = sorted(f"{letter}.jpg" for letter in expected)
+
+    assert sorted(names(store.find(filters, limit=None))) == expected_names
+    assert store.count(filters) == len(expected_names)
+    assert len(json.loads(store.export_json(filters))) == len(expected_names)
+    assert len(store.export_csv(filters).splitlines()) == 1 + len(expected_names)
+    assert stats.count_by_label(store, filters)["count"].sum() == len(expected_names)
+    assert stats.count_by_day(store, filters)["count"].sum() == len(expected_names)
+    assert stats.count_by_confidence(store, filters)["count"].sum() == len(expected_names)
+    stats.count_feedback_by_model(store, filters)
+
+
 def test_invalid_sort_and_filters_are_refused(store: HistoryStore) -> None:
     with pytest.raises(ValueError, match=r"Expected sort to be one of .* Received: 'random'"):
         store.find(sort="random")
@@ -627,6 +702,85 @@ EXPORTED_JSON = """[
     "corrected_label": "tiger cat"
   }}
 ]"""
+
+
+FORMULAS = {
+    "hyperlink.jpg": '=HYPERLINK("http://x","y")',
+    "at.jpg": "@SUM(A1)",
+    "plus.jpg": "+1+1.jpg",
+    "minus.jpg": "-2.jpg",
+    "tab.jpg": "\t=1+1",
+    "cr.jpg": "\r=1+1",
+}
+
+
+def test_csv_export_never_holds_a_live_formula(store: HistoryStore) -> None:
+    """Text cells that a spreadsheet would run get a leading quote; numbers stay numbers."""
+    for name in FORMULAS.values():
+        store.add(make_record(file_name=name, top_k=ranked("=cmd|' /C calc'!A0", 0.5)))
+    wrong = store.add(make_record(file_name="ok.jpg", inference_ms=-2.5))
+    store.set_feedback(wrong, "wrong", "-lynx")
+
+    rows = list(csv.DictReader(io.StringIO(store.export_csv(sort="oldest").decode("utf-8"))))
+
+    assert [row["file_name"] for row in rows] == [f"'{name}" for name in FORMULAS.values()] + [
+        "ok.jpg"
+    ]
+    assert {row["top1_label"] for row in rows[:-1]} == {"'=cmd|' /C calc'!A0"}
+    assert rows[-1]["corrected_label"] == "'-lynx"
+    assert rows[-1]["inference_ms"] == "-2.5"  # a negative number is not a formula
+    assert rows[-1]["top1_label"] == "tabby cat"
+    assert json.loads(rows[0]["top_k"])[0]["label"] == "=cmd|' /C calc'!A0"  # a JSON cell
+
+
+def test_json_export_keeps_formula_like_text_exactly(store: HistoryStore) -> None:
+    for name in FORMULAS.values():
+        store.add(make_record(file_name=name))
+    records = store.find(sort="oldest", limit=None, with_thumbnails=False)
+    expected = [history.records.to_export_row(record) for record in records]
+
+    exported = store.export_json(sort="oldest")
+
+    assert exported == json.dumps(expected, ensure_ascii=False, indent=2).encode("utf-8")
+    assert [row["file_name"] for row in json.loads(exported)] == list(FORMULAS.values())
+
+
+def test_write_atomically_replaces_the_file_and_keeps_its_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "export.csv"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+
+    history.write_atomically(target, b"new content")
+
+    assert target.read_bytes() == b"new content"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["export.csv"]
+    history.write_atomically(tmp_path / "fresh.json", b"[]")
+    assert (tmp_path / "fresh.json").read_bytes() == b"[]"
+
+
+@pytest.mark.parametrize("existing", [b"the previous export\n", None], ids=["existing", "new"])
+def test_write_atomically_leaves_nothing_half_written_on_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bytes | None
+) -> None:
+    target = tmp_path / "export.csv"
+    if existing is not None:
+        target.write_bytes(existing)
+
+    def disk_fills_up(descriptor: int, data: bytes) -> None:
+        os.write(descriptor, data[:10])  # some bytes made it before the disk was full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(history.files, "_write_all", disk_fills_up)
+
+    with pytest.raises(OSError, match="No space left on device"):
+        history.write_atomically(target, b"x" * 100_000)
+
+    if existing is None:
+        assert list(tmp_path.iterdir()) == []
+    else:
+        assert target.read_bytes() == existing
+        assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
 
 
 # --- Summary aggregates -----------------------------------------------------------------
@@ -1022,7 +1176,309 @@ def test_switching_to_wal_retries_while_another_connection_holds_the_file() -> N
 def test_unsupported_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         HistoryStore(url)
+    assert isinstance(error.value, history.HistoryURLError)
     assert "s3cret" not in str(error.value)
+
+
+MALFORMED = "The history database URL is malformed; check CLASSIFIER_DATABASE_URL or "
+# URL: the pieces of its password that no message may hold, and whether it parses
+# (if not, no part of it is ever logged, not even masked).
+BAD_URLS = {
+    "postgresql://user:p@ss:w0rd@127.0.0.1:5432/db": (("p@ss", "w0rd", "ss:w0rd"), False),
+    "postgresql://u:PW123@x@127.0.0.1:1/db": (("PW123", "x@127"), False),
+    "postgresql://u:x@PW123@127.0.0.1:1/db": (("PW123", "x@PW"), False),
+    "postgresql://u:ab@c/d@127.0.0.1:1/db": (("ab@c", "c/d", "d@127"), False),
+    "postgresql://u:ab@c?d@127.0.0.1:1/db": (("ab@c", "c?d", "d@127"), False),
+    "postgresql://u@h:port/db": ((), False),
+    "postgresql://u:s3cret@127.0.0.1:5432x/db": (("s3cret",), False),
+    "not a url at all: s3cret": (("s3cret",), False),
+    "nonsense://": ((), True),
+    "mysql://x": ((), True),
+    "mysql://user:s3cret@db.example/history": (("s3cret",), True),
+    "postgresql+nosuchdriver://u:s3cret@127.0.0.1:1/db": (("s3cret",), True),
+}
+
+
+@pytest.mark.parametrize(("url", "secrets", "parses"), [(u, *v) for u, v in BAD_URLS.items()])
+def test_a_malformed_url_is_refused_without_quoting_it(
+    url: str, secrets: tuple[str, ...], parses: bool
+) -> None:
+    with pytest.raises(history.HistoryURLError) as error:
+        HistoryStore(url)
+
+    message = str(error.value)
+    assert message.startswith(MALFORMED)
+    assert isinstance(error.value, ValueError)  # as before, for callers that catch that
+    shown = [
+        message,
+        history.public_message(error.value),
+        history.public_message(error.value, url=url, detail=True),
+        history.log_message(error.value, url),
+    ]
+    assert [piece for piece in secrets for text in shown if piece in text] == []
+    assert (history.masked_url(url) is not None) == parses
+    if not parses:
+        assert url not in shown[-1] and "(URL not shown: it cannot be parsed)" in shown[-1]
+
+
+def test_messages_about_a_reachable_url_mask_its_password() -> None:
+    # Percent-encoded, "p@ss:w0rd" parses; port 1 on this machine refuses at once.
+    url = "postgresql://user:p%40ss%3Aw0rd@127.0.0.1:1/db?sslpassword=k3y"
+    with pytest.raises(sa.exc.OperationalError) as error:
+        HistoryStore(url)
+
+    public = history.public_message(error.value)
+    detailed = history.public_message(error.value, url=url, detail=True)
+    logged = history.log_message(error.value, url)
+
+    assert public == (
+        "The history database cannot be reached (OperationalError); the server log has the details."
+    )
+    assert detailed.startswith("The history database cannot be reached (OperationalError: ")
+    assert "Connection refused" in detailed and "\n" not in detailed
+    assert "postgresql://user:***@127.0.0.1:1/db?sslpassword=***" in logged
+    assert "Connection refused" in logged
+    for text in (public, detailed, logged):
+        assert not [s for s in ("p@ss", "w0rd", "p%40ss", "k3y") if s in text]
+    # Should a driver ever repeat the password, it is masked there too.
+    echoed = RuntimeError("login as user with p@ss:w0rd or p%40ss%3Aw0rd failed")
+    assert "w0rd" not in history.log_message(echoed, url)
+    assert "w0rd" not in history.public_message(echoed, url=url, detail=True)
+
+
+def test_a_failed_query_is_a_sentence_without_its_sql() -> None:
+    failed = sa.exc.DataError(
+        "SELECT id FROM predictions WHERE top1_label LIKE %(needle)s",
+        {"needle": "%tab\x00by%"},
+        ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+    )
+    for text in (history.public_message(failed), history.public_message(failed, detail=True)):
+        assert text.startswith("The history database could not answer (DataError")
+        assert "SELECT" not in text and "needle" not in text and "by%" not in text
+    assert "SELECT id FROM predictions" in history.log_message(failed, "sqlite:///x.db")
+
+
+# --- Read-only --------------------------------------------------------------------------
+
+
+def test_a_read_only_store_reads_everything_and_writes_nothing(
+    store: HistoryStore, open_store: Callable[..., HistoryStore], database_url: str
+) -> None:
+    ids = seed(store)
+    before = store.export_json()
+
+    reader = HistoryStore(database_url, read_only=True)
+    try:
+        assert reader.read_only
+        assert reader.export_json() == before
+        assert reader.count(Filters(label="cat")) == 3
+        assert stats.count_by_label(reader)["count"].sum() == len(SEED)
+        for write in (
+            lambda: reader.add(make_record()),
+            lambda: reader.set_feedback(ids["a.jpg"], "wrong"),
+            lambda: reader.delete([ids["a.jpg"]]),
+            reader.clear,
+        ):
+            with pytest.raises(history.HistoryReadOnlyError, match="open read-only"):
+                write()
+        # Not only the store refuses: the connection itself cannot write.
+        with pytest.raises(sa.exc.DBAPIError), reader._engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM predictions")
+    finally:
+        reader.dispose()
+    assert store.export_json() == before
+
+
+def test_a_read_only_store_needs_the_tables(database_url: str, raw: sa.Engine) -> None:
+    with raw.begin() as conn:  # a database, but not a history
+        conn.exec_driver_sql("CREATE TABLE other (x INTEGER)")
+    with pytest.raises(HistoryError, match="holds no prediction history yet"):
+        HistoryStore(database_url, read_only=True)
+
+
+def test_a_missing_sqlite_file_is_not_created_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "history.db"
+    with pytest.raises(
+        HistoryError, match=f"There is no history database at {re.escape(str(path))}"
+    ):
+        HistoryStore(f"sqlite:///{path}", read_only=True)
+    assert not path.parent.exists()
+
+
+def test_an_export_of_an_empty_sqlite_file_creates_the_tables_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    path.touch()  # e.g. created by hand: no tables yet, which only a writer can add
+
+    store = HistoryStore.open_readable(f"sqlite:///{path}", prefer_read_only=True)
+    try:
+        assert not store.read_only
+        assert store.export_json() == b"[]"
+    finally:
+        store.dispose()
+
+
+def cannot_open() -> sqlite3.OperationalError:
+    """What SQLite says when it cannot open a file (or a -wal file without its -shm)."""
+    error = sqlite3.OperationalError("unable to open database file")
+    error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN
+    return error
+
+
+def no_side_files() -> sqlite3.OperationalError:
+    """What SQLite says, also with mode=ro, when it cannot create the -wal and -shm files.
+
+    Seen as a user other than root, in a folder that user cannot write.
+    """
+    error = sqlite3.OperationalError("attempt to write a readonly database")
+    error.sqlite_errorcode = sqlite3.SQLITE_READONLY_DIRECTORY
+    return error
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A SQLite history with rows, in a folder that this process then cannot write.
+
+    The tests run as root, whom chmod does not stop, so the folder is simulated:
+    writable() says no, and switching a connection to WAL fails the way SQLite
+    does when it cannot create the -wal and -shm files beside the database.
+    """
+    path = tmp_path / "history.db"
+    writer = HistoryStore(f"sqlite:///{path}")
+    seed(writer)
+    writer.dispose()
+
+    def no_wal_files(cursor: object) -> None:
+        raise no_side_files()
+
+    monkeypatch.setattr(history.schema, "_switch_to_wal", no_wal_files)
+    monkeypatch.setattr(history.schema, "_is_writable", lambda p: not p.is_relative_to(tmp_path))
+    return path
+
+
+def test_a_history_in_a_read_only_folder_is_opened_read_only(read_only_folder: Path) -> None:
+    url = f"sqlite:///{read_only_folder}"
+    content = read_only_folder.read_bytes()
+
+    with pytest.raises(history.HistoryReadOnlyError) as error:
+        HistoryStore(url)
+    assert str(error.value).startswith(
+        f"The history database folder {read_only_folder.parent} is read-only; "
+        "predictions cannot be saved, changed or deleted there."
+    )
+
+    for prefer_read_only in (False, True):
+        store = HistoryStore.open_readable(url, prefer_read_only=prefer_read_only)
+        try:
+            assert store.read_only
+            assert sorted(names(store.find(limit=None))) == sorted(SEED)
+            with pytest.raises(history.HistoryReadOnlyError):
+                store.add(make_record())
+        finally:
+            store.dispose()
+    assert read_only_folder.read_bytes() == content
+
+
+def test_a_read_only_file_that_sqlite_opens_quietly_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite opens a file it may not write read-only without a word; the store says so."""
+    path = tmp_path / "history.db"
+    writer = HistoryStore(f"sqlite:///{path}")
+    seed(writer)
+    writer.dispose()
+    monkeypatch.setattr(history.schema, "_is_writable", lambda p: p != path)
+
+    with pytest.raises(history.HistoryReadOnlyError) as error:
+        HistoryStore(f"sqlite:///{path}")
+    assert str(error.value).startswith(f"The history database file {path} is read-only; ")
+
+    store = HistoryStore.open_readable(f"sqlite:///{path}")
+    assert store.read_only and store.count() == len(SEED)
+    store.dispose()
+
+
+def test_a_read_only_folder_with_writable_side_files_can_still_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "history.db"
+    monkeypatch.setattr(history.schema, "_is_writable", lambda p: p != tmp_path)
+    assert history.schema.unwritable(path) == tmp_path
+    for side in ("-wal", "-shm"):
+        Path(f"{path}{side}").touch()
+    assert history.schema.unwritable(path) is None  # SQLite needs to create nothing
+
+
+def test_a_history_that_cannot_even_be_read_says_why(
+    read_only_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(uri: str) -> sqlite3.Connection:
+        raise cannot_open()
+
+    monkeypatch.setattr(history.schema, "_sqlite_connect", refuse)
+
+    with pytest.raises(history.HistoryReadOnlyError) as error:
+        HistoryStore.open_readable(f"sqlite:///{read_only_folder}")
+
+    assert str(error.value) == (
+        f"The history database folder {read_only_folder.parent} is read-only; the database "
+        f"{read_only_folder} cannot be opened, even read-only (unable to open database file). "
+        "Make it writable for the app, or check CLASSIFIER_DATABASE_URL or "
+        "[connections.history] url in the secrets."
+    )
+
+
+def test_a_wal_history_without_its_side_files_is_read_as_immutable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a read-only folder SQLite cannot create the -shm file that mode=ro needs.
+
+    Root can always create it, so the refusal is simulated; the immutable open is real.
+    """
+    path = tmp_path / "history.db"
+    writer = HistoryStore(f"sqlite:///{path}")
+    seed(writer)
+    writer.dispose()
+    assert not Path(f"{path}-wal").exists()  # a clean close removes the side files
+    tried = []
+    connect = history.schema._sqlite_connect
+
+    def read_only_folder(uri: str) -> sqlite3.Connection:
+        tried.append(uri.split("?", 1)[1])
+        if "immutable=1" not in uri:
+            raise no_side_files()
+        return connect(uri)
+
+    monkeypatch.setattr(history.schema, "_sqlite_connect", read_only_folder)
+    store = HistoryStore(f"sqlite:///{path}", read_only=True)
+    try:
+        assert store.count() == len(SEED)
+    finally:
+        store.dispose()
+    assert tried[:2] == ["mode=ro", "mode=ro&immutable=1"]
+
+    # With a -wal file present, someone may be writing: never read it as immutable.
+    Path(f"{path}-wal").write_bytes(b"")
+    tried.clear()
+    with pytest.raises(history.HistoryError, match="cannot be opened, even read-only"):
+        HistoryStore(f"sqlite:///{path}", read_only=True)
+    assert tried == ["mode=ro"]
+
+
+def test_read_only_opens_real_sqlite_files_with_mode_ro(tmp_path: Path) -> None:
+    path = tmp_path / "odd ?#% name" / "history.db"  # characters a file: URI must encode
+    writer = HistoryStore(f"sqlite:///{path}")
+    writer.add(make_record())
+    writer.dispose()
+
+    store = HistoryStore(f"sqlite:///{path}", read_only=True)
+    try:
+        assert store.count() == 1
+        refused = pytest.raises(sa.exc.OperationalError, match="readonly database")
+        with refused, store._engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")  # mode=ro still refuses
+            conn.exec_driver_sql("DELETE FROM predictions")
+    finally:
+        store.dispose()
 
 
 # --- Concurrency ------------------------------------------------------------------------
@@ -1233,3 +1689,16 @@ def test_count_and_a_page_of_100000_rows(
         for r in first_two_pages
     ]
     assert keys == sorted(keys, reverse=sort in ("newest", "confidence_desc"))
+
+
+def test_csv_export_can_name_each_model_for_people(store: HistoryStore) -> None:
+    store.add(make_record(model="efficientnet_lite0"))
+    text = store.export_csv(model_title={"efficientnet_lite0": "EfficientNet-Lite0"}.get)
+    [row] = csv.DictReader(io.StringIO(text.decode("utf-8")))
+    header = text.decode("utf-8").splitlines()[0].split(",")
+    assert header[header.index("model") + 1] == "model_title"
+    assert (row["model_title"], row["top1_label"], row["top1_probability"]) == (
+        "EfficientNet-Lite0",
+        "tabby cat",
+        "0.8",
+    )

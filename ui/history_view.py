@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from classifier import charts, history, zoo
+from classifier.config import get_settings
 from ui import columns
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZES = (10, 25, 50, 100)
+ROW_HEIGHT = 40  # pixels: room for a thumbnail
 SORT_TITLES = {
     "newest": "Newest first",
     "oldest": "Oldest first",
@@ -26,6 +34,71 @@ FEEDBACK_TITLES = {
     "wrong": "Rated wrong",
     "unrated": "Not rated",
 }
+
+
+def log_error(exc: BaseException) -> None:
+    """Log a history database error for the server's operator: the password masked."""
+    details = history.log_message(exc, get_settings().database_url)
+    # A HistoryError's message is the whole story; for others the traceback helps.
+    log.warning("%s", details, exc_info=None if isinstance(exc, history.HistoryError) else exc)
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn an error of the history database into a sentence on the page, and stop the page.
+
+    The visitor reads what went wrong in words: never a URL, a password, SQL or
+    its parameters. The server log gets the details, the password masked.
+    """
+    try:
+        yield
+    except Exception as exc:
+        log_error(exc)
+        st.error(history.public_message(exc), icon=":material/error:")
+        st.stop()
+
+
+def show_callback_error() -> None:
+    """Show what went wrong in a button's callback (delete, clear) during this rerun."""
+    message = st.session_state.pop("h_error", None)
+    if message:
+        st.error(message, icon=":material/error:")
+
+
+def _in_callback(action: Callable[..., Any], *args: Any) -> Any:
+    """Run a store call from a callback; on failure, leave a sentence for the page."""
+    try:
+        return action(*args)
+    except Exception as exc:
+        log_error(exc)
+        st.session_state["h_error"] = history.public_message(exc)
+        return None
+
+
+def _export(store: history.HistoryStore, kind: str, filters: history.Filters, sort: str) -> bytes:
+    """Build a download when it is clicked; a failure logs the details, never shows SQL."""
+    try:
+        return (
+            store.export_csv(filters, sort, model_title=zoo.title_of)
+            if kind == "CSV"
+            else store.export_json(filters, sort)
+        )
+    except Exception as exc:
+        log_error(exc)
+        # Streamlit logs this and tells the visitor the download failed.
+        raise history.HistoryError(history.public_message(exc)) from None
+
+
+def read_only_notice(store: history.HistoryStore) -> None:
+    """Say so when the history can be read but not written (a read-only folder)."""
+    if store.read_only:
+        where = f" folder {store.sqlite_path.parent}" if store.sqlite_path is not None else ""
+        st.warning(
+            f"The history database{where} cannot be written, so the history is open "
+            "read-only: you can browse and download it, but nothing can be saved or "
+            "deleted until it is writable and the app restarts.",
+            icon=":material/lock:",
+        )
 
 
 def day_range(days: tuple[date, ...]) -> tuple[datetime | None, datetime | None]:
@@ -41,7 +114,12 @@ def filter_sidebar() -> tuple[history.Filters, str]:
     """Draw the filters in the sidebar; return them and the sort order."""
     with st.sidebar:
         st.header("Filters")
-        label = st.text_input("Label contains", key="h_label", placeholder="e.g. cat")
+        label = st.text_input(
+            "Label contains",
+            key="h_label",
+            placeholder="e.g. cat",
+            max_chars=history.MAX_LABEL_LENGTH,
+        )
         models = st.multiselect(
             "Models",
             list(zoo.MODELS),
@@ -57,6 +135,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
             "Feedback", list(FEEDBACK_TITLES), format_func=FEEDBACK_TITLES.get, key="h_feedback"
         )
         sort = st.selectbox("Sort", list(SORT_TITLES), format_func=SORT_TITLES.get, key="h_sort")
+        st.button("Reset filters", key="h_reset", on_click=reset_filters, icon=":material/undo:")
     start, end = day_range(tuple(days) if isinstance(days, tuple | list) else (days,))
     filters = history.Filters(
         label=label.strip(),
@@ -70,6 +149,22 @@ def filter_sidebar() -> tuple[history.Filters, str]:
     return filters, sort
 
 
+FILTER_KEYS = ("h_label", "h_models", "h_confidence", "h_dates", "h_feedback", "h_sort")
+
+
+def reset_filters() -> None:
+    """Put every filter and the sort order back to showing everything, newest first."""
+    for key in FILTER_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["h_page"] = 1
+
+
+def show_no_matches() -> None:
+    """Say that the filters match nothing, and offer to reset them."""
+    st.info("No saved predictions match these filters.", icon=":material/filter_alt_off:")
+    st.button("Reset filters", key="h_reset_empty", on_click=reset_filters, icon=":material/undo:")
+
+
 def _selected_rows(table_key: str) -> list[int]:
     """Return the row positions ticked in a table drawn in the previous run."""
     state = st.session_state.get(table_key) or {}
@@ -78,15 +173,18 @@ def _selected_rows(table_key: str) -> list[int]:
 
 def delete_rows(store: history.HistoryStore, ids: list[int]) -> None:
     """Delete the selected rows (the table then shows other rows, with nothing ticked)."""
-    deleted = store.delete(ids)
+    deleted = _in_callback(store.delete, ids)
+    if deleted is None:
+        return
     st.session_state.pop("h_table_key", None)
     st.toast(f"Deleted {deleted} prediction{'s' if deleted != 1 else ''}.")
 
 
 def clear_all(store: history.HistoryStore) -> None:
     """Delete every prediction, after the person confirmed."""
-    deleted = store.clear()
-    st.toast(f"Cleared the history ({deleted:,} predictions).")
+    deleted = _in_callback(store.clear)
+    if deleted is not None:
+        st.toast(f"Cleared the history ({deleted:,} predictions).")
 
 
 def records_frame(records: list[history.Record]) -> pd.DataFrame:
@@ -94,11 +192,12 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": [r.id for r in records],
+            # Top-1 and confidence first: on a phone only the first columns fit.
+            "top-1": [r.top1_label for r in records],
+            "confidence": [r.top1_probability for r in records],
             "picture": [columns.thumbnail_uri(r.thumbnail) for r in records],
             "time": [r.created_at for r in records],
             "file": [r.file_name for r in records],
-            "top-1": [r.top1_label for r in records],
-            "confidence": [r.top1_probability for r in records],
             "model": [zoo.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
@@ -106,16 +205,22 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
     )
 
 
+def _clamp_page(pages: int) -> None:
+    st.session_state["h_page"] = min(max(1, int(st.session_state["h_page"])), pages)
+
+
 def show_table(
-    store: history.HistoryStore, filters: history.Filters, sort: str, count: int
+    store: history.HistoryStore, filters: history.Filters, sort: str, count: int, total: int
 ) -> None:
     """Draw one page of the filtered predictions with selection, delete and exports."""
     size_col, page_col, _ = st.columns([1, 1, 3])
     page_size = size_col.selectbox("Rows per page", PAGE_SIZES, index=1, key="h_page_size")
     pages = max(1, math.ceil(count / page_size))
-    if st.session_state.get("h_page", 1) > pages:
-        st.session_state["h_page"] = pages
-    page = page_col.number_input("Page", 1, pages, key="h_page")
+    st.session_state["h_page"] = min(max(1, st.session_state.get("h_page", 1)), pages)
+    # No max_value: a number past the last page is corrected to it, not left in red.
+    page = page_col.number_input(
+        "Page", min_value=1, step=1, key="h_page", on_change=_clamp_page, args=(pages,)
+    )
     st.caption(f"Page {page:,} of {pages:,}")
     records = store.find(filters, sort, limit=page_size, offset=(page - 1) * page_size)
     frame = records_frame(records)
@@ -128,12 +233,25 @@ def show_table(
     if previous not in (None, key) and _selected_rows(previous):
         st.info("The table changed since you ticked rows; tick them again.")
     st.session_state["h_table_key"] = key
+    if count == 0:
+        show_no_matches()
+        selected: list[int] = []
+    else:
+        selected = _draw_table(frame, key)
+    _draw_actions(store, filters, sort, count, total, selected)
+
+
+def _draw_table(frame: pd.DataFrame, key: str) -> list[int]:
+    """Draw a page of records with ticks; return the ids of the ticked rows."""
+    ids = [int(i) for i in frame["id"]]
     event = st.dataframe(
         frame,
         key=key,
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
+        height=(len(frame) + 1) * ROW_HEIGHT + 3,  # the whole page: paging is the one way
+        row_height=ROW_HEIGHT,
         column_order=[c for c in frame.columns if c != "id"],
         column_config={
             "picture": columns.PICTURE_COLUMN,
@@ -146,24 +264,33 @@ def show_table(
             "corrected": st.column_config.TextColumn("Corrected label"),
         },
     )
-    selected = [ids[i] for i in event.selection.rows if i < len(ids)]
+    return [ids[i] for i in event.selection.rows if i < len(ids)]
+
+
+def _draw_actions(
+    store: history.HistoryStore,
+    filters: history.Filters,
+    sort: str,
+    count: int,
+    total: int,
+    selected: list[int],
+) -> None:
+    """Draw delete, the downloads and clear; the clear question right under its button."""
     delete_col, csv_col, json_col, clear_col = st.columns(4)
     delete_col.button(
         f"Delete {len(selected)} selected" if selected else "Delete selected",
         key="h_delete",
-        disabled=not selected,
+        disabled=not selected or store.read_only,
         on_click=delete_rows,
         args=(store, selected),
         icon=":material/delete:",
     )
-    exports = {
-        "CSV": (store.export_csv, "text/csv"),
-        "JSON": (store.export_json, "application/json"),
-    }
-    for column, (kind, (export, mime)) in zip((csv_col, json_col), exports.items(), strict=True):
+    exports = {"CSV": "text/csv", "JSON": "application/json"}
+    for column, (kind, mime) in zip((csv_col, json_col), exports.items(), strict=True):
         column.download_button(
             f"Download {kind} ({count:,})",
-            data=partial(export, filters, sort),  # built only when clicked
+            data=partial(_export, store, kind, filters, sort),  # built only when clicked
+            disabled=count == 0,
             file_name=f"predictions.{kind.lower()}",
             mime=mime,
             key=f"h_{kind.lower()}",
@@ -173,10 +300,14 @@ def show_table(
     clear_col.button(
         "Clear history…",
         key="h_clear",
+        disabled=store.read_only,
         on_click=st.session_state.__setitem__,
         args=("h_confirm_clear", True),
         icon=":material/delete_forever:",
     )
+    # Asked once, right under its button; any other click dismisses it.
+    if st.session_state.pop("h_confirm_clear", False) and not store.read_only:
+        confirm_clear(store, total)
 
 
 def confirm_clear(store: history.HistoryStore, total: int) -> None:
@@ -197,10 +328,10 @@ def confirm_clear(store: history.HistoryStore, total: int) -> None:
 def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
     """Draw the summary charts of the filtered predictions."""
     left, right = st.columns(2)
-    left.altair_chart(
-        charts.predictions_over_time_chart(history.stats.count_by_day(store, filters)),
-        width="stretch",
-    )
+    per_day = history.stats.count_by_day(store, filters)
+    if len(per_day) == 1:  # all on one day: hours say more
+        per_day = history.stats.count_by_hour(store, filters)
+    left.altair_chart(charts.predictions_over_time_chart(per_day), width="stretch")
     right.altair_chart(
         charts.frequent_labels_chart(history.stats.count_by_label(store, filters)), width="stretch"
     )

@@ -61,9 +61,13 @@ def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> history.HistoryStore:
-    return history.HistoryStore(url)
+    return history.HistoryStore.open_readable(url)
 
 
 def store() -> history.HistoryStore:
-    """Return the server's history store (one connection pool shared by every session)."""
+    """Return the server's history store (one connection pool shared by every session).
+
+    A SQLite file that cannot be written (a read-only folder) is opened read-only:
+    the store's `read_only` says so, and saving to it raises HistoryReadOnlyError.
+    """
     return _store(get_settings().database_url)

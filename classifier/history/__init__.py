@@ -2,8 +2,10 @@
 
 `HistoryStore(url)` adds, finds, rates, deletes and exports saved predictions
 (`records` defines what they hold, `schema` the tables and their upgrades).
-The summary counts for the charts are in `stats`, the only part that imports
-pandas; it is loaded on first use of `history.stats`.
+`errors` says what went wrong without giving away the database password, and
+`files` writes exports all at once. The summary counts for the charts are in
+`stats`, the only part that imports pandas; it is loaded on first use of
+`history.stats`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from classifier.history.errors import (
+    HistoryError,
+    HistoryReadOnlyError,
+    HistoryURLError,
+    log_message,
+    masked_url,
+    public_message,
+)
+from classifier.history.files import write_atomically
 from classifier.history.records import (
     FEEDBACK_FILTERS,
     FEEDBACK_VALUES,
@@ -21,7 +32,6 @@ from classifier.history.records import (
     NewRecord,
     Record,
 )
-from classifier.history.schema import HistoryError
 from classifier.history.store import HistoryStore
 
 if TYPE_CHECKING:
@@ -35,10 +45,16 @@ __all__ = [
     "SORTS",
     "Filters",
     "HistoryError",
+    "HistoryReadOnlyError",
     "HistoryStore",
+    "HistoryURLError",
     "NewRecord",
     "Record",
+    "log_message",
+    "masked_url",
+    "public_message",
     "stats",
+    "write_atomically",
 ]
 
 

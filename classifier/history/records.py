@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +13,10 @@ from classifier.labels import TopClass
 FEEDBACK_VALUES = ("correct", "wrong")
 FEEDBACK_FILTERS = ("any", "correct", "wrong", "unrated")
 SORTS = ("newest", "oldest", "confidence_desc", "confidence_asc")
-MAX_LABEL_LENGTH = 200  # corrected labels are typed by users and indexed
+MAX_LABEL_LENGTH = 200  # corrected labels are typed by users and indexed; also label filters
+# Control characters (NUL, tab, newlines, C1) and unpaired surrogates: never in a
+# label, and a NUL is refused by PostgreSQL, a surrogate by every UTF-8 encoder.
+_UNSEARCHABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
 
 # The columns of an export, in order: the CSV header and the keys of each JSON object.
 EXPORT_FIELDS = (
@@ -39,6 +43,18 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ValueError(
             f"Expected a timezone-aware datetime for {name}. Received: {value!r} (naive)."
         )
+
+
+def search_text(text: str) -> str:
+    """Return a label filter as the store searches for it, whoever typed it.
+
+    Control characters (NUL, newlines, ...) and unpaired surrogates are dropped,
+    spaces trimmed, and the text cut to MAX_LABEL_LENGTH characters: no longer
+    label is stored (corrected labels are refused beyond it; ImageNet's are short),
+    and a text of thousands of characters would make SQLite's LIKE refuse the
+    pattern ("LIKE or GLOB pattern too complex").
+    """
+    return _UNSEARCHABLE.sub("", text).strip()[:MAX_LABEL_LENGTH].strip()
 
 
 @dataclass(frozen=True)
@@ -100,8 +116,10 @@ class Filters:
     """Which predictions to show; the defaults select all of them.
 
     `label` matches a case-insensitive substring of the top-1 label or of the
-    corrected label. Confidence bounds are inclusive; `start` is inclusive and
-    `end` exclusive, so a day is `start=midnight, end=next midnight`.
+    corrected label. It is kept as searched (see `search_text`): without control
+    characters, trimmed, and cut to MAX_LABEL_LENGTH characters. Confidence bounds
+    are inclusive; `start` is inclusive and `end` exclusive, so a day is
+    `start=midnight, end=next midnight`.
     """
 
     label: str = ""
@@ -113,6 +131,9 @@ class Filters:
     feedback: str = "any"  # one of FEEDBACK_FILTERS
 
     def __post_init__(self) -> None:
+        if not isinstance(self.label, str):
+            raise ValueError(f"Expected the label filter as a string. Received: {self.label!r}")
+        object.__setattr__(self, "label", search_text(self.label))
         if self.feedback not in FEEDBACK_FILTERS:
             raise ValueError(
                 f"Expected feedback to be one of {FEEDBACK_FILTERS}. Received: {self.feedback!r}"

@@ -7,12 +7,16 @@ written by an older release is upgraded in place when it is opened.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy
 from sqlalchemy import (
@@ -40,15 +44,22 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from classifier.history.errors import (
+    SETTINGS,
+    UNSUPPORTED_URL,
+    HistoryError,
+    HistoryReadOnlyError,
+    HistoryURLError,
+    parse_url,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any fixed number works: PostgreSQL advisory locks are named by a bigint.
 POSTGRES_SCHEMA_LOCK_KEY = 0x68697374  # "hist"
-
-
-class HistoryError(Exception):
-    """The history database exists but this version of the app cannot use it."""
+# SQLite's (primary) result codes that mean "this file cannot be written here".
+_CANNOT_WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -145,33 +156,161 @@ Migration = Callable[[Connection], None]
 MIGRATIONS: tuple[Migration, ...] = ()
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, *, read_only: bool = False) -> Engine:
     """Create an engine for a SQLite file or a PostgreSQL database (through psycopg 3).
 
+    Args:
+        url: A sqlite:/// or postgresql:// URL.
+        read_only: Open connections that cannot write: a SQLite file is opened
+            with mode=ro (and nothing is created), PostgreSQL sessions are read-only.
+
     Raises:
-        ValueError: If the URL names another kind of database, or SQLite in memory.
+        HistoryURLError: If the URL cannot be parsed, names another kind of
+            database, or SQLite in memory. It is also a ValueError.
     """
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        # pre_ping replaces connections the server closed (restart, idle timeout).
-        return sqlalchemy.create_engine(parsed, pool_pre_ping=True)
+        try:
+            # pre_ping replaces connections the server closed (restart, idle timeout).
+            engine = sqlalchemy.create_engine(parsed, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ImportError):  # e.g. an uninstalled driver
+            raise HistoryURLError(UNSUPPORTED_URL) from None
+        return engine.execution_options(postgresql_readonly=True) if read_only else engine
     if backend != "sqlite":
-        raise ValueError(
-            "Expected a sqlite:/// or postgresql:// database URL. "
-            f"Received: {parsed.render_as_string(hide_password=True)!r}"
-        )
-    if parsed.database in (None, "", ":memory:"):
+        raise HistoryURLError(UNSUPPORTED_URL)
+    path = sqlite_file(url)
+    if path is None:
         # Each pooled connection to ":memory:" would be a separate, empty database.
-        raise ValueError(f"Expected a SQLite database file. Received: {url!r} (in memory).")
-    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # A file database gets a QueuePool: one connection per thread at a time
-    # (5 kept, up to 10 more under load), which suits Streamlit's session threads.
+        raise HistoryURLError(
+            f"Expected a SQLite database file, not one in memory; check {SETTINGS}."
+        )
+    if read_only:
+        # A file database gets a QueuePool: one connection per thread at a time
+        # (5 kept, up to 10 more under load), which suits Streamlit's session threads.
+        engine = sqlalchemy.create_engine(parsed, creator=partial(_connect_read_only, path))
+        event.listen(engine, "connect", _configure_read_only_connection)
+        return engine
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if cannot_write(error) and (problem := unwritable(path)) is not None:
+            raise HistoryReadOnlyError(read_only_message(problem, path)) from None
+        raise
     engine = sqlalchemy.create_engine(parsed)
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """Return the file of a sqlite:/// URL; None for SQLite in memory or another database.
+
+    Raises:
+        HistoryURLError: If the URL cannot be parsed.
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def cannot_write(error: BaseException) -> bool:
+    """Return True if an error says that a file or folder cannot be written (or created)."""
+    if isinstance(error, HistoryReadOnlyError):
+        return True
+    if isinstance(error, OSError):
+        return error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if isinstance(error, SQLAlchemyError):
+        error = getattr(error, "orig", None)
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(error, sqlite3.Error) or code is None:
+        return False
+    return code & 0xFF in _CANNOT_WRITE_CODES
+
+
+def unwritable(path: Path) -> Path | None:
+    """Return what stops writing the SQLite file at `path`: its folder, the file, or None.
+
+    In WAL mode SQLite writes beside the file, in its -wal and -shm files, so the
+    folder must be writable too, unless both already exist and are writable.
+    (Root may write anywhere except on a read-only file system.)
+    """
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folder would be created inside this one
+    side_files = (Path(f"{path}-wal"), Path(f"{path}-shm"))
+    if not _is_writable(folder) and not all(
+        side.exists() and _is_writable(side) for side in side_files
+    ):
+        return folder
+    if path.exists() and not _is_writable(path):
+        return path
+    return None
+
+
+def _is_writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def read_only_message(problem: Path, path: Path, *, even_read_only: str | None = None) -> str:
+    """Say that the SQLite history at `path` cannot be written because of `problem`.
+
+    Args:
+        problem: The folder or the file that cannot be written (see `unwritable`).
+        path: The database file.
+        even_read_only: Why opening it read-only failed too, if that was tried.
+    """
+    kind = "file" if problem == path else "folder"
+    if even_read_only is None:
+        consequence = "predictions cannot be saved, changed or deleted there"
+    else:
+        consequence = f"the database {path} cannot be opened, even read-only ({even_read_only})"
+    return (
+        f"The history database {kind} {problem} is read-only; {consequence}. "
+        f"Make it writable for the app, or check {SETTINGS}."
+    )
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a SQLite file read-only, also where its WAL side files cannot be created.
+
+    SQLite reads a WAL database only if its -wal and -shm files exist or can be
+    created; otherwise it says SQLITE_READONLY_DIRECTORY ("attempt to write a
+    readonly database") even with mode=ro. Where they are missing (a clean shutdown
+    removes them) and cannot be created (a read-only folder), no one can be writing
+    the file either, since a writer needs them too: only then is the file opened as
+    immutable, which skips them.
+    """
+    uri = f"file:{quote(path.absolute().as_posix())}?mode=ro"
+    try:
+        return _sqlite_connect(uri)
+    except sqlite3.OperationalError as error:
+        code = error.sqlite_errorcode & 0xFF
+        no_side_files = code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+        if not no_side_files or not path.is_file() or Path(f"{path}-wal").exists():
+            raise
+    return _sqlite_connect(f"{uri}&immutable=1")
+
+
+def _sqlite_connect(uri: str) -> sqlite3.Connection:
+    """Connect to a SQLite URI and read its schema, which fails now if the file cannot be read."""
+    connection = sqlite3.connect(
+        uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _configure_read_only_connection(dbapi_connection: Any, _connection_record: Any) -> None:
+    """Make a read-only SQLite connection refuse writes and know `casefold`."""
+    dbapi_connection.execute("PRAGMA query_only = ON")
+    _add_functions(dbapi_connection)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
@@ -184,6 +323,19 @@ def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any)
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")  # deleting a prediction deletes its thumbnail
     cursor.close()
+    _add_functions(dbapi_connection)
+
+
+def _add_functions(dbapi_connection: Any) -> None:
+    """Give SQLite `casefold(text)`: Python's caseless form, for searches beyond ASCII.
+
+    SQLite's own LIKE, lower() and upper() know the case of ASCII letters only.
+    """
+    dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _switch_to_wal(cursor: Any) -> None:
@@ -230,6 +382,38 @@ def open_schema(engine: Engine, migrations: Sequence[Migration]) -> None:
             _create_or_upgrade(conn, migrations)
 
 
+def check_schema(engine: Engine, migrations: Sequence[Migration]) -> None:
+    """Check, changing nothing, that the tables exist in the version this code reads.
+
+    Raises:
+        HistoryError: If there are no tables, or an older or newer schema (an
+            upgrade would need to write).
+    """
+    newest = 1 + len(migrations)
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(schema_version_table.name):
+            raise HistoryError(
+                "This database holds no prediction history yet, and opened read-only "
+                "the tables cannot be created."
+            )
+        found = conn.execute(select(schema_version_table.c.version)).scalar_one()
+    if found > newest:
+        raise HistoryError(_newer_schema_message(found, newest))
+    if found < newest:
+        raise HistoryError(
+            f"This history database has schema version {found} and needs an upgrade to "
+            f"version {newest}, which cannot be done read-only. Open it once with write access."
+        )
+
+
+def _newer_schema_message(found: int, newest: int) -> str:
+    return (
+        f"This history database was written by a newer version of the app (schema "
+        f"version {found}; this version reads up to {newest}). Upgrade "
+        "the app, or set CLASSIFIER_DATABASE_URL to another database."
+    )
+
+
 def _create_or_upgrade(conn: Connection, migrations: Sequence[Migration]) -> None:
     newest = 1 + len(migrations)
     tables = inspect(conn)
@@ -244,11 +428,7 @@ def _create_or_upgrade(conn: Connection, migrations: Sequence[Migration]) -> Non
         return
     found = conn.execute(select(schema_version_table.c.version)).scalar_one()
     if found > newest:
-        raise HistoryError(
-            f"This history database was written by a newer version of the app (schema "
-            f"version {found}; this version reads up to {newest}). Upgrade "
-            "the app, or set CLASSIFIER_DATABASE_URL to another database."
-        )
+        raise HistoryError(_newer_schema_message(found, newest))
     for migrate in migrations[found - 1 :]:
         migrate(conn)
     if found < newest:

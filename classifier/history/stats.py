@@ -39,6 +39,31 @@ def count_by_day(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataF
     return frame.astype({"count": "int64"})
 
 
+def count_by_hour(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataFrame:
+    """Count predictions per UTC hour, including hours without any.
+
+    Returns:
+        Columns `hour` (datetime64, on the hour, UTC, naive) and `count`.
+    """
+    if store._engine.dialect.name == "sqlite":
+        hour = func.strftime("%Y-%m-%d %H:00:00", predictions.c.created_at)
+    else:
+        hour = func.date_trunc("hour", func.timezone("UTC", predictions.c.created_at))
+    hour = hour.label("hour")
+    query = (
+        select(hour, func.count().label("count"))
+        .where(*store._where(filters))
+        .group_by(hour)
+        .order_by(hour)
+    )
+    frame = _frame(store, query, ["hour", "count"])
+    frame["hour"] = pd.to_datetime(frame["hour"])
+    if not frame.empty:
+        every_hour = pd.date_range(frame["hour"].min(), frame["hour"].max(), freq="h", name="hour")
+        frame = frame.set_index("hour").reindex(every_hour, fill_value=0).reset_index()
+    return frame.astype({"count": "int64"})
+
+
 def count_by_label(
     store: HistoryStore, filters: Filters = NO_FILTERS, top: int = 10
 ) -> pd.DataFrame:

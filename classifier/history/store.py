@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Text, delete, func, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
+from classifier.history.errors import HistoryError, HistoryReadOnlyError
 from classifier.history.records import (
     EXPORT_FIELDS,
     FEEDBACK_VALUES,
@@ -27,11 +31,19 @@ from classifier.history.records import (
 from classifier.history.schema import (
     MIGRATIONS,
     Migration,
+    cannot_write,
+    check_schema,
     create_engine,
     open_schema,
     predictions,
+    read_only_message,
+    sqlite_file,
     thumbnails,
+    unwritable,
 )
+
+# A CSV cell starting with one of these is a formula to a spreadsheet (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class HistoryStore:
@@ -46,21 +58,101 @@ class HistoryStore:
         url: A SQLAlchemy URL, `sqlite:///path/to/history.db` or
             `postgresql://user@host/db`. The tables are created (or upgraded)
             when the store is opened.
+        read_only: Open the database without ever writing to it: nothing is
+            created or upgraded, and adding, rating or deleting raises
+            HistoryReadOnlyError. A SQLite file is opened with mode=ro, which works
+            in a read-only folder too (see `open_readable`).
 
     Raises:
-        ValueError: If the URL names a database kind the store does not support.
+        HistoryURLError: If the URL cannot be parsed or names a database kind the
+            store does not support (also a ValueError; the message never quotes the URL).
+        HistoryReadOnlyError: If a SQLite file cannot be written (its folder is
+            read-only), or with read_only, not even read.
         HistoryError: If the database was written by a newer version of the app.
     """
 
     migrations: tuple[Migration, ...] = MIGRATIONS
 
-    def __init__(self, url: str) -> None:
-        self._engine = create_engine(url)
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self.read_only = read_only
+        #: The SQLite file, or None for PostgreSQL.
+        self.sqlite_path: Path | None = sqlite_file(url)
+        self._engine = create_engine(url, read_only=read_only)
         try:
-            open_schema(self._engine, self.migrations)
+            if read_only:
+                check_schema(self._engine, self.migrations)
+            else:
+                open_schema(self._engine, self.migrations)
+        except (SQLAlchemyError, sqlite3.Error, OSError) as error:
+            self._engine.dispose()
+            problem = self._explain_sqlite_failure(error)
+            if problem is None:
+                raise
+            raise problem from None
         except BaseException:
             self._engine.dispose()
             raise
+        if not read_only and self.sqlite_path is not None:
+            # SQLite quietly opens a file it cannot write read-only, and only a first
+            # write would fail: say now that nothing can be saved here.
+            problem = unwritable(self.sqlite_path)
+            if problem is not None:
+                self._engine.dispose()
+                raise HistoryReadOnlyError(read_only_message(problem, self.sqlite_path))
+
+    @classmethod
+    def open_readable(cls, url: str, *, prefer_read_only: bool = False) -> HistoryStore:
+        """Open a store that can at least read, also where a SQLite file cannot be written.
+
+        SQLite in WAL mode creates side files beside the database, and opening a
+        store takes a write lock, so a history in a read-only folder cannot be
+        opened the usual way. Such a file is opened read-only instead (`read_only`
+        is then True). A missing file is created as usual; PostgreSQL opens as usual.
+
+        Args:
+            url: As for HistoryStore.
+            prefer_read_only: Open an existing SQLite file read-only straight
+                away, for callers that only read (an export).
+
+        Raises:
+            HistoryReadOnlyError: If the file cannot be opened even read-only.
+            As HistoryStore otherwise.
+        """
+        path = sqlite_file(url)
+        if path is None or not path.is_file():
+            return cls(url)
+        if prefer_read_only:
+            try:
+                return cls(url, read_only=True)
+            except HistoryReadOnlyError:
+                raise
+            except HistoryError:  # no tables yet, or an upgrade due: only a writer does that
+                return cls(url)
+        try:
+            return cls(url)
+        except (HistoryReadOnlyError, SQLAlchemyError, sqlite3.Error, OSError) as error:
+            if not cannot_write(error):
+                raise
+        return cls(url, read_only=True)
+
+    def _explain_sqlite_failure(self, error: BaseException) -> HistoryError | None:
+        """Turn a SQLite file that cannot be written (or read) into a sentence; None if not that."""
+        path = self.sqlite_path
+        if path is None or not cannot_write(error):
+            return None
+        problem = unwritable(path)
+        if not self.read_only:
+            if problem is None:
+                return None
+            return HistoryReadOnlyError(read_only_message(problem, path))
+        if not path.is_file():
+            return HistoryError(f"There is no history database at {path}.")
+        reason = str(getattr(error, "orig", None) or error)
+        if problem is None:
+            return HistoryReadOnlyError(
+                f"The history database {path} cannot be opened, even read-only ({reason})."
+            )
+        return HistoryReadOnlyError(read_only_message(problem, path, even_read_only=reason))
 
     @property
     def schema_version(self) -> int:
@@ -80,6 +172,7 @@ class HistoryStore:
         records = list(records)
         if not records:
             return []
+        self._require_writable()
         with self._engine.begin() as conn:
             ids = (
                 conn.execute(
@@ -167,6 +260,7 @@ class HistoryStore:
                 "Expected a corrected label only with feedback 'wrong'. "
                 f"Received: feedback {feedback!r} with corrected label {corrected_label!r}"
             )
+        self._require_writable()
         query = (
             update(predictions)
             .where(predictions.c.id == record_id)
@@ -180,25 +274,42 @@ class HistoryStore:
         ids = list(ids)
         if not ids:
             return 0
+        self._require_writable()
         with self._engine.begin() as conn:
             return conn.execute(delete(predictions).where(predictions.c.id.in_(ids))).rowcount
 
     def clear(self) -> int:
         """Delete every prediction; return how many there were."""
+        self._require_writable()
         with self._engine.begin() as conn:
             return conn.execute(delete(predictions)).rowcount
 
-    def export_csv(self, filters: Filters = NO_FILTERS, sort: str = "newest") -> bytes:
+    def export_csv(
+        self,
+        filters: Filters = NO_FILTERS,
+        sort: str = "newest",
+        model_title: Callable[[str], str] | None = None,
+    ) -> bytes:
         """Return the matching predictions as UTF-8 CSV with a header row, without thumbnails.
 
-        `top_k` is a JSON list of {"label", "index", "probability"} objects in its cell.
+        `top_k` is a JSON list of {"label", "index", "probability"} objects in its cell;
+        `top1_label` and `top1_probability` beside it are plain columns a spreadsheet
+        can sort. Given `model_title`, a `model_title` column follows `model`. A text
+        cell that a spreadsheet would run as a formula (one starting with =, +, -, @,
+        a tab or a carriage return, such as a file named `=HYPERLINK(...)`) gets a
+        leading single quote, as OWASP advises; numbers are written as they are.
         """
+        header = list(EXPORT_FIELDS)
+        if model_title is not None:
+            header.insert(header.index("model") + 1, "model_title")
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(EXPORT_FIELDS)
+        writer.writerow(header)
         for row in self._export_rows(filters, sort):
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
-            writer.writerow(row.values())
+            if model_title is not None:
+                row["model_title"] = model_title(row["model"])
+            writer.writerow(_inert(row[name]) for name in header)
         return buffer.getvalue().encode("utf-8")
 
     def export_json(self, filters: Filters = NO_FILTERS, sort: str = "newest") -> bytes:
@@ -210,7 +321,7 @@ class HistoryStore:
         """Turn filters into WHERE conditions; every filtered query goes through here."""
         columns = predictions.c
         conditions: list[ColumnElement[bool]] = []
-        label = filters.label.strip()
+        label = filters.label  # already cleaned and bounded by Filters
         if label:
             conditions.append(
                 or_(
@@ -236,14 +347,33 @@ class HistoryStore:
 
     def _contains(self, column: ColumnElement[str], text: str) -> ColumnElement[bool]:
         """Match a case-insensitive substring; a "%" or "_" in it matches only itself."""
-        if self._engine.dialect.name == "sqlite":
-            # SQLite's LIKE already ignores (ASCII) case; lower() would double the scan time.
+        if self._engine.dialect.name != "sqlite":
+            return column.icontains(text, autoescape=True)  # PostgreSQL knows every letter's case
+        if text.isascii():
+            # SQLite's LIKE already ignores ASCII case; a function would double the scan time.
             return column.contains(text, autoescape=True)
-        return column.icontains(text, autoescape=True)
+        # LIKE ignores the case of ASCII letters only: compare caseless forms (É, é; ß, SS).
+        folded = func.casefold(column, type_=Text)  # registered on each connection (schema)
+        return folded.contains(text.casefold(), autoescape=True)
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            where = f" ({self.sqlite_path})" if self.sqlite_path is not None else ""
+            raise HistoryReadOnlyError(
+                f"The history database{where} is open read-only: nothing can be saved, "
+                "changed or deleted."
+            )
 
     def _export_rows(self, filters: Filters, sort: str) -> list[dict[str, Any]]:
         records = self.find(filters, sort=sort, limit=None, with_thumbnails=False)
         return [to_export_row(record) for record in records]
+
+
+def _inert(value: Any) -> Any:
+    """Return a CSV cell that no spreadsheet runs as a formula (text only: -2.5 is a number)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value
 
 
 def _select_records(with_thumbnails: bool) -> Select[Any]:
