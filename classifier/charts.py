@@ -56,15 +56,19 @@ def probability_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def predictions_over_time_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Draw predictions per day from a frame with `day` and `count`."""
+    """Draw predictions per day (`day`, `count`), or per hour (`hour`, `count`) within one day."""
+    if "hour" in frame.columns:
+        title, x, when = "Predictions per hour (UTC)", "hoursminutes(hour):O", ("hour", "Hour")
+    else:
+        title, x, when = "Predictions per day", "yearmonthdate(day):O", ("day", "Day")
     return (
-        alt.Chart(frame, title="Predictions per day")
+        alt.Chart(frame, title=title)
         .mark_bar(color=HIGHLIGHT)
         .encode(
-            x=alt.X("yearmonthdate(day):O", title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X(x, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("count:Q", title="Predictions", axis=COUNT_AXIS),
             tooltip=[
-                alt.Tooltip("day:T", title="Day"),
+                alt.Tooltip(f"{when[0]}:T", title=when[1]),
                 alt.Tooltip("count:Q", title="Predictions"),
             ],
         )
@@ -91,7 +95,7 @@ def confidence_histogram(frame: pd.DataFrame) -> alt.Chart:
     """Draw how confident the top-1 answers were, from `bin_start`, `bin_end`, `count`."""
     return (
         alt.Chart(frame, title="Confidence of the top-1 answer")
-        .mark_bar(color=MUTED)
+        .mark_bar(color=HIGHLIGHT)
         .encode(
             x=alt.X("bin_start:Q", bin="binned", title="Confidence", axis=alt.Axis(format="%")),
             x2="bin_end:Q",
@@ -106,7 +110,13 @@ def confidence_histogram(frame: pd.DataFrame) -> alt.Chart:
 
 
 def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Draw each model's share of correct answers among rated ones (`model`, `share_correct`)."""
+    """Draw each model's share of correct answers among rated ones, its counts in its label.
+
+    From a frame with `model`, `share_correct`, `correct` and `rated`; a row reads
+    "EfficientNet-Lite0 (1 of 2 rated correct)".
+    """
+    rows = zip(frame["model"], frame["correct"], frame["rated"], strict=True)
+    frame = frame.assign(row=[f"{m} ({c} of {r} rated correct)" for m, c, r in rows])
     return (
         alt.Chart(frame, title="Accuracy from your feedback")
         .mark_bar(color=HIGHLIGHT)
@@ -117,7 +127,7 @@ def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%"),
             ),
-            y=alt.Y("model:N", title=None),
+            y=alt.Y("row:N", title=None, axis=WHOLE_LABELS),
             tooltip=[
                 alt.Tooltip("model:N", title="Model"),
                 alt.Tooltip("share_correct:Q", title="Correct", format=".0%"),
