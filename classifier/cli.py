@@ -119,6 +119,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
     if records:
         _save(records)
+    engine.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
     return 1 if failed else 0
 
 
@@ -139,7 +140,11 @@ def run_history(args: argparse.Namespace) -> int:
             "error: clearing deletes every saved prediction; add --yes to confirm", file=sys.stderr
         )
         return 2
-    store = history.HistoryStore(get_settings().database_url)
+    url = get_settings().database_url
+    if args.history_command == "clear":
+        store = history.HistoryStore(url)
+    else:  # only reading: an existing SQLite file is opened read-only
+        store = history.HistoryStore.open_readable(url, prefer_read_only=True)
     try:
         if args.history_command == "clear":
             print(f"deleted {store.clear()} prediction(s)", file=sys.stderr)
@@ -147,10 +152,14 @@ def run_history(args: argparse.Namespace) -> int:
         data = store.export_csv() if args.format == "csv" else store.export_json()
     finally:
         store.dispose()
-    if args.output:
-        args.output.write_bytes(data)
-    else:
+    if not args.output:
         sys.stdout.buffer.write(data)
+        return 0
+    try:  # all or nothing: a full disk leaves the previous file as it was
+        history.write_atomically(args.output, data)
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -182,10 +191,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except (history.HistoryError, SQLAlchemyError) as exc:
-        print(f"error: the history database cannot be used: {exc}", file=sys.stderr)
+        # One line that never holds the database URL or its password, nor SQL; a
+        # malformed URL exits 1 like an unreachable database (found only on first use).
+        url = get_settings().database_url
+        print(f"error: {history.public_message(exc, url=url, detail=True)}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        abandoned = engine.abandon_exports()
+        for title in abandoned:
+            print(f"interrupted: {title} will be prepared again next time", file=sys.stderr)
+        if abandoned:  # their threads are still converting: exit without waiting for them
+            import os
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130

@@ -7,6 +7,17 @@ opens that file with LiteRT alone and never imports TensorFlow. The file name
 carries a key of the model, its weights file (name, size, modification time) and
 ENGINE_FORMAT, so new weights build a new file.
 
+Each export records the file's size and sha256 beside it (`<stem>.json`, written
+before the file is moved into place), and every load checks them first: a file
+that is damaged (truncated, overwritten, bit-flipped), has no record, or that
+LiteRT cannot open is moved aside to `<name>.corrupt` and rebuilt like a first
+load. Hashing EfficientNet-Lite0's 18.6 MB file costs about 12 ms (2-core
+machine, file in the page cache), once per process. Opening an engine also
+deletes the temporary files that killed or crashed exports left behind. A cache
+folder that cannot be written is replaced by a per-user temporary folder. A
+repair or a replaced folder is logged once and told to the person once, in
+`LoadedModel.cache_notice`.
+
 Where LiteRT is not installed (e.g. Windows), a compiled `tf.function` runs the
 Keras model instead.
 """
@@ -15,8 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
+import re
+import stat
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,9 +41,13 @@ from typing import Protocol
 import numpy as np
 
 from classifier import zoo
-from classifier.config import get_settings
+from classifier.config import APP_NAME, get_settings
 
 ENGINE_FORMAT = 1
+STALE_AFTER_SECONDS = 3600  # a temporary file this old is left over, whoever wrote it
+NO_CHECKSUM = "there is no checksum file beside it"
+# What an export writes before moving it into place: `.<name>.<pid>.<thread id>.tflite|tmp`.
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.\d+\.(?:tflite|tmp)$")
 log = logging.getLogger(__name__)
 
 
@@ -128,16 +147,20 @@ class ExportingEngine:
     eager model.
     """
 
-    def __init__(self, model, path: Path, num_threads: int):
+    def __init__(self, model, path: Path, num_threads: int, title: str = ""):
         self._current: Engine = EagerKerasEngine(model)
         self._thread = threading.Thread(
-            target=self._export, args=(model, path, num_threads), name=f"export {path.name}"
+            target=self._export,
+            args=(model, path, num_threads, title or path.name),
+            name=f"export {path.name}",
         )
         self._start_lock = threading.Lock()
 
-    def _export(self, model, path: Path, num_threads: int) -> None:
+    def _export(self, model, path: Path, num_threads: int, title: str) -> None:
         try:
-            settled: Engine = LiteRTEngine(export_litert(model, path), num_threads)
+            settled: Engine = LiteRTEngine(export_litert(model, path, title), num_threads)
+        except ExportAbandoned:  # the process is exiting without it
+            return
         except Exception:  # a compiled Keras model answers instead; the next process retries
             log.exception("Exporting %s failed; answering with Keras", path.name)
             settled = KerasEngine(model)
@@ -162,6 +185,13 @@ class ExportingEngine:
         self._start_export()
         self._thread.join()
 
+    def finish(self) -> None:
+        """Block until the export has finished, if it has started."""
+        with self._start_lock:
+            started = self._thread.ident is not None
+        if started:
+            self._thread.join()
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -172,6 +202,9 @@ class LoadedModel:
     requested: str
     weights_source: str
     notice: str
+    # Told once per process, by the load that opened the engine: a damaged engine file
+    # was rebuilt, or the cache folder cannot be written and another is used.
+    cache_notice: str = ""
 
     @property
     def name(self) -> str:
@@ -191,25 +224,233 @@ def engine_path(name: str, weights_file: Path, cache_dir: Path) -> Path:
 
 
 def cached_engine_path(name: str, cache_dir: Path | None = None) -> Path | None:
-    """Return the model's cached .tflite if it exists for its current weights, else None."""
+    """Return the model's cached .tflite if it exists for its current weights, else None.
+
+    Without `cache_dir`, the configured cache folder, or the per-user temporary folder
+    that replaces it when it cannot be written.
+    """
     spec = zoo.get_spec(name)
     weights_file = spec.weights_file()
     if not weights_file.is_file():
         return None
-    path = engine_path(name, weights_file, cache_dir or get_settings().cache_dir)
-    return path if path.is_file() else None
+    if cache_dir is not None:
+        folders = [cache_dir]
+    else:
+        configured = get_settings().cache_dir
+        folders = [configured]
+        if not _looks_writable(configured):
+            folders.append(fallback_cache_dir())
+    for folder in folders:
+        path = engine_path(name, weights_file, folder)
+        if path.is_file():
+            return path
+    return None
 
 
-def export_litert(model, path: Path) -> Path:
-    """Export a Keras model to a .tflite file, atomically so readers never see half a file."""
+def checksum_path(path: Path) -> Path:
+    """Return the file that records an engine file's size and sha256."""
+    return path.with_suffix(".json")
+
+
+def verify_engine_file(path: Path) -> str | None:
+    """Return why an engine file cannot be trusted, or None when its size and sha256 match.
+
+    A file without its checksum file (an export cut short, an older version's cache)
+    is not trusted either: its reason is NO_CHECKSUM.
+    """
+    try:
+        record = json.loads(checksum_path(path).read_text(encoding="utf-8"))
+        size, digest = int(record["size"]), str(record["sha256"])
+    except FileNotFoundError:
+        return NO_CHECKSUM
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its checksum file cannot be read"
+    try:
+        actual = path.stat().st_size
+        if actual != size:
+            return f"it holds {actual:,} bytes instead of {size:,}"
+        if _sha256(path) != digest:
+            return "its sha256 does not match the one recorded when it was exported"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    return None
+
+
+class ExportAbandoned(Exception):
+    """An export whose partial file was deleted by `abandon_exports`."""
+
+
+# Exports under way in this process: partial file -> the model's title.
+_running: dict[Path, str] = {}
+_running_lock = threading.Lock()
+
+
+def export_litert(model, path: Path, title: str = "") -> Path:
+    """Export a Keras model to a .tflite file with its checksum file.
+
+    The file is written under a temporary name and moved into place, so readers
+    never see half a file; its checksum file is in place first, so a file without
+    one is never the result of a finished export. The partial file exists from the
+    start, so `abandon_exports` and the clean-up of stale files can find it.
+
+    Raises:
+        ExportAbandoned: `abandon_exports` was called while this export ran.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tflite")
+    partial.write_bytes(b"")
+    with _running_lock:
+        _running[partial] = title or path.name
     try:
         model.export(str(partial), format="litert", verbose=False)
-        os.replace(partial, path)
+        size, digest = partial.stat().st_size, _sha256(partial)
+        with _running_lock:  # abandoned, or moved into place: never half of each
+            if _running.pop(partial, None) is None:
+                raise ExportAbandoned(f"the export of {path.name} was abandoned")
+            _write_atomically(checksum_path(path), _checksum_record(path, size, digest))
+            os.replace(partial, path)
     finally:
+        with _running_lock:
+            _running.pop(partial, None)
         partial.unlink(missing_ok=True)
     return path
+
+
+def abandon_exports() -> list[str]:
+    """Delete the partial files of the exports under way; return their models' titles.
+
+    For a process that exits at once instead of waiting for them (the command line
+    on Ctrl-C): nothing they wrote stays behind, and the next start exports again.
+    """
+    with _running_lock:
+        running = dict(_running)
+        _running.clear()
+    for partial in running:
+        partial.unlink(missing_ok=True)
+    return list(dict.fromkeys(running.values()))
+
+
+def wait_for_exports() -> None:
+    """Block until every export this process started has finished.
+
+    A short-lived process calls this before it exits, where Ctrl-C can still be
+    handled, rather than leave the interpreter to wait for the export threads.
+    """
+    for engine in list(_engines.values()):
+        if isinstance(engine, ExportingEngine):
+            engine.finish()
+
+
+def remove_stale_files(folder: Path) -> list[Path]:
+    """Delete the temporary files that killed or crashed exports left in a cache folder.
+
+    A temporary file is stale when the process named in it is not running, or
+    when it is over an hour old. Returns what was deleted.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder (yet), or not one
+        return []
+    now, removed = time.time(), []
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            fresh = now - info.st_mtime < STALE_AFTER_SECONDS
+            if fresh and _process_running(int(match["pid"])):
+                continue
+            os.unlink(entry.path)
+        except OSError:  # removed meanwhile, or a folder we may not write to
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.info("Removed %d stale temporary file(s) from %s", len(removed), folder)
+    return removed
+
+
+def fallback_cache_dir() -> Path:
+    """Return the per-user temporary folder used when the cache folder cannot be written."""
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{user}"
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _checksum_record(path: Path, size: int, digest: str) -> bytes:
+    record = {"file": path.name, "size": size, "sha256": digest, "engine_format": ENGINE_FORMAT}
+    return json.dumps(record, indent=2).encode() + b"\n"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _process_running(pid: int) -> bool:
+    if os.name != "posix":  # no cheap, harmless check: only the age counts
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running, as another user
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
+def _looks_writable(folder: Path) -> bool:
+    """Tell, without writing anything, whether files could be created in a folder."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            return False
+        existing = existing.parent
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
+def _why_unwritable(folder: Path) -> str | None:
+    """Return why files cannot be created in a folder (made if missing), or None if they can."""
+    if folder.exists() and not folder.is_dir():
+        return "it is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _why_not_private(folder: Path) -> str | None:
+    """Return why a folder in the shared temporary folder cannot hold our engines, or None.
+
+    Anyone may create folders there: one that is not ours alone could hand us
+    someone else's engine file.
+    """
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        return "it belongs to another user, or others may write to it"
+    return _why_unwritable(folder)
 
 
 def load_model(name: str | None = None) -> LoadedModel:
@@ -224,7 +465,7 @@ def load_model(name: str | None = None) -> LoadedModel:
     choice = zoo.choose(name or get_settings().default_model)
     spec = choice.spec
     try:
-        engine = _shared_engine(spec, choice.status.path)
+        engine, cache_notice = _shared_engine(spec, choice.status.path)
     except zoo.ModelError:
         raise
     except Exception as exc:  # a failed build or download must reach the person as one message
@@ -235,6 +476,7 @@ def load_model(name: str | None = None) -> LoadedModel:
         requested=choice.requested,
         weights_source=choice.status.source,
         notice=choice.notice,
+        cache_notice=cache_notice,
     )
 
 
@@ -250,6 +492,7 @@ def is_loaded(name: str) -> bool:
 _engines: dict[tuple[str, Path, int], Engine] = {}
 _engine_locks: dict[tuple[str, Path, int], threading.Lock] = {}
 _engines_lock = threading.Lock()
+_replaced_folders: set[Path] = set()  # cache folders already said to be unwritable
 
 
 def _engine_key(spec: zoo.ModelSpec) -> tuple[str, Path, int]:
@@ -257,29 +500,137 @@ def _engine_key(spec: zoo.ModelSpec) -> tuple[str, Path, int]:
     return spec.name, settings.cache_dir, settings.num_threads
 
 
-def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> Engine:
-    """Open each model's engine once per process, whichever names asked for it."""
+def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> tuple[Engine, str]:
+    """Open each model's engine once per process, whichever names asked for it.
+
+    Returns the engine and, for the call that opened it only, its cache notice.
+    """
     key = _engine_key(spec)
     with _engines_lock:  # held briefly; a slow build holds only its own model's lock
         lock = _engine_locks.setdefault(key, threading.Lock())
     with lock:
-        if key not in _engines:
-            _, cache_dir, threads = key
-            _engines[key] = _open_engine(spec, weights_file, cache_dir, threads)
-        return _engines[key]
+        if key in _engines:
+            return _engines[key], ""
+        _, cache_dir, threads = key
+        engine, notice = _open_engine(spec, weights_file, cache_dir, threads)
+        _engines[key] = engine
+        return engine, notice
 
 
-def _open_engine(spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int) -> Engine:
-    if litert_available() and weights_file.is_file():
-        path = engine_path(spec.name, weights_file, cache_dir)
-        if path.is_file():
+def _open_engine(
+    spec: zoo.ModelSpec, weights_file: Path, cache_dir: Path, threads: int
+) -> tuple[Engine, str]:
+    """Open a model's engine; return it with what the person should hear about the cache."""
+    if not litert_available():
+        return KerasEngine(spec.build("imagenet")), ""
+    notices: list[str] = []
+    if weights_file.is_file():
+        engine = _open_cached(
+            spec, engine_path(spec.name, weights_file, cache_dir), threads, notices
+        )
+        if engine is not None:
+            return engine, ""
+        folder = _export_folder(cache_dir, notices)
+        if folder is not None and folder != cache_dir:
+            path = engine_path(spec.name, weights_file, folder)
+            engine = _open_cached(spec, path, threads, notices)
+            if engine is not None:
+                return engine, " ".join(notices)
+        model = spec.build("imagenet")
+    else:
+        model = spec.build("imagenet")  # Keras models download their weights here if needed
+        if not weights_file.is_file():
+            # Keras cached the weights under a name this code does not know (so there
+            # is no key for an engine file): a compiled Keras model answers.
+            return KerasEngine(model), ""
+        folder = _export_folder(cache_dir, notices)
+    if folder is None:
+        return KerasEngine(model), " ".join(notices)
+    path = engine_path(spec.name, weights_file, folder)
+    return ExportingEngine(model, path, threads, spec.title), " ".join(notices)
+
+
+def _open_cached(
+    spec: zoo.ModelSpec, path: Path, threads: int, notices: list[str]
+) -> LiteRTEngine | None:
+    """Open a verified engine file; set a damaged one aside (saying so) and return None."""
+    remove_stale_files(path.parent)
+    if not path.is_file():
+        return None
+    problem = verify_engine_file(path)
+    if problem is None:
+        try:
             return LiteRTEngine(path, threads)
-    model = spec.build("imagenet")  # Keras models download their weights here if needed
-    if not litert_available() or not weights_file.is_file():
-        # No LiteRT here, or Keras cached the weights under a name this code does not
-        # know (so there is no key for an engine file): a compiled Keras model answers.
-        return KerasEngine(model)
-    return ExportingEngine(model, engine_path(spec.name, weights_file, cache_dir), threads)
+        except Exception as exc:  # its checksum matches, yet this LiteRT refuses it
+            problem = f"LiteRT cannot open it ({' '.join(str(exc).split())})"  # one line
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+        checksum_path(path).unlink(missing_ok=True)
+    except FileNotFoundError:  # another process set it aside first
+        pass
+    except OSError as exc:
+        log.warning(
+            "The cached engine file %s cannot be used (%s) nor moved aside (%s)",
+            path,
+            problem,
+            exc.strerror or exc,
+        )
+        notices.append(
+            f"The cached engine file for {spec.title} is damaged and cannot be replaced."
+        )
+        return None
+    log.warning(
+        "The cached engine file %s cannot be used (%s): moved it to %s; rebuilding %s",
+        path,
+        problem,
+        aside.name,
+        spec.title,
+    )
+    damage = "could not be verified" if problem == NO_CHECKSUM else "was damaged"
+    notices.append(f"The cached engine file for {spec.title} {damage} and has been rebuilt.")
+    return None
+
+
+def _export_folder(cache_dir: Path, notices: list[str]) -> Path | None:
+    """Return where a new engine file goes: the cache folder, or a temporary one if it
+    cannot be written, or None if neither can (then nothing is exported).
+
+    An unwritable cache folder is logged and told once per process.
+    """
+    reason = _why_unwritable(cache_dir)
+    if reason is None:
+        return cache_dir
+    fallback = fallback_cache_dir()
+    problem = _why_not_private(fallback)
+    first_time = cache_dir not in _replaced_folders
+    _replaced_folders.add(cache_dir)
+    if problem is None:
+        if first_time:
+            log.warning(
+                "The engine cache folder %s cannot be written (%s); using %s",
+                cache_dir,
+                reason,
+                fallback,
+            )
+            notices.append(
+                f"The engine cache folder {cache_dir} cannot be written; using {fallback}."
+            )
+        return fallback
+    if first_time:
+        log.warning(
+            "The engine cache folder %s cannot be written (%s), nor %s (%s); "
+            "models are prepared anew on every start",
+            cache_dir,
+            reason,
+            fallback,
+            problem,
+        )
+        notices.append(
+            f"The engine cache folder {cache_dir} cannot be written, nor {fallback}: "
+            "models are prepared anew on every start."
+        )
+    return None
 
 
 @dataclass(frozen=True)

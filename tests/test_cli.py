@@ -269,3 +269,148 @@ def test_a_broken_secrets_file_is_named_on_stderr(run_cli, broken_secrets, tmp_p
     assert result.returncode == 0
     assert f"warning: In the secrets file {broken_secrets}" in result.stderr
     assert "the history is kept in the local SQLite file instead" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("postgresql://user:p@ss:w0rd@127.0.0.1:5432/db", ("p@ss", "w0rd")),
+        ("postgresql://u:PW123@x@127.0.0.1:1/db", ("PW123", "x@127")),
+        ("postgresql://u:x@PW123@127.0.0.1:1/db", ("PW123", "x@PW")),
+        ("postgresql://user:s3cr%40t%3Aw0rd@127.0.0.1:1/db", ("s3cr", "w0rd")),  # refused
+        ("mysql://user:s3cret@127.0.0.1:1/db", ("s3cret",)),
+    ],
+)
+def test_history_export_never_prints_the_database_password(url, secrets, monkeypatch, run_cli):
+    import socket
+
+    real_lookup = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):  # no URL here may reach beyond this machine
+        if host in (None, "127.0.0.1", "::1", "localhost"):
+            return real_lookup(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known (no lookups in tests)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", url)
+
+    done = run_cli("history", "export")
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: The history database ")
+    assert [secret for secret in secrets if secret in done.stderr] == []
+    if "%40" in url:
+        assert "cannot be reached (OperationalError: " in line
+        assert "Connection refused" in line
+    else:
+        assert line.startswith(
+            "error: The history database URL is malformed; check CLASSIFIER_DATABASE_URL "
+            "or [connections.history] url in the secrets."
+        )
+
+
+@pytest.mark.parametrize("url", ["nonsense://", "mysql://x", "postgresql://u@h:port/db"])
+def test_predict_save_with_an_unusable_url_ends_with_one_line(
+    url, lite0, photo_files, monkeypatch, run_cli
+):
+    set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", url)
+
+    done = run_cli("predict", "--model", "efficientnet_lite0", "--save", str(photo_files["coffee"]))
+
+    assert done.returncode == 1  # like any database that cannot be used (exit 2 is usage)
+    assert "espresso" in done.stdout  # the predictions are printed first
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "error: The history database URL is malformed; check CLASSIFIER_DATABASE_URL or "
+        "[connections.history] url in the secrets. "
+        + (
+            "Expected a sqlite:/// or postgresql:// URL."
+            if "port" not in url
+            else "Special characters in its password must be percent-encoded "
+            "(@ as %40, : as %3A, / as %2F)."
+        )
+    ]
+
+
+def test_history_export_to_a_full_disk_keeps_the_previous_file(
+    history_url, tmp_path, monkeypatch, run_cli
+):
+    import errno
+    import os
+
+    from classifier import history
+
+    HistoryStore(history_url).dispose()
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    target = folder / "history.csv"
+    target.write_bytes(b"yesterday's export\n")
+
+    def disk_fills_up(descriptor, data):
+        os.write(descriptor, data[:5])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    write_all = history.files._write_all
+    monkeypatch.setattr(history.files, "_write_all", disk_fills_up)
+    done = run_cli("history", "export", "--output", str(target))
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: cannot write {target}: No space left on device"]
+    assert target.read_bytes() == b"yesterday's export\n"
+    assert list(folder.iterdir()) == [target]  # no temporary file left behind
+
+    monkeypatch.setattr(history.files, "_write_all", write_all)  # the disk has room again
+    assert run_cli("history", "export", "--output", str(target)).returncode == 0
+    assert target.read_bytes().startswith(b"id,created_at,file_name,")
+    assert list(folder.iterdir()) == [target]
+
+
+def test_history_export_reads_a_history_in_a_read_only_folder(
+    history_url, tmp_path, monkeypatch, run_cli
+):
+    """Simulated: tests run as root, whom chmod does not stop (see test_history_store)."""
+    import sqlite3
+
+    from classifier.history import schema
+    from tests.helpers import make_record
+
+    store = HistoryStore(history_url)
+    store.add(make_record(file_name="kept.jpg"))
+    store.dispose()
+
+    def sqlite_error(code, message):
+        def fail(*args):
+            error = sqlite3.OperationalError(message)
+            error.sqlite_errorcode = code
+            raise error
+
+        return fail
+
+    # What SQLite says to a user other than root who cannot create the -wal and -shm files.
+    no_side_files = sqlite_error(
+        sqlite3.SQLITE_READONLY_DIRECTORY, "attempt to write a readonly database"
+    )
+    monkeypatch.setattr(schema, "_switch_to_wal", no_side_files)  # any read-write open fails
+    monkeypatch.setattr(schema, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
+    assert run_cli("history", "clear", "--yes").stderr.startswith(
+        f"error: The history database folder {tmp_path} is read-only; predictions cannot be saved"
+    )
+
+    done = run_cli("history", "export", "--format", "json")
+
+    assert done.returncode == 0, done.stderr
+    assert [row["file_name"] for row in json.loads(done.stdout)] == ["kept.jpg"]
+
+    cannot_open = sqlite_error(sqlite3.SQLITE_CANTOPEN, "unable to open database file")
+    monkeypatch.setattr(schema, "_sqlite_connect", cannot_open)  # not even read-only
+    done = run_cli("history", "export", "--format", "json")
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"error: The history database folder {tmp_path} is read-only; the database "
+        f"{tmp_path / 'cli-history.db'} cannot be opened, even read-only (unable to open "
+        "database file). Make it writable for the app, or check CLASSIFIER_DATABASE_URL or "
+        "[connections.history] url in the secrets."
+    ]

@@ -86,6 +86,7 @@ def test_default_model_falls_back_to_lite0_offline_with_a_notice():
 def test_cached_engine_is_found_by_key(lite0):
     path = engine.cached_engine_path("efficientnet_lite0")
     assert path is not None and path.is_file()
+    assert engine.verify_engine_file(path) is None  # its export recorded size and sha256
     assert engine.cached_engine_path("mobilenet_v2") is None  # no weights, no engine
 
 
@@ -100,7 +101,9 @@ def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, monkeypa
     assert early.top1.label == "espresso"
     loaded.engine.wait()
     assert loaded.engine.backend == "LiteRT"
-    assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is not None
+    path = engine.cached_engine_path("efficientnet_lite0", tmp_path)
+    assert path is not None and engine.verify_engine_file(path) is None
+    assert loaded.cache_notice == ""  # a first load is nothing to tell
     late = classify(coffee_jpeg, loaded)
     np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
 

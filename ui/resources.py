@@ -31,6 +31,8 @@ def load_model(name: str) -> engine.LoadedModel | None:
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None
+    if loaded.cache_notice:  # set on the load that repaired or moved the engine cache: once
+        st.warning(loaded.cache_notice, icon=":material/build:")
     if "tensorflow" in sys.modules:
         # Once Keras is imported, Streamlit clears its session after every script run,
         # and each clear runs a full garbage collection over TensorFlow's many objects
