@@ -1,9 +1,12 @@
-"""Command line.
+"""Command line (`classifier`, or `python -m classifier`).
 
-python -m classifier predict [--model NAME] [--top-k K] [--json] [--save] FILE...
-python -m classifier models
-python -m classifier history export [--format csv|json] [--output FILE]
-python -m classifier history clear --yes
+classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive] FILE|DIR|- ...
+classifier models
+classifier history export [--format csv|json] [--output FILE]
+classifier history clear --yes
+
+A FILE is a picture; a DIR is searched for pictures (with --recursive, its folders too);
+`-` reads one picture from standard input.
 """
 
 from __future__ import annotations
@@ -34,15 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m classifier", description="Classify pictures with ImageNet networks."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = commands.add_parser("predict", help="print the top classes of each picture")
-    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument(
+        "files", nargs="+", metavar="FILE", help="a picture, a folder of pictures, or - (stdin)"
+    )
+    predict.add_argument(
+        "--recursive", "-r", action="store_true", help="search folders' subfolders too"
+    )
     predict.add_argument(
         "--model",
         choices=list(zoo.MODELS),
         default=None,
-        help=f"default: {get_settings().default_model}",
+        help=f"default: {get_settings().default_model} (CLASSIFIER_MODEL)",
     )
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
@@ -51,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the models and what is available here")
 
     past = commands.add_parser("history", help="export or clear the prediction history")
-    past_commands = past.add_subparsers(dest="history_command", required=True)
+    past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
     export = past_commands.add_parser("export", help="write every saved prediction")
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
@@ -83,6 +91,36 @@ def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
     return "\n".join(lines)
 
 
+STDIN = Path("-")
+
+
+def find_pictures(arguments: list[str], recursive: bool) -> tuple[list[Path], int]:
+    """Expand the FILE arguments: folders into the pictures they hold, `-` kept for stdin.
+
+    Returns:
+        The pictures in order, and how many arguments named nothing to classify
+        (each said on stderr).
+    """
+    pictures: list[Path] = []
+    missing = 0
+    for argument in arguments:
+        path = Path(argument)
+        if argument == "-" or not path.is_dir():
+            pictures.append(path)
+            continue
+        found = sorted(
+            child
+            for child in (path.rglob("*") if recursive else path.iterdir())
+            if child.is_file() and child.suffix.lower().lstrip(".") in images.ACCEPTED_EXTENSIONS
+        )
+        if not found:
+            hint = "" if recursive else " (add --recursive to search its folders)"
+            print(f"{path}: no pictures in this folder{hint}", file=sys.stderr)
+            missing += 1
+        pictures += found
+    return pictures, missing
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
     try:
@@ -93,10 +131,11 @@ def run_predict(args: argparse.Namespace) -> int:
     if model.notice:
         print(f"note: {model.notice}", file=sys.stderr)
 
-    entries, records, failed = [], [], 0
-    for file in args.files:  # one at a time: only one decoded picture is held at once
+    pictures, failed = find_pictures(args.files, args.recursive)
+    entries, records = [], []
+    for file in pictures:  # one at a time: only one decoded picture is held at once
         try:
-            data = file.read_bytes()
+            data = sys.stdin.buffer.read() if file == STDIN else file.read_bytes()
             prediction = classify(data, model)
         except OSError as exc:
             message = f"cannot read the file ({exc.strerror or exc})"
@@ -109,7 +148,8 @@ def run_predict(args: argparse.Namespace) -> int:
                 print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
             if args.save:
                 digest = images.content_digest(data)
-                records.append(prediction.to_record(file.name, digest, top_k=args.top_k))
+                name = "standard input" if file == STDIN else file.name
+                records.append(prediction.to_record(name, digest, top_k=args.top_k))
             continue
         failed += 1
         print(f"{file}: {message}", file=sys.stderr)
@@ -149,7 +189,11 @@ def run_history(args: argparse.Namespace) -> int:
         if args.history_command == "clear":
             print(f"deleted {store.clear()} prediction(s)", file=sys.stderr)
             return 0
-        data = store.export_csv() if args.format == "csv" else store.export_json()
+        data = (
+            store.export_csv(model_title=zoo.title_of)
+            if args.format == "csv"
+            else store.export_json()
+        )
     finally:
         store.dispose()
     if not args.output:
@@ -181,12 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
         warnings = get_settings().warnings
+        zoo.default_model()  # CLASSIFIER_MODEL names a model this version has
     except SettingsError as exc:  # a mistyped environment variable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     args = build_parser().parse_args(argv)
+    engine.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
     handlers = {"predict": run_predict, "models": run_models, "history": run_history}
     try:
         return handlers[args.command](args)

@@ -24,6 +24,7 @@ Keras model instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -31,6 +32,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -62,6 +64,33 @@ class Engine(Protocol):
         """Block until the engine that will keep answering is ready (at once for most)."""
 
 
+_quiet_native = False
+
+
+def quiet_native_logs() -> None:
+    """Keep LiteRT's C++ start-up lines ("INFO: Created ... XNNPACK delegate") off stderr.
+
+    For a command line, whose stderr is for the person. Not for a server: while an
+    engine opens, the process's stderr goes nowhere, whatever thread writes to it.
+    """
+    global _quiet_native
+    _quiet_native = True
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at the null device, where C++ code writes its logs."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 class LiteRTEngine:
     """A LiteRT interpreter over one .tflite file; safe to share between threads.
 
@@ -75,8 +104,9 @@ class LiteRTEngine:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = path
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
+        with _native_stderr_silenced() if _quiet_native else contextlib.nullcontext():
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         # One interpreter holds one set of buffers: calls from Streamlit's threads take turns.

@@ -6,10 +6,12 @@ test would otherwise pay for importing TensorFlow and LiteRT afresh.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,6 @@ import pytest
 from classifier import config, zoo
 from classifier.cli import main
 from classifier.history import HistoryStore
-from tests.conftest import ROOT
 from tests.helpers import CAT_CLASSES, encode
 from tests.test_images import patch_png_size
 
@@ -80,19 +81,21 @@ def bad_files(tmp_path_factory, coffee_jpeg):
     return written
 
 
-def test_python_m_classifier_runs(lite0, photo_files):
-    """The one real process: the entry point, its imports and its exit status."""
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "classifier"], ["classifier"]])
+def test_the_installed_command_runs_from_any_folder(lite0, photo_files, tmp_path, command):
+    """The real processes: the entry points, their imports and their exit status."""
     done = subprocess.run(
-        [sys.executable, "-m", "classifier", "predict", "--json", str(photo_files["chelsea"])],
+        [*command, "predict", "--json", str(photo_files["chelsea"])],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,  # not the repository: the README's install command installs it
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
     [entry] = json.loads(done.stdout)
     assert entry["file"] == str(photo_files["chelsea"])
     assert entry["top_k"]
+    assert "XNNPACK" not in done.stderr  # LiteRT's start-up chatter stays off the terminal
 
 
 def test_predict_json_on_real_photos(lite0, photo_files, run_cli):
@@ -414,3 +417,50 @@ def test_history_export_reads_a_history_in_a_read_only_folder(
         "database file). Make it writable for the app, or check CLASSIFIER_DATABASE_URL or "
         "[connections.history] url in the secrets."
     ]
+
+
+def test_a_picture_from_standard_input(run_cli, lite0, coffee_jpeg, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(coffee_jpeg)))
+    done = run_cli("predict", "--model", "efficientnet_lite0", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(done.stdout)
+    assert (entry["file"], entry["top_k"][0]["label"]) == ("-", "espresso")
+
+
+def test_a_folder_is_searched_for_pictures(run_cli, lite0, photo_files, tmp_path):
+    folder = tmp_path / "album"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "coffee.jpg").write_bytes(photo_files["coffee"].read_bytes())
+    (folder / "inner" / "chelsea.png").write_bytes(photo_files["chelsea"].read_bytes())
+    (folder / "notes.txt").write_text("not a picture")
+    flat = run_cli("predict", "--model", "efficientnet_lite0", "--json", str(folder))
+    assert [Path(e["file"]).name for e in json.loads(flat.stdout)] == ["coffee.jpg"]
+    deep = run_cli("predict", "--model", "efficientnet_lite0", "--json", "-r", str(folder))
+    assert [Path(e["file"]).name for e in json.loads(deep.stdout)] == ["coffee.jpg", "chelsea.png"]
+
+
+def test_an_empty_folder_says_so(run_cli, tmp_path):
+    done = run_cli("predict", str(tmp_path))
+    assert done.returncode == 1
+    assert f"{tmp_path}: no pictures in this folder (add --recursive" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "the following arguments are required: COMMAND"),
+        (("history",), "the following arguments are required: ACTION"),
+        (("predict", "--top-k", "0", "x.jpg"), "argument --top-k: expected 1 to 1000"),
+    ],
+)
+def test_usage_errors_use_the_names_people_type(run_cli, argv, message):
+    done = run_cli(*argv)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_an_unknown_default_model_names_its_variable(run_cli, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_MODEL", "resnet")
+    done = run_cli("models")
+    assert done.returncode == 2
+    assert "environment variable CLASSIFIER_MODEL. Received: 'resnet'" in done.stderr

@@ -53,6 +53,15 @@ def test_secrets_are_ignored_and_an_example_ships():
 
 
 def test_requirements_use_tensorflow_cpu_on_linux_and_markers_elsewhere():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(
+        d.startswith("tensorflow-cpu") and 'sys_platform == "linux"' in d for d in deps
+    )
+    assert any(
+        d.startswith("tensorflow>=") and 'sys_platform != "linux"' in d for d in deps
+    )
+
+
+def test_requirements_install_the_project_itself():
     lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    assert any(ln.startswith("tensorflow-cpu") and 'sys_platform == "linux"' in ln for ln in lines)
-    assert any(ln.startswith("tensorflow>=") and 'sys_platform != "linux"' in ln for ln in lines)
+    assert "-e ." in lines  # so `classifier` and `python -m classifier` work from anywhere
