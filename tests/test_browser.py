@@ -197,3 +197,17 @@ def test_screenshots_in_both_themes(browser, server, scheme, device, width):
         page.screenshot(path=str(SCREENSHOTS / f"history-{scheme}-{device}.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_typed_date_applies(page, server, photo_files):
+    page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
+    page.locator("h3").filter(has_text="espresso").wait_for()
+    page.goto(f"{server}/history")
+    page.get_by_text("saved predictions match the filters").wait_for()
+    since = page.locator(".st-key-h_from input")
+    since.scroll_into_view_if_needed()
+    since.focus()
+    since.type("2099-01-01")
+    since.press("Enter")
+    page.get_by_text("No saved predictions match these filters.").wait_for()
+    assert page.get_by_text("0 of ").first.is_visible()

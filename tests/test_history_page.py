@@ -116,9 +116,14 @@ def test_filters_change_the_count(seeded, widget, value, expected):
 def test_date_filter_keeps_one_day(seeded):
     at = history_page()
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    at.sidebar.date_input(key="h_dates").set_value((yesterday, yesterday)).run()
+    at.sidebar.text_input(key="h_from").set_value(yesterday.isoformat()).run()
+    assert caption_count(at) == "2 of 4 saved predictions match the filters."  # and today's
+    at.sidebar.text_input(key="h_to").set_value(f"{yesterday:%Y/%m/%d}").run()
     assert caption_count(at) == "1 of 4 saved predictions match the filters."
     assert list(at.dataframe[0].value["top-1"]) == ["espresso"]
+    at.sidebar.text_input(key="h_to").set_value("yesterday").run()
+    assert "Not a date; write it as" in at.sidebar.caption[0].value
+    assert caption_count(at) == "2 of 4 saved predictions match the filters."
 
 
 def test_feedback_filter_and_sort(seeded):

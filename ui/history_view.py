@@ -101,13 +101,23 @@ def read_only_notice(store: history.HistoryStore) -> None:
         )
 
 
-def day_range(days: tuple[date, ...]) -> tuple[datetime | None, datetime | None]:
-    """Turn the date picker's days into a UTC [start, end) range."""
-    if not days:
-        return None, None
-    first, last = days[0], days[-1]
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    return start, datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
+def day_range(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """Turn the From and To days into a UTC [start, end) range; either may be open."""
+    start = datetime.combine(first, time.min, tzinfo=UTC) if first else None
+    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC) if last else None
+    return start, end
+
+
+def typed_date(where, label: str, key: str) -> date | None:
+    """Draw a date box (YYYY-MM-DD); return its date, or None when empty or not a date."""
+    text = where.text_input(label, key=key, placeholder="YYYY-MM-DD", max_chars=10).strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.replace("/", "-"))
+    except ValueError:
+        where.caption(f"Not a date; write it as {date.today():%Y-%m-%d}.")
+        return None
 
 
 def filter_sidebar() -> tuple[history.Filters, str]:
@@ -130,13 +140,16 @@ def filter_sidebar() -> tuple[history.Filters, str]:
         low, high = st.slider(
             "Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, format="percent", key="h_confidence"
         )
-        days = st.date_input("Dates (UTC)", value=(), key="h_dates", format="YYYY-MM-DD")
+        # Typed dates: Streamlit's date picker drops what is typed into it.
+        since, until = st.columns(2)
+        first = typed_date(since, "From (UTC)", "h_from")
+        last = typed_date(until, "To (UTC)", "h_to")
         feedback = st.selectbox(
             "Feedback", list(FEEDBACK_TITLES), format_func=FEEDBACK_TITLES.get, key="h_feedback"
         )
         sort = st.selectbox("Sort", list(SORT_TITLES), format_func=SORT_TITLES.get, key="h_sort")
         st.button("Reset filters", key="h_reset", on_click=reset_filters, icon=":material/undo:")
-    start, end = day_range(tuple(days) if isinstance(days, tuple | list) else (days,))
+    start, end = day_range(first, last)
     filters = history.Filters(
         label=label.strip(),
         models=tuple(models),
@@ -149,7 +162,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
     return filters, sort
 
 
-FILTER_KEYS = ("h_label", "h_models", "h_confidence", "h_dates", "h_feedback", "h_sort")
+FILTER_KEYS = ("h_label", "h_models", "h_confidence", "h_from", "h_to", "h_feedback", "h_sort")
 
 
 def reset_filters() -> None:
