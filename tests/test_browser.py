@@ -85,7 +85,7 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     cells = grid.locator("[role='gridcell']")
     cells.first.wait_for(state="attached")
     # The grid draws on a canvas; its accessible cells carry the values, newest row first.
-    picture, _time, file_name, top1 = (cells.nth(i).inner_text() for i in range(4))
+    top1, _confidence, picture, _time, file_name = (cells.nth(i).inner_text() for i in range(5))
     assert picture.startswith("data:image/webp;base64,")
     assert (file_name, top1) == ("coffee.jpg", "espresso")
     page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
@@ -186,6 +186,8 @@ def test_screenshots_in_both_themes(browser, server, scheme, device, width):
         )
         red, green, blue = (int(part) for part in background[4:-1].split(","))
         assert (red + green + blue > 600) == (scheme == "light"), background
+        icon = page.locator("link[rel*='icon']").first.get_attribute("href")
+        assert not icon.startswith(("http://", "https://", "//")) or icon.startswith(server)
         page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
         page.locator("h3").filter(has_text="·").first.wait_for()
         page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg")

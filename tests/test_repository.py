@@ -54,12 +54,8 @@ def test_secrets_are_ignored_and_an_example_ships():
 
 def test_requirements_use_tensorflow_cpu_on_linux_and_markers_elsewhere():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert any(
-        d.startswith("tensorflow-cpu") and 'sys_platform == "linux"' in d for d in deps
-    )
-    assert any(
-        d.startswith("tensorflow>=") and 'sys_platform != "linux"' in d for d in deps
-    )
+    assert any(d.startswith("tensorflow-cpu") and 'sys_platform == "linux"' in d for d in deps)
+    assert any(d.startswith("tensorflow>=") and 'sys_platform != "linux"' in d for d in deps)
 
 
 def test_requirements_install_the_project_itself():

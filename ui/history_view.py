@@ -263,7 +263,8 @@ def _draw_table(frame: pd.DataFrame, key: str) -> list[int]:
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
-        height=(len(frame) + 1) * ROW_HEIGHT + 3,  # the whole page: paging is the one way
+        # The whole page, and room for a sideways scrollbar on a phone: paging is the one way.
+        height=(len(frame) + 1) * ROW_HEIGHT + 20,
         row_height=ROW_HEIGHT,
         column_order=[c for c in frame.columns if c != "id"],
         column_config={

@@ -119,7 +119,7 @@ def show_many(
     st.dataframe(
         frame,
         hide_index=True,
-        height=(shown_rows + 1) * ROW_HEIGHT + 3,  # every row up to 50, then scroll
+        height=(shown_rows + 1) * ROW_HEIGHT + 20,  # every row up to 50 (and a sideways bar)
         column_config={
             "#": st.column_config.NumberColumn("#", width="small"),
             "picture": PICTURE_COLUMN,
