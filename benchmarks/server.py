@@ -49,6 +49,7 @@ class Server:
 
     url: str
     pid: int
+    log: Path  # what the server printed: its log
 
     def memory_mb(self, field: str = "VmRSS") -> float:
         """Return the server's resident memory now (VmRSS) or at its peak so far (VmHWM)."""
@@ -125,20 +126,24 @@ def serve(folder: Path, memory_limit: int | None = None, **env: str) -> Iterator
         **env,
     }
     group = _memory_cgroup(memory_limit) if memory_limit else None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "server.log"  # a file, not a pipe: a full pipe would stall the server
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
     if group is not None:
         (group / "cgroup.procs").write_text(str(process.pid))
-    server = Server(f"http://127.0.0.1:{port}", process.pid)
+    server = Server(f"http://127.0.0.1:{port}", process.pid, log)
     deadline = time.monotonic() + 60
     while not server.alive():
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            raise RuntimeError(f"streamlit did not start:\n{process.communicate()[0]}")
+            process.wait()
+            raise RuntimeError(f"streamlit did not start:\n{log.read_text()}")
         time.sleep(0.3)
     try:
         yield server

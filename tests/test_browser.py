@@ -213,3 +213,23 @@ def test_a_typed_date_applies(page, server, photo_files):
     since.press("Enter")
     page.get_by_text("No saved predictions match these filters.").wait_for()
     assert page.get_by_text("0 of ").first.is_visible()
+
+
+def test_a_database_password_never_reaches_the_page_or_the_server_log(browser, tmp_path):
+    # A generated password with "@" and ":" that nobody percent-encoded; port 1 is closed.
+    secrets = ("p@ss:w0rd", "ss:w0rd", "w0rd")
+    url = "postgresql://user:p@ss:w0rd@127.0.0.1:1/history"
+    with server_tools.serve(tmp_path, CLASSIFIER_DATABASE_URL=url) as running:
+        page = server_tools.open_classify_page(browser, running)
+        coffee = (ROOT / "assets" / "examples" / "coffee.jpg").read_bytes()
+        server_tools.upload(page, "coffee.jpg", coffee, "image/jpeg")
+        page.get_by_text("could not be saved to the history").wait_for()
+        classify_text = page.locator("body").inner_text()
+        page.goto(f"{running.url}/history")
+        page.get_by_text("The history database").first.wait_for()
+        history_text = page.locator("body").inner_text()
+        page.context.close()
+    log = running.log.read_text()
+    assert "history database" in history_text.lower()
+    for text in (classify_text, history_text, log):
+        assert [secret for secret in secrets if secret in text] == []

@@ -1702,3 +1702,41 @@ def test_csv_export_can_name_each_model_for_people(store: HistoryStore) -> None:
         "tabby cat",
         "0.8",
     )
+
+
+KILL_WRITER = """
+import sys
+from classifier.history import HistoryStore
+from tests.helpers import make_record
+store = HistoryStore(sys.argv[1])
+while True:  # batches of five, each in one transaction, until killed
+    store.add_many([make_record(file_name=f"{n}.jpg") for n in range(5)])
+    print(store.count(), flush=True)
+"""
+
+
+@pytest.mark.slow  # a writer process imports the app's modules
+def test_a_writer_killed_mid_save_loses_no_saved_row_and_no_batch_half(database_url: str) -> None:
+    import signal
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILL_WRITER, database_url],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        saved = [int(writer.stdout.readline()) for _ in range(20)]  # 20 committed batches
+    finally:
+        writer.send_signal(signal.SIGKILL)  # mid-way through some later save
+        writer.wait(timeout=30)
+    store = HistoryStore(database_url)
+    try:
+        count = store.count()
+        assert count >= saved[-1]  # every reported save survived
+        assert count % 5 == 0  # a batch is all there or not at all
+        if database_url.startswith("sqlite"):
+            with store._engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    finally:
+        store.dispose()

@@ -25,20 +25,33 @@ def load_model(name: str) -> engine.LoadedModel | None:
     """
     try:
         if engine.is_loaded(name):
-            return engine.load_model(name)
-        with st.spinner(f"Loading {zoo.title_of(name)}…"):
             loaded = engine.load_model(name)
+        else:
+            with st.spinner(f"Loading {zoo.title_of(name)}…"):
+                loaded = engine.load_model(name)
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None
     if loaded.cache_notice:  # set on the load that repaired or moved the engine cache: once
         st.warning(loaded.cache_notice, icon=":material/build:")
-    if "tensorflow" in sys.modules:
-        # Once Keras is imported, Streamlit clears its session after every script run,
-        # and each clear runs a full garbage collection over TensorFlow's many objects
-        # (~0.2 s a rerun). Freezing what exists now keeps those collections small.
-        gc.freeze()
+    _freeze_tensorflow_objects()
     return loaded
+
+
+_frozen = False
+
+
+def _freeze_tensorflow_objects() -> None:
+    """Keep TensorFlow's many objects out of the garbage collector's way, once per process.
+
+    Once Keras is imported, Streamlit clears its session after every script run, and
+    each clear runs a full collection over those objects (~0.2 s a rerun); objects
+    frozen by gc.freeze() are skipped.
+    """
+    global _frozen
+    if not _frozen and "tensorflow" in sys.modules:
+        _frozen = True
+        gc.freeze()
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
