@@ -1740,3 +1740,19 @@ def test_a_writer_killed_mid_save_loses_no_saved_row_and_no_batch_half(database_
                 assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     finally:
         store.dispose()
+
+
+def test_counts_per_hour_fill_the_empty_hours(store: HistoryStore) -> None:
+    from classifier.history import stats
+
+    day = datetime(2024, 3, 1, tzinfo=UTC)
+    store.add_many(
+        [
+            make_record(created_at=day.replace(hour=9, minute=5)),
+            make_record(created_at=day.replace(hour=12, minute=59)),
+            make_record(created_at=day.replace(hour=12, minute=1)),
+        ]
+    )
+    frame = stats.count_by_hour(store)
+    assert [t.hour for t in frame["hour"]] == [9, 10, 11, 12]
+    assert list(frame["count"]) == [1, 0, 0, 2]

@@ -24,19 +24,7 @@ def count_by_day(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataF
     Returns:
         Columns `day` (datetime64, midnight UTC, naive) and `count`.
     """
-    day = _utc_date(store, predictions.c.created_at).label("day")
-    query = (
-        select(day, func.count().label("count"))
-        .where(*store._where(filters))
-        .group_by(day)
-        .order_by(day)
-    )
-    frame = _frame(store, query, ["day", "count"])
-    frame["day"] = pd.to_datetime(frame["day"])
-    if not frame.empty:
-        every_day = pd.date_range(frame["day"].min(), frame["day"].max(), freq="D", name="day")
-        frame = frame.set_index("day").reindex(every_day, fill_value=0).reset_index()
-    return frame.astype({"count": "int64"})
+    return _count_over_time(store, filters, _utc_date(store, predictions.c.created_at), "day")
 
 
 def count_by_hour(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataFrame:
@@ -45,22 +33,30 @@ def count_by_hour(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.Data
     Returns:
         Columns `hour` (datetime64, on the hour, UTC, naive) and `count`.
     """
-    if store._engine.dialect.name == "sqlite":
+    if store._engine.dialect.name == "sqlite":  # the stored text is already UTC
         hour = func.strftime("%Y-%m-%d %H:00:00", predictions.c.created_at)
     else:
         hour = func.date_trunc("hour", func.timezone("UTC", predictions.c.created_at))
-    hour = hour.label("hour")
+    return _count_over_time(store, filters, hour, "hour")
+
+
+def _count_over_time(
+    store: HistoryStore, filters: Filters, bucket: ColumnElement[Any], name: str
+) -> pd.DataFrame:
+    """Count predictions per time bucket (`day` or `hour`), filling empty buckets with 0."""
+    bucket = bucket.label(name)
     query = (
-        select(hour, func.count().label("count"))
+        select(bucket, func.count().label("count"))
         .where(*store._where(filters))
-        .group_by(hour)
-        .order_by(hour)
+        .group_by(bucket)
+        .order_by(bucket)
     )
-    frame = _frame(store, query, ["hour", "count"])
-    frame["hour"] = pd.to_datetime(frame["hour"])
+    frame = _frame(store, query, [name, "count"])
+    frame[name] = pd.to_datetime(frame[name])
     if not frame.empty:
-        every_hour = pd.date_range(frame["hour"].min(), frame["hour"].max(), freq="h", name="hour")
-        frame = frame.set_index("hour").reindex(every_hour, fill_value=0).reset_index()
+        freq = {"day": "D", "hour": "h"}[name]
+        every = pd.date_range(frame[name].min(), frame[name].max(), freq=freq, name=name)
+        frame = frame.set_index(name).reindex(every, fill_value=0).reset_index()
     return frame.astype({"count": "int64"})
 
 
