@@ -28,7 +28,6 @@ from benchmarks.timing import Stats
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 GROUP = "Memory, server"
-MB = 2**20
 PEAK_TARGET_MB = 1024
 SOAK_TARGET_MB = 50
 # Without these, Chromium keeps calling out to the network this machine does not have.

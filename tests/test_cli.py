@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier import config, zoo
+from classifier import zoo
 from classifier.cli import main
 from classifier.history import HistoryStore
 from tests.helpers import CAT_CLASSES, encode
@@ -49,15 +49,11 @@ def run_cli(capsys):
 
 
 def set_env(monkeypatch, name: str, value: str | None) -> None:
-    """Set (or, given None, remove) an environment variable and make the settings read it."""
+    """Set (or, given None, remove) an environment variable; conftest re-reads the settings."""
     if value is None:
         monkeypatch.delenv(name, raising=False)
     else:
         monkeypatch.setenv(name, value)
-    # Settings may be read once and cached; reset_settings() drops that cache.
-    reset_settings = getattr(config, "reset_settings", None)
-    if reset_settings is not None:
-        reset_settings()
 
 
 @pytest.fixture(scope="module")

@@ -400,17 +400,21 @@ def test_pages_cover_every_row_exactly_once(store: HistoryStore) -> None:
     assert names(store.find(filtered, sort="newest", limit=2, offset=4)) == ["2.jpg"]
 
 
-def test_label_search_matches_percent_and_underscore_literally(store: HistoryStore) -> None:
-    # Unescaped, every search below would also match "plain.jpg".
-    labels = {
-        "percent.jpg": "50% off",
-        "underscore.jpg": "snake_case",
-        "plain.jpg": "50x offexcase",
-    }
+def add_labelled(store: HistoryStore, labels: dict[str, str], corrected_to: str) -> None:
+    """Add one row per file name with its top-1 label, and "corrected.jpg" corrected_to a label."""
     for name, label in labels.items():
         store.add(make_record(file_name=name, top_k=ranked(label, 0.5)))
     corrected = store.add(make_record(file_name="corrected.jpg", top_k=ranked("plain", 0.5)))
-    store.set_feedback(corrected, "wrong", "100%_real")
+    store.set_feedback(corrected, "wrong", corrected_to)
+
+
+def test_label_search_matches_percent_and_underscore_literally(store: HistoryStore) -> None:
+    # Unescaped, every search below would also match "plain.jpg".
+    add_labelled(
+        store,
+        {"percent.jpg": "50% off", "underscore.jpg": "snake_case", "plain.jpg": "50x offexcase"},
+        corrected_to="100%_real",
+    )
 
     def found(text: str) -> list[str]:
         return sorted(names(store.find(Filters(label=text), limit=None)))
@@ -434,10 +438,7 @@ def test_label_search_ignores_case_beyond_ascii(store: HistoryStore) -> None:
         "unescaped.jpg": "éax",
         "cat.jpg": "tabby CAT",
     }
-    for name, label in labels.items():
-        store.add(make_record(file_name=name, top_k=ranked(label, 0.5)))
-    corrected = store.add(make_record(file_name="corrected.jpg", top_k=ranked("plain", 0.5)))
-    store.set_feedback(corrected, "wrong", "Ça va")
+    add_labelled(store, labels, corrected_to="Ça va")
 
     def found(text: str) -> list[str]:
         matches = sorted(names(store.find(Filters(label=text), limit=None)))

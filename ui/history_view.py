@@ -250,13 +250,12 @@ def show_table(
         show_no_matches()
         selected: list[int] = []
     else:
-        selected = _draw_table(frame, key)
+        selected = _draw_table(frame, ids, key)
     _draw_actions(store, filters, sort, count, total, selected)
 
 
-def _draw_table(frame: pd.DataFrame, key: str) -> list[int]:
+def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
     """Draw a page of records with ticks; return the ids of the ticked rows."""
-    ids = [int(i) for i in frame["id"]]
     event = st.dataframe(
         frame,
         key=key,
