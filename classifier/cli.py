@@ -1,7 +1,9 @@
 """Command line (`classifier`, or `python -m classifier`).
 
 classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive] FILE|DIR|- ...
-classifier models
+classifier models [list]
+classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
+classifier models remove NAME
 classifier history export [--format csv|json] [--output FILE]
 classifier history clear --yes
 
@@ -27,9 +29,13 @@ DEFAULT_TOP_K = 5
 
 def _top_k(value: str) -> int:
     k = int(value)
-    if not 1 <= k <= 1000:
-        raise argparse.ArgumentTypeError(f"expected 1 to 1000, received {k}")
+    if not 1 <= k <= MAX_TOP_K:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_TOP_K:,}, received {k}")
     return k
+
+
+MAX_TOP_K = 10_000  # an added model may have this many classes; fewer are shown if it has fewer
+SCALING_NAMES = ("minus_one_to_one", "zero_to_one", "raw", "imagenet")  # classifier.modelfiles
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,15 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--model",
-        choices=list(zoo.MODELS),
         default=None,
-        help=f"default: {get_settings().default_model} (CLASSIFIER_MODEL)",
+        metavar="NAME",
+        help=f"{', '.join(zoo.MODELS)} or an added model; "
+        f"default: {get_settings().default_model} (CLASSIFIER_MODEL)",
     )
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.add_argument("--save", action="store_true", help="record the results in the history")
 
-    commands.add_parser("models", help="list the models and what is available here")
+    models = commands.add_parser("models", help="list, add or remove models")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
+    model_commands.add_parser("list", help="list the models and what is available here")
+    add = model_commands.add_parser(
+        "add", help="add your own model: a Teachable Machine zip, .keras, .h5 or .tflite"
+    )
+    add.add_argument("name", metavar="NAME", help="the name it gets in the picker and history")
+    add.add_argument("file", type=Path, metavar="FILE", help="the model file")
+    add.add_argument(
+        "--labels", type=Path, metavar="FILE", help="class names, one per line or a JSON list"
+    )
+    add.add_argument(
+        "--preprocess",
+        choices=SCALING_NAMES,
+        metavar="SCALING",
+        help=f"how pixels are scaled: {', '.join(SCALING_NAMES)} "
+        "(detected for Teachable Machine and quantized models)",
+    )
+    remove = model_commands.add_parser("remove", help="remove an added model")
+    remove.add_argument("name", metavar="NAME")
 
     past = commands.add_parser("history", help="export or clear the prediction history")
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
@@ -125,6 +151,9 @@ def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
     try:
         model = engine.load_model(args.model)
+    except zoo.UnknownModel as exc:  # a usage error, like a mistyped option
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except zoo.ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -207,8 +236,12 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_models(_args: argparse.Namespace) -> int:
-    """Print every model with its input size, weights and engine cache state."""
+def run_models(args: argparse.Namespace) -> int:
+    """List the models, or add or remove one."""
+    if args.models_command == "add":
+        return run_models_add(args)
+    if args.models_command == "remove":
+        return run_models_remove(args)
     for spec in zoo.MODELS.values():
         status = zoo.weights_status(spec.name)
         cached = engine.cached_engine_path(spec.name)
@@ -218,6 +251,63 @@ def run_models(_args: argparse.Namespace) -> int:
         print(f"  weights    {weights}")
         print(f"  source     {status.source}")
         print(f"  engine     {'cached: ' + str(cached) if cached else 'not built yet'}")
+    from classifier import added
+
+    for model in added.all_models():
+        classes = model.class_names
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        print(f"{model.name}  (added {model.entry.created_at:%Y-%m-%d %H:%M} UTC)")
+        print(f"  source     {model.entry.source}")
+        print(f"  input      {model.input_size}x{model.input_size}, {model.scaling}")
+        print(f"  classes    {len(classes):,}: {shown}")
+        print(f"  engine     {model.path()}")
+    return 0
+
+
+def run_models_add(args: argparse.Namespace) -> int:
+    """Check, convert and keep a model file under a name."""
+    from classifier import added
+    from classifier.history.registry import ModelNameTaken
+
+    try:
+        name = added.check_name(args.name)
+        if added.exists(name):
+            raise ModelNameTaken(f"A model called “{name}” exists already; pick another name.")
+        data = args.file.read_bytes()
+        labels = args.labels.read_bytes() if args.labels else None
+        print(f"reading {args.file} ...", file=sys.stderr)
+        candidate = added.read_model(data, labels)
+        scaling_name = args.preprocess or candidate.detected_scaling
+        if scaling_name is None:
+            print(
+                "error: this model does not say how it scales pixels; add --preprocess with "
+                f"one of {', '.join(SCALING_NAMES)}",
+                file=sys.stderr,
+            )
+            return 2
+        model = added.save(name, candidate, scaling_name)
+    except (added.ModelFileError, ModelNameTaken) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"added {model.name}: {len(model.class_names):,} classes, "
+        f"{model.input_size}x{model.input_size}, {model.scaling}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_models_remove(args: argparse.Namespace) -> int:
+    """Remove an added model; its predictions stay in the history."""
+    from classifier import added
+
+    if args.name in zoo.MODELS:
+        print(f"error: {args.name} is a built-in model and cannot be removed", file=sys.stderr)
+        return 1
+    if not added.remove(args.name):
+        print(f"error: no added model is called {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"removed {args.name}", file=sys.stderr)
     return 0
 
 

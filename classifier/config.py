@@ -24,6 +24,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -43,6 +44,7 @@ class Settings:
     num_threads: int
     offline: bool  # never try to download Keras weights
     keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
+    allow_model_uploads: bool = True  # visitors may add models on the Models page
     warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
 
 
@@ -108,6 +110,19 @@ def _int(environ: Mapping[str, str], name: str, default: int, maximum: int | Non
     return value
 
 
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(
+        f"Expected 1 or 0 (true or false) in the environment variable {name}. Received: {raw!r}"
+    )
+
+
 def _keras_home(environ: Mapping[str, str]) -> Path:
     """Return the folder Keras caches into, as Keras itself computes it."""
     if environ.get("KERAS_HOME"):
@@ -145,6 +160,7 @@ def read_settings(
         ),
         offline=environ.get("CLASSIFIER_OFFLINE", "").strip().lower() in _TRUE,
         keras_home=_keras_home(environ),
+        allow_model_uploads=_bool(environ, "CLASSIFIER_ALLOW_MODEL_UPLOADS", True),
         warnings=tuple(warnings),
     )
 

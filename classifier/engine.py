@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """Runs a preprocessed float32 batch (N, size, size, 3) to probabilities (N, 1000)."""
+    """Runs a preprocessed float32 batch (N, size, size, 3) to probabilities (N, classes)."""
 
     backend: str
 
@@ -96,30 +96,65 @@ class LiteRTEngine:
 
     Images run one per invoke: XNNPACK gains nothing from batching on a CPU, and
     some exported graphs (MobileNetV3's) cannot be resized to another batch size.
+    Added models may take uint8/int8 input and give uint8/int8 output: the float
+    batch is quantized with the input's scale and zero point, and the output is
+    dequantized, `(q - zero_point) * scale`. A channels-first input gets the batch
+    transposed; `softmax` turns logits into probabilities.
     """
 
     backend = "LiteRT"
 
-    def __init__(self, path: Path, num_threads: int):
+    def __init__(self, model: Path | bytes, num_threads: int, *, softmax: bool = False):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.path = path
+        self.path = model if isinstance(model, Path) else None
+        source = (
+            {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        )
         with _native_stderr_silenced() if _quiet_native else contextlib.nullcontext():
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter = Interpreter(**source, num_threads=num_threads)
             self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+        given = self._interpreter.get_input_details()[0]
+        answer = self._interpreter.get_output_details()[0]
+        self._input, self._output = given["index"], answer["index"]
+        shape = given["shape"]
+        self._channels_first = shape[1] == 3 and shape[3] != 3
+        self._input_dtype = np.dtype(given["dtype"])
+        self._input_quantization = given["quantization"]
+        self._output_quantization = (
+            None if np.dtype(answer["dtype"]) == np.float32 else answer["quantization"]
+        )
+        self.classes = int(np.prod(answer["shape"][1:]))
+        self._softmax = softmax
         # One interpreter holds one set of buffers: calls from Streamlit's threads take turns.
         self._lock = threading.Lock()
 
+    def _quantize(self, batch: np.ndarray) -> np.ndarray:
+        scale, zero_point = self._input_quantization
+        limits = np.iinfo(self._input_dtype)
+        values = np.round(batch / np.float32(scale) + zero_point)
+        return np.clip(values, limits.min, limits.max).astype(self._input_dtype)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        out = np.empty((len(batch), 1000), dtype=np.float32)
+        batch = np.asarray(batch, dtype=np.float32)
+        if self._channels_first:
+            batch = batch.transpose(0, 3, 1, 2)
+        if self._input_dtype == np.float32:
+            batch = np.ascontiguousarray(batch)
+        else:
+            batch = self._quantize(batch)
+        out = np.empty((len(batch), self.classes), dtype=np.float32)
         with self._lock:
             for i in range(len(batch)):
                 self._interpreter.set_tensor(self._input, batch[i : i + 1])
                 self._interpreter.invoke()
-                out[i] = self._interpreter.get_tensor(self._output)[0]
+                out[i] = self._interpreter.get_tensor(self._output).reshape(-1)
+        if self._output_quantization is not None:
+            scale, zero_point = self._output_quantization
+            out = (out - np.float32(zero_point)) * np.float32(scale)
+        if self._softmax:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
         return out
 
     def wait(self) -> None:
@@ -484,10 +519,11 @@ def _why_not_private(folder: Path) -> str | None:
 
 
 def load_model(name: str | None = None) -> LoadedModel:
-    """Return the model that answers for a zoo name, opening its engine once per process.
+    """Return the model that answers for a name, opening its engine once per process.
 
     The zoo decides which model answers (`zoo.choose`: the model itself, or
-    EfficientNet-Lite0 with a notice); every name that falls back shares one engine.
+    EfficientNet-Lite0 with a notice, or a model someone added); every name that
+    falls back shares one engine.
 
     Raises:
         ModelError: neither the model nor the fallback can be loaded.
@@ -519,15 +555,23 @@ def is_loaded(name: str) -> bool:
     return _engine_key(spec) in _engines
 
 
-_engines: dict[tuple[str, Path, int], Engine] = {}
-_engine_locks: dict[tuple[str, Path, int], threading.Lock] = {}
+EngineKey = tuple[str, str, Path, int]
+_engines: dict[EngineKey, Engine] = {}
+_engine_locks: dict[EngineKey, threading.Lock] = {}
 _engines_lock = threading.Lock()
 _replaced_folders: set[Path] = set()  # cache folders already said to be unwritable
 
 
-def _engine_key(spec: zoo.ModelSpec) -> tuple[str, Path, int]:
+def _engine_key(spec: zoo.ModelSpec) -> EngineKey:
     settings = get_settings()
-    return spec.name, settings.cache_dir, settings.num_threads
+    return spec.name, spec.version, settings.cache_dir, settings.num_threads
+
+
+def forget(name: str) -> None:
+    """Close this process's engines of a model (an added model that was removed)."""
+    with _engines_lock:
+        for key in [key for key in _engines if key[0] == name]:
+            del _engines[key]
 
 
 def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> tuple[Engine, str]:
@@ -541,7 +585,11 @@ def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> tuple[Engine, str
     with lock:
         if key in _engines:
             return _engines[key], ""
-        _, cache_dir, threads = key
+        _, _, cache_dir, threads = key
+        if spec.engine_file is not None:  # an added model: its LiteRT file runs as it is
+            engine: Engine = LiteRTEngine(spec.engine_file, threads, softmax=spec.softmax)
+            _engines[key] = engine
+            return engine, ""
         engine, notice = _open_engine(spec, weights_file, cache_dir, threads)
         _engines[key] = engine
         return engine, notice

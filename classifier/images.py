@@ -236,11 +236,14 @@ def crop_box(
     return left, top, left + side, top + side
 
 
-def outline_crop(image: Image.Image, colour: str = "#F0764F") -> Image.Image:
+def outline_crop(
+    image: Image.Image, colour: str = "#F0764F", crop_fraction: float = CROP_FRACTION
+) -> Image.Image:
     """Return a copy of the picture with the square the network sees outlined."""
     outlined = image.copy()
     line = max(2, round(min(image.size) / 100))
-    ImageDraw.Draw(outlined).rectangle(crop_box(*image.size), outline=colour, width=line)
+    box = crop_box(*image.size, crop_fraction)
+    ImageDraw.Draw(outlined).rectangle(box, outline=colour, width=line)
     return outlined
 
 

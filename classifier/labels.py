@@ -58,12 +58,18 @@ class TopClass:
         return cls(str(value["label"]), int(value["index"]), float(value["probability"]))
 
 
-def rank(probabilities: np.ndarray, k: int) -> tuple[TopClass, ...]:
-    """Return the k most probable classes of a probability vector, best first."""
+def rank(
+    probabilities: np.ndarray, k: int, names: tuple[str, ...] | None = None
+) -> tuple[TopClass, ...]:
+    """Return the k most probable classes of a probability vector, best first.
+
+    Args:
+        names: The model's class names, in output order; ImageNet's by default.
+    """
     if not 1 <= k <= len(probabilities):
         raise ValueError(f"Expected top-k between 1 and {len(probabilities)}. Received: {k}")
     order = np.argsort(-probabilities, kind="stable")[:k]
-    names = labels()
+    names = labels() if names is None else names
     return tuple(TopClass(names[i], int(i), float(probabilities[i])) for i in order)
 
 

@@ -58,10 +58,17 @@ class Prediction:
     model_input: np.ndarray = field(repr=False)
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     cached: bool = False  # reused from a cache: backend and timings are those of computed_at
+    class_names: tuple[str, ...] | None = field(default=None, repr=False)  # None: ImageNet's
+    weights_origin: str = ""  # where the model came from, in words a visitor may read
+    crop_fraction: float = images.CROP_FRACTION  # of the shorter side, that the network saw
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.probabilities)
 
     def top(self, k: int) -> tuple[TopClass, ...]:
-        """Return the k most probable classes, best first."""
-        return rank(self.probabilities, k)
+        """Return the k most probable classes, best first (all of them if there are fewer)."""
+        return rank(self.probabilities, min(k, self.num_classes), self.class_names)
 
     @property
     def top1(self) -> TopClass:
@@ -138,6 +145,9 @@ def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Predi
         height=decoded.height,
         image=decoded.image,
         model_input=pixels,
+        class_names=None if not spec.added else spec.class_names,
+        weights_origin=spec.weights_origin,
+        crop_fraction=spec.crop_fraction,
     )
 
 

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from classifier import images
+from classifier import images, labels
 from classifier.config import SettingsError, get_settings
 
 if TYPE_CHECKING:
@@ -45,6 +45,10 @@ class ModelError(RuntimeError):
     """A model that cannot be built or run; the message says why."""
 
 
+class UnknownModel(ModelError):
+    """No model, built in or added, has the name asked for."""
+
+
 def scale_to_unit_range(batch: np.ndarray) -> np.ndarray:
     """Scale pixels from [0, 255] to [-1, 1] (MobileNet V1 and V2)."""
     return batch / np.float32(127.5) - np.float32(1.0)
@@ -62,20 +66,32 @@ def scale_lite(batch: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the zoo: how to build it, feed it, and find its weights."""
+    """One model: how to build it (zoo) or where its LiteRT file is (added), how to feed it.
+
+    An added model (`classifier.added`) has an `engine_file` and no `build`.
+    """
 
     name: str
     title: str
     input_size: int
-    parameters: int
+    parameters: int | None
     preprocess: Callable[[np.ndarray], np.ndarray]  # float pixels in [0, 255] -> model input
     weights_file: Callable[[], Path]
-    build: Callable[[Weights], keras.Model]
+    build: Callable[[Weights], keras.Model] | None
     weights_origin: str
+    class_names: tuple[str, ...] = field(default_factory=labels.labels, repr=False)
+    crop_fraction: float = images.CROP_FRACTION  # of the picture's shorter side
+    engine_file: Path | None = None  # an added model's LiteRT file, run as it is
+    softmax: bool = False  # its outputs are logits: the engine turns them into probabilities
+    version: str = ""  # changes when an added model of the same name is another file
+
+    @property
+    def added(self) -> bool:
+        return self.engine_file is not None
 
     def crop(self, image: Image.Image) -> np.ndarray:
         """Return the centre crop the network sees, as (size, size, 3) uint8 pixels."""
-        return images.fit_to_input(image, self.input_size)
+        return images.fit_to_input(image, self.input_size, self.crop_fraction)
 
     def batch(self, pixels: np.ndarray) -> np.ndarray:
         """Return cropped pixels as the network's float32 input batch of one."""
@@ -236,7 +252,7 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def title_of(name: str) -> str:
-    """Return a model's title; a name the zoo no longer has (say, in old history) as it is."""
+    """Return a model's title; an added model's name, or one the zoo no longer has, as it is."""
     return MODELS[name].title if name in MODELS else name
 
 
@@ -294,9 +310,17 @@ def choose(name: str) -> Choice:
     The one fallback policy: a model whose ImageNet weights cannot be had here is
     answered by EfficientNet-Lite0, whose weights ship with the app, and the notice says so.
 
+    A name that is not the zoo's is looked up among the added models
+    (`classifier.added`), which answer as they are.
+
     Raises:
         ModelError: the name is unknown, or neither the model nor the fallback can be had.
     """
+    if name not in MODELS:
+        from classifier import added  # the database: only for a model someone added
+
+        spec = added.find(name).spec()
+        return Choice(name, spec, WeightsStatus(True, spec.weights_origin, spec.weights_file()))
     spec = get_spec(name)
     status = weights_status(name)
     if status.available:

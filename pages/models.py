@@ -1,15 +1,17 @@
-"""Models: the model card of every network in the zoo, with latency measured on this server."""
+"""Models: the built-in networks with latency measured on this server, and your own models."""
 
 import pandas as pd
 import streamlit as st
 
 from classifier import engine, zoo
-from ui import resources
+from ui import own_models, resources
 
 st.title("Models")
+st.header("Built in")
 st.caption(
-    "Every network classifies into the same 1,000 ImageNet classes. Models whose weights "
-    "cannot be had on this server fall back to EfficientNet-Lite0, which ships with the app."
+    "Every built-in network classifies into the same 1,000 ImageNet classes. Models whose "
+    "weights cannot be had on this server fall back to EfficientNet-Lite0, which ships with "
+    "the app."
 )
 # Keyed by the model that ran: a model that falls back is timed as the one that answers.
 latencies: dict[str, engine.Latency] = st.session_state.setdefault("latencies", {})
@@ -77,3 +79,6 @@ for name, spec in zoo.MODELS.items():
                 f"{result.median_ms:.1f} ms per image on {result.backend}, "
                 f"median of {result.runs} runs on this server."
             )
+
+own_models.your_models()
+own_models.add_a_model()

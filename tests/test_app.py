@@ -351,8 +351,13 @@ def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():
 
     # AppTest cannot type a new option into a selectbox; the browser test does.
     assert saved_sentence("wrong", "giraffe") == (
-        "Saved: wrong, it is “giraffe” (your own name, not one of the 1,000 classes)."
+        "Saved: wrong, it is “giraffe” (your own name, not one of the model's 1,000 classes)."
     )
     assert saved_sentence("wrong", "construction crane") == (
         "Saved: wrong, it is construction crane."
+    )
+    # An added model's own classes.
+    assert saved_sentence("wrong", "Dog", ("Cat", "Dog")) == "Saved: wrong, it is Dog."
+    assert saved_sentence("wrong", "tea cup", ("Cat", "Dog")) == (
+        "Saved: wrong, it is “tea cup” (your own name, not one of the model's 2 classes)."
     )

@@ -163,7 +163,6 @@ def test_a_missing_file_is_reported_not_raised(lite0, tmp_path, run_cli):
     "args",
     [
         ["predict"],
-        ["predict", "--model", "resnet", "x.png"],
         ["predict", "--top-k", "0", "x.png"],
         [],
     ],
@@ -172,6 +171,14 @@ def test_bad_usage_exits_2(args, run_cli):
     done = run_cli(*args)
     assert done.returncode == 2
     assert "usage:" in done.stderr
+
+
+def test_an_unknown_model_exits_2_naming_the_models(run_cli, tmp_path, monkeypatch):
+    set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'h.db'}")
+    done = run_cli("predict", "--model", "resnet", "x.png")
+    assert done.returncode == 2
+    assert "mobilenet_v2" in done.stderr and "or an added model" in done.stderr
+    assert "Received: 'resnet'" in done.stderr
 
 
 def test_a_mistyped_setting_is_one_line_not_a_traceback(monkeypatch, run_cli):
@@ -447,7 +454,7 @@ def test_an_empty_folder_says_so(run_cli, tmp_path):
     [
         ((), "the following arguments are required: COMMAND"),
         (("history",), "the following arguments are required: ACTION"),
-        (("predict", "--top-k", "0", "x.jpg"), "argument --top-k: expected 1 to 1000"),
+        (("predict", "--top-k", "0", "x.jpg"), "argument --top-k: expected 1 to 10,000"),
     ],
 )
 def test_usage_errors_use_the_names_people_type(run_cli, argv, message):

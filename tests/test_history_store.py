@@ -1044,7 +1044,7 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     open_store()
 
     assert describe_schema(raw) == new
-    assert set(new) == {"predictions", "thumbnails", "schema_version"}
+    assert set(new) == {"predictions", "thumbnails", "schema_version", "models", "model_files"}
 
 
 def test_a_registered_migration_runs_once_and_keeps_rows(

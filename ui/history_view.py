@@ -16,7 +16,7 @@ import streamlit as st
 
 from classifier import charts, history, zoo
 from classifier.config import get_settings
-from ui import columns
+from ui import columns, resources
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
         )
         models = st.multiselect(
             "Models",
-            list(zoo.MODELS),
+            [*zoo.MODELS, *resources.added_model_names()],
             key="h_models",
             format_func=zoo.title_of,
             placeholder="All models",

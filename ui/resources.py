@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from classifier import engine, history, images, zoo
 from classifier.config import get_settings
 from classifier.predict import Prediction, classify
 
+log = logging.getLogger(__name__)
 PREVIEW_SIDE = 640  # the picture kept with a cached answer, for display and thumbnails
 images.hand_back_large_buffers()  # sessions decoding large pictures must not stack up memory
 
@@ -55,8 +57,11 @@ def _freeze_tensorflow_objects() -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _predict(content_digest: str, model_name: str, _data: bytes) -> Prediction:
-    """Classify bytes once per (content, model); the bytes' sha256 is the cache key."""
+def _predict(content_digest: str, model_name: str, version: str, _data: bytes) -> Prediction:
+    """Classify bytes once per (content, model); the bytes' sha256 is the cache key.
+
+    `version` tells apart two added models that had the same name.
+    """
     prediction = classify(_data, engine.load_model(model_name))
     preview = prediction.image.copy()
     preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
@@ -70,7 +75,8 @@ def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
     cached (`cached`), so its engine and timings are not shown as today's.
     """
     asked = datetime.now(UTC)
-    prediction = _predict(content_digest, model_name, data)
+    version = "" if model_name in zoo.MODELS else zoo.choose(model_name).spec.version
+    prediction = _predict(content_digest, model_name, version, data)
     return replace(prediction, cached=True) if prediction.computed_at < asked else prediction
 
 
@@ -86,3 +92,17 @@ def store() -> history.HistoryStore:
     the store's `read_only` says so, and saving to it raises HistoryReadOnlyError.
     """
     return _store(get_settings().database_url)
+
+
+def added_model_names() -> list[str]:
+    """Return the names of the models people added; none (and a log line) if the database fails.
+
+    The picker then offers the built-in models only, and the Models page says why.
+    """
+    from classifier import added
+
+    try:
+        return [model.name for model in added.all_models()]
+    except Exception:
+        log.exception("Listing the added models failed")
+        return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from classifier import charts, images, zoo
+from classifier import charts, images
 from classifier.predict import Prediction
 from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
 from ui.saving import ask_feedback
@@ -52,10 +52,14 @@ def show_prediction(
     with result:
         st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
         if top[0].probability < choices.threshold:
+            known = (
+                "the 1,000 ImageNet classes"
+                if prediction.class_names is None
+                else f"its own {prediction.num_classes:,} classes"
+            )
             st.info(
                 f"The model is unsure: its best guess is only {top[0].probability:.0%} likely. "
-                "It only knows the 1,000 ImageNet classes, so what is in this photo may not "
-                "be one of them."
+                f"It only knows {known}, so what is in this photo may not be one of them."
             )
         frame = charts.top_k_frame(top)
         st.altair_chart(charts.probability_chart(frame), width="stretch")
@@ -67,14 +71,14 @@ def show_prediction(
                 "probability": share_column("Probability"),
             },
         )
-        st.caption(f"{provenance(prediction)} · {zoo.get_spec(prediction.model).weights_origin}")
+        st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
         if row_id is not None:
-            ask_feedback(row_id)
+            ask_feedback(row_id, prediction.class_names)
     with st.expander("What the model saw"):
         size = prediction.model_input.shape[0]
         whole, crop = st.columns(2)
         whole.image(
-            images.outline_crop(prediction.image),
+            images.outline_crop(prediction.image, crop_fraction=prediction.crop_fraction),
             caption="Your picture, with the square the network looked at",
             width="stretch",
         )

@@ -64,7 +64,7 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     return saved[key]
 
 
-def store_feedback(row_id: int) -> None:
+def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
     """Write the thumbs, and with a thumbs-down the corrected label, to the history row."""
     verdict = {1: "correct", 0: "wrong"}.get(st.session_state.get(f"feedback_{row_id}"))
     if verdict != "wrong":
@@ -83,40 +83,52 @@ def store_feedback(row_id: int) -> None:
             icon=":material/info:",
         )
         return
-    st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected)
+    st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
 
 
-def saved_sentence(verdict: str | None, corrected: str | None) -> str:
-    """Say what the history now holds about a prediction."""
+def saved_sentence(
+    verdict: str | None, corrected: str | None, class_names: tuple[str, ...] | None = None
+) -> str:
+    """Say what the history now holds about a prediction (class_names: the model's, or None
+    for ImageNet's)."""
     if verdict is None:
         return "Saved: not rated."
     if verdict == "correct":
         return "Saved: right."
     if not corrected:
         return "Saved: wrong."
-    if corrected in labels.labels():
+    names = labels.labels() if class_names is None else class_names
+    if corrected in names:
         return f"Saved: wrong, it is {corrected}."
-    return f"Saved: wrong, it is “{corrected}” (your own name, not one of the 1,000 classes)."
+    return (
+        f"Saved: wrong, it is “{corrected}” (your own name, not one of the model's "
+        f"{len(names):,} classes)."
+    )
 
 
-def ask_feedback(row_id: int) -> None:
-    """Ask whether the prediction was right and, if not, what it is; say when it is saved."""
+def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
+    """Ask whether the prediction was right and, if not, what it is; say when it is saved.
+
+    Args:
+        class_names: The model's classes, offered as corrections; None for ImageNet's.
+    """
+    names = labels.labels() if class_names is None else class_names
     st.caption("Was this right?")
     thumbs = st.feedback(
-        "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id,)
+        "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id, class_names)
     )
     if thumbs == 0:
         st.selectbox(
             "What is it really?",
-            labels.labels(),
+            names,
             index=None,
             placeholder="Pick a class, or type any name if none fits…",
             accept_new_options=True,
-            help="The model only knows 1,000 ImageNet classes; a name you type is kept as "
-            "your own, apart from them.",
+            help=f"The model only knows its {len(names):,} classes; a name you type is kept "
+            "as your own, apart from them.",
             key=f"correction_{row_id}",
             on_change=store_feedback,
-            args=(row_id,),
+            args=(row_id, class_names),
         )
     if saved := st.session_state.get(f"feedback_saved_{row_id}"):
         st.caption(saved)

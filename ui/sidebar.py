@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from classifier import zoo
+from ui import resources
 from ui.state import kept
 
 MAX_TOP_K = 10
@@ -25,14 +26,17 @@ class Choices:
 
 def model_title(name: str) -> str:
     """Return a model's title, marked when this server would answer with the fallback."""
+    if name not in zoo.MODELS:  # an added model
+        return f"{name} (added)"
     title = zoo.title_of(name)
     return title if zoo.weights_status(name).available else f"{title} (unavailable)"
 
 
 PICKER_HELP = (
-    "The ImageNet network that classifies your photos. Models marked unavailable have "
-    "no ImageNet weights on this server (Keras downloads them once, and this server "
-    "cannot); picking one answers with EfficientNet-Lite0, whose weights ship with the app."
+    "The network that classifies your photos: an ImageNet network, or a model added on "
+    "the Models page. ImageNet models marked unavailable have no weights on this server "
+    "(Keras downloads them once, and this server cannot); picking one answers with "
+    "EfficientNet-Lite0, whose weights ship with the app."
 )
 
 
@@ -41,9 +45,12 @@ def settings_sidebar() -> Choices:
     default, opened_elsewhere = zoo.runnable_default()
     with st.sidebar:
         st.header("Settings")
+        names = [*zoo.MODELS, *resources.added_model_names()]
+        if st.session_state.get("kept_model") not in names:  # an added model was removed
+            st.session_state["kept_model"] = default
         model = st.selectbox(
             "Model",
-            list(zoo.MODELS),
+            names,
             format_func=model_title,
             help=PICKER_HELP,
             **kept("model", default),
@@ -51,7 +58,7 @@ def settings_sidebar() -> Choices:
         if opened_elsewhere and not st.session_state.get("told_default"):
             st.session_state["told_default"] = True  # once per visit
             st.info(opened_elsewhere, icon=":material/info:")
-        if not zoo.weights_status(model).available:
+        if model in zoo.MODELS and not zoo.weights_status(model).available:
             st.caption(f"Answers come from {zoo.title_of(zoo.FALLBACK_MODEL)}.")
         top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
         threshold = st.slider(

@@ -56,6 +56,7 @@ from classifier.history.errors import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+MAX_MODEL_NAME_LENGTH = 60
 # Any fixed number works: PostgreSQL advisory locks are named by a bigint.
 POSTGRES_SCHEMA_LOCK_KEY = 0x68697374  # "hist"
 # SQLite's (primary) result codes that mean "this file cannot be written here".
@@ -140,6 +141,33 @@ thumbnails = Table(
     Column("image", LargeBinary, nullable=False),
 )
 
+# Models people added (schema version 2). The model file itself is kept in the
+# database, in its own table like the thumbnails, so every server sharing a
+# PostgreSQL database serves the same models; each copies the file into its data
+# folder on first use (`classifier.added`).
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(MAX_MODEL_NAME_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("details", JSON, nullable=False),
+)
+
+model_files = Table(
+    "model_files",
+    metadata,
+    Column(
+        "name",
+        String(MAX_MODEL_NAME_LENGTH),
+        ForeignKey("models.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("data", LargeBinary, nullable=False),
+)
+
 schema_version_table = Table(
     "schema_version",
     metadata,
@@ -153,7 +181,36 @@ Migration = Callable[[Connection], None]
 # remove a step once released; a database remembers which ones it has had.
 # tests/test_history_store.py keeps a hand-written version-1 database and
 # checks that, once upgraded, it matches a database created from scratch.
-MIGRATIONS: tuple[Migration, ...] = ()
+
+
+def _add_models_tables(conn: Connection) -> None:
+    """Version 1 -> 2: the tables of added models, as version 2 defined them."""
+    version_2 = MetaData()
+    Table(
+        "models",
+        version_2,
+        Column("name", String(MAX_MODEL_NAME_LENGTH), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("source", Text, nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("size", Integer, nullable=False),
+        Column("details", JSON, nullable=False),
+    )
+    Table(
+        "model_files",
+        version_2,
+        Column(
+            "name",
+            String(MAX_MODEL_NAME_LENGTH),
+            ForeignKey("models.name", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("data", LargeBinary, nullable=False),
+    )
+    version_2.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_add_models_tables,)
 
 
 def create_engine(url: str, *, read_only: bool = False) -> Engine:

@@ -1,0 +1,349 @@
+"""Models people add: Teachable Machine exports, Keras files and LiteRT files.
+
+Adding a model takes two steps, so a page can show a test answer in between:
+
+    candidate = added.read_model(data, labels_data)      # checked and converted, not kept
+    prediction = classify(picture, candidate.loaded("minus_one_to_one"))
+    added.save(name, candidate, "minus_one_to_one")       # now in the picker, CLI and history
+
+`read_model` never opens the file in this process: a child process
+(`classifier.convert`) checks it, converts Keras models to LiteRT and runs it once.
+`save` keeps the LiteRT file in the database with the model's row (one transaction),
+so every server sharing the database has it; each copies it into
+`<data dir>/models/<sha256>.tflite` on first use and checks its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from classifier import engine, history, zoo
+from classifier.config import get_settings
+from classifier.history import registry
+from classifier.modelfiles import (
+    FORMAT_TITLES,
+    SCALINGS,
+    ModelFile,
+    ModelFileError,
+    read_upload,
+    scaling,
+)
+
+CONVERT_TIMEOUT_SECONDS = 600
+MAX_NAME_LENGTH = 60
+TEACHABLE_MACHINE_SCALING = "minus_one_to_one"
+WHOLE_PICTURE = 1.0  # added models see the whole picture's centre square, as Teachable Machine's
+
+
+def _run_child(*arguments: str) -> dict[str, Any]:
+    """Run `classifier.convert` in a child process and return its report."""
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "classifier.convert", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=CONVERT_TIMEOUT_SECONDS,
+            env=environment,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(
+            f"Reading this model took longer than {CONVERT_TIMEOUT_SECONDS // 60} minutes; "
+            "it was stopped."
+        ) from None
+    lines = finished.stdout.strip().splitlines()
+    try:
+        report = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        report = None
+    if not isinstance(report, dict):
+        # The child died (a crafted file can crash a parser) or printed nothing useful.
+        raise ModelFileError(
+            "This file could not be opened as a model: the program reading it stopped "
+            f"(exit status {finished.returncode})."
+        )
+    if not report.get("ok"):
+        raise ModelFileError(str(report.get("message", "This model cannot be added.")))
+    return report
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model that was read, checked and converted, but not kept yet."""
+
+    source: str  # what the person added, e.g. "Teachable Machine zip (keras_model.h5)"
+    tflite: bytes
+    class_names: tuple[str, ...]
+    details: dict[str, Any]  # the child's report: input size, dtypes, outputs, ...
+    detected_scaling: str | None  # None: the person must choose
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.tflite).hexdigest()
+
+    def spec(self, scaling_name: str, name: str = "new model") -> zoo.ModelSpec:
+        """Return the spec this candidate would have, to classify a test picture."""
+        details = self.details | {"scaling": scaling_name}
+        return _spec(name, details, self.class_names, None, self.source, self.sha256)
+
+    def loaded(self, scaling_name: str) -> engine.LoadedModel:
+        """Return the candidate as a loaded model, for a test answer before it is kept."""
+        spec = self.spec(scaling_name)
+        runner = engine.LiteRTEngine(self.tflite, get_settings().num_threads, softmax=spec.softmax)
+        return engine.LoadedModel(spec, runner, spec.name, spec.weights_origin, "")
+
+
+def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
+    """Check a model file (and its labels), convert it to LiteRT if needed, run it once.
+
+    Raises:
+        ModelFileError: one sentence on why it cannot be added.
+    """
+    found: ModelFile = read_upload(data, labels_data)
+    if found.labels is None:
+        raise ModelFileError(
+            f"A {FORMAT_TITLES[found.format]} needs a labels file: one class name per line, "
+            "or a JSON list."
+        )
+    with tempfile.TemporaryDirectory(prefix="added-model-") as folder:
+        source = Path(folder) / f"source.{found.format}"
+        source.write_bytes(found.data)
+        if found.format == "tflite":
+            report = _run_child("inspect", str(source))
+            tflite = found.data
+        else:
+            output = Path(folder) / "model.tflite"
+            report = _run_child("convert", found.format, str(source), str(output))
+            tflite = output.read_bytes()
+    if report["classes"] != len(found.labels):
+        raise ModelFileError(
+            f"The model gives {report['classes']:,} class scores but the labels name "
+            f"{len(found.labels):,} classes; they must match."
+        )
+    detected = TEACHABLE_MACHINE_SCALING if found.teachable_machine else report.get("scaling_hint")
+    return Candidate(
+        source=found.described_as,
+        tflite=tflite,
+        class_names=found.labels,
+        details=report,
+        detected_scaling=detected,
+    )
+
+
+def check_name(name: str) -> str:
+    """Return a model name tidied up, or raise ModelFileError saying what is wrong with it."""
+    name = unicodedata.normalize("NFC", " ".join(name.split()))
+    if not name:
+        raise ModelFileError("Give the model a name.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ModelFileError(f"A model name has at most {MAX_NAME_LENGTH} characters.")
+    if not all(ch.isprintable() for ch in name):
+        raise ModelFileError("A model name cannot hold control characters.")
+    built_in = {n.casefold() for spec in zoo.MODELS.values() for n in (spec.name, spec.title)}
+    if name.casefold() in built_in:
+        raise ModelFileError(f"“{name}” is the name of a built-in model; pick another name.")
+    return name
+
+
+@dataclass(frozen=True)
+class AddedModel:
+    """A kept model, as the picker, the engine and the history see it."""
+
+    entry: registry.ModelEntry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.entry.details["class_names"])
+
+    @property
+    def scaling(self) -> str:
+        return self.entry.details["scaling"]
+
+    @property
+    def input_size(self) -> int:
+        return int(self.entry.details["size"])
+
+    @property
+    def quantized(self) -> bool:
+        return self.entry.details.get("input_dtype") != "float32"
+
+    def path(self) -> Path:
+        """Return where this server keeps the model's LiteRT file (copied there on demand)."""
+        return models_folder() / f"{self.entry.sha256}.tflite"
+
+    def spec(self) -> zoo.ModelSpec:
+        """Return the spec that runs this model, its file copied from the database if needed."""
+        path = materialize(self.entry)
+        return _spec(
+            self.name,
+            self.entry.details,
+            self.class_names,
+            path,
+            self.entry.source,
+            self.entry.sha256,
+        )
+
+
+def _spec(
+    name: str,
+    details: dict[str, Any],
+    class_names: tuple[str, ...],
+    path: Path | None,
+    source: str,
+    version: str,
+) -> zoo.ModelSpec:
+    """Return the spec of an added model (`path` None: not kept yet, run from memory)."""
+    return zoo.ModelSpec(
+        name=name,
+        title=name,
+        input_size=int(details["size"]),
+        parameters=details.get("parameters"),
+        preprocess=scaling(details["scaling"]).scale,
+        weights_file=lambda: path or Path(),
+        build=None,
+        weights_origin=f"Added model: {source}",
+        class_names=class_names,
+        crop_fraction=WHOLE_PICTURE,
+        engine_file=path or Path(),
+        softmax=details.get("outputs") == "logits",
+        version=version,
+    )
+
+
+def models_folder() -> Path:
+    return get_settings().data_dir / "models"
+
+
+_materialize_lock = threading.Lock()
+
+
+def materialize(entry: registry.ModelEntry) -> Path:
+    """Copy an added model's LiteRT file from the database into the data folder, once.
+
+    A file already there is used when its sha256 matches; otherwise it is written
+    again (atomically), so a damaged copy is repaired from the database.
+
+    Raises:
+        ModelError: the model was removed meanwhile.
+    """
+    path = models_folder() / f"{entry.sha256}.tflite"
+    with _materialize_lock:
+        if path.is_file() and _digest(path) == entry.sha256:
+            return path
+        data = registry.model_data(store(), entry.name)
+        if data is None:
+            raise zoo.ModelError(f"The model “{entry.name}” was removed.")
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise zoo.ModelError(f"The stored file of the model “{entry.name}” is damaged.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        history.write_atomically(path, data)
+    return path
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+_stores: dict[str, history.HistoryStore] = {}
+_stores_lock = threading.Lock()
+
+
+def store() -> history.HistoryStore:
+    """Return this process's store for the configured database (the history's)."""
+    url = get_settings().database_url
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = history.HistoryStore.open_readable(url)
+        return _stores[url]
+
+
+def all_models() -> list[AddedModel]:
+    """Return every added model, oldest first."""
+    return [AddedModel(entry) for entry in registry.list_models(store())]
+
+
+def find(name: str) -> AddedModel:
+    """Return an added model by name.
+
+    Raises:
+        ModelError: no model, built in or added, has this name.
+    """
+    entry = registry.get_model(store(), name)
+    if entry is None:
+        raise zoo.UnknownModel(
+            f"Expected one of the models {', '.join(zoo.MODELS)} or an added model. "
+            f"Received: {name!r}"
+        )
+    return AddedModel(entry)
+
+
+def exists(name: str) -> bool:
+    """Tell whether an added model has this name."""
+    return registry.get_model(store(), name) is not None
+
+
+def save(name: str, candidate: Candidate, scaling_name: str) -> AddedModel:
+    """Keep a candidate under a name: its row and file in the database, the file copied here.
+
+    Raises:
+        ModelFileError: the name is not usable.
+        ModelNameTaken: another model has this name.
+        HistoryReadOnlyError: the database cannot be written.
+    """
+    name = check_name(name)
+    scaling(scaling_name)  # a known scaling, or ModelFileError
+    details = dict(candidate.details)
+    details.update(class_names=list(candidate.class_names), scaling=scaling_name)
+    details.pop("ok", None)
+    entry = registry.add_model(
+        store(), name, candidate.source, candidate.sha256, details, candidate.tflite
+    )
+    added = AddedModel(entry)
+    materialize(entry)
+    return added
+
+
+def remove(name: str) -> bool:
+    """Forget an added model (its predictions stay in the history); return whether it existed.
+
+    Its file leaves the data folder unless another added model is the same file.
+    """
+    entry = registry.get_model(store(), name)
+    if entry is None or not registry.remove_model(store(), name):
+        return False
+    engine.forget(name)
+    if all(other.sha256 != entry.sha256 for other in registry.list_models(store())):
+        (models_folder() / f"{entry.sha256}.tflite").unlink(missing_ok=True)
+    return True
+
+
+SCALING_NAMES = tuple(SCALINGS)
+
+
+__all__ = [
+    "AddedModel",
+    "Candidate",
+    "ModelFileError",
+    "all_models",
+    "check_name",
+    "find",
+    "read_model",
+    "remove",
+    "save",
+]

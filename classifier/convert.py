@@ -1,0 +1,284 @@
+"""Open a model file someone added, in a process of its own, and report what it is.
+
+    python -m classifier.convert inspect MODEL.tflite
+    python -m classifier.convert convert keras|h5 SOURCE OUTPUT.tflite
+
+The parent (`classifier.added`) runs this as a child process: a model file can carry
+code, or be crafted to crash the program that parses it, and converting a Keras model
+imports TensorFlow (about 700 MB), which the server should never hold. The child
+prints one JSON object on its last line: `{"ok": true, ...details}` or
+`{"ok": false, "message": "one sentence"}`.
+
+Keras files are read without running anything they carry: their configuration is
+checked first (no Lambda layer, nothing but Keras's own classes), then loaded with
+`safe_mode=True`. A Keras 2 HDF5 file (Teachable Machine's `keras_model.h5`) is
+loaded from a copy whose configuration drops what Keras 3 refuses: `groups` in
+DepthwiseConv2D and the Keras 2 module paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Classes Keras writes into a configuration that are not layers, initializers and the like.
+_KERAS_INTERNALS = {"Functional", "Sequential", "Model", "DTypePolicy", "FloatDTypePolicy"}
+
+
+class Refused(Exception):
+    """The file cannot be added; the message is one sentence for a person."""
+
+
+def _read_keras_config(fmt: str, source: Path) -> dict[str, Any]:
+    if fmt == "keras":
+        with zipfile.ZipFile(source) as archive:
+            return json.loads(archive.read("config.json"))
+    import h5py
+
+    with h5py.File(source, "r") as file:
+        raw = file.attrs.get("model_config")
+    if raw is None:
+        raise Refused(
+            "This HDF5 file holds only weights, not a model; save the whole model "
+            "(model.save) and add that."
+        )
+    return json.loads(raw if isinstance(raw, str) else raw.decode("utf-8"))
+
+
+def _objects(config: Any):
+    """Yield every serialized object (a dict with a class_name) in a configuration."""
+    if isinstance(config, dict):
+        if isinstance(config.get("class_name"), str):
+            yield config
+        for value in config.values():
+            yield from _objects(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _objects(value)
+
+
+def check_keras_config(config: dict[str, Any], keras) -> None:
+    """Refuse a configuration with a Lambda layer or any class Keras does not ship.
+
+    Raises:
+        Refused: naming the layer or class.
+    """
+    families = (
+        keras.layers,
+        keras.initializers,
+        keras.regularizers,
+        keras.constraints,
+        keras.activations,
+    )
+    for obj in _objects(config):
+        name = obj["class_name"]
+        settings = obj.get("config")
+        layer_name = settings.get("name") if isinstance(settings, dict) else None
+        called = f" “{layer_name}”" if layer_name else ""
+        if name in ("Lambda", "TFOpLambda"):
+            raise Refused(
+                f"This model has a {name} layer{called}, which runs Python code stored in the "
+                "file; models with code are refused."
+            )
+        registered = obj.get("registered_name")
+        custom = isinstance(registered, str) and ">" in registered
+        known = name in _KERAS_INTERNALS or any(hasattr(f, name) for f in families)
+        if custom or not known:
+            raise Refused(
+                f"This model uses {name}{called}, which is not part of Keras; custom layers "
+                "and objects need their code, and code from model files is not run here."
+            )
+
+
+def _keras3_compatible(config: Any) -> None:
+    """Rewrite a Keras 2 configuration, in place, into what Keras 3 reads."""
+    for obj in _objects(config):
+        # Keras 2 module paths (tf_keras.src.engine.functional) and Keras 2 values
+        # (BatchNormalization's axis as a list) fail Keras 3's own deserializer; without
+        # a module, Keras 3 reads the object the way it reads Keras 2 files. The classes
+        # were checked before this: they are all Keras's own.
+        obj.pop("module", None)
+        obj.pop("registered_name", None)
+        if obj["class_name"] == "DepthwiseConv2D" and isinstance(obj.get("config"), dict):
+            obj["config"].pop("groups", None)
+
+
+def convert(fmt: str, source: Path, output: Path) -> dict[str, Any]:
+    """Check, load and export a Keras model to LiteRT; return what `inspect` reports."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    try:
+        config = _read_keras_config(fmt, source)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise Refused(f"This Keras file cannot be read ({_one_line(exc)}).") from None
+    check_keras_config(config, keras)
+    with tempfile.TemporaryDirectory() as folder:
+        path = source
+        if fmt == "h5":
+            import h5py
+
+            _keras3_compatible(config)
+            path = Path(folder) / "model.h5"
+            shutil.copyfile(source, path)
+            with h5py.File(path, "r+") as file:
+                file.attrs["model_config"] = json.dumps(config)
+        elif fmt == "keras":
+            path = Path(folder) / "model.keras"  # Keras reads the format from the name
+            shutil.copyfile(source, path)
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise Refused(f"Keras cannot load this model ({_one_line(exc)}).") from None
+    parameters = int(model.count_params())
+    hint = _scaling_in_model(config)
+    try:
+        model.export(str(output), format="litert", verbose=False)
+    except Exception as exc:
+        raise Refused(f"This model cannot be converted to LiteRT ({_one_line(exc)}).") from None
+    report = inspect(output)
+    report["parameters"] = parameters
+    report["scaling_hint"] = report.get("scaling_hint") or hint
+    return report
+
+
+def _scaling_in_model(config: dict[str, Any]) -> str | None:
+    """Say "raw" when the model rescales pixels itself (a Rescaling or Normalization layer)."""
+    names = [obj["class_name"] for obj in _objects(config)]
+    return "raw" if {"Rescaling", "Normalization"} & set(names) else None
+
+
+def inspect(path: Path) -> dict[str, Any]:
+    """Open a .tflite with LiteRT, check it is an image classifier, run it once, describe it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        message = str(exc)
+        if custom := re.search(r"unresolved custom op: (\w+)", message):
+            raise Refused(
+                f"This LiteRT model uses the custom operation {custom[1]}, which needs code "
+                "of its own; models with custom operations are refused."
+            ) from None
+        if "Select TensorFlow op" in message or "Flex" in message:
+            raise Refused(
+                "This LiteRT model needs TensorFlow operations that LiteRT alone cannot run."
+            ) from None
+        raise Refused(f"LiteRT cannot open this model ({_one_line(exc)}).") from None
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise Refused(
+            f"This model has {len(inputs)} input(s) and {len(outputs)} output(s); an image "
+            "classifier has one of each."
+        )
+    given, answer = inputs[0], outputs[0]
+    shape = [int(n) for n in given["shape"]]
+    if len(shape) != 4:
+        raise Refused(f"This model takes input of shape {shape}, not a batch of pictures.")
+    layout = "NCHW" if shape[1] in (1, 3) and shape[3] not in (1, 3) else "NHWC"
+    height, width, channels = (shape[2], shape[3], shape[1]) if layout == "NCHW" else shape[1:]
+    if channels != 3:
+        raise Refused(
+            f"This model takes pictures with {channels} channel(s); only RGB is supported."
+        )
+    if height != width:
+        raise Refused(
+            f"This model takes {width}x{height} pictures; only square inputs are supported."
+        )
+    out_shape = [int(n) for n in answer["shape"]]
+    classes = int(np.prod(out_shape[1:])) if len(out_shape) >= 2 else 0
+    if classes < 2:
+        raise Refused(f"This model gives output of shape {out_shape}, not class scores.")
+    for detail in (given, answer):
+        if np.dtype(detail["dtype"]).name not in ("float32", "uint8", "int8"):
+            raise Refused(
+                f"This model uses {np.dtype(detail['dtype']).name} data; expected "
+                "float32, uint8 or int8."
+            )
+    in_scale, in_zero = given["quantization"]
+    out_scale, out_zero = answer["quantization"]
+    kind = _output_kind(interpreter, given, answer, classes)
+    hint = None
+    if np.dtype(given["dtype"]) != np.float32:
+        from classifier.modelfiles import scaling_for_quantized_input
+
+        hint = scaling_for_quantized_input(float(in_scale), int(in_zero))
+    return {
+        "ok": True,
+        "size": height,
+        "layout": layout,
+        "classes": classes,
+        "input_dtype": np.dtype(given["dtype"]).name,
+        "input_quantization": [float(in_scale), int(in_zero)],
+        "output_dtype": np.dtype(answer["dtype"]).name,
+        "output_quantization": [float(out_scale), int(out_zero)],
+        "outputs": kind,
+        "scaling_hint": hint,
+        "parameters": None,
+    }
+
+
+def _output_kind(interpreter, given, answer, classes: int) -> str:
+    """Run two random pictures: do the outputs sum to 1 (probabilities), or are they logits?"""
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(given["dtype"])
+    out_scale, out_zero = answer["quantization"]
+    tolerance = max(1e-3, classes * float(out_scale))
+    kinds = set()
+    for _ in range(2):
+        if dtype == np.float32:
+            batch = rng.uniform(-1, 1, given["shape"]).astype(np.float32)
+        else:
+            info = np.iinfo(dtype)
+            batch = rng.integers(info.min, info.max, given["shape"], endpoint=True).astype(dtype)
+        interpreter.set_tensor(given["index"], batch)
+        interpreter.invoke()
+        values = interpreter.get_tensor(answer["index"]).astype(np.float64).reshape(-1)
+        if np.dtype(answer["dtype"]) != np.float32:
+            values = (values - out_zero) * out_scale
+        if not np.all(np.isfinite(values)):
+            raise Refused("This model gives non-numbers (NaN or infinity) on a test picture.")
+        in_unit = values.min() >= -1e-6 and values.max() <= 1 + 1e-6
+        if in_unit and abs(values.sum() - 1) <= tolerance:
+            kinds.add("probabilities")
+        elif in_unit:
+            kinds.add("scores")
+        else:
+            kinds.add("logits")
+    return "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["inspect"] and len(argv) == 2:
+            report = inspect(Path(argv[1]))
+        elif argv[:1] == ["convert"] and len(argv) == 4 and argv[1] in ("keras", "h5"):
+            report = convert(argv[1], Path(argv[2]), Path(argv[3]))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except Refused as exc:
+        report = {"ok": False, "message": str(exc)}
+    sys.stdout.flush()
+    print("\n" + json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,293 @@
+"""Reading the model files people add, without running them: formats, zips, labels, scaling.
+
+Everything here is plain Python on bytes. Loading a model (which can carry code, or
+crash the process that opens it) happens in a child process, in `classifier.convert`.
+
+Formats are told by their content, never by the file name:
+- LiteRT (`.tflite`): a FlatBuffer whose identifier, at byte 4, is `TFL3`.
+- Keras 2 or 3 HDF5 (`.h5`): the HDF5 signature.
+- Keras 3 (`.keras`): a zip holding `config.json` and `metadata.json`.
+- A zip of a model file and its labels, such as Teachable Machine's exports:
+  `keras_model.h5`, `model_unquant.tflite` or the quantized `model.tflite`, each
+  with `labels.txt` (`0 Class name` per line).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+MAX_ZIP_ENTRIES = 64
+MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024  # 1 GiB in all, declared sizes (which reading enforces)
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME_LENGTH = 200  # the history's label columns hold up to this
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+# Teachable Machine's file names, in the order a zip's model is looked for.
+TEACHABLE_MACHINE_FILES = ("keras_model.h5", "model_unquant.tflite", "model.tflite")
+
+
+class ModelFileError(ValueError):
+    """A model or labels file that cannot be added; the message is one sentence for a person."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """One way of turning pixels in [0, 255] into a network's input."""
+
+    name: str
+    title: str
+    scale: Callable[[np.ndarray], np.ndarray]
+
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
+
+SCALINGS: dict[str, Scaling] = {
+    scaling.name: scaling
+    for scaling in (
+        Scaling(
+            "minus_one_to_one",
+            "[-1, 1]: x / 127.5 - 1 (Teachable Machine, MobileNet)",
+            lambda x: x / np.float32(127.5) - np.float32(1.0),
+        ),
+        Scaling("zero_to_one", "[0, 1]: x / 255", lambda x: x / np.float32(255.0)),
+        Scaling("raw", "raw 0-255: the model scales pixels itself", lambda x: x),
+        Scaling(
+            "imagenet",
+            "ImageNet mean/std: (x / 255 - mean) / std, per channel",
+            lambda x: (x - IMAGENET_MEAN) / IMAGENET_STD,
+        ),
+    )
+}
+
+
+def scaling(name: str) -> Scaling:
+    """Return a scaling by name.
+
+    Raises:
+        ModelFileError: no scaling has that name.
+    """
+    try:
+        return SCALINGS[name]
+    except KeyError:
+        raise ModelFileError(
+            f"Expected the preprocessing to be one of {', '.join(SCALINGS)}. Received: {name!r}"
+        ) from None
+
+
+def scaling_for_quantized_input(scale: float, zero_point: int) -> str | None:
+    """Tell which scaling a uint8/int8 input expects, from its quantization; None if none fits.
+
+    The quantized value q stands for (q - zero_point) * scale, so the input range the
+    model was converted with is that of q over its 256 values.
+    """
+    if scale <= 0:
+        return None
+    low = (0 - zero_point) * scale if zero_point >= 0 else (-128 - zero_point) * scale
+    high = low + 255 * scale
+    for name, (want_low, want_high) in {
+        "minus_one_to_one": (-1.0, 1.0),
+        "zero_to_one": (0.0, 1.0),
+        "raw": (0.0, 255.0),
+    }.items():
+        tolerance = 0.02 * (want_high - want_low)
+        if abs(low - want_low) <= tolerance and abs(high - want_high) <= tolerance:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file found in what a person uploaded, before it is run."""
+
+    format: str  # "tflite", "h5" or "keras"
+    data: bytes
+    labels: tuple[str, ...] | None  # from the zip, or None when the person must give them
+    teachable_machine: bool  # a Teachable Machine export (so [-1, 1] at 224x224, whole picture)
+    described_as: str  # what the person added, e.g. "Teachable Machine zip (keras_model.h5)"
+
+
+FORMAT_TITLES = {"tflite": "LiteRT file", "h5": "Keras HDF5 file", "keras": "Keras 3 file"}
+
+
+def sniff(data: bytes) -> str | None:
+    """Return "tflite", "h5", "keras" or "zip" from a file's first bytes, or None."""
+    if len(data) >= 8 and data[4:8] == b"TFL3":
+        return "tflite"
+    if data.startswith(HDF5_SIGNATURE):
+        return "h5"
+    if data.startswith(ZIP_SIGNATURE):
+        names = set(_safe_zip(data).namelist())
+        return "keras" if {"config.json", "metadata.json"} <= names else "zip"
+    return None
+
+
+NOT_A_MODEL = (
+    "This file is not a model this app can read: expected a Teachable Machine export (zip), "
+    "a Keras file (.keras or .h5) or a LiteRT file (.tflite)."
+)
+
+
+def read_upload(data: bytes, labels_data: bytes | None = None) -> ModelFile:
+    """Find the model in an uploaded file, and its class names in the zip or the labels file.
+
+    Raises:
+        ModelFileError: not a model, an unsafe or oversized zip, or unusable labels.
+    """
+    kind = sniff(data)
+    if kind is None:
+        raise ModelFileError(NOT_A_MODEL)
+    if kind != "zip":
+        labels = parse_labels(labels_data) if labels_data is not None else None
+        return ModelFile(kind, data, labels, False, FORMAT_TITLES[kind])
+    archive = _safe_zip(data)
+    members = {
+        name: info
+        for name, info in ((i.filename, i) for i in archive.infolist())
+        if not info.is_dir() and not name.startswith("__MACOSX/")
+    }
+    by_base = {PurePosixPath(name).name: name for name in members}
+    model_name = next((by_base[n] for n in TEACHABLE_MACHINE_FILES if n in by_base), None)
+    teachable = model_name is not None and "labels.txt" in by_base
+    if model_name is None:
+        models = [name for name in members if sniff_member(archive, name) is not None]
+        if not models:
+            raise ModelFileError(
+                "This zip holds no model: expected a .tflite, .h5 or .keras file in it."
+            )
+        if len(models) > 1:
+            raise ModelFileError(
+                f"This zip holds {len(models)} models ({', '.join(sorted(models)[:4])}); "
+                "add them one at a time."
+            )
+        model_name = models[0]
+    model_data = archive.read(model_name)
+    model_kind = sniff(model_data)
+    if model_kind not in FORMAT_TITLES:
+        raise ModelFileError(f"{model_name} in this zip is not a model this app can read.")
+    if labels_data is None:
+        labels_name = by_base.get("labels.txt") or _only_labels_file(members)
+        if labels_name is None:
+            raise ModelFileError(
+                "This zip holds no labels.txt; add the labels file beside the model."
+            )
+        labels_data = archive.read(labels_name)
+    what = (
+        f"Teachable Machine zip ({PurePosixPath(model_name).name})"
+        if teachable
+        else (f"zip ({PurePosixPath(model_name).name})")
+    )
+    return ModelFile(model_kind, model_data, parse_labels(labels_data), teachable, what)
+
+
+def sniff_member(archive: zipfile.ZipFile, name: str) -> str | None:
+    """Return the model format of one zip member from its first bytes, or None."""
+    with archive.open(name) as member:
+        head = member.read(8)
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head.startswith(HDF5_SIGNATURE):
+        return "h5"
+    if head.startswith(ZIP_SIGNATURE):
+        return "keras" if name.endswith(".keras") else None
+    return None
+
+
+def _only_labels_file(members: dict[str, zipfile.ZipInfo]) -> str | None:
+    texts = [name for name in members if name.lower().endswith((".txt", ".json"))]
+    return texts[0] if len(texts) == 1 else None
+
+
+def _safe_zip(data: bytes) -> zipfile.ZipFile:
+    """Open a zip after checking its entries: no absolute or parent paths, bounded sizes.
+
+    Raises:
+        ModelFileError: the zip is damaged, unsafe or expands past the limits.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ModelFileError(f"This zip file is damaged and cannot be opened ({exc}).") from None
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise ModelFileError(
+            f"This zip holds {len(entries):,} files; at most {MAX_ZIP_ENTRIES} are accepted."
+        )
+    total = 0
+    for entry in entries:
+        path = PurePosixPath(entry.filename.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or re.match(r"^[A-Za-z]:", entry.filename):
+            raise ModelFileError(
+                f"This zip holds a file outside its own folder ({entry.filename!r}); it is refused."
+            )
+        total += entry.file_size
+    if total > MAX_UNZIPPED_BYTES:
+        raise ModelFileError(
+            f"This zip expands to {total / 1024**2:,.0f} MB; at most "
+            f"{MAX_UNZIPPED_BYTES / 1024**2:,.0f} MB are accepted."
+        )
+    return archive
+
+
+_TEACHABLE_LINE = re.compile(r"^(\d+)\s+(.*)$")
+
+
+def parse_labels(data: bytes) -> tuple[str, ...]:
+    """Read class names: a JSON list, or one per line (Teachable Machine's `0 Name` lines too).
+
+    Raises:
+        ModelFileError: not text, empty, too many, too long, or the same name twice.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ModelFileError("The labels file is not UTF-8 text.") from None
+    names: list[str]
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"The labels file is not a valid JSON list ({exc.msg}).") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ModelFileError("The labels file's JSON must be a list of class names.")
+        names = [v.strip() for v in value]
+    else:
+        names = [line.strip() for line in text.splitlines()]
+        while names and not names[-1]:
+            names.pop()
+        numbered = [_TEACHABLE_LINE.match(line) for line in names]
+        if names and all(m is not None and int(m[1]) == i for i, m in enumerate(numbered)):
+            names = [m[2].strip() for m in numbered if m is not None]
+    if not names:
+        raise ModelFileError("The labels file holds no class names.")
+    if len(names) > MAX_CLASSES:
+        raise ModelFileError(
+            f"The labels file names {len(names):,} classes; at most {MAX_CLASSES:,} are accepted."
+        )
+    seen: dict[str, int] = {}
+    for line, name in enumerate(names, start=1):
+        if not name:
+            raise ModelFileError(
+                f"Line {line} of the labels file is empty; every class needs a name."
+            )
+        if len(name) > MAX_CLASS_NAME_LENGTH:
+            raise ModelFileError(
+                f"Class name {line} is {len(name)} characters long; at most "
+                f"{MAX_CLASS_NAME_LENGTH} are accepted."
+            )
+        if name in seen:
+            raise ModelFileError(
+                f"The labels file names “{name}” twice (lines {seen[name]} and {line}); "
+                "every class needs its own name."
+            )
+        seen[name] = line
+    return tuple(names)

@@ -1,0 +1,234 @@
+"""The Models page's own-model sections: the models people added, and adding one.
+
+Adding shows what was found in the file (format, classes, input), lets the person
+name it, check the preprocessing and try a picture before anything is kept.
+Callbacks take names only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import PurePath
+
+import pandas as pd
+import streamlit as st
+
+from classifier import added, charts, history, images
+from classifier.config import get_settings
+from classifier.history.registry import ModelNameTaken
+from classifier.modelfiles import SCALINGS
+from classifier.predict import classify
+
+log = logging.getLogger(__name__)
+SHOWN_CLASSES = 20
+FORMATS_HELP = (
+    "A Teachable Machine export (the .zip from “Export Model”: Keras, or LiteRT floating "
+    "point or quantized), a Keras file (.keras or .h5) or a LiteRT file (.tflite)."
+)
+
+
+def your_models() -> None:
+    """List the added models, each with its classes and a Remove button that asks first."""
+    st.header("Your models")
+    try:
+        models = added.all_models()
+    except Exception:
+        log.exception("Listing the added models failed")
+        st.error("The added models cannot be listed: the database cannot be reached.")
+        return
+    if notice := st.session_state.pop("own_models_notice", None):
+        st.success(notice, icon=":material/check_circle:")
+    if not models:
+        st.caption(
+            "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "
+            "it then appears in the sidebar's model picker."
+        )
+        return
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "name": [m.name for m in models],
+                "classes": [len(m.class_names) for m in models],
+                "input": [f"{m.input_size}×{m.input_size}" for m in models],
+                "preprocessing": [SCALINGS[m.scaling].title for m in models],
+                "source": [m.entry.source for m in models],
+                "added": [m.entry.created_at for m in models],
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "name": st.column_config.TextColumn("Name"),
+            "classes": st.column_config.NumberColumn("Classes", format="localized"),
+            "input": st.column_config.TextColumn("Input"),
+            "preprocessing": st.column_config.TextColumn("Preprocessing"),
+            "source": st.column_config.TextColumn("Added from"),
+            "added": st.column_config.DatetimeColumn("Added (UTC)", format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    for model in models:
+        with st.expander(model.name):
+            names = model.class_names
+            more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
+            st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
+            if st.session_state.get("confirm_remove") == model.name:
+                st.warning(
+                    f"Remove {model.name}? Its predictions stay in the history.",
+                    icon=":material/warning:",
+                )
+                yes, no = st.columns(2)
+                yes.button(
+                    "Remove",
+                    key=f"remove_yes_{model.name}",
+                    type="primary",
+                    on_click=_remove,
+                    args=(model.name,),
+                )
+                no.button("Cancel", key=f"remove_no_{model.name}", on_click=_cancel_remove)
+            else:
+                st.button(
+                    "Remove…",
+                    key=f"remove_{model.name}",
+                    on_click=st.session_state.__setitem__,
+                    args=("confirm_remove", model.name),
+                )
+
+
+def _cancel_remove() -> None:
+    st.session_state.pop("confirm_remove", None)
+
+
+def _remove(name: str) -> None:
+    st.session_state.pop("confirm_remove", None)
+    try:
+        removed = added.remove(name)
+    except history.HistoryReadOnlyError as exc:
+        st.session_state["own_models_error"] = str(exc)
+        return
+    except Exception:
+        log.exception("Removing the model %r failed", name)
+        st.session_state["own_models_error"] = f"{name} could not be removed; see the server log."
+        return
+    st.session_state["own_models_notice"] = (
+        f"Removed {name}." if removed else f"{name} was already removed."
+    )
+
+
+def add_a_model() -> None:
+    """Upload a model (and labels), check it, try it on a picture, name it and keep it."""
+    st.header("Add a model")
+    if not get_settings().allow_model_uploads:
+        st.info(
+            "Adding models is turned off on this server (CLASSIFIER_ALLOW_MODEL_UPLOADS=0).",
+            icon=":material/block:",
+        )
+        return
+    if error := st.session_state.pop("own_models_error", None):
+        st.error(error)
+    round_ = st.session_state.setdefault("add_round", 0)  # a new round empties the uploaders
+    model_file = st.file_uploader("Model file", key=f"add_model_{round_}", help=FORMATS_HELP)
+    labels_file = st.file_uploader(
+        "Labels file (not needed for a zip that holds labels.txt)",
+        key=f"add_labels_{round_}",
+        help="One class name per line, in the model's output order, or a JSON list.",
+    )
+    if model_file is None:
+        st.caption(FORMATS_HELP)
+        return
+    candidate = _read(model_file.getvalue(), labels_file.getvalue() if labels_file else None)
+    if isinstance(candidate, str):
+        st.error(candidate)
+        return
+    details = candidate.details
+    names = candidate.class_names
+    more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
+    st.success(
+        f"{candidate.source}: {len(names):,} classes, input {details['size']}×{details['size']} "
+        f"{details['input_dtype']}, outputs {details['outputs']}.",
+        icon=":material/check_circle:",
+    )
+    st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
+    stem = PurePath(model_file.name).stem
+    name = st.text_input(
+        "Name",
+        value="" if stem in ("converted_keras", "converted_tflite", "model") else stem,
+        max_chars=added.MAX_NAME_LENGTH,
+        key=f"add_name_{round_}",
+        placeholder="e.g. Cats and dogs",
+    )
+    options = list(SCALINGS)
+    detected = candidate.detected_scaling
+    scaling_name = st.selectbox(
+        "Preprocessing",
+        options,
+        index=options.index(detected) if detected else None,
+        format_func=lambda option: SCALINGS[option].title,
+        placeholder="How were pixels scaled when the model was trained?",
+        key=f"add_scaling_{round_}",
+    )
+    if detected:
+        st.caption(
+            "Detected from the file"
+            + (" (a Teachable Machine export)" if "Teachable" in candidate.source else "")
+            + "; change it if the model was trained otherwise."
+        )
+    else:
+        st.caption("The file does not say how it scales pixels: pick what it was trained with.")
+    test = st.file_uploader(
+        "Try a picture before adding (optional)",
+        type=sorted(images.ACCEPTED_EXTENSIONS),
+        key=f"add_test_{round_}",
+    )
+    if test is not None and scaling_name is not None:
+        _try(candidate, scaling_name, test.getvalue())
+    if st.button("Add model", type="primary", disabled=not name.strip() or scaling_name is None):
+        _save(name, candidate, scaling_name)
+
+
+def _read(data: bytes, labels: bytes | None) -> added.Candidate | str:
+    """Read the uploaded model once per file (kept for this visit); return it or why not."""
+    key = hashlib.sha256(data + b"\0" + (labels or b"")).hexdigest()
+    kept = st.session_state.get("add_candidate")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    try:
+        with st.spinner("Checking the model (a Keras model is converted: up to a minute)…"):
+            outcome: added.Candidate | str = added.read_model(data, labels)
+    except added.ModelFileError as exc:
+        outcome = str(exc)
+    except Exception:
+        log.exception("Reading an uploaded model failed")
+        outcome = "Something went wrong while reading this model; the server log has the details."
+    st.session_state["add_candidate"] = (key, outcome)
+    return outcome
+
+
+def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
+    """Classify a test picture with the model that is not kept yet, and show the answer."""
+    try:
+        prediction = classify(data, candidate.loaded(scaling_name))
+    except images.ImageError as exc:
+        st.error(str(exc))
+        return
+    top = prediction.top(5)
+    st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+    st.altair_chart(charts.probability_chart(charts.top_k_frame(top)), width="stretch")
+
+
+def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:
+    try:
+        model = added.save(name, candidate, scaling_name)
+    except (added.ModelFileError, ModelNameTaken, history.HistoryReadOnlyError) as exc:
+        st.error(str(exc))
+        return
+    except Exception:
+        log.exception("Keeping the model %r failed", name)
+        st.error("The model could not be kept; the server log has the details.")
+        return
+    st.session_state.pop("add_candidate", None)
+    st.session_state["add_round"] = st.session_state.get("add_round", 0) + 1
+    st.session_state["kept_model"] = model.name  # the sidebar picks it
+    st.session_state["own_models_notice"] = (
+        f"Added {model.name}. It is picked in the sidebar: classify a photo with it."
+    )
+    st.rerun()
