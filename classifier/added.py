@@ -273,6 +273,14 @@ def store() -> history.HistoryStore:
         return _stores[url]
 
 
+def close_stores() -> None:
+    """Close the stores `store()` opened (tests that switch databases)."""
+    with _stores_lock:
+        for opened in _stores.values():
+            opened.dispose()
+        _stores.clear()
+
+
 def all_models() -> list[AddedModel]:
     """Return every added model, oldest first."""
     return [AddedModel(entry) for entry in registry.list_models(store())]

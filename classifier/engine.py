@@ -130,9 +130,13 @@ class LiteRTEngine:
         self._lock = threading.Lock()
 
     def _quantize(self, batch: np.ndarray) -> np.ndarray:
+        """Quantize as LiteRT's own Quantize op does: q = round(x / scale) + zero_point,
+        halves rounded away from zero (so Teachable Machine's [-1, 1] input of pixel p,
+        scale 1/127.5 and zero point 127, becomes exactly p)."""
         scale, zero_point = self._input_quantization
         limits = np.iinfo(self._input_dtype)
-        values = np.round(batch / np.float32(scale) + zero_point)
+        scaled = batch.astype(np.float64) / scale
+        values = np.trunc(scaled + np.copysign(0.5, scaled)) + zero_point
         return np.clip(values, limits.min, limits.max).astype(self._input_dtype)
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -6,9 +6,13 @@ import atexit
 import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 # Set before anything imports Keras, which reads KERAS_HOME once at import.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="classifier-tests-"))
@@ -119,3 +123,72 @@ def broken_secrets(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(config, "secrets_files", lambda cwd=None: (path,))
     monkeypatch.delenv("CLASSIFIER_DATABASE_URL")
     return path
+
+
+# --- Database backends: every store test runs on SQLite and on the real PostgreSQL ------
+
+POSTGRES_URL_VARIABLE = "CLASSIFIER_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> sa.URL:
+    """Return the PostgreSQL server to test against; skip without one, fail on CI."""
+    on_ci = os.environ.get("CI", "").lower() == "true"
+    raw_url = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
+    if not raw_url:
+        reason = (
+            f"{POSTGRES_URL_VARIABLE} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+        if on_ci:
+            pytest.fail(f"{reason}; CI=true requires the PostgreSQL tests.")
+        pytest.skip(reason)
+    url = with_psycopg(make_url(raw_url))
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as error:
+        reason = f"PostgreSQL at {POSTGRES_URL_VARIABLE} is unreachable: {error.orig}"
+        if on_ci:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    finally:
+        engine.dispose()
+    return make_url(raw_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_server_url: sa.URL) -> Iterator[sa.Engine]:
+    """An engine on the PostgreSQL server, to create and drop the per-test schemas."""
+    engine = sa.create_engine(with_psycopg(postgres_server_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite"),
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Yield the URL of an empty database, once per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.db'}"
+        return
+    server_url: sa.URL = request.getfixturevalue("postgres_server_url")
+    admin: sa.Engine = request.getfixturevalue("postgres_admin")
+    schema = f"history_test_{uuid.uuid4().hex}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        # The URL keeps the scheme it was given (usually plain postgresql://).
+        url = server_url.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def with_psycopg(url: sa.URL) -> sa.URL:
+    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url

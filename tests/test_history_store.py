@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -39,10 +38,9 @@ from sqlalchemy.engine import make_url
 from classifier import history
 from classifier.history import Filters, HistoryError, HistoryStore, NewRecord, Record, stats
 from classifier.labels import TopClass
-from tests.conftest import ROOT
+from tests.conftest import ROOT, with_psycopg
 from tests.helpers import RECORD_TIME, make_record, ranked
 
-POSTGRES_URL_VARIABLE = "CLASSIFIER_TEST_POSTGRES_URL"
 HOSTILE_NAME = "'); DROP TABLE predictions;-- <b>x</b> [y](javascript:z).png"
 UNICODE_NAME = "Фото кота 猫の写真 🐱 café\u0301 ﬁle.HEIC"
 T0 = RECORD_TIME  # make_record's created_at
@@ -54,66 +52,6 @@ EXPORT_HEADER = (
 
 
 # --- Backends ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url() -> sa.URL:
-    """Return the PostgreSQL server to test against; skip without one, fail on CI."""
-    on_ci = os.environ.get("CI", "").lower() == "true"
-    raw_url = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
-    if not raw_url:
-        reason = (
-            f"{POSTGRES_URL_VARIABLE} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        )
-        if on_ci:
-            pytest.fail(f"{reason}; CI=true requires the PostgreSQL tests.")
-        pytest.skip(reason)
-    url = _with_psycopg(make_url(raw_url))
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        reason = f"PostgreSQL at {POSTGRES_URL_VARIABLE} is unreachable: {error.orig}"
-        if on_ci:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    finally:
-        engine.dispose()
-    return make_url(raw_url)
-
-
-@pytest.fixture(scope="session")
-def postgres_admin(postgres_server_url: sa.URL) -> Iterator[sa.Engine]:
-    """An engine on the PostgreSQL server, to create and drop the per-test schemas."""
-    engine = sa.create_engine(_with_psycopg(postgres_server_url))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite"),
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Yield the URL of an empty database, once per backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    server_url: sa.URL = request.getfixturevalue("postgres_server_url")
-    admin: sa.Engine = request.getfixturevalue("postgres_admin")
-    schema = f"history_test_{uuid.uuid4().hex}"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        # The URL keeps the scheme it was given (usually plain postgresql://).
-        url = server_url.update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture
@@ -139,13 +77,9 @@ def store(open_store: Callable[..., HistoryStore]) -> HistoryStore:
 @pytest.fixture
 def raw(database_url: str) -> Iterator[sa.Engine]:
     """An engine that bypasses the store, to arrange and inspect the database."""
-    engine = sa.create_engine(_with_psycopg(make_url(database_url)))
+    engine = sa.create_engine(with_psycopg(make_url(database_url)))
     yield engine
     engine.dispose()
-
-
-def _with_psycopg(url: sa.URL) -> sa.URL:
-    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
 
 
 # --- Data -------------------------------------------------------------------------------
