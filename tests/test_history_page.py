@@ -17,11 +17,6 @@ from streamlit.testing.v1 import AppTest
 from classifier.history import Filters, HistoryStore, NewRecord, schema
 from classifier.labels import TopClass
 from tests.conftest import ROOT
-from tests.test_history_store import (  # noqa: F401  (fixtures: SQLite and PostgreSQL)
-    database_url,
-    postgres_admin,
-    postgres_server_url,
-)
 from ui import resources
 
 APP = str(ROOT / "streamlit_app.py")
@@ -378,7 +373,7 @@ def test_the_database_password_never_reaches_the_page_or_the_log(
 
 
 @pytest.fixture
-def backend_seeded(database_url, monkeypatch, lite0) -> HistoryStore:  # noqa: F811
+def backend_seeded(database_url, monkeypatch, lite0) -> HistoryStore:
     """The page's four predictions in an empty database, once per backend."""
     monkeypatch.setenv("CLASSIFIER_DATABASE_URL", database_url)
     st.cache_data.clear()
