@@ -56,6 +56,8 @@ def _run_child(*arguments: str) -> dict[str, Any]:
             timeout=CONVERT_TIMEOUT_SECONDS,
             env=environment,
             check=False,
+            # Lower priority: visitors' pages keep answering while a model converts.
+            preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,  # noqa: PLW1509
         )
     except subprocess.TimeoutExpired:
         raise ModelFileError(

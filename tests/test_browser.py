@@ -165,7 +165,7 @@ def test_a_correction_may_be_a_name_outside_the_classes(page, photo_files):
     box = page.locator("[class*='st-key-correction_'] input")
     box.fill("giraffe")
     box.press("Enter")
-    page.get_by_text("your own name, not one of the 1,000 classes").wait_for()
+    page.get_by_text("your own name, not one of the model's 1,000 classes").wait_for()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -233,3 +233,90 @@ def test_a_database_password_never_reaches_the_page_or_the_server_log(browser, t
     assert "history database" in history_text.lower()
     for text in (classify_text, history_text, log):
         assert [secret for secret in secrets if secret in text] == []
+
+
+@pytest.fixture(scope="module")
+def teachable_machine_zip(tmp_path_factory) -> Path:
+    """A Teachable Machine Keras export (Keras 2 HDF5 + labels.txt), made with tf-keras."""
+    from classifier import images
+    from tests import model_fixtures as mf
+
+    examples = ROOT / "assets" / "examples"
+    pictures = [
+        images.fit_to_input(images.decode_image((examples / f"{n}.jpg").read_bytes()).image, 224, 1)
+        for n in ("cat", "coffee", "rocket")
+    ]
+    folder = tmp_path_factory.mktemp("teachable-machine")
+    mf.build_teachable_machine_model(pictures).save(folder / "keras_model.h5")
+    archive = folder / "converted_keras.zip"
+    archive.write_bytes(
+        mf.zip_of(
+            {
+                "keras_model.h5": (folder / "keras_model.h5").read_bytes(),
+                "labels.txt": mf.teachable_machine_labels(),
+            }
+        )
+    )
+    return archive
+
+
+def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_history(
+    browser, tmp_path_factory, teachable_machine_zip, lite0
+):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with server_tools.serve(tmp_path_factory.mktemp("own-model")) as running:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(running.url)
+            page.get_by_text("What's in this photo?").wait_for()
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models").click()
+            page.get_by_role("heading", name="Add a model").wait_for()
+            page.locator("input[type=file]").first.set_input_files(str(teachable_machine_zip))
+            page.get_by_text("Teachable Machine zip (keras_model.h5): 3 classes").wait_for(
+                timeout=300_000  # the Keras file is converted to LiteRT in a child process
+            )
+            page.get_by_text("Classes: Cat, Coffee, Rocket").wait_for()
+            name = page.get_by_label("Name")
+            name.fill("Desk things")
+            name.press("Enter")
+            page.get_by_role("button", name="Add model").click()
+            page.get_by_text("Added Desk things.").wait_for()
+            page.screenshot(path=str(SCREENSHOTS / "models-added.png"), full_page=True)
+
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
+            page.get_by_text("What's in this photo?").wait_for()
+            picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
+            chosen = picker.locator("input").first.input_value() or picker.inner_text()
+            assert "Desk things (added)" in chosen  # picked for the person
+            page.locator("input[type=file]").set_input_files(
+                str(ROOT / "assets" / "examples" / "coffee.jpg")
+            )
+            page.locator("h3").filter(has_text="Coffee ·").wait_for()
+            grid = page.locator("[data-testid='stDataFrame']").first
+            grid.locator("[role='gridcell']").first.wait_for(state="attached")
+            cells = grid.locator("[role='gridcell']").all_inner_texts()
+            assert {"Coffee", "Cat", "Rocket"} <= set(cells)  # its own classes, not ImageNet's
+            page.get_by_text("Added model: Teachable Machine zip (keras_model.h5)").wait_for()
+
+            page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
+            page.locator("[class*='st-key-correction_'] input").click()
+            page.get_by_role("option").first.wait_for()
+            options = page.get_by_role("option").all_inner_texts()
+            assert sorted(options) == ["Cat", "Coffee", "Rocket"]
+            page.get_by_role("option", name="Rocket").click()
+            page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
+            page.screenshot(path=str(SCREENSHOTS / "classify-added-model.png"), full_page=True)
+
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="History").click()
+            page.get_by_text("saved predictions match the filters").wait_for()
+            history_cells = page.locator("[data-testid='stDataFrame']").first.locator(
+                "[role='gridcell']"
+            )
+            history_cells.first.wait_for(state="attached")
+            texts = history_cells.all_inner_texts()
+            assert "Desk things" in texts and "Coffee" in texts and "Rocket" in texts
+            assert "Traceback" not in page.content()
+        finally:
+            context.close()
