@@ -57,7 +57,7 @@ def _run_child(*arguments: str) -> dict[str, Any]:
             env=environment,
             check=False,
             # Lower priority: visitors' pages keep answering while a model converts.
-            preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,  # noqa: PLW1509
+            preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,
         )
     except subprocess.TimeoutExpired:
         raise ModelFileError(

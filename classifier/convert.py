@@ -32,6 +32,11 @@ import numpy as np
 
 # Classes Keras writes into a configuration that are not layers, initializers and the like.
 _KERAS_INTERNALS = {"Functional", "Sequential", "Model", "DTypePolicy", "FloatDTypePolicy"}
+# Values Keras 3 writes into a configuration (tensors, arrays, slices): data, not code.
+_KERAS_VALUES = {
+    "__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__slice__", "__ellipsis__",
+    "__typespec__", "__tuple__",
+}  # fmt: skip
 
 
 class Refused(Exception):
@@ -84,14 +89,22 @@ def check_keras_config(config: dict[str, Any], keras) -> None:
         settings = obj.get("config")
         layer_name = settings.get("name") if isinstance(settings, dict) else None
         called = f" “{layer_name}”" if layer_name else ""
-        if name in ("Lambda", "TFOpLambda"):
+        if name in ("Lambda", "TFOpLambda", "__lambda__"):
             raise Refused(
-                f"This model has a {name} layer{called}, which runs Python code stored in the "
+                f"This model has a {'Lambda' if name == '__lambda__' else name} "
+                f"layer{called}, which runs Python code stored in the "
                 "file; models with code are refused."
             )
         registered = obj.get("registered_name")
         custom = isinstance(registered, str) and ">" in registered
-        known = name in _KERAS_INTERNALS or any(hasattr(f, name) for f in families)
+        module = obj.get("module")
+        keras_function = name == "function" and str(module).startswith("keras")
+        known = (
+            name in _KERAS_INTERNALS
+            or name in _KERAS_VALUES
+            or keras_function
+            or any(hasattr(f, name) for f in families)
+        )
         if custom or not known:
             raise Refused(
                 f"This model uses {name}{called}, which is not part of Keras; custom layers "

@@ -37,10 +37,20 @@ EXPECTED_ROWS = {
     ("Memory, server", "peak RSS, 4 sessions uploading a 40 MP float TIFF at once"),
     ("Memory, server", "RSS after 20 uploads in one session"),
     ("Memory, server", "RSS after 60 uploads in one session"),
+    *(
+        ("Own model, 3 classes (MobileNetV2 0.35)", f"{kind} LiteRT · {way}")
+        for kind in ("float32", "uint8-quantized")
+        for way in ("app engine (load_model by name)", "raw LiteRT Interpreter")
+    ),
+    (
+        "Own model, 3 classes (MobileNetV2 0.35)",
+        "add a .keras file (check, convert to LiteRT in a child process, keep)",
+    ),
 }
 # Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page,
-# server peak under concurrent uploads, server growth over uploads.
-TARGETED_ROWS = 10
+# server peak under concurrent uploads, server growth over uploads, an added model's
+# engine (float and quantized).
+TARGETED_ROWS = 12
 
 
 @pytest.mark.slow
