@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import engine, history, zoo
 from classifier.config import get_settings
@@ -39,26 +43,31 @@ from classifier.modelfiles import (
     scaling,
 )
 
+log = logging.getLogger(__name__)
 CONVERT_TIMEOUT_SECONDS = 600
 MAX_NAME_LENGTH = 60
 TEACHABLE_MACHINE_SCALING = "minus_one_to_one"
 WHOLE_PICTURE = 1.0  # added models see the whole picture's centre square, as Teachable Machine's
 
 
+_one_at_a_time = threading.Lock()
+
+
 def _run_child(*arguments: str) -> dict[str, Any]:
     """Run `classifier.convert` in a child process and return its report."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
+    # Lower priority, so visitors' pages keep answering while a model converts.
+    nice = [path, "-n", "10"] if (path := shutil.which("nice")) else []
     try:
-        finished = subprocess.run(
-            [sys.executable, "-m", "classifier.convert", *arguments],
-            capture_output=True,
-            text=True,
-            timeout=CONVERT_TIMEOUT_SECONDS,
-            env=environment,
-            check=False,
-            # Lower priority: visitors' pages keep answering while a model converts.
-            preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,
-        )
+        with _one_at_a_time:  # each child may take ~700 MB: never several at once
+            finished = subprocess.run(
+                [*nice, sys.executable, "-m", "classifier.convert", *arguments],
+                capture_output=True,
+                text=True,
+                timeout=CONVERT_TIMEOUT_SECONDS,
+                env=environment,
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         raise ModelFileError(
             f"Reading this model took longer than {CONVERT_TIMEOUT_SECONDS // 60} minutes; "
@@ -133,7 +142,10 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
             f"The model gives {report['classes']:,} class scores but the labels name "
             f"{len(found.labels):,} classes; they must match."
         )
-    detected = TEACHABLE_MACHINE_SCALING if found.teachable_machine else report.get("scaling_hint")
+    # A quantized input says its range itself; otherwise Teachable Machine's is known.
+    detected = report.get("scaling_hint") or (
+        TEACHABLE_MACHINE_SCALING if found.teachable_machine else None
+    )
     return Candidate(
         source=found.described_as,
         tflite=tflite,
@@ -191,13 +203,10 @@ class AddedModel:
     def spec(self) -> zoo.ModelSpec:
         """Return the spec that runs this model, its file copied from the database if needed."""
         path = materialize(self.entry)
+        # The cache key of its answers: the same file re-added with other labels differs.
+        version = f"{self.entry.sha256}:{self.entry.created_at.isoformat()}"
         return _spec(
-            self.name,
-            self.entry.details,
-            self.class_names,
-            path,
-            self.entry.source,
-            self.entry.sha256,
+            self.name, self.entry.details, self.class_names, path, self.entry.source, version
         )
 
 
@@ -232,6 +241,7 @@ def models_folder() -> Path:
 
 
 _materialize_lock = threading.Lock()
+_verified: dict[Path, tuple[int, int]] = {}  # files whose digest matched: (size, mtime)
 
 
 def materialize(entry: registry.ModelEntry) -> Path:
@@ -245,7 +255,15 @@ def materialize(entry: registry.ModelEntry) -> Path:
     """
     path = models_folder() / f"{entry.sha256}.tflite"
     with _materialize_lock:
-        if path.is_file() and _digest(path) == entry.sha256:
+        try:
+            info = path.stat()
+            seen = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            seen = None
+        if seen is not None and _verified.get(path) == seen:  # hashed once per process
+            return path
+        if seen is not None and _digest(path) == entry.sha256:
+            _verified[path] = seen
             return path
         data = registry.model_data(store(), entry.name)
         if data is None:
@@ -254,6 +272,8 @@ def materialize(entry: registry.ModelEntry) -> Path:
             raise zoo.ModelError(f"The stored file of the model “{entry.name}” is damaged.")
         path.parent.mkdir(parents=True, exist_ok=True)
         history.write_atomically(path, data)
+        info = path.stat()
+        _verified[path] = (info.st_size, info.st_mtime_ns)
     return path
 
 
@@ -294,7 +314,13 @@ def find(name: str) -> AddedModel:
     Raises:
         ModelError: no model, built in or added, has this name.
     """
-    entry = registry.get_model(store(), name)
+    try:
+        entry = registry.get_model(store(), name)
+    except (history.HistoryError, SQLAlchemyError) as exc:
+        log.exception("Looking up the added model %r failed", name)
+        raise zoo.ModelError(
+            f"The model “{name}” cannot be loaded: the database of added models cannot be read."
+        ) from exc
     if entry is None:
         raise zoo.UnknownModel(
             f"Expected one of the models {', '.join(zoo.MODELS)} or an added model. "
@@ -324,9 +350,11 @@ def save(name: str, candidate: Candidate, scaling_name: str) -> AddedModel:
     entry = registry.add_model(
         store(), name, candidate.source, candidate.sha256, details, candidate.tflite
     )
-    added = AddedModel(entry)
-    materialize(entry)
-    return added
+    try:
+        materialize(entry)  # now, so the first answer does not wait for it
+    except (OSError, zoo.ModelError):  # kept all the same: copied again on first use
+        log.exception("Copying the model %r into the data folder failed", name)
+    return AddedModel(entry)
 
 
 def remove(name: str) -> bool:

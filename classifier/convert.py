@@ -33,6 +33,8 @@ import numpy as np
 # Classes Keras writes into a configuration that are not layers, initializers and the like.
 _KERAS_INTERNALS = {"Functional", "Sequential", "Model", "DTypePolicy", "FloatDTypePolicy"}
 # Values Keras 3 writes into a configuration (tensors, arrays, slices): data, not code.
+# Keras layers that read files or other models named in their configuration.
+_READS_FILES = {"TFSMLayer", "StringLookup", "IntegerLookup", "TextVectorization"}
 _KERAS_VALUES = {
     "__keras_tensor__", "__tensor__", "__numpy__", "__bytes__", "__slice__", "__ellipsis__",
     "__typespec__", "__tuple__",
@@ -94,6 +96,11 @@ def check_keras_config(config: dict[str, Any], keras) -> None:
                 f"This model has a {'Lambda' if name == '__lambda__' else name} "
                 f"layer{called}, which runs Python code stored in the "
                 "file; models with code are refused."
+            )
+        if name in _READS_FILES:
+            raise Refused(
+                f"This model has a {name} layer{called}, which reads files named in the model; "
+                "it is refused."
             )
         registered = obj.get("registered_name")
         custom = isinstance(registered, str) and ">" in registered
@@ -221,12 +228,17 @@ def inspect(path: Path) -> dict[str, Any]:
             )
     in_scale, in_zero = given["quantization"]
     out_scale, out_zero = answer["quantization"]
+    for detail, scale in ((given, in_scale), (answer, out_scale)):
+        if np.dtype(detail["dtype"]) != np.float32 and not scale > 0:
+            raise Refused("This quantized model has no quantization scale, so it cannot be run.")
     kind = _output_kind(interpreter, given, answer, classes)
     hint = None
     if np.dtype(given["dtype"]) != np.float32:
         from classifier.modelfiles import scaling_for_quantized_input
 
-        hint = scaling_for_quantized_input(float(in_scale), int(in_zero))
+        hint = scaling_for_quantized_input(
+            float(in_scale), int(in_zero), signed=np.dtype(given["dtype"]) == np.int8
+        )
     return {
         "ok": True,
         "size": height,

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 MAX_ZIP_ENTRIES = 64
-MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024  # 1 GiB in all, declared sizes (which reading enforces)
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024  # in all, declared sizes (which reading enforces)
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME_LENGTH = 200  # the history's label columns hold up to this
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -84,7 +84,7 @@ def scaling(name: str) -> Scaling:
         ) from None
 
 
-def scaling_for_quantized_input(scale: float, zero_point: int) -> str | None:
+def scaling_for_quantized_input(scale: float, zero_point: int, signed: bool = False) -> str | None:
     """Tell which scaling a uint8/int8 input expects, from its quantization; None if none fits.
 
     The quantized value q stands for (q - zero_point) * scale, so the input range the
@@ -92,7 +92,7 @@ def scaling_for_quantized_input(scale: float, zero_point: int) -> str | None:
     """
     if scale <= 0:
         return None
-    low = (0 - zero_point) * scale if zero_point >= 0 else (-128 - zero_point) * scale
+    low = ((-128 if signed else 0) - zero_point) * scale
     high = low + 255 * scale
     for name, (want_low, want_high) in {
         "minus_one_to_one": (-1.0, 1.0),
@@ -213,6 +213,11 @@ def _safe_zip(data: bytes) -> zipfile.ZipFile:
     Raises:
         ModelFileError: the zip is damaged, unsafe or expands past the limits.
     """
+    declared = _declared_entries(data)
+    if declared is not None and declared > MAX_ZIP_ENTRIES:  # before reading the whole index
+        raise ModelFileError(
+            f"This zip holds {declared:,} files; at most {MAX_ZIP_ENTRIES} are accepted."
+        )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
@@ -236,6 +241,18 @@ def _safe_zip(data: bytes) -> zipfile.ZipFile:
             f"{MAX_UNZIPPED_BYTES / 1024**2:,.0f} MB are accepted."
         )
     return archive
+
+
+def _declared_entries(data: bytes) -> int | None:
+    """Return the entry count a zip's end record declares (None if it has none we can read).
+
+    A zip64 archive declares 0xFFFF here: counted as too many, since a model and its
+    labels never need zip64's entry counts.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end < 0 or end + 12 > len(data):
+        return None
+    return int.from_bytes(data[end + 10 : end + 12], "little")
 
 
 _TEACHABLE_LINE = re.compile(r"^(\d+)\s+(.*)$")
@@ -278,6 +295,10 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
         if not name:
             raise ModelFileError(
                 f"Line {line} of the labels file is empty; every class needs a name."
+            )
+        if not name.isprintable():
+            raise ModelFileError(
+                f"Class name {line} holds control characters; class names are plain text."
             )
         if len(name) > MAX_CLASS_NAME_LENGTH:
             raise ModelFileError(

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from classifier import zoo
 from classifier.predict import Prediction
 from ui import resources, results, saving, sidebar, uploads
 
@@ -10,6 +11,9 @@ st.title("What's in this photo?")
 st.caption(
     "Drop a photo and a pretrained ImageNet network names what it sees "
     "among 1,000 everyday classes."
+    if choices.model in zoo.MODELS
+    else f"Drop a photo and {choices.model}, a model added on the Models page, says which "
+    "of its own classes it shows."
 )
 pictures = uploads.collect_uploads()
 if not pictures:

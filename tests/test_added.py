@@ -73,6 +73,7 @@ def test_plain_and_json_labels_are_read_as_written():
         (b"cat\ndog\ncat\n", "names “cat” twice (lines 1 and 3)"),
         (b"cat\n\ndog\n", "Line 2 of the labels file is empty"),
         (b"[1, 2]", "must be a list of class names"),
+        (b"cat\ndo\x00g\n", "Class name 2 holds control characters"),
         (b"\xff\xfe\x00", "not UTF-8 text"),
         (("x" * 201).encode(), "at most 200 are accepted"),
         ("\n".join(f"c{i}" for i in range(10_001)).encode(), "at most 10,000 are accepted"),

@@ -39,6 +39,8 @@ def your_models() -> None:
         return
     if notice := st.session_state.pop("own_models_notice", None):
         st.success(notice, icon=":material/check_circle:")
+    if error := st.session_state.pop("own_models_error", None):
+        st.error(error)
     if not models:
         st.caption(
             "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "
@@ -71,6 +73,8 @@ def your_models() -> None:
             names = model.class_names
             more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
             st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
+            if not get_settings().allow_model_uploads:
+                continue  # adding and removing are both turned off
             if st.session_state.get("confirm_remove") == model.name:
                 st.warning(
                     f"Remove {model.name}? Its predictions stay in the history.",
@@ -123,8 +127,6 @@ def add_a_model() -> None:
             icon=":material/block:",
         )
         return
-    if error := st.session_state.pop("own_models_error", None):
-        st.error(error)
     round_ = st.session_state.setdefault("add_round", 0)  # a new round empties the uploaders
     model_file = st.file_uploader("Model file", key=f"add_model_{round_}", help=FORMATS_HELP)
     labels_file = st.file_uploader(
