@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -323,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     args = build_parser().parse_args(argv)
     engine.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+    # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
+    # elsewhere while it runs, and an interruption must still be said.
+    terminal = os.fdopen(os.dup(2), "w", closefd=True)
     handlers = {"predict": run_predict, "models": run_models, "history": run_history}
     try:
         return handlers[args.command](args)
@@ -338,11 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         abandoned = engine.abandon_exports()
         for title in abandoned:
-            print(f"interrupted: {title} will be prepared again next time", file=sys.stderr)
+            print(f"interrupted: {title} will be prepared again next time", file=terminal)
+        terminal.flush()
         if abandoned:  # their threads are still converting: exit without waiting for them
-            import os
-
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)
         return 130
+    finally:
+        terminal.close()

@@ -373,6 +373,10 @@ def test_ctrl_c_during_a_first_export_ends_cleanly(tmp_path, photo_files):
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "terminate called" not in stderr
-    assert "interrupted: EfficientNet-Lite0 will be prepared again next time" in stderr.splitlines()
     assert partials() == []
-    assert engine.cached_engine_path(NAME, cache) is None  # prepared again next time
+    finished = engine.cached_engine_path(NAME, cache)
+    if "interrupted: EfficientNet-Lite0 will be prepared again next time" in stderr.splitlines():
+        assert finished is None  # prepared again next time, as it said
+    else:  # on a busy machine the export can end between the check above and the signal
+        assert finished is not None, f"no engine file, and nothing said: {stderr}"
+        assert engine.verify_engine_file(finished) is None
