@@ -26,6 +26,7 @@ import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,6 @@ from classifier.config import get_settings
 from classifier.history import registry
 from classifier.modelfiles import (
     FORMAT_TITLES,
-    SCALINGS,
     ModelFile,
     ModelFileError,
     read_upload,
@@ -99,7 +99,7 @@ class Candidate:
     details: dict[str, Any]  # the child's report: input size, dtypes, outputs, ...
     detected_scaling: str | None  # None: the person must choose
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.tflite).hexdigest()
 
@@ -369,9 +369,6 @@ def remove(name: str) -> bool:
     if all(other.sha256 != entry.sha256 for other in registry.list_models(store())):
         (models_folder() / f"{entry.sha256}.tflite").unlink(missing_ok=True)
     return True
-
-
-SCALING_NAMES = tuple(SCALINGS)
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import engine, history, images, zoo
 from classifier.config import SettingsError, get_settings
+from classifier.modelfiles import SCALINGS
 from classifier.predict import Prediction, classify
 
 DEFAULT_TOP_K = 5
@@ -36,7 +37,7 @@ def _top_k(value: str) -> int:
 
 
 MAX_TOP_K = 10_000  # an added model may have this many classes; fewer are shown if it has fewer
-SCALING_NAMES = ("minus_one_to_one", "zero_to_one", "raw", "imagenet")  # classifier.modelfiles
+SCALING_NAMES = tuple(SCALINGS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -119,16 +119,22 @@ class ModelFile:
 FORMAT_TITLES = {"tflite": "LiteRT file", "h5": "Keras HDF5 file", "keras": "Keras 3 file"}
 
 
-def sniff(data: bytes) -> str | None:
-    """Return "tflite", "h5", "keras" or "zip" from a file's first bytes, or None."""
-    if len(data) >= 8 and data[4:8] == b"TFL3":
+def _sniff_head(head: bytes) -> str | None:
+    """Return "tflite", "h5" or "zip" from a file's first 8 bytes, or None."""
+    if len(head) >= 8 and head[4:8] == b"TFL3":
         return "tflite"
-    if data.startswith(HDF5_SIGNATURE):
+    if head.startswith(HDF5_SIGNATURE):
         return "h5"
-    if data.startswith(ZIP_SIGNATURE):
+    return "zip" if head.startswith(ZIP_SIGNATURE) else None
+
+
+def sniff(data: bytes) -> str | None:
+    """Return "tflite", "h5", "keras" or "zip" from a file's content, or None."""
+    kind = _sniff_head(data[:8])
+    if kind == "zip":
         names = set(_safe_zip(data).namelist())
         return "keras" if {"config.json", "metadata.json"} <= names else "zip"
-    return None
+    return kind
 
 
 NOT_A_MODEL = (
@@ -192,14 +198,10 @@ def read_upload(data: bytes, labels_data: bytes | None = None) -> ModelFile:
 def sniff_member(archive: zipfile.ZipFile, name: str) -> str | None:
     """Return the model format of one zip member from its first bytes, or None."""
     with archive.open(name) as member:
-        head = member.read(8)
-    if head[4:8] == b"TFL3":
-        return "tflite"
-    if head.startswith(HDF5_SIGNATURE):
-        return "h5"
-    if head.startswith(ZIP_SIGNATURE):
+        kind = _sniff_head(member.read(8))
+    if kind == "zip":  # a zip in the zip: only a Keras 3 file, by its name
         return "keras" if name.endswith(".keras") else None
-    return None
+    return kind
 
 
 def _only_labels_file(members: dict[str, zipfile.ZipInfo]) -> str | None:

@@ -7,7 +7,6 @@ Callbacks take names only.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import PurePath
 
@@ -137,7 +136,7 @@ def add_a_model() -> None:
     if model_file is None:
         st.caption(FORMATS_HELP)
         return
-    candidate = _read(model_file.getvalue(), labels_file.getvalue() if labels_file else None)
+    candidate = _read(model_file, labels_file)
     if isinstance(candidate, str):
         st.error(candidate)
         return
@@ -187,12 +186,17 @@ def add_a_model() -> None:
         _save(name, candidate, scaling_name)
 
 
-def _read(data: bytes, labels: bytes | None) -> added.Candidate | str:
-    """Read the uploaded model once per file (kept for this visit); return it or why not."""
-    key = hashlib.sha256(data + b"\0" + (labels or b"")).hexdigest()
+def _read(model_file, labels_file) -> added.Candidate | str:
+    """Read the uploaded model once per upload (kept for this visit); return it or why not.
+
+    Keyed by the uploads' ids, so a rerun neither hashes nor copies a large file again.
+    """
+    key = (model_file.file_id, labels_file.file_id if labels_file else None)
     kept = st.session_state.get("add_candidate")
     if kept is not None and kept[0] == key:
         return kept[1]
+    data = model_file.getvalue()
+    labels = labels_file.getvalue() if labels_file else None
     try:
         with st.spinner("Checking the model (a Keras model is converted: up to a minute)…"):
             outcome: added.Candidate | str = added.read_model(data, labels)
