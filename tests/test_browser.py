@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks import server as server_tools
 from tests.conftest import ROOT
@@ -301,8 +302,14 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
             page.get_by_text("Added model: Teachable Machine zip (keras_model.h5)").wait_for()
 
             page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
-            page.locator("[class*='st-key-correction_'] input").click()
-            page.get_by_role("option").first.wait_for()
+            box = page.locator("[class*='st-key-correction_'] input")
+            for _ in range(3):  # the box may be redrawn by the rerun the thumbs started
+                box.click()
+                try:
+                    page.get_by_role("option").first.wait_for(timeout=10_000)
+                    break
+                except PlaywrightTimeout:
+                    continue
             options = page.get_by_role("option").all_inner_texts()
             assert sorted(options) == ["Cat", "Coffee", "Rocket"]
             page.get_by_role("option", name="Rocket").click()
