@@ -37,6 +37,7 @@ from classifier.config import get_settings
 from classifier.history import registry
 from classifier.modelfiles import (
     FORMAT_TITLES,
+    SCALINGS,
     ModelFile,
     ModelFileError,
     read_upload,
@@ -185,8 +186,25 @@ class AddedModel:
         return tuple(self.entry.details["class_names"])
 
     @property
-    def scaling(self) -> str:
-        return self.entry.details["scaling"]
+    def scaling(self) -> str | None:
+        """The preprocessing's name (SCALINGS); None for a taught model, scaled as its base."""
+        return self.entry.details.get("scaling")
+
+    @property
+    def base(self) -> str | None:
+        """The built-in network a taught model stands on; None for an added model."""
+        return self.entry.details.get("base") if self.taught else None
+
+    @property
+    def taught(self) -> bool:
+        return self.entry.details.get("kind") == "taught"
+
+    @property
+    def preprocessing(self) -> str:
+        """Say how pixels are scaled, for a person."""
+        if self.base is not None:
+            return f"as {zoo.title_of(self.base)}"
+        return SCALINGS[self.scaling].title if self.scaling in SCALINGS else str(self.scaling)
 
     @property
     def input_size(self) -> int:
@@ -197,14 +215,31 @@ class AddedModel:
         return self.entry.details.get("input_dtype") != "float32"
 
     def path(self) -> Path:
-        """Return where this server keeps the model's LiteRT file (copied there on demand)."""
-        return models_folder() / f"{self.entry.sha256}.tflite"
+        """Return where this server keeps the model's file (copied there on demand)."""
+        return file_path(self.entry)
 
     def spec(self) -> zoo.ModelSpec:
         """Return the spec that runs this model, its file copied from the database if needed."""
         path = materialize(self.entry)
         # The cache key of its answers: the same file re-added with other labels differs.
         version = f"{self.entry.sha256}:{self.entry.created_at.isoformat()}"
+        if self.base is not None:
+            base = zoo.get_spec(self.base)
+            return zoo.ModelSpec(
+                name=self.name,
+                title=self.name,
+                input_size=base.input_size,
+                parameters=self.entry.details.get("parameters"),
+                preprocess=base.preprocess,
+                weights_file=lambda: path,
+                build=None,
+                weights_origin=f"Taught model: {self.entry.source}",
+                class_names=self.class_names,
+                crop_fraction=WHOLE_PICTURE,
+                engine_file=path,
+                version=version,
+                base=self.base,
+            )
         return _spec(
             self.name, self.entry.details, self.class_names, path, self.entry.source, version
         )
@@ -240,12 +275,23 @@ def models_folder() -> Path:
     return get_settings().data_dir / "models"
 
 
+def file_path(entry: registry.ModelEntry) -> Path:
+    """Return where this server keeps a model's file: LiteRT, or a taught model's head."""
+    suffix = ".npz" if entry.details.get("kind") == "taught" else ".tflite"
+    return models_folder() / f"{entry.sha256}{suffix}"
+
+
+def teachable_machine_zip_path(entry: registry.ModelEntry) -> Path:
+    """Return where a taught model's download (Teachable Machine's LiteRT layout) is kept."""
+    return models_folder() / f"{entry.sha256}-teachable-machine.zip"
+
+
 _materialize_lock = threading.Lock()
 _verified: dict[Path, tuple[int, int]] = {}  # files whose digest matched: (size, mtime)
 
 
 def materialize(entry: registry.ModelEntry) -> Path:
-    """Copy an added model's LiteRT file from the database into the data folder, once.
+    """Copy an added model's file from the database into the data folder, once.
 
     A file already there is used when its sha256 matches; otherwise it is written
     again (atomically), so a damaged copy is repaired from the database.
@@ -253,7 +299,7 @@ def materialize(entry: registry.ModelEntry) -> Path:
     Raises:
         ModelError: the model was removed meanwhile.
     """
-    path = models_folder() / f"{entry.sha256}.tflite"
+    path = file_path(entry)
     with _materialize_lock:
         try:
             info = path.stat()
@@ -367,7 +413,9 @@ def remove(name: str) -> bool:
         return False
     engine.forget(name)
     if all(other.sha256 != entry.sha256 for other in registry.list_models(store())):
-        (models_folder() / f"{entry.sha256}.tflite").unlink(missing_ok=True)
+        file_path(entry).unlink(missing_ok=True)
+        if entry.details.get("kind") == "taught":
+            teachable_machine_zip_path(entry).unlink(missing_ok=True)
     return True
 
 

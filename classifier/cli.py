@@ -4,6 +4,7 @@ classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive] FI
 classifier models [list]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
 classifier models remove NAME
+classifier teach NAME DIR [--base MODEL]
 classifier history export [--format csv|json] [--output FILE]
 classifier history clear --yes
 
@@ -85,6 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove = model_commands.add_parser("remove", help="remove an added model")
     remove.add_argument("name", metavar="NAME")
+
+    teach = commands.add_parser(
+        "teach", help="teach a model your own classes from a folder per class of photos"
+    )
+    teach.add_argument(
+        "name", metavar="NAME", help="the model's name (a taught model of this name is retrained)"
+    )
+    teach.add_argument(
+        "folder", type=Path, metavar="DIR", help="one folder of photos per class, named by class"
+    )
+    teach.add_argument(
+        "--base",
+        choices=tuple(zoo.MODELS),
+        default="efficientnet_lite0",
+        metavar="MODEL",
+        help=f"the built-in network giving the features: {', '.join(zoo.MODELS)} "
+        "(default: efficientnet_lite0)",
+    )
 
     past = commands.add_parser("history", help="export or clear the prediction history")
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
@@ -260,7 +279,7 @@ def run_models(args: argparse.Namespace) -> int:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         print(f"{model.name}  (added {model.entry.created_at:%Y-%m-%d %H:%M} UTC)")
         print(f"  source     {model.entry.source}")
-        print(f"  input      {model.input_size}x{model.input_size}, {model.scaling}")
+        print(f"  input      {model.input_size}x{model.input_size}, {model.preprocessing}")
         print(f"  classes    {len(classes):,}: {shown}")
         print(f"  engine     {model.path()}")
     return 0
@@ -313,6 +332,91 @@ def run_models_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def class_folders(folder: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Return the photos of each class folder (every file but hidden ones, sorted), and the
+    files found outside class folders."""
+    if not folder.is_dir():
+        raise OSError(2, "No such folder", str(folder))
+    classes: dict[str, list[Path]] = {}
+    loose: list[Path] = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            classes[child.name] = sorted(
+                path
+                for path in child.rglob("*")
+                if path.is_file() and not path.name.startswith(".")
+            )
+        elif child.is_file():
+            loose.append(child)
+    return classes, loose
+
+
+def run_teach(args: argparse.Namespace) -> int:
+    """Teach (or retrain) a model from a folder per class; print its cross-validated accuracy."""
+    from classifier import added, teach
+    from classifier.history.registry import ModelNameTaken
+
+    try:
+        name = added.check_name(args.name)
+        replace = added.exists(name)
+        if replace and not added.find(name).taught:
+            raise ModelNameTaken(
+                f"“{name}” is an added model; a taught model needs a name of its own."
+            )
+        classes, loose = class_folders(args.folder)
+        if loose:
+            print(
+                f"ignored {len(loose):,} file(s) directly in {args.folder}: "
+                "put each class's photos in a folder named after the class",
+                file=sys.stderr,
+            )
+        class_names = teach.check_classes(list(classes))
+        limit = get_settings().max_bytes
+        photos, skipped = [], []
+        for label, files in zip(class_names, classes.values(), strict=True):
+            for path in files:
+                if path.stat().st_size > limit:
+                    skipped.append((path, f"larger than {limit / 2**20:.0f} MB"))
+                else:
+                    photos.append(teach.Photo(str(path), path.read_bytes(), label))
+        title = zoo.title_of(args.base)
+        print(f"reading {len(photos):,} photos with {title} ...", file=sys.stderr)
+        examples = teach.embed(photos, args.base, progress=_progress_printer())
+        for photo_name, why in [*((str(p), w) for p, w in skipped), *examples.unreadable]:
+            print(f"skipped {photo_name}: {why}", file=sys.stderr)
+        taught = teach.train(examples, class_names)
+        model = teach.save(name, taught, replace=replace)
+    except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    counts = examples.counts()
+    width = max(len(n) for n in class_names)
+    print(
+        f"cross-validated accuracy ({taught.folds} folds): {taught.accuracy:.1%} "
+        f"over {len(examples.labels):,} photos"
+    )
+    for class_name, accuracy in taught.class_accuracy().items():
+        print(f"  {class_name:<{width}}  {counts[class_name]:>5,} photos  {accuracy:6.1%}")
+    verb = "retrained" if replace else "saved"
+    print(f'{verb} {model.name}: classify with --model "{model.name}"', file=sys.stderr)
+    return 0
+
+
+def _progress_printer():
+    """Return a progress callback printing every tenth of the way on stderr."""
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            print(f"  {done:,}/{total:,}", file=sys.stderr)
+
+    return progress
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
@@ -328,7 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
     # elsewhere while it runs, and an interruption must still be said.
     terminal = os.fdopen(os.dup(2), "w", closefd=True)
-    handlers = {"predict": run_predict, "models": run_models, "history": run_history}
+    handlers = {
+        "predict": run_predict,
+        "models": run_models,
+        "teach": run_teach,
+        "history": run_history,
+    }
     try:
         return handlers[args.command](args)
     except (history.HistoryError, SQLAlchemyError) as exc:

@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
+DEFAULT_TEACH_MAX_PHOTOS = 2000
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -44,7 +45,8 @@ class Settings:
     num_threads: int
     offline: bool  # never try to download Keras weights
     keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
-    allow_model_uploads: bool = True  # visitors may add models on the Models page
+    allow_model_uploads: bool = True  # visitors may add (and teach) models
+    teach_max_photos: int = DEFAULT_TEACH_MAX_PHOTOS  # the most photos one model is taught from
     warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
 
 
@@ -161,6 +163,7 @@ def read_settings(
         offline=environ.get("CLASSIFIER_OFFLINE", "").strip().lower() in _TRUE,
         keras_home=_keras_home(environ),
         allow_model_uploads=_bool(environ, "CLASSIFIER_ALLOW_MODEL_UPLOADS", True),
+        teach_max_photos=_int(environ, "CLASSIFIER_TEACH_MAX_PHOTOS", DEFAULT_TEACH_MAX_PHOTOS),
         warnings=tuple(warnings),
     )
 

@@ -2,6 +2,11 @@
 
     python -m classifier.convert inspect MODEL.tflite
     python -m classifier.convert convert keras|h5 SOURCE OUTPUT.tflite
+    python -m classifier.convert features BASE OUTPUT.tflite
+    python -m classifier.convert fuse BASE HEAD.npz OUTPUT.zip
+
+`features` exports a built-in network's feature extractor and `fuse` a taught model
+as one LiteRT file (`classifier.teach`); both build Keras models, so they run here too.
 
 The parent (`classifier.added`) runs this as a child process: a model file can carry
 code, or be crafted to crash the program that parses it, and converting a Keras model
@@ -284,6 +289,76 @@ def _output_kind(interpreter, given, answer, classes: int) -> str:
     return "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
 
 
+def _feature_model(model):
+    """Return a model giving the input of a built-in network's classifier layer, flattened.
+
+    The classifier layer is the last one with weights (a Dense layer, or MobileNet's 1x1
+    convolution); its input is the pooled feature vector (after MobileNetV3's last
+    hard-swish layer, the vector its own classifier reads).
+    """
+    import keras
+
+    classifier = next(layer for layer in reversed(model.layers) if layer.weights)
+    features = keras.layers.Flatten(name="features")(classifier.input)
+    return keras.Model(model.inputs, features, name=f"{model.name}_features")
+
+
+def features(base: str, output: Path) -> dict[str, Any]:
+    """Export a built-in network's feature extractor (with its checksum file) to `output`."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from classifier import engine, zoo
+
+    spec = zoo.get_spec(base)
+    model = _feature_model(spec.build("imagenet"))
+    engine.export_litert(model, output, f"{spec.title} features")
+    return {"ok": True, "dimensions": int(model.output_shape[-1])}
+
+
+def fuse(base: str, head: Path, output: Path) -> dict[str, Any]:
+    """Write a taught model as Teachable Machine's LiteRT export: a zip of
+    `model_unquant.tflite` (pixels scaled to [-1, 1] in, probabilities out) and `labels.txt`.
+
+    The base network's own scaling is a Rescaling layer inside the file, so the file
+    takes Teachable Machine's input whatever the base.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from classifier import zoo
+
+    spec = zoo.get_spec(base)
+    with np.load(head, allow_pickle=False) as npz:
+        weights, bias = npz["weights"], npz["bias"]
+        class_names = npz["class_names"].tolist()
+    # The base's scaling is linear, a * pixel + c; pixel = 127.5 * (x + 1) for x in [-1, 1].
+    a, c = (float(v) for v in spec.preprocess(np.array([1.0, 0.0], np.float32)))
+    a -= c
+    size = spec.input_size
+    x = keras.Input((size, size, 3), name="image")
+    scaled = keras.layers.Rescaling(127.5 * a, offset=127.5 * a + c, name="base_scaling")(x)
+    vectors = _feature_model(spec.build("imagenet"))(scaled)
+    classes = keras.layers.Dense(len(class_names), activation="softmax", name="classes")
+    fused = keras.Model(x, classes(vectors), name="taught")
+    classes.set_weights([weights, bias])
+    with tempfile.TemporaryDirectory() as folder:
+        tflite = Path(folder) / "model_unquant.tflite"
+        fused.export(str(tflite), format="litert", verbose=False)
+        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(tflite, "model_unquant.tflite")
+            archive.writestr(
+                "labels.txt", "".join(f"{i} {name}\n" for i, name in enumerate(class_names))
+            )
+    return {"ok": True, "classes": len(class_names)}
+
+
+def _building(what: str, build, *args) -> dict[str, Any]:
+    """Run a build of our own; its failure is one sentence, not a crash report."""
+    try:
+        return build(*args)
+    except Exception as exc:
+        raise Refused(f"{what} could not be built ({_one_line(exc)}).") from None
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
@@ -295,6 +370,10 @@ def main(argv: list[str]) -> int:
             report = inspect(Path(argv[1]))
         elif argv[:1] == ["convert"] and len(argv) == 4 and argv[1] in ("keras", "h5"):
             report = convert(argv[1], Path(argv[2]), Path(argv[3]))
+        elif argv[:1] == ["features"] and len(argv) == 3:
+            report = _building("The feature extractor", features, argv[1], Path(argv[2]))
+        elif argv[:1] == ["fuse"] and len(argv) == 4:
+            report = _building("The fused model", fuse, argv[1], Path(argv[2]), Path(argv[3]))
         else:
             print(__doc__, file=sys.stderr)
             return 2

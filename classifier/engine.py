@@ -591,8 +591,14 @@ def _shared_engine(spec: zoo.ModelSpec, weights_file: Path) -> tuple[Engine, str
         if key in _engines:
             return _engines[key], ""
         _, _, cache_dir, threads = key
+        if spec.base is not None:  # a taught model: a base's features, then its head
+            from classifier import teach
+
+            engine: Engine = teach.open_engine(spec)
+            _engines[key] = engine
+            return engine, ""
         if spec.engine_file is not None:  # an added model: its LiteRT file runs as it is
-            engine: Engine = LiteRTEngine(spec.engine_file, threads, softmax=spec.softmax)
+            engine = LiteRTEngine(spec.engine_file, threads, softmax=spec.softmax)
             _engines[key] = engine
             return engine, ""
         engine, notice = _open_engine(spec, weights_file, cache_dir, threads)

@@ -68,7 +68,8 @@ def scale_lite(batch: np.ndarray) -> np.ndarray:
 class ModelSpec:
     """One model: how to build it (zoo) or where its LiteRT file is (added), how to feed it.
 
-    An added model (`classifier.added`) has an `engine_file` and no `build`.
+    An added model (`classifier.added`) has an `engine_file` and no `build`; a taught
+    model (`classifier.teach`) also has a `base`, and its `engine_file` is its head.
     """
 
     name: str
@@ -84,6 +85,7 @@ class ModelSpec:
     engine_file: Path | None = None  # an added model's LiteRT file, run as it is
     softmax: bool = False  # its outputs are logits: the engine turns them into probabilities
     version: str = ""  # changes when an added model of the same name is another file
+    base: str | None = None  # a taught model: the built-in network giving its features
 
     @property
     def added(self) -> bool:

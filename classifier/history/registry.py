@@ -51,18 +51,32 @@ def _entry(row: Any) -> ModelEntry:
 
 
 def add_model(
-    store: HistoryStore, name: str, source: str, sha256: str, details: dict[str, Any], data: bytes
+    store: HistoryStore,
+    name: str,
+    source: str,
+    sha256: str,
+    details: dict[str, Any],
+    data: bytes,
+    *,
+    replace: bool = False,
 ) -> ModelEntry:
-    """Keep a model and its LiteRT file, both or neither.
+    """Keep a model and its file, both or neither.
+
+    Args:
+        replace: a model of that name is replaced (a taught model retrained), in the
+            same transaction.
 
     Raises:
-        ModelNameTaken: a model of that name exists.
+        ModelNameTaken: a model of that name exists (and `replace` is false).
         HistoryReadOnlyError: the store was opened read-only.
     """
     store._require_writable()
     entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details)
     try:
         with store._engine.begin() as conn:
+            if replace:
+                conn.execute(delete(model_files).where(model_files.c.name == name))
+                conn.execute(delete(models).where(models.c.name == name))
             conn.execute(
                 insert(models).values(
                     name=name,

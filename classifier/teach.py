@@ -1,0 +1,563 @@
+"""Teach the app your own classes: a few photos per class, a linear head on a built-in network.
+
+    examples = teach.embed(photos, "efficientnet_lite0")      # one vector per photo
+    taught = teach.train(examples)                             # cross-validated, then fit
+    teach.save("Mugs", taught)                                 # a model like any added one
+
+A built-in network gives each photo a feature vector: the input of its classifier
+layer, from a LiteRT file of its own (`<model>-features-....tflite`, exported once by
+a child process beside the classifier's engine file, so the server never imports
+TensorFlow for it). Photos are cropped as an added model crops them (the whole
+centre square, as Teachable Machine does) and scaled as the base network expects.
+Vectors are cached by the photo's sha256, so retraining never computes one twice.
+
+The head is scikit-learn's LogisticRegression (balanced class weights) on
+standardized vectors; the standardization is folded into the weights, so a taught
+model is `softmax(features @ weights + bias)`. It is kept like an added model
+(`classifier.added`, one database row and one file), the file being a NumPy `.npz`
+(read with `allow_pickle=False`) that also holds the training vectors, so photos added
+later retrain it under the same name.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from classifier import engine, images, zoo
+from classifier.config import get_settings
+
+log = logging.getLogger(__name__)
+FEATURES_FORMAT = 1  # part of the feature file's and the vector cache's names
+CROP_FRACTION = 1.0  # the whole centre square, as added (Teachable Machine) models see it
+MIN_CLASSES, MAX_CLASSES = 2, 50
+MIN_PHOTOS = 2  # per class
+MAX_FOLDS = 5
+DEFAULT_BASE = zoo.FALLBACK_MODEL  # EfficientNet-Lite0: its weights ship with the app
+
+
+class TeachError(ValueError):
+    """Photos or classes that cannot be taught; the message is one sentence for a person."""
+
+
+# --- The feature extractor of a built-in network ------------------------------------------
+
+
+def bases() -> list[str]:
+    """Return the built-in networks that can give features here (their weights are here)."""
+    return [name for name in zoo.MODELS if zoo.weights_status(name).available]
+
+
+def check_base(base: str) -> zoo.ModelSpec:
+    """Return a base network's spec, or raise TeachError saying why it cannot be used here."""
+    if base not in zoo.MODELS:
+        raise TeachError(
+            f"Expected one of the built-in models {', '.join(zoo.MODELS)} as the base. "
+            f"Received: {base!r}"
+        )
+    status = zoo.weights_status(base)
+    if not status.available:
+        raise TeachError(f"{zoo.title_of(base)} cannot be the base here: {status.reason}.")
+    return zoo.get_spec(base)
+
+
+def features_path(base: str) -> Path:
+    """Return where this server keeps a base network's feature extractor."""
+    spec = zoo.get_spec(base)
+    return engine.engine_path(
+        f"{base}-features{FEATURES_FORMAT}", spec.weights_file(), get_settings().cache_dir
+    )
+
+
+_extractors: dict[Path, engine.LiteRTEngine] = {}
+_extractors_lock = threading.Lock()
+
+
+def extractor(base: str) -> engine.LiteRTEngine:
+    """Return a base network's feature extractor, exported once (in a child process) if needed.
+
+    Raises:
+        TeachError: the base cannot be used here, or its export failed (one sentence).
+    """
+    check_base(base)
+    path = features_path(base)
+    with _extractors_lock:
+        if path in _extractors:
+            return _extractors[path]
+        if engine.verify_engine_file(path) is not None:
+            from classifier.added import _run_child  # one child at a time, under nice
+            from classifier.modelfiles import ModelFileError
+
+            try:
+                _run_child("features", base, str(path))
+            except ModelFileError as exc:
+                raise TeachError(str(exc)) from exc
+            problem = engine.verify_engine_file(path)
+            if problem is not None:
+                raise TeachError(f"The feature extractor of {zoo.title_of(base)}: {problem}.")
+        opened = engine.LiteRTEngine(path, get_settings().num_threads)
+        _extractors[path] = opened
+        return opened
+
+
+def extractor_ready(base: str) -> bool:
+    """Tell whether a base's feature extractor is open or on disk (no export would be needed)."""
+    path = features_path(base)
+    return path in _extractors or path.is_file()
+
+
+# --- Vectors -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One training photo: a name to show (file name) and its bytes."""
+
+    name: str
+    data: bytes
+    label: str
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Training vectors with their classes, and the photos that could not be read."""
+
+    base: str
+    vectors: np.ndarray  # (n, dimensions) float32
+    labels: tuple[str, ...]  # one class name per vector
+    names: tuple[str, ...]  # one photo name per vector
+    digests: tuple[str, ...]  # sha256 of each photo's bytes
+    unreadable: tuple[tuple[str, str], ...] = ()  # (photo name, why)
+
+    def __add__(self, other: Examples) -> Examples:
+        if other.base != self.base:
+            raise TeachError("Photos embedded by two different base networks cannot be mixed.")
+        return Examples(
+            self.base,
+            np.concatenate([self.vectors, other.vectors]),
+            self.labels + other.labels,
+            self.names + other.names,
+            self.digests + other.digests,
+            self.unreadable + other.unreadable,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of photos of each class, in the order classes first appear."""
+        counts: dict[str, int] = {}
+        for label in self.labels:
+            counts[label] = counts.get(label, 0) + 1
+        return counts
+
+
+def _cache_folder(base: str) -> Path:
+    return get_settings().cache_dir / "embeddings" / features_path(base).stem
+
+
+def embed(
+    photos: Sequence[Photo],
+    base: str = DEFAULT_BASE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Examples:
+    """Return each readable photo's feature vector; unreadable photos are listed, not dropped
+    silently. Vectors already computed for the same bytes come from the cache.
+
+    Raises:
+        TeachError: more photos than the limit, or the base cannot be used.
+    """
+    limit = get_settings().teach_max_photos
+    if len(photos) > limit:
+        raise TeachError(
+            f"That is {len(photos):,} photos; at most {limit:,} can be taught at once "
+            "(CLASSIFIER_TEACH_MAX_PHOTOS)."
+        )
+    spec = check_base(base)
+    folder = _cache_folder(base)
+    vectors, kept, unreadable = [], [], []
+    opened: engine.LiteRTEngine | None = None
+    for number, photo in enumerate(photos, start=1):
+        digest = images.content_digest(photo.data)
+        cached = folder / f"{digest}.npy"
+        vector = _read_cached(cached)
+        if vector is None:
+            try:
+                decoded = images.decode_image(
+                    photo.data, min_side=images.min_side_for(spec.input_size, CROP_FRACTION)
+                )
+            except images.ImageError as exc:
+                unreadable.append((photo.name, str(exc)))
+                if progress:
+                    progress(number, len(photos))
+                continue
+            opened = opened or extractor(base)
+            pixels = images.fit_to_input(decoded.image, spec.input_size, CROP_FRACTION)
+            vector = opened.run(spec.batch(pixels))[0]
+            _write_cached(cached, vector)
+        vectors.append(vector)
+        kept.append((photo.label, photo.name, digest))
+        if progress:
+            progress(number, len(photos))
+    dimensions = vectors[0].shape[0] if vectors else 0
+    return Examples(
+        base=base,
+        vectors=np.array(vectors, dtype=np.float32).reshape(len(vectors), dimensions),
+        labels=tuple(label for label, _, _ in kept),
+        names=tuple(name for _, name, _ in kept),
+        digests=tuple(digest for _, _, digest in kept),
+        unreadable=tuple(unreadable),
+    )
+
+
+def _read_cached(path: Path) -> np.ndarray | None:
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return vector if vector.ndim == 1 and vector.dtype == np.float32 else None
+
+
+def _write_cached(path: Path, vector: np.ndarray) -> None:
+    from classifier.history import write_atomically
+
+    buffer = io.BytesIO()
+    np.save(buffer, vector.astype(np.float32), allow_pickle=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, buffer.getvalue())
+    except OSError as exc:  # a cache that cannot be written only costs time
+        log.warning("Cannot cache a photo's vector in %s: %s", path.parent, exc)
+
+
+# --- Training ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Taught:
+    """A trained head, what it was trained on, and how well it did in cross-validation."""
+
+    examples: Examples
+    class_names: tuple[str, ...]
+    weights: np.ndarray  # (dimensions, classes) float32; standardization folded in
+    bias: np.ndarray  # (classes,) float32
+    predicted: tuple[str, ...]  # cross-validated class of each training photo
+    folds: int
+
+    @property
+    def accuracy(self) -> float:
+        """The share of photos their cross-validation fold classified right."""
+        right = sum(p == t for p, t in zip(self.predicted, self.examples.labels, strict=True))
+        return right / len(self.predicted)
+
+    def class_accuracy(self) -> dict[str, float]:
+        """Return each class's cross-validated accuracy (its recall)."""
+        result = {}
+        for name in self.class_names:
+            rows = [p for p, t in zip(self.predicted, self.examples.labels, strict=True) if t == name]
+            result[name] = sum(p == name for p in rows) / len(rows)
+        return result
+
+    def confusion(self) -> np.ndarray:
+        """Return counts[true class, predicted class] over the cross-validated predictions."""
+        index = {name: i for i, name in enumerate(self.class_names)}
+        counts = np.zeros((len(index), len(index)), dtype=np.int64)
+        for p, t in zip(self.predicted, self.examples.labels, strict=True):
+            counts[index[t], index[p]] += 1
+        return counts
+
+    def mistakes(self) -> list[tuple[int, str, str]]:
+        """Return (photo number, its class, what cross-validation took it for) per mistake."""
+        return [
+            (i, t, p)
+            for i, (p, t) in enumerate(zip(self.predicted, self.examples.labels, strict=True))
+            if p != t
+        ]
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(vectors, np.float32) @ self.weights + self.bias)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=1, keepdims=True)
+    return logits
+
+
+def check_class_name(name: str) -> str:
+    """Return a class name tidied up, or raise TeachError."""
+    name = unicodedata.normalize("NFC", " ".join(name.split()))
+    if not name:
+        raise TeachError("Every class needs a name.")
+    if len(name) > 200:
+        raise TeachError(f"The class name “{name[:40]}…” is too long; at most 200 characters.")
+    if not name.isprintable():
+        raise TeachError("Class names cannot hold control characters.")
+    return name
+
+
+def check_classes(names: Sequence[str]) -> tuple[str, ...]:
+    """Return the class names tidied, or raise TeachError: too few, too many, or repeated."""
+    tidy = [check_class_name(name) for name in names]
+    if len(tidy) < MIN_CLASSES:
+        raise TeachError(f"Teach at least {MIN_CLASSES} classes; there is {len(tidy)}.")
+    if len(tidy) > MAX_CLASSES:
+        raise TeachError(f"At most {MAX_CLASSES} classes can be taught; there are {len(tidy)}.")
+    seen: set[str] = set()
+    for name in tidy:
+        if name.casefold() in seen:
+            raise TeachError(f"Two classes are called “{name}”; every class needs its own name.")
+        seen.add(name.casefold())
+    return tuple(tidy)
+
+
+def _head():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(class_weight="balanced", C=0.5, max_iter=2000)
+    )
+
+
+def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taught:
+    """Cross-validate a head on the vectors, then fit it on all of them.
+
+    Args:
+        class_names: the classes in the model's order (default: as they first appear).
+
+    Raises:
+        TeachError: fewer than 2 classes, a class with fewer than 2 photos, ...
+    """
+    counts = examples.counts()
+    names = check_classes(list(class_names) if class_names is not None else list(counts))
+    for name in names:
+        if counts.get(name, 0) < MIN_PHOTOS:
+            have = counts.get(name, 0)
+            raise TeachError(
+                f"The class “{name}” has {have} photo{'' if have == 1 else 's'}; "
+                f"each class needs at least {MIN_PHOTOS}."
+            )
+    if extra := set(counts) - set(names):
+        raise TeachError(f"Photos are labelled with a class that is not taught: {sorted(extra)[0]}.")
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    index = {name: i for i, name in enumerate(names)}
+    y = np.array([index[label] for label in examples.labels])
+    folds = min(MAX_FOLDS, min(counts[name] for name in names))
+    predicted = cross_val_predict(
+        _head(),
+        examples.vectors,
+        y,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+    )
+    pipeline = _head().fit(examples.vectors, y)
+    weights, bias = _fold(pipeline, len(names))
+    return Taught(
+        examples=examples,
+        class_names=names,
+        weights=weights,
+        bias=bias,
+        predicted=tuple(names[i] for i in predicted),
+        folds=folds,
+    )
+
+
+def _fold(pipeline, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold StandardScaler into LogisticRegression: softmax(x @ weights + bias) as sklearn's."""
+    scaler, regression = pipeline[0], pipeline[-1]
+    coef = regression.coef_.astype(np.float64)  # (classes, d), or (1, d) for two classes
+    intercept = regression.intercept_.astype(np.float64)
+    if classes == 2:  # sklearn's binary logit for class 1; as a softmax: [0, logit]
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    scale = scaler.scale_.astype(np.float64)
+    weights = (coef / scale).T
+    bias = intercept - (scaler.mean_ / scale) @ coef.T
+    return weights.astype(np.float32), bias.astype(np.float32)
+
+
+# --- Keeping a taught model ----------------------------------------------------------------
+
+
+def head_file(taught: Taught) -> bytes:
+    """Return a taught model's file: its head and its training vectors, as a NumPy .npz."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        weights=taught.weights,
+        bias=taught.bias,
+        class_names=np.array(taught.class_names, dtype=str),
+        vectors=taught.examples.vectors,
+        labels=np.array(taught.examples.labels, dtype=str),
+        names=np.array(taught.examples.names, dtype=str),
+        digests=np.array(taught.examples.digests, dtype=str),
+    )
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Head:
+    """A taught model's file, read back."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    class_names: tuple[str, ...]
+    examples: Examples = field(repr=False)
+
+
+def read_head(path_or_data: Path | bytes, base: str) -> Head:
+    """Read a taught model's file (never unpickling anything)."""
+    source = io.BytesIO(path_or_data) if isinstance(path_or_data, bytes) else path_or_data
+    with np.load(source, allow_pickle=False) as npz:
+        vectors = npz["vectors"].astype(np.float32)
+        examples = Examples(
+            base=base,
+            vectors=vectors,
+            labels=tuple(npz["labels"].tolist()),
+            names=tuple(npz["names"].tolist()),
+            digests=tuple(npz["digests"].tolist()),
+        )
+        return Head(
+            weights=npz["weights"].astype(np.float32),
+            bias=npz["bias"].astype(np.float32),
+            class_names=tuple(npz["class_names"].tolist()),
+            examples=examples,
+        )
+
+
+class HeadEngine:
+    """A taught model: the base network's feature extractor, then the head, in NumPy."""
+
+    backend = "LiteRT"
+
+    def __init__(self, features: engine.LiteRTEngine, head: Head):
+        self._features = features
+        self._weights, self._bias = head.weights, head.bias
+        self.classes = len(head.class_names)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return softmax(self._features.run(batch) @ self._weights + self._bias)
+
+    def wait(self) -> None:
+        return None
+
+
+def open_engine(spec: zoo.ModelSpec) -> HeadEngine:
+    """Return the engine of a taught model's spec (`spec.base` set, `engine_file` its head)."""
+    assert spec.base is not None and spec.engine_file is not None
+    try:
+        features = extractor(spec.base)
+    except TeachError as exc:
+        raise zoo.ModelError(f"{spec.title} cannot run here: {exc}") from exc
+    return HeadEngine(features, read_head(spec.engine_file, spec.base))
+
+
+def save(name: str, taught: Taught, *, replace: bool = False):
+    """Keep a taught model under a name, so the picker, the CLI and the history have it.
+
+    Args:
+        replace: a taught model of that name is replaced (retrained); an added model never is.
+
+    Returns:
+        The kept model (`added.AddedModel`).
+
+    Raises:
+        ModelFileError: the name is not usable.
+        ModelNameTaken: another model has this name (or `replace` is false).
+        TeachError: the name is an added model's, which retraining cannot replace.
+        HistoryReadOnlyError: the database cannot be written.
+    """
+    import hashlib
+
+    from classifier import added
+    from classifier.history import registry
+
+    name = added.check_name(name)
+    existing = registry.get_model(added.store(), name)
+    if existing is not None and replace and existing.details.get("kind") != "taught":
+        raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
+    data = head_file(taught)
+    base = zoo.get_spec(taught.examples.base)
+    classes, dimensions = len(taught.class_names), taught.weights.shape[0]
+    photos = len(taught.examples.labels)
+    details = {
+        "kind": "taught",
+        "base": base.name,
+        "class_names": list(taught.class_names),
+        "size": base.input_size,
+        "input_dtype": "float32",
+        "outputs": "probabilities",
+        "dimensions": int(dimensions),
+        "photos": photos,
+        "accuracy": round(taught.accuracy, 4),
+        "parameters": (base.parameters or 0) + dimensions * classes + classes,
+    }
+    source = f"taught on {base.title} from {photos:,} photos"
+    entry = registry.add_model(
+        added.store(),
+        name,
+        source,
+        hashlib.sha256(data).hexdigest(),
+        details,
+        data,
+        replace=replace and existing is not None,
+    )
+    if existing is not None and replace:
+        engine.forget(name)
+    try:
+        added.materialize(entry)
+    except (OSError, zoo.ModelError):  # kept all the same: copied again on first use
+        log.exception("Copying the taught model %r into the data folder failed", name)
+    return added.AddedModel(entry)
+
+
+def taught_examples(name: str) -> tuple[str, Examples]:
+    """Return a taught model's base and training vectors, to add photos and retrain it.
+
+    Raises:
+        TeachError: no taught model has this name.
+    """
+    from classifier import added
+
+    model = added.find(name)
+    if not model.taught or model.base is None:
+        raise TeachError(f"“{name}” is an added model, not a taught one.")
+    return model.base, read_head(added.materialize(model.entry), model.base).examples
+
+
+def teachable_machine_zip(name: str) -> bytes:
+    """Return a taught model as Teachable Machine's LiteRT export: base and head fused in
+    `model_unquant.tflite` (input scaled to [-1, 1], output probabilities) + `labels.txt`.
+
+    Built once per model by a child process (TensorFlow), then kept in the data folder.
+
+    Raises:
+        TeachError: the model is not a taught one, or the export failed.
+    """
+    from classifier import added, history
+    from classifier.modelfiles import ModelFileError
+
+    model = added.find(name)
+    if model.base is None:
+        raise TeachError(f"“{name}” is an added model, not a taught one.")
+    check_base(model.base)
+    path = added.teachable_machine_zip_path(model.entry)
+    if not path.is_file():
+        head = added.materialize(model.entry)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            added._run_child("fuse", model.base, str(head), str(partial))
+            data = partial.read_bytes()
+        except ModelFileError as exc:
+            raise TeachError(f"The download could not be made: {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        history.write_atomically(path, data)
+    return path.read_bytes()
