@@ -14,6 +14,7 @@ FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: no font f
 PAGE_LIST = (
     ("classify.py", "Classify", ":material/image_search:"),
     ("history.py", "History", ":material/history:"),
+    ("teach.py", "Teach", ":material/school:"),
     ("models.py", "Models", ":material/memory:"),
 )
 

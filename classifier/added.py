@@ -233,7 +233,7 @@ class AddedModel:
                 preprocess=base.preprocess,
                 weights_file=lambda: path,
                 build=None,
-                weights_origin=f"Taught model: {self.entry.source}",
+                weights_origin=self.entry.source,  # "Taught from 40 photos on ..."
                 class_names=self.class_names,
                 crop_fraction=WHOLE_PICTURE,
                 engine_file=path,

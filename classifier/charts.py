@@ -136,3 +136,46 @@ def accuracy_chart(frame: pd.DataFrame) -> alt.Chart:
             ],
         )
     )
+
+
+def confusion_frame(counts: Sequence[Sequence[int]], class_names: Sequence[str]) -> pd.DataFrame:
+    """Return one row per (true class, predicted class) cell: counts and the row's share."""
+    rows = []
+    for i, truth in enumerate(class_names):
+        total = sum(counts[i]) or 1
+        for j, guess in enumerate(class_names):
+            n = int(counts[i][j])
+            rows.append({"true": truth, "predicted": guess, "count": n, "share": n / total})
+    return pd.DataFrame(rows)
+
+
+def confusion_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """Draw a confusion matrix: true classes down, predicted across, each cell's count in it.
+
+    Right answers are on the diagonal; the colour is the share of the true class's photos.
+    """
+    order = list(dict.fromkeys(frame["true"]))
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", title="Taken for", sort=order, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("true:N", title="Class", sort=order, axis=WHOLE_LABELS),
+    )
+    cells = base.mark_rect(cornerRadius=2).encode(
+        color=alt.Color(
+            "share:Q",
+            title="Share of the class",
+            scale=alt.Scale(domain=[0, 1], scheme="blues"),
+            legend=alt.Legend(format="%"),
+        ),
+        tooltip=[
+            alt.Tooltip("true:N", title="Class"),
+            alt.Tooltip("predicted:N", title="Taken for"),
+            alt.Tooltip("count:Q", title="Photos"),
+            alt.Tooltip("share:Q", title="Share", format=".0%"),
+        ],
+    )
+    labels = base.mark_text(fontSize=12).encode(
+        text=alt.condition(alt.datum.count > 0, "count:Q", alt.value("")),
+        color=alt.condition(alt.datum.share > 0.5, alt.value("white"), alt.value("black")),
+    )
+    side = max(36, min(64, 480 // max(1, len(order))))
+    return (cells + labels).properties(width=alt.Step(side), height=alt.Step(side))

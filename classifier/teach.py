@@ -148,6 +148,17 @@ class Examples:
             self.unreadable + other.unreadable,
         )
 
+    def relabel(self, names: dict[str, str]) -> Examples:
+        """Return the vectors of the classes named in `names` only, under their new names."""
+        keep = [i for i, label in enumerate(self.labels) if label in names]
+        return Examples(
+            self.base,
+            self.vectors[keep],
+            tuple(names[self.labels[i]] for i in keep),
+            tuple(self.names[i] for i in keep),
+            tuple(self.digests[i] for i in keep),
+        )
+
     def counts(self) -> dict[str, int]:
         """Return the number of photos of each class, in the order classes first appear."""
         counts: dict[str, int] = {}
@@ -256,11 +267,9 @@ class Taught:
 
     def class_accuracy(self) -> dict[str, float]:
         """Return each class's cross-validated accuracy (its recall)."""
-        result = {}
-        for name in self.class_names:
-            rows = [p for p, t in zip(self.predicted, self.examples.labels, strict=True) if t == name]
-            result[name] = sum(p == name for p in rows) / len(rows)
-        return result
+        counts = self.confusion()
+        right = np.diag(counts) / counts.sum(axis=1)
+        return {name: float(share) for name, share in zip(self.class_names, right, strict=True)}
 
     def confusion(self) -> np.ndarray:
         """Return counts[true class, predicted class] over the cross-validated predictions."""
@@ -289,9 +298,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return logits
 
 
+def tidy(name: str) -> str:
+    """Return a class name as it is kept: spaces collapsed, Unicode in NFC form."""
+    return unicodedata.normalize("NFC", " ".join(name.split()))
+
+
 def check_class_name(name: str) -> str:
     """Return a class name tidied up, or raise TeachError."""
-    name = unicodedata.normalize("NFC", " ".join(name.split()))
+    name = tidy(name)
     if not name:
         raise TeachError("Every class needs a name.")
     if len(name) > 200:
@@ -345,7 +359,7 @@ def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taugh
                 f"each class needs at least {MIN_PHOTOS}."
             )
     if extra := set(counts) - set(names):
-        raise TeachError(f"Photos are labelled with a class that is not taught: {sorted(extra)[0]}.")
+        raise TeachError(f"Some photos belong to a class that is not taught: {sorted(extra)[0]}.")
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     index = {name: i for i, name in enumerate(names)}
@@ -499,7 +513,7 @@ def save(name: str, taught: Taught, *, replace: bool = False):
         "accuracy": round(taught.accuracy, 4),
         "parameters": (base.parameters or 0) + dimensions * classes + classes,
     }
-    source = f"taught on {base.title} from {photos:,} photos"
+    source = f"Taught from {photos:,} photos on {base.title}"
     entry = registry.add_model(
         added.store(),
         name,

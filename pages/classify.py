@@ -12,8 +12,7 @@ st.caption(
     "Drop a photo and a pretrained ImageNet network names what it sees "
     "among 1,000 everyday classes."
     if choices.model in zoo.MODELS
-    else f"Drop a photo and {choices.model}, a model added on the Models page, says which "
-    "of its own classes it shows."
+    else f"Drop a photo and {choices.model}, your own model, says which of its classes it shows."
 )
 pictures = uploads.collect_uploads()
 if not pictures:

@@ -18,6 +18,7 @@ from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
+from ui import teach_view
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
@@ -52,7 +53,7 @@ def your_models() -> None:
                 "name": [m.name for m in models],
                 "classes": [len(m.class_names) for m in models],
                 "input": [f"{m.input_size}×{m.input_size}" for m in models],
-                "preprocessing": [SCALINGS[m.scaling].title for m in models],
+                "preprocessing": [m.preprocessing for m in models],
                 "source": [m.entry.source for m in models],
                 "added": [m.entry.created_at for m in models],
             }
@@ -72,6 +73,11 @@ def your_models() -> None:
             names = model.class_names
             more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
             st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
+            if model.taught:
+                accuracy = model.entry.details.get("accuracy")
+                said = f"; cross-validated accuracy {accuracy:.0%}" if accuracy is not None else ""
+                st.caption(f"{model.entry.source}{said}. Retrain it on the Teach page.")
+                teach_view.download_section(model.name)
             if not get_settings().allow_model_uploads:
                 continue  # adding and removing are both turned off
             if st.session_state.get("confirm_remove") == model.name:

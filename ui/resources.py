@@ -94,15 +94,16 @@ def store() -> history.HistoryStore:
     return _store(get_settings().database_url)
 
 
-def added_model_names() -> list[str]:
-    """Return the names of the models people added; none (and a log line) if the database fails.
+def added_model_names() -> dict[str, str]:
+    """Return the names of the models people added or taught, each with "added" or "taught";
+    none (and a log line) if the database fails.
 
     The picker then offers the built-in models only, and the Models page says why.
     """
     from classifier import added
 
     try:
-        return [model.name for model in added.all_models()]
+        return {m.name: "taught" if m.taught else "added" for m in added.all_models()}
     except Exception:
         log.exception("Listing the added models failed")
-        return []
+        return {}

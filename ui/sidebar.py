@@ -24,17 +24,20 @@ class Choices:
     save_thumbnails: bool
 
 
-def model_title(name: str) -> str:
-    """Return a model's title, marked when this server would answer with the fallback."""
-    if name not in zoo.MODELS:  # an added model
-        return f"{name} (added)"
+def model_title(name: str, own: dict[str, str] | None = None) -> str:
+    """Return a model's title, marked when this server would answer with the fallback.
+
+    `own` says which of the people's models were "added" and which "taught".
+    """
+    if name not in zoo.MODELS:  # a model someone added or taught
+        return f"{name} ({(own or {}).get(name, 'added')})"
     title = zoo.title_of(name)
     return title if zoo.weights_status(name).available else f"{title} (unavailable)"
 
 
 PICKER_HELP = (
-    "The network that classifies your photos: an ImageNet network, or a model added on "
-    "the Models page. ImageNet models marked unavailable have no weights on this server "
+    "The network that classifies your photos: an ImageNet network, a model added on "
+    "the Models page, or one taught on the Teach page. ImageNet models marked unavailable have no weights on this server "
     "(Keras downloads them once, and this server cannot); picking one answers with "
     "EfficientNet-Lite0, whose weights ship with the app."
 )
@@ -45,13 +48,14 @@ def settings_sidebar() -> Choices:
     default, opened_elsewhere = zoo.runnable_default()
     with st.sidebar:
         st.header("Settings")
-        names = [*zoo.MODELS, *resources.added_model_names()]
+        own = resources.added_model_names()
+        names = [*zoo.MODELS, *own]
         if st.session_state.get("kept_model") not in names:  # an added model was removed
             st.session_state["kept_model"] = default
         model = st.selectbox(
             "Model",
             names,
-            format_func=model_title,
+            format_func=lambda name: model_title(name, own),
             help=PICKER_HELP,
             **kept("model", default),
         )

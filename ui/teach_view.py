@@ -1,0 +1,486 @@
+"""The Teach page: name classes, give each a few photos, train, check, save.
+
+The classes live in the session (`teach_classes`), so they survive a visit to another
+page; each class keeps the photos its uploader, the camera and the history gave it,
+by content digest. Training embeds the photos (cached by digest), cross-validates the
+head and keeps the result with a fingerprint of what it was trained on: a class or
+photo changed afterwards asks for training again before saving.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from classifier import added, charts, history, images, teach, zoo
+from classifier.config import get_settings
+from classifier.history.registry import ModelNameTaken
+from ui import resources
+
+log = logging.getLogger(__name__)
+NEW_MODEL = ""  # the "Start from" option of a model not taught yet
+HISTORY_CHOICES = 48  # history rows offered at once
+MISTAKES_SHOWN = 24
+STARTING_CLASSES = 2
+
+
+@dataclass
+class TeachClass:
+    """One class being taught: its photos (digest -> photo) and, when retraining, old vectors."""
+
+    id: int
+    uploaded: dict[str, teach.Photo] = field(default_factory=dict)  # from its uploader
+    added: dict[str, teach.Photo] = field(default_factory=dict)  # camera and history
+    previous: int = 0  # photos the saved model was trained on (their vectors are kept)
+    previous_name: str = ""  # the class's name in the saved model
+
+    def photos(self) -> dict[str, teach.Photo]:
+        """Return the class's new photos by content digest."""
+        return {**self.uploaded, **self.added}
+
+
+def _state() -> dict[str, Any]:
+    state = st.session_state.setdefault("teach", {"next_id": 0, "classes": []})
+    if not state["classes"]:
+        for _ in range(STARTING_CLASSES):
+            _new_class(state)
+    return state
+
+
+def _new_class(state: dict[str, Any], name: str = "", previous: int = 0) -> TeachClass:
+    taught = TeachClass(state["next_id"], previous=previous, previous_name=name)
+    state["next_id"] += 1
+    state["classes"].append(taught)
+    st.session_state[f"teach_name_{taught.id}"] = name
+    return taught
+
+
+def teach_page() -> None:
+    """Draw the whole Teach page."""
+    st.title("Teach a model your own classes")
+    st.caption(
+        "Name a few classes, give each a handful of photos, and train: a built-in network "
+        "describes each photo and a small classifier learns your classes from those "
+        "descriptions, in seconds. The saved model works like any other: pick it in the "
+        "sidebar, see it in the history, download it."
+    )
+    if not get_settings().allow_model_uploads:
+        st.info(
+            "Teaching models is turned off on this server (CLASSIFIER_ALLOW_MODEL_UPLOADS=0).",
+            icon=":material/block:",
+        )
+        return
+    state = _state()
+    if notice := st.session_state.pop("teach_notice", None):
+        st.success(notice, icon=":material/check_circle:")
+    _start_from(state)
+    base = _base_picker(state)
+    if base is None:
+        return
+    for taught in list(state["classes"]):
+        _class_card(state, taught)
+    st.button(
+        "Add a class",
+        icon=":material/add:",
+        disabled=len(state["classes"]) >= teach.MAX_CLASSES,
+        on_click=lambda: _new_class(state),
+    )
+    st.divider()
+    _train_section(state, base)
+
+
+def _start_from(state: dict[str, Any]) -> None:
+    """Offer to retrain a taught model: its classes come back with the photos it knew."""
+    try:
+        taught_names = [m.name for m in added.all_models() if m.taught]
+    except Exception:
+        log.exception("Listing the taught models failed")
+        taught_names = []
+    if not taught_names:
+        state["continuing"] = NEW_MODEL
+        return
+    start = st.selectbox(
+        "Start from",
+        [NEW_MODEL, *taught_names],
+        format_func=lambda name: name or "A new model",
+        key="teach_start",
+        help="Pick a model taught before to add photos or classes and train it again; "
+        "it keeps its name.",
+    )
+    if start == state.get("continuing", NEW_MODEL):
+        return
+    state["continuing"] = start
+    state["classes"], state["result"], state["previous"] = [], None, None
+    if start == NEW_MODEL:
+        _state()
+        st.session_state["teach_model_name"] = ""
+        return
+    try:
+        base, examples = teach.taught_examples(start)
+    except (teach.TeachError, zoo.ModelError) as exc:
+        st.error(str(exc))
+        return
+    state["previous"] = examples
+    state["base"] = base
+    st.session_state["teach_model_name"] = start
+    for name, count in examples.counts().items():
+        _new_class(state, name, previous=count)
+
+
+def _base_picker(state: dict[str, Any]) -> str | None:
+    available = teach.bases()
+    if not available:
+        st.error("No built-in network has its weights on this server, so nothing can be taught.")
+        return None
+    if state.get("previous") is not None:  # retraining: the base the model was taught on
+        base = state["base"]
+        st.caption(f"Built on {zoo.title_of(base)}, as when it was first taught.")
+        return base
+    default = teach.DEFAULT_BASE if teach.DEFAULT_BASE in available else available[0]
+    return st.selectbox(
+        "Built on",
+        available,
+        index=available.index(default),
+        format_func=zoo.title_of,
+        key="teach_base",
+        help="The built-in network that describes each photo. EfficientNet-Lite0 is a good "
+        "default; networks whose weights are not on this server are not offered.",
+    )
+
+
+def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
+    key = taught.id
+    with st.container(border=True):
+        name_col, count_col, remove_col = st.columns([4, 2, 1], vertical_alignment="bottom")
+        name_col.text_input(
+            "Class name",
+            key=f"teach_name_{key}",
+            max_chars=200,
+            placeholder="e.g. Mug",
+        )
+        photos = taught.photos()
+        count = len(photos) + taught.previous
+        previous = f" ({taught.previous} from before)" if taught.previous else ""
+        count_col.markdown(f"**{count} photo{'' if count == 1 else 's'}**{previous}")
+        remove_col.button(
+            "",
+            icon=":material/delete:",
+            key=f"teach_remove_{key}",
+            help="Remove this class",
+            disabled=len(state["classes"]) <= 1,
+            on_click=_remove_class,
+            args=(state, key),
+        )
+        st.file_uploader(
+            "Photos of this class",
+            type=list(images.ACCEPTED_EXTENSIONS),
+            accept_multiple_files=True,
+            key=f"teach_upload_{key}",
+            on_change=_read_uploads,
+            args=(taught,),
+        )
+        camera_col, history_col, clear_col = st.columns(3)
+        if camera_col.toggle("Use camera", key=f"teach_use_camera_{key}"):
+            shot = st.camera_input("Take a photo of this class", key=f"teach_camera_{key}")
+            if shot is not None and st.session_state.get(f"teach_shot_{key}") != shot.file_id:
+                st.session_state[f"teach_shot_{key}"] = shot.file_id
+                data = shot.getvalue()
+                taught.added[images.content_digest(data)] = teach.Photo(
+                    f"camera photo {len(taught.added) + 1}", data, ""
+                )
+        if history_col.toggle("From the history", key=f"teach_use_history_{key}"):
+            _history_picker(taught)
+        if photos:
+            clear_col.button(
+                "Clear photos",
+                key=f"teach_clear_{key}",
+                on_click=_clear_photos,
+                args=(taught,),
+                help="Forget this class's new photos (those the saved model knew stay).",
+            )
+
+
+def _read_uploads(taught: TeachClass) -> None:
+    """Take a class's uploader's files (before the page is drawn, so its count is current).
+
+    Only on a change: coming back from another page, the uploader is empty but the
+    class keeps its photos.
+    """
+    files = st.session_state.get(f"teach_upload_{taught.id}") or []
+    taught.uploaded = {
+        images.content_digest(data): teach.Photo(f.name, data, "")
+        for f in files
+        if (data := f.getvalue())
+    }
+
+
+def _remove_class(state: dict[str, Any], key: int) -> None:
+    state["classes"] = [c for c in state["classes"] if c.id != key]
+
+
+def _clear_photos(taught: TeachClass) -> None:
+    taught.uploaded.clear()
+    taught.added.clear()
+
+
+def _history_picker(taught: TeachClass) -> None:
+    """Offer saved predictions (those with a picture) to add to a class."""
+    key = taught.id
+    search = st.text_input(
+        "Search the history by label",
+        key=f"teach_history_search_{key}",
+        placeholder="e.g. mug",
+    )
+    try:
+        records = resources.store().find(
+            history.Filters(label=search), limit=HISTORY_CHOICES, with_thumbnails=True
+        )
+    except Exception:
+        log.exception("Reading the history for the Teach page failed")
+        st.error("The history cannot be read right now.")
+        return
+    records = [r for r in records if r.thumbnail]
+    if not records:
+        st.caption("No saved predictions with a picture match.")
+        return
+    st.image(
+        [r.thumbnail for r in records[:12]],
+        caption=[f"#{r.id}" for r in records[:12]],
+        width=72,
+    )
+    by_id = {r.id: r for r in records}
+    picked = st.multiselect(
+        "Pick the ones that show this class",
+        list(by_id),
+        format_func=lambda i: f"#{i} · {by_id[i].file_name} · {by_id[i].top1_label}",
+        key=f"teach_history_pick_{key}",
+    )
+    if picked and st.button("Add them", key=f"teach_history_add_{key}"):
+        for row_id in picked:
+            record = by_id[row_id]
+            thumbnail = record.thumbnail or b""
+            taught.added[images.content_digest(thumbnail)] = teach.Photo(
+                f"history #{row_id} ({record.file_name})", thumbnail, ""
+            )
+        st.session_state[f"teach_history_pick_{key}"] = []
+        st.rerun()
+
+
+def _collect(
+    state: dict[str, Any],
+) -> tuple[list[str], dict[str, teach.Photo], dict[str, str]]:
+    """Return the class names as typed, every new photo (by digest) labelled with its class,
+    and the saved model's class names (being retrained) mapped to their names now."""
+    names, photos, renamed = [], {}, {}
+    for taught in state["classes"]:
+        name = st.session_state.get(f"teach_name_{taught.id}", "")
+        names.append(name)
+        for digest, photo in taught.photos().items():
+            photos[digest] = teach.Photo(photo.name, photo.data, teach.tidy(name))
+        if taught.previous:
+            renamed[taught.previous_name] = teach.tidy(name)
+    return names, photos, renamed
+
+
+def _fingerprint(base: str, names: list[str], photos: dict[str, teach.Photo]) -> tuple:
+    return base, tuple(names), tuple(sorted((p.label, d) for d, p in photos.items()))
+
+
+def _train_section(state: dict[str, Any], base: str) -> None:
+    names, photos, renamed = _collect(state)
+    fingerprint = _fingerprint(base, names, photos)
+    if st.button("Train", type="primary", icon=":material/model_training:"):
+        state["result"] = None
+        state["saved"] = None
+        state["result"] = _train(state, base, names, list(photos.values()), renamed)
+        state["trained_on"] = fingerprint
+    result: teach.Taught | None = state.get("result")
+    if result is None:
+        return
+    stale = state.get("trained_on") != fingerprint
+    _show_result(result, photos)
+    st.subheader("Save")
+    if stale:
+        st.warning(
+            "The classes or photos changed since this training; train again to save them.",
+            icon=":material/sync_problem:",
+        )
+    continuing = state.get("continuing") or NEW_MODEL
+    st.session_state.setdefault("teach_model_name", continuing)
+    name = st.text_input(
+        "Model name",
+        key="teach_model_name",
+        max_chars=added.MAX_NAME_LENGTH,
+        placeholder="e.g. Mugs on my desk",
+        disabled=bool(continuing),
+        help="Retraining a model keeps its name." if continuing else None,
+    )
+    if st.button(
+        "Save model",
+        icon=":material/save:",
+        disabled=stale or not name.strip(),
+    ):
+        _save(state, name, result, replace=bool(continuing))
+    saved = state.get("saved")
+    if saved:
+        download_section(saved)
+
+
+def _train(
+    state: dict[str, Any],
+    base: str,
+    names: list[str],
+    photos: list[teach.Photo],
+    renamed: dict[str, str],
+) -> teach.Taught | None:
+    """Embed the photos (with a progress bar) and train; show any problem as one sentence."""
+    try:
+        class_names = teach.check_classes(names)
+        limit = get_settings().teach_max_photos
+        if len(photos) > limit:
+            raise teach.TeachError(
+                f"That is {len(photos):,} photos; at most {limit:,} can be taught at once."
+            )
+        if not teach.extractor_ready(base):
+            with st.spinner(
+                f"Preparing {zoo.title_of(base)} to describe photos (once per server, "
+                "about 10 seconds)…"
+            ):
+                teach.extractor(base)
+        bar = st.progress(0.0, text="Describing photos…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Describing photos… {done:,} of {total:,}")
+
+        examples = teach.embed(photos, base, progress=progress) if photos else None
+        bar.empty()
+        previous: teach.Examples | None = state.get("previous")
+        if examples is not None and examples.unreadable:
+            listed = "; ".join(f"{name}: {why}" for name, why in examples.unreadable[:10])
+            more = len(examples.unreadable) - 10
+            st.warning(
+                f"Skipped {len(examples.unreadable)} photo(s) that could not be read: {listed}"
+                + (f"; and {more} more." if more > 0 else ""),
+                icon=":material/broken_image:",
+            )
+        if previous is not None and renamed:
+            kept = previous.relabel(renamed)
+            examples = kept if examples is None else kept + examples
+        if examples is None:
+            raise teach.TeachError("Give each class at least 2 photos, then train.")
+        with st.spinner("Training…"):
+            return teach.train(examples, class_names)
+    except teach.TeachError as exc:
+        st.error(str(exc))
+    except Exception:
+        log.exception("Teaching a model failed")
+        st.error("Training failed; the server log has the details.")
+    return None
+
+
+def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
+    st.subheader("How well it learned")
+    counts = result.examples.counts()
+    st.metric(
+        "Cross-validated accuracy",
+        f"{result.accuracy:.0%}",
+        help=f"{result.folds}-fold cross-validation: every photo was classified by a "
+        "classifier trained without it.",
+    )
+    accuracy = result.class_accuracy()
+    table_col, chart_col = st.columns([2, 3])
+    table_col.dataframe(
+        pd.DataFrame(
+            {
+                "class": list(result.class_names),
+                "photos": [counts.get(n, 0) for n in result.class_names],
+                "accuracy": [accuracy[n] for n in result.class_names],
+            }
+        ),
+        hide_index=True,
+        column_config={
+            "class": st.column_config.TextColumn("Class"),
+            "photos": st.column_config.NumberColumn("Photos"),
+            "accuracy": st.column_config.ProgressColumn(
+                "Right", format="percent", min_value=0.0, max_value=1.0
+            ),
+        },
+    )
+    chart_col.altair_chart(
+        charts.confusion_chart(charts.confusion_frame(result.confusion(), result.class_names))
+    )
+    mistakes = result.mistakes()
+    if not mistakes:
+        st.caption("Every photo was classified right in cross-validation.")
+        return
+    st.markdown(f"**Taken for another class ({len(mistakes)})**")
+    shown, captions = [], []
+    for number, truth, guess in mistakes[:MISTAKES_SHOWN]:
+        photo = photos.get(result.examples.digests[number])
+        caption = f"{result.examples.names[number]}: {truth}, taken for {guess}"
+        if photo is None:  # a photo the saved model knew: its picture is not kept
+            st.caption(caption)
+            continue
+        try:
+            decoded = images.decode_image(photo.data, min_side=96)
+        except images.ImageError:
+            continue
+        shown.append(images.make_thumbnail(decoded.image, 160))
+        captions.append(caption)
+    if shown:
+        st.image(shown, caption=captions, width=120)
+
+
+def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bool) -> None:
+    try:
+        model = teach.save(name, result, replace=replace)
+    except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
+        st.error(str(exc))
+        return
+    except history.HistoryReadOnlyError as exc:
+        st.error(str(exc))
+        return
+    except Exception:
+        log.exception("Saving the taught model %r failed", name)
+        st.error("The model could not be saved; the server log has the details.")
+        return
+    state["saved"] = model.name
+    st.session_state["kept_model"] = model.name  # the sidebar picks it
+    st.session_state["teach_notice"] = (
+        f"Saved {model.name}. It is picked in the sidebar: classify a photo with it on the "
+        "Classify page."
+    )
+    st.rerun()
+
+
+def download_section(name: str) -> None:
+    """Offer the saved model as a Teachable Machine LiteRT zip (built once, on request)."""
+    ready: dict[str, bytes] = st.session_state.setdefault("teach_downloads", {})
+    if name not in ready:
+        if st.button(
+            "Prepare a download",
+            key=f"prepare_download_{name}",
+            icon=":material/package_2:",
+            help="The model as Teachable Machine's LiteRT export (model_unquant.tflite and "
+            "labels.txt): use it anywhere, or add it back on the Models page.",
+        ):
+            try:
+                with st.spinner("Building the model file (about 15 seconds)…"):
+                    ready[name] = teach.teachable_machine_zip(name)
+            except (teach.TeachError, zoo.ModelError) as exc:
+                st.error(str(exc))
+                return
+        else:
+            return
+    st.download_button(
+        "Download (Teachable Machine LiteRT zip)",
+        ready[name],
+        file_name=f"{name}.zip",
+        mime="application/zip",
+        icon=":material/download:",
+        key=f"download_{name}",
+    )
