@@ -37,8 +37,9 @@ def model_title(name: str, own: dict[str, str] | None = None) -> str:
 
 PICKER_HELP = (
     "The network that classifies your photos: an ImageNet network, a model added on "
-    "the Models page, or one taught on the Teach page. ImageNet models marked unavailable have no weights on this server "
-    "(Keras downloads them once, and this server cannot); picking one answers with "
+    "the Models page, or one taught on the Teach page. ImageNet models marked unavailable "
+    "have no weights on this server (Keras downloads them once, and this server cannot); "
+    "picking one answers with "
     "EfficientNet-Lite0, whose weights ship with the app."
 )
 
