@@ -365,6 +365,7 @@ def run_teach(args: argparse.Namespace) -> int:
             raise ModelNameTaken(
                 f"“{name}” is an added model; a taught model needs a name of its own."
             )
+        teach.check_base(args.base)
         classes, loose = class_folders(args.folder)
         if loose:
             print(

@@ -259,15 +259,23 @@ def _history_picker(taught: TeachClass) -> None:
         format_func=lambda i: f"#{i} · {by_id[i].file_name} · {by_id[i].top1_label}",
         key=f"teach_history_pick_{key}",
     )
-    if picked and st.button("Add them", key=f"teach_history_add_{key}"):
-        for row_id in picked:
-            record = by_id[row_id]
-            thumbnail = record.thumbnail or b""
-            taught.added[images.content_digest(thumbnail)] = teach.Photo(
-                f"history #{row_id} ({record.file_name})", thumbnail, ""
-            )
-        st.session_state[f"teach_history_pick_{key}"] = []
-        st.rerun()
+    st.button(
+        "Add them",
+        key=f"teach_history_add_{key}",
+        disabled=not picked,
+        on_click=_add_from_history,
+        args=(taught, [by_id[i] for i in picked]),
+    )
+
+
+def _add_from_history(taught: TeachClass, records: list[history.Record]) -> None:
+    """Add the picked rows' pictures (their saved thumbnails) to a class; empty the picker."""
+    for record in records:
+        thumbnail = record.thumbnail or b""
+        taught.added[images.content_digest(thumbnail)] = teach.Photo(
+            f"history #{record.id} ({record.file_name})", thumbnail, ""
+        )
+    st.session_state[f"teach_history_pick_{taught.id}"] = []
 
 
 def _collect(
