@@ -485,3 +485,20 @@ def test_photos_saved_in_the_history_can_be_added_to_a_class():
     button(at, "Add them").click().run()
     assert not at.exception
     assert [m.value for m in at.markdown if "photo" in m.value] == ["**1 photo**", "**0 photos**"]
+
+
+def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():
+    teach.save("Made up", teach.train(made_up_examples()))
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    yours = at.dataframe[1].value
+    assert yours["name"].tolist() == ["Made up"]
+    assert yours["preprocessing"].tolist() == ["as EfficientNet-Lite0"]
+    assert yours["source"].tolist() == ["Taught from 36 photos on EfficientNet-Lite0"]
+    assert any(
+        c.value == "Taught from 36 photos on EfficientNet-Lite0; cross-validated accuracy "
+        "100%. Retrain it on the Teach page."
+        for c in at.caption
+    )
+    assert at.button(key="prepare_download_Made up").label == "Prepare a download"
