@@ -7,10 +7,12 @@ with CI=true, where a missing browser is a failure.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 from benchmarks import server as server_tools
 from tests.conftest import ROOT
@@ -113,7 +115,7 @@ def misconfigured_server(tmp_path_factory):
         yield running.url
 
 
-@pytest.mark.parametrize("path", ["", "classify", "history", "models", "common"])
+@pytest.mark.parametrize("path", ["", "classify", "history", "teach", "models", "common"])
 def test_every_url_says_what_is_misconfigured(browser, misconfigured_server, path):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -327,3 +329,109 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
             assert "Traceback" not in page.content()
         finally:
             context.close()
+
+
+def test_teach_a_two_class_model_train_save_and_classify_with_it(
+    browser, tmp_path, tmp_path_factory, lite0
+):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    photos = {
+        name: _photo_variations(ROOT / "assets" / "examples" / f"{name.lower()}.jpg", tmp_path)
+        for name in ("Cat", "Coffee")
+    }
+    with server_tools.serve(tmp_path_factory.mktemp("teach")) as running:
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(running.url)
+            page.get_by_text("What's in this photo?").wait_for()
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Teach").click()
+            title = page.get_by_role("heading", name="Teach a model your own classes")
+            expect(title).to_be_visible(timeout=WAIT)
+
+            # The n-th class card holds the n-th name box and the n-th uploader.
+            for number, (name, files) in enumerate(photos.items()):
+                box = page.get_by_label("Class name").nth(number)
+                box.fill(name)
+                box.press("Enter")
+                expect(box).to_have_value(name, timeout=WAIT)
+                page.locator("input[type=file]").nth(number).set_input_files(
+                    [str(f) for f in files]
+                )
+                counts = page.get_by_text(f"{len(files)} photos", exact=True)
+                expect(counts).to_have_count(number + 1, timeout=WAIT)
+
+            page.get_by_role("button", name="Train").click()
+            metric = page.get_by_test_id("stMetric").filter(has_text="Cross-validated accuracy")
+            # The first training on a server exports the feature extractor in a child process.
+            expect(metric.get_by_test_id("stMetricValue")).to_have_text(
+                re.compile(r"^\d+%$"), timeout=180_000
+            )
+            table = page.get_by_test_id("stDataFrame").first
+            table.locator("[role='gridcell']").first.wait_for(state="attached")
+            assert {"Cat", "Coffee"} <= set(table.locator("[role='gridcell']").all_inner_texts())
+            chart = page.locator(
+                "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+            ).first
+            expect(chart).to_be_visible(timeout=WAIT)
+
+            model_name = page.get_by_label("Model name")
+            model_name.fill("Cat or coffee")
+            model_name.press("Enter")
+            save = page.get_by_role("button", name="Save model")
+            expect(save).to_be_enabled(timeout=WAIT)
+            save.click()
+            expect(page.get_by_text("Saved Cat or coffee")).to_be_visible(timeout=WAIT)
+            expect(metric).to_be_visible(timeout=WAIT)  # the results stay on the page
+            page.wait_for_timeout(800)  # the chart's entry transition
+            _screenshot_of_the_whole_page(page, SCREENSHOTS / "teach.png")
+
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
+            page.get_by_text("What's in this photo?").wait_for()
+            picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model")
+            expect(picker).to_have_value("Cat or coffee (taught)", timeout=WAIT)
+            page.get_by_test_id("stButtonGroup").get_by_text("Coffee", exact=True).click()
+            answer = page.locator("h3").filter(has_text="·").first
+            expect(answer).to_have_text(re.compile(r"^Coffee ·"), timeout=WAIT)
+            assert "Traceback" not in page.content()
+        finally:
+            context.close()
+
+
+WAIT = 60_000  # ms: how long `expect` waits for a rerun to draw (its default is 5 s)
+
+
+def _photo_variations(source: Path, folder: Path) -> list[Path]:
+    """Five photos of one thing: the original, mirrored, turned both ways and cropped."""
+    from PIL import Image, ImageOps
+
+    original = Image.open(source).convert("RGB")
+    width, height = original.size
+    variations = {
+        "original": original,
+        "mirrored": ImageOps.mirror(original),
+        "left": original.rotate(8, resample=Image.Resampling.BICUBIC),
+        "right": original.rotate(-8, resample=Image.Resampling.BICUBIC),
+        "cropped": original.crop((width // 10, height // 10, width * 9 // 10, height * 9 // 10)),
+    }
+    written = []
+    for name, picture in variations.items():
+        path = folder / f"{source.stem}-{name}.jpg"
+        picture.save(path, "JPEG", quality=90)
+        written.append(path)
+    return written
+
+
+def _screenshot_of_the_whole_page(page, path: Path) -> None:
+    """Screenshot everything on the page: Streamlit scrolls inside its main block, so a
+    `full_page` screenshot stops at the viewport; the viewport grows to fit it instead."""
+    viewport = page.viewport_size
+    height = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+        "[data-testid=stAppViewContainer]')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
+    page.wait_for_timeout(500)  # the chart redraws at the new size
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)

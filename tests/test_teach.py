@@ -427,6 +427,9 @@ def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_
     button(at, "Save model").click().run()
     assert any(s.value.startswith("Saved Cat or coffee.") for s in at.success)
     assert at.session_state["kept_model"] == "Cat or coffee"
+    assert button(at, "Save model").disabled  # saved: nothing new to save
+    assert "Saved as Cat or coffee." in [c.value for c in at.caption]
+    assert at.button(key="prepare_download_Cat or coffee")
 
     at.switch_page("pages/classify.py").run()
     picker = at.sidebar.selectbox(key="model")

@@ -115,6 +115,7 @@ def _start_from(state: dict[str, Any]) -> None:
         return
     state["continuing"] = start
     state["classes"], state["result"], state["previous"] = [], None, None
+    state["saved_name"] = state["saved_result"] = None
     if start == NEW_MODEL:
         _state()
         st.session_state["teach_model_name"] = ""
@@ -303,7 +304,6 @@ def _train_section(state: dict[str, Any], base: str) -> None:
     fingerprint = _fingerprint(base, names, photos)
     if st.button("Train", type="primary", icon=":material/model_training:"):
         state["result"] = None
-        state["saved"] = None
         state["result"] = _train(state, base, names, list(photos.values()), renamed)
         state["trained_on"] = fingerprint
     result: teach.Taught | None = state.get("result")
@@ -327,15 +327,19 @@ def _train_section(state: dict[str, Any], base: str) -> None:
         disabled=bool(continuing),
         help="Retraining a model keeps its name." if continuing else None,
     )
+    saved = state.get("saved_result") is result
     if st.button(
         "Save model",
         icon=":material/save:",
-        disabled=stale or not name.strip(),
+        disabled=stale or saved or not name.strip(),
     ):
-        _save(state, name, result, replace=bool(continuing))
-    saved = state.get("saved")
+        # Training again what this visit saved (or the model picked under "Start from")
+        # replaces it under the same name.
+        ours = {continuing, state.get("saved_name")} - {NEW_MODEL, None}
+        _save(state, name, result, replace=" ".join(name.split()) in ours)
     if saved:
-        download_section(saved)
+        st.caption(f"Saved as {state['saved_name']}.")
+        download_section(state["saved_name"])
 
 
 def _train(
@@ -456,11 +460,10 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
         log.exception("Saving the taught model %r failed", name)
         st.error("The model could not be saved; the server log has the details.")
         return
-    state["saved"] = model.name
-    st.session_state["kept_model"] = model.name  # the sidebar picks it
+    state["saved_name"], state["saved_result"] = model.name, result
+    st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     st.session_state["teach_notice"] = (
-        f"Saved {model.name}. It is picked in the sidebar: classify a photo with it on the "
-        "Classify page."
+        f"Saved {model.name}. It is now the model on the Classify page: try it on a photo."
     )
     st.rerun()
 
