@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -235,15 +236,20 @@ def _read_cached(path: Path) -> np.ndarray | None:
 
 
 def _write_cached(path: Path, vector: np.ndarray) -> None:
-    from classifier.history import write_atomically
+    """Write a vector under a temporary name, then move it into place (never half a file).
 
+    Not synced to disk: a vector lost in a crash is computed again.
+    """
     buffer = io.BytesIO()
     np.save(buffer, vector.astype(np.float32), allow_pickle=False)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, buffer.getvalue())
+        temporary.write_bytes(buffer.getvalue())
+        os.replace(temporary, path)
     except OSError as exc:  # a cache that cannot be written only costs time
         log.warning("Cannot cache a photo's vector in %s: %s", path.parent, exc)
+        temporary.unlink(missing_ok=True)
 
 
 # --- Training ----------------------------------------------------------------------------
@@ -358,17 +364,21 @@ def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taugh
     if extra := set(counts) - set(names):
         raise TeachError(f"Some photos belong to a class that is not taught: {sorted(extra)[0]}.")
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
     index = {name: i for i, name in enumerate(names)}
     y = np.array([index[label] for label in examples.labels])
     folds = min(MAX_FOLDS, min(counts[name] for name in names))
-    predicted = cross_val_predict(
-        _head(),
-        examples.vectors,
-        y,
-        cv=StratifiedKFold(folds, shuffle=True, random_state=0),
-    )
-    weights, bias = _weights(_head().fit(examples.vectors, y), len(names))
+    # One BLAS thread: L-BFGS makes many small matrix products, which several threads
+    # slow down 5-7x on a 2-core machine (and would take cores from other visitors).
+    with threadpool_limits(limits=1, user_api="blas"):
+        predicted = cross_val_predict(
+            _head(),
+            examples.vectors,
+            y,
+            cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+        )
+        weights, bias = _weights(_head().fit(examples.vectors, y), len(names))
     return Taught(
         examples=examples,
         class_names=names,

@@ -46,11 +46,25 @@ EXPECTED_ROWS = {
         "Own model, 3 classes (MobileNetV2 0.35)",
         "add a .keras file (check, convert to LiteRT in a child process, keep)",
     ),
+    *(
+        ("Teach, on EfficientNet-Lite0", name)
+        for name in (
+            "embed one photo, uncached (teach.embed: decode + crop + extractor + cache)",
+            "the same photos · raw LiteRT script (Pillow draft decode + crop + bare Interpreter)",
+            "decode + crop + scale alone (embed's work before the extractor)",
+            "feature extractor · raw LiteRT Interpreter, ready input",
+            "train 20 classes × 50 photos (teach.train: 5-fold cross-validation + final fit)",
+            "final fit alone (teach._head() on the 1,000 vectors)",
+            "efficientnet_lite0 itself · app engine (load_model, 1,000 classes)",
+            "taught model · app engine (extractor + NumPy head, load_model by name)",
+            "taught model · fused model_unquant.tflite of its download, raw LiteRT",
+        )
+    ),
 }
 # Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page,
 # server peak under concurrent uploads, server growth over uploads, an added model's
-# engine (float and quantized).
-TARGETED_ROWS = 12
+# engine (float and quantized), embedding a photo to teach, training 20 x 50.
+TARGETED_ROWS = 14
 
 
 @pytest.mark.slow
