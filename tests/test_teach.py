@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -505,3 +506,60 @@ def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():
         for c in at.caption
     )
     assert at.button(key="prepare_download_Made up").label == "Prepare a download"
+
+
+@pytest.mark.slow
+def test_every_built_in_network_gives_the_vector_its_classifier_reads():
+    """Any base can be picked where its weights are: each gives its pooled features."""
+    import keras
+
+    from classifier import convert, zoo
+
+    dimensions = {
+        "mobilenet_v2": 1280,
+        "mobilenet": 1024,
+        "mobilenet_v3_small": 1024,
+        "mobilenet_v3_large": 1280,
+        LITE0: 1280,
+    }
+    assert set(dimensions) == set(zoo.MODELS)
+    for name, expected in dimensions.items():
+        model = zoo.get_spec(name).build(None)  # random weights: the same layers
+        features = convert._feature_model(model)
+        assert features.output_shape == (None, expected), name
+        batch = np.random.default_rng(0).uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)
+        classifier = next(layer for layer in reversed(model.layers) if layer.weights)
+        # The classifier layer applied to the features gives the model's own scores.
+        head = keras.Model(model.inputs, classifier.output)
+        vector = np.asarray(features(batch))
+        kernel, bias = (np.asarray(w) for w in classifier.get_weights())
+        scores = vector @ kernel.reshape(-1, kernel.shape[-1]) + bias
+        assert scores == pytest.approx(np.asarray(head(batch)).reshape(1, -1), abs=1e-4), name
+
+
+@pytest.mark.slow
+def test_photos_taken_for_another_class_are_shown_with_what_they_were_taken_for(image_folder):
+    _, photos = image_folder
+    mixed = [*photos["Cat"][:3], *photos["Coffee"][:3]]  # both classes hold the same kinds
+    other = [*photos["Cat"][3:6], *photos["Coffee"][3:6]]
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("Left")
+    at.text_input(key="teach_name_1").set_value("Right")
+    at.file_uploader(key="teach_upload_0").set_value(
+        [(f"left{i}.jpg", data, "image/jpeg") for i, data in enumerate(mixed)]
+    ).run()
+    at.file_uploader(key="teach_upload_1").set_value(
+        [(f"right{i}.jpg", data, "image/jpeg") for i, data in enumerate(other)]
+    ).run()
+    button(at, "Train").click().run()
+    assert not at.exception and not at.error
+    accuracy = int(at.metric[0].value.rstrip("%"))
+    assert accuracy < 100
+    (heading,) = [m.value for m in at.markdown if m.value.startswith("**Taken for another")]
+    mistakes = int(heading.split("(")[1].rstrip(")*"))
+    assert mistakes == round(12 * (100 - accuracy) / 100)
+    captions = [c for element in at.get("imgs") for c in element.proto.imgs if c.caption]
+    assert len(captions) == mistakes
+    pattern = r"(left|right)\d\.jpg: (Left, taken for Right|Right, taken for Left)"
+    assert all(re.fullmatch(pattern, c.caption) for c in captions), captions
