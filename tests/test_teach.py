@@ -556,7 +556,7 @@ def test_photos_taken_for_another_class_are_shown_with_what_they_were_taken_for(
     (heading,) = [m.value for m in at.markdown if m.value.startswith("**Taken for another")]
     mistakes = int(heading.split("(")[1].rstrip(")*"))
     assert mistakes == round(12 * (100 - accuracy) / 100)
-    captions = [c for element in at.get("imgs") for c in element.proto.imgs if c.caption]
+    captions = [c for element in at.get("image") for c in element.proto.imgs if c.caption]
     assert len(captions) == mistakes
     pattern = r"(left|right)\d\.jpg: (Left, taken for Right|Right, taken for Left)"
     assert all(re.fullmatch(pattern, c.caption) for c in captions), captions
