@@ -4,9 +4,11 @@
     python -m classifier.convert convert keras|h5 SOURCE OUTPUT.tflite
     python -m classifier.convert features BASE OUTPUT.tflite
     python -m classifier.convert fuse BASE HEAD.npz OUTPUT.zip
+    python -m classifier.convert maps BASE OUTPUT.tflite
 
 `features` exports a built-in network's feature extractor and `fuse` a taught model
-as one LiteRT file (`classifier.teach`); both build Keras models, so they run here too.
+as one LiteRT file (`classifier.teach`); `maps` exports a network's last feature map and
+its linear head (`classifier.explain`). They build Keras models, so they run here too.
 
 The parent (`classifier.added`) runs this as a child process: a model file can carry
 code, or be crafted to crash the program that parses it, and converting a Keras model
@@ -23,6 +25,7 @@ DepthwiseConv2D and the Keras 2 module paths.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -351,6 +354,52 @@ def fuse(base: str, head: Path, output: Path) -> dict[str, Any]:
     return {"ok": True, "classes": len(class_names)}
 
 
+def maps(base: str, output: Path) -> dict[str, Any]:
+    """Export a built-in network up to its last feature map, and its head beside it.
+
+    Only for a network whose feature map goes through global average pooling, then
+    layers that change nothing at inference (Dropout, Reshape, Flatten), then one linear
+    layer (Dense or a 1x1 Conv2D, with no activation but a softmax): its class activation
+    map is then exact. The head is written to `<output stem>-head.npz` first, so a map
+    model on disk always has it.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from classifier import engine, history, zoo
+
+    spec = zoo.get_spec(base)
+    model = spec.build("imagenet")
+    pooling = [
+        i for i, x in enumerate(model.layers) if isinstance(x, keras.layers.GlobalAveragePooling2D)
+    ]
+    if not pooling:
+        raise Refused(f"{spec.title} does not end in global average pooling.")
+    after = model.layers[pooling[-1] + 1 :]
+    linear = [x for x in after if x.weights]
+    inert = (
+        keras.layers.Dropout,
+        keras.layers.Reshape,
+        keras.layers.Flatten,
+        keras.layers.Activation,
+    )
+    if len(linear) != 1 or not all(x in linear or isinstance(x, inert) for x in after):
+        raise Refused(f"{spec.title}'s head is not pooling and one linear layer.")
+    (head,) = linear
+    activations = [getattr(x, "activation", None) for x in after]
+    if any(
+        a not in (None, keras.activations.linear, keras.activations.softmax) for a in activations
+    ):
+        raise Refused(f"{spec.title}'s head has a non-linear activation before its softmax.")
+    kernel, bias = (np.asarray(w, dtype=np.float32) for w in head.get_weights())
+    buffer = io.BytesIO()
+    np.savez(buffer, weights=kernel.reshape(-1, kernel.shape[-1]), bias=bias)
+    history.write_atomically(output.with_name(f"{output.stem}-head.npz"), buffer.getvalue())
+    features = keras.Model(model.inputs, model.layers[pooling[-1]].input, name=f"{model.name}_maps")
+    engine.export_litert(features, output, f"{spec.title} maps")
+    return {"ok": True, "shape": [int(d) for d in features.output_shape[1:]]}
+
+
 def _building(what: str, build, *args) -> dict[str, Any]:
     """Run a build of our own; its failure is one sentence, not a crash report."""
     try:
@@ -372,6 +421,8 @@ def main(argv: list[str]) -> int:
             report = convert(argv[1], Path(argv[2]), Path(argv[3]))
         elif argv[:1] == ["features"] and len(argv) == 3:
             report = _building("The feature extractor", features, argv[1], Path(argv[2]))
+        elif argv[:1] == ["maps"] and len(argv) == 3:
+            report = _building("The map model", maps, argv[1], Path(argv[2]))
         elif argv[:1] == ["fuse"] and len(argv) == 4:
             report = _building("The fused model", fuse, argv[1], Path(argv[2]), Path(argv[3]))
         else:

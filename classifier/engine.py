@@ -125,6 +125,7 @@ class LiteRTEngine:
             None if np.dtype(answer["dtype"]) == np.float32 else answer["quantization"]
         )
         self.classes = int(np.prod(answer["shape"][1:]))
+        self.output_shape = tuple(int(d) for d in answer["shape"][1:])  # before flattening
         self._softmax = softmax
         # One interpreter holds one set of buffers: calls from Streamlit's threads take turns.
         self._lock = threading.Lock()

@@ -454,11 +454,13 @@ class HeadEngine:
 
     def __init__(self, features: engine.LiteRTEngine, head: Head):
         self._features = features
-        self._weights, self._bias = head.weights, head.bias
+        self.weights, self.bias = head.weights, head.bias  # (dimensions, classes), (classes,)
         self.classes = len(head.class_names)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return softmax(self._features.run(batch) @ self._weights + self._bias)
+        # einsum, not BLAS: after a LiteRT call OpenBLAS's threads wait for XNNPACK's.
+        features = self._features.run(batch)
+        return softmax(np.einsum("nk,kc->nc", features, self.weights) + self.bias)
 
     def wait(self) -> None:
         return None
