@@ -1,6 +1,7 @@
 """Command line (`classifier`, or `python -m classifier`).
 
-classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive] FILE|DIR|- ...
+classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive]
+                   [--explain DIR] FILE|DIR|- ...
 classifier models [list]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
 classifier models remove NAME
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.add_argument("--save", action="store_true", help="record the results in the history")
+    predict.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="write where the model looked: one PNG per picture and class shown, into DIR",
+    )
 
     models = commands.add_parser("models", help="list, add or remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
@@ -196,6 +203,8 @@ def run_predict(args: argparse.Namespace) -> int:
                 entries.append(_as_json(file, prediction, args.top_k))
             else:
                 print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
+            if args.explain is not None:
+                failed += not _write_maps(args.explain, file, prediction, model, args.top_k)
             if args.save:
                 digest = images.content_digest(data)
                 name = "standard input" if file == STDIN else file.name
@@ -211,6 +220,26 @@ def run_predict(args: argparse.Namespace) -> int:
         _save(records)
     engine.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
     return 1 if failed else 0
+
+
+def _write_maps(folder: Path, file: Path, prediction: Prediction, model, top_k: int) -> bool:
+    """Write the overlay of each class shown as `<picture>-<rank>-<class>.png`; say why not."""
+    import re
+
+    from classifier import explain
+
+    try:
+        found = explain.explain(model, prediction.model_input)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = "stdin" if file == STDIN else file.stem
+        for rank, top in enumerate(prediction.top(top_k), start=1):
+            slug = re.sub(r"[^\w]+", "-", top.label.casefold()).strip("-")[:60] or "class"
+            picture = explain.overlay(prediction.model_input, found.map(top.index))
+            picture.save(folder / f"{stem}-{rank}-{slug}.png")
+    except explain.ExplainError as exc:
+        print(f"{file}: no map: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _save(records: list[history.NewRecord]) -> None:

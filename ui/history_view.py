@@ -209,6 +209,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "top-1": [r.top1_label for r in records],
             "confidence": [r.top1_probability for r in records],
             "picture": [columns.thumbnail_uri(r.thumbnail) for r in records],
+            "looked": [columns.thumbnail_uri(r.overlay) for r in records],
             "time": [r.created_at for r in records],
             "file": [r.file_name for r in records],
             "model": [zoo.title_of(r.model) for r in records],
@@ -268,6 +269,11 @@ def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
         column_order=[c for c in frame.columns if c != "id"],
         column_config={
             "picture": columns.PICTURE_COLUMN,
+            "looked": st.column_config.ImageColumn(
+                "Where it looked",
+                width="small",
+                help="The top class's heat map, where one was made when the row was saved.",
+            ),
             "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm"),
             "file": st.column_config.TextColumn("File"),
             "top-1": st.column_config.TextColumn("Top-1"),

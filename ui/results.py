@@ -7,6 +7,7 @@ import streamlit as st
 
 from classifier import charts, images
 from classifier.predict import Prediction
+from ui import explain_view
 from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
 from ui.saving import ask_feedback
 from ui.sidebar import Choices
@@ -40,7 +41,8 @@ def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | 
 def show_prediction(
     upload: Upload, prediction: Prediction, choices: Choices, row_id: int | None
 ) -> None:
-    """Draw one prediction: picture, headline, chart, table, details, feedback."""
+    """Draw one prediction: picture, headline, chart, table, details, feedback, and the
+    switch that shows where the model looked."""
     top = prediction.top(choices.top_k)
     picture, result = st.columns([2, 3], gap="large")
     with picture:
@@ -74,6 +76,7 @@ def show_prediction(
         st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
         if row_id is not None:
             ask_feedback(row_id, prediction.class_names)
+    explain_view.where_it_looked(upload.key, upload.digest, prediction, top)
     with st.expander("What the model saw"):
         size = prediction.model_input.shape[0]
         whole, crop = st.columns(2)

@@ -6,13 +6,14 @@ keep every upload's bytes alive in Streamlit's widget registry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import streamlit as st
 
 from classifier import images, labels, zoo
 from classifier.predict import Prediction
-from ui import resources
+from ui import explain_view, resources
 from ui.sidebar import Choices
 from ui.uploads import Upload
 
@@ -52,6 +53,9 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     record = prediction.to_record(
         upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
     )
+    if choices.save_thumbnails:
+        overlay = explain_view.overlay_thumbnail(upload.digest, prediction)
+        record = dataclasses.replace(record, overlay=overlay)
     try:
         saved[key] = resources.store().add(record)
     except Exception as exc:  # the prediction stands; the person learns it was not kept

@@ -35,7 +35,7 @@ EXPORT_FIELDS = (
     "feedback",
     "corrected_label",
 )
-RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail")  # every field of Record
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay")  # every field of Record
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -75,6 +75,7 @@ class NewRecord:
     inference_ms: float
     thumbnail: bytes | None = None  # None when the user opted out of saving thumbnails
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    overlay: bytes | None = None  # "where it looked" for the top class, kept with thumbnails
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "top_k", tuple(self.top_k))
@@ -171,6 +172,7 @@ def from_row(row: Mapping[str, Any]) -> Record:
     """Turn a row of the predictions table (thumbnail optional) into a Record."""
     values = dict(row)
     values.setdefault("thumbnail", None)  # not selected: read without thumbnails
+    values.setdefault("overlay", None)
     values["top_k"] = tuple(TopClass.from_dict(entry) for entry in values["top_k"])
     return Record(**values)
 

@@ -168,6 +168,20 @@ model_files = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
+# "Where it looked" of each saved prediction's top class (schema version 3): a small
+# picture like the thumbnail, kept when thumbnails are.
+overlays = Table(
+    "overlays",
+    metadata,
+    Column(
+        "prediction_id",
+        Integer,
+        ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("image", LargeBinary, nullable=False),
+)
+
 schema_version_table = Table(
     "schema_version",
     metadata,
@@ -210,7 +224,25 @@ def _add_models_tables(conn: Connection) -> None:
     version_2.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_add_models_tables,)
+def _add_overlays_table(conn: Connection) -> None:
+    """Version 2 -> 3: the table of overlay thumbnails, as version 3 defined it."""
+    version_3 = MetaData()
+    Table("predictions", version_3, Column("id", Integer, primary_key=True))
+    Table(
+        "overlays",
+        version_3,
+        Column(
+            "prediction_id",
+            Integer,
+            ForeignKey("predictions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("image", LargeBinary, nullable=False),
+    )
+    version_3.tables["overlays"].create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_add_models_tables, _add_overlays_table)
 
 
 def create_engine(url: str, *, read_only: bool = False) -> Engine:

@@ -35,6 +35,7 @@ from classifier.history.schema import (
     check_schema,
     create_engine,
     open_schema,
+    overlays,
     predictions,
     read_only_message,
     sqlite_file,
@@ -189,6 +190,13 @@ class HistoryStore:
             ]
             if images:
                 conn.execute(insert(thumbnails), images)
+            maps = [
+                {"prediction_id": record_id, "image": bytes(record.overlay)}
+                for record_id, record in zip(ids, records, strict=True)
+                if record.overlay is not None
+            ]
+            if maps:
+                conn.execute(insert(overlays), maps)
         return list(ids)
 
     def get(self, record_id: int) -> Record | None:
@@ -379,9 +387,11 @@ def _inert(value: Any) -> Any:
 def _select_records(with_thumbnails: bool) -> Select[Any]:
     if not with_thumbnails:
         return select(*predictions.c)
-    return select(*predictions.c, thumbnails.c.image.label("thumbnail")).select_from(
-        predictions.outerjoin(thumbnails)
-    )
+    return select(
+        *predictions.c,
+        thumbnails.c.image.label("thumbnail"),
+        overlays.c.image.label("overlay"),
+    ).select_from(predictions.outerjoin(thumbnails).outerjoin(overlays))
 
 
 def _order_by(sort: str) -> tuple[ColumnElement[Any], ...]:
