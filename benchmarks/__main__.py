@@ -10,7 +10,17 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import cold_start, end_to_end, inference, own_model, page, photos, server, teach
+from benchmarks import (
+    cold_start,
+    end_to_end,
+    explain,
+    inference,
+    own_model,
+    page,
+    photos,
+    server,
+    teach,
+)
 from benchmarks.report import Row, markdown, say, write_json
 
 
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += inference.run(scratch, quick=args.quick)
         rows += own_model.run(scratch, quick=args.quick)
         rows += teach.run(scratch, quick=args.quick)
+        rows += explain.run(quick=args.quick)
         rows += end_to_end.run(quick=args.quick)
         rows += end_to_end.run_batch(quick=args.quick)
         rows += cold_start.run(scratch, picture, quick=args.quick)
