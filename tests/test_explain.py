@@ -285,3 +285,20 @@ def test_the_history_keeps_where_it_looked_with_the_thumbnail(lite0):
     at.file_uploader(key="uploads").set_value(("coffee.jpg", photo("coffee"), "image/jpeg")).run()
     newest = added.store().find(limit=1)[0]
     assert newest.file_name == "coffee.jpg" and newest.thumbnail is None and newest.overlay is None
+
+
+@pytest.mark.slow
+def test_each_of_several_pictures_offers_where_it_looked(lite0):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    espresso = classify(photo("coffee"), lite0).top1.label
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+    pictures = [(f"{name}.jpg", photo(name), "image/jpeg") for name in ("cat", "coffee")]
+    at.file_uploader(key="uploads").set_value(pictures).run()
+    switches = [t for t in at.toggle if t.label == "Where it looked"]
+    assert len(switches) == 2  # one in each picture's section
+    switches[1].set_value(True).run()
+    assert not at.exception
+    assert overlay_of(at).caption.startswith(f"Where it looked for “{espresso}”")
