@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,9 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     cells = grid.locator("[role='gridcell']")
     cells.first.wait_for(state="attached")
     # The grid draws on a canvas; its accessible cells carry the values, newest row first.
-    top1, _confidence, picture, _time, file_name = (cells.nth(i).inner_text() for i in range(5))
+    top1, _confidence, picture, _looked, _time, file_name = (
+        cells.nth(i).inner_text() for i in range(6)
+    )
     assert picture.startswith("data:image/webp;base64,")
     assert (file_name, top1) == ("coffee.jpg", "espresso")
     page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
@@ -435,3 +438,84 @@ def _screenshot_of_the_whole_page(page, path: Path) -> None:
     page.wait_for_timeout(500)  # the chart redraws at the new size
     page.screenshot(path=str(path))
     page.set_viewport_size(viewport)
+
+
+def test_where_it_looked_shows_a_heat_map_that_follows_the_class_picked(page):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
+    answer = page.locator("h3").filter(has_text="·").first
+    expect(answer).to_have_text(re.compile(r" · \d+%$"), timeout=WAIT)
+    best = _class_of(answer.inner_text())
+
+    page.get_by_text("Where it looked", exact=True).click()
+    overlay = _image_captioned(page, "Where it looked for")
+    # The first map on a server exports the network's map model in a child process, run
+    # under `nice`: on a busy machine that takes minutes rather than seconds.
+    expect(overlay.locator("img")).to_be_visible(timeout=300_000)
+    caption = overlay.get_by_test_id("stImageCaption")
+    expect(caption).to_have_text(
+        re.compile(f"^Where it looked for “{re.escape(best)}”"), timeout=WAIT
+    )
+    legend = _image_captioned(page, "Counted least ← → counted most")
+    expect(legend).to_be_visible(timeout=WAIT)
+    expect(page.get_by_text(re.compile(r"^Class activation map: "))).to_be_visible(timeout=WAIT)
+    first_map = overlay.locator("img").get_attribute("src")
+    _wait_until_the_page_is_drawn(page)
+
+    # Another class: another map, and the caption names it.
+    second = _open_the_options(page, page.get_by_role("combobox", name="Class")).nth(1)
+    other = _class_of(second.inner_text())
+    assert other != best
+    second.click()
+    expect(caption).to_have_text(
+        re.compile(f"^Where it looked for “{re.escape(other)}”"), timeout=WAIT
+    )
+    expect(overlay.locator("img")).not_to_have_attribute("src", first_map, timeout=WAIT)
+    second_map = overlay.locator("img").get_attribute("src")
+    _wait_until_the_page_is_drawn(page)
+
+    # A stronger overlay redraws the map of the same class.
+    slider = page.get_by_role("slider", name="Opacity")
+    slider.focus()
+    for _ in range(4):
+        slider.press("ArrowRight")
+    expect(slider).to_have_attribute("aria-valuetext", "0.80", timeout=WAIT)
+    expect(overlay.locator("img")).not_to_have_attribute("src", second_map, timeout=WAIT)
+    expect(caption).to_have_text(re.compile(f"^Where it looked for “{re.escape(other)}”"))
+    _wait_until_the_page_is_drawn(page)
+    assert "Traceback" not in page.locator("body").inner_text()
+
+    page.wait_for_timeout(800)  # the chart's entry transition
+    _screenshot_of_the_whole_page(page, SCREENSHOTS / "where-it-looked.png")
+    shutil.copyfile(SCREENSHOTS / "where-it-looked.png", ROOT / "docs" / "where-it-looked.png")
+
+
+def _class_of(label: str) -> str:
+    """The class in a label like "tiger cat · 62%"."""
+    return label.rsplit(" · ", 1)[0]
+
+
+def _image_captioned(page, caption: str):
+    """Return the picture (with its caption) whose caption contains `caption`."""
+    return page.get_by_test_id("stImage").filter(
+        has=page.get_by_test_id("stImageCaption").filter(has_text=caption)
+    )
+
+
+def _wait_until_the_page_is_drawn(page) -> None:
+    """Wait until the app's "Running…" indicator is gone: a widget used during a rerun may
+    be redrawn under the pointer (a selectbox opened then closes again)."""
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=WAIT)
+
+
+def _open_the_options(page, combobox):
+    """Click a selectbox until its options show (a rerun may close it); return them."""
+    options = page.get_by_role("option")
+    for _ in range(3):
+        combobox.click()
+        try:
+            options.first.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    return options
