@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,6 +53,40 @@ WHOLE_PICTURE = 1.0  # added models see the whole picture's centre square, as Te
 
 
 _one_at_a_time = threading.Lock()
+RETRY_AFTER_SECONDS = 300  # a failed export is not tried again sooner
+_export_locks: dict[Path, threading.Lock] = {}
+_export_failures: dict[Path, tuple[float, str]] = {}
+_exports_lock = threading.Lock()
+
+
+def exported_by_child(path: Path, *arguments: str) -> None:
+    """Make sure `path` holds a verified engine file, running `classifier.convert ARGUMENTS
+    PATH` once if it does not.
+
+    One export per file at a time (others asking wait for it, not for other files); a
+    failure is remembered for RETRY_AFTER_SECONDS, so repeated requests do not each start
+    a TensorFlow child.
+
+    Raises:
+        ModelFileError: the export failed (one sentence).
+    """
+    with _exports_lock:
+        lock = _export_locks.setdefault(path, threading.Lock())
+    with lock:
+        if engine.verify_engine_file(path) is None:
+            return
+        failed = _export_failures.get(path)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
+            raise ModelFileError(failed[1])
+        try:
+            _run_child(*arguments, str(path))
+            problem = engine.verify_engine_file(path)
+            if problem is not None:
+                raise ModelFileError(f"The file made for it cannot be used: {problem}.")
+        except ModelFileError as exc:
+            _export_failures[path] = (time.monotonic(), str(exc))
+            raise
+        _export_failures.pop(path, None)
 
 
 def _run_child(*arguments: str) -> dict[str, Any]:
@@ -412,11 +447,16 @@ def remove(name: str) -> bool:
     if entry is None or not registry.remove_model(store(), name):
         return False
     engine.forget(name)
+    drop_files(entry)
+    return True
+
+
+def drop_files(entry: registry.ModelEntry) -> None:
+    """Delete a model's files from this server's data folder, unless a kept model is the same
+    file (the next server to need them copies them from the database again)."""
     if all(other.sha256 != entry.sha256 for other in registry.list_models(store())):
         file_path(entry).unlink(missing_ok=True)
-        if entry.details.get("kind") == "taught":
-            teachable_machine_zip_path(entry).unlink(missing_ok=True)
-    return True
+        teachable_machine_zip_path(entry).unlink(missing_ok=True)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ A FILE is a picture; a DIR is searched for pictures (with --recursive, its folde
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -188,8 +189,15 @@ def run_predict(args: argparse.Namespace) -> int:
     if model.notice:
         print(f"note: {model.notice}", file=sys.stderr)
 
+    if args.explain is not None:
+        try:
+            args.explain.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: --explain {args.explain}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     pictures, failed = find_pictures(args.files, args.recursive)
     entries, records = [], []
+    taken: set[str] = set()  # maps' file names used in this run
     for file in pictures:  # one at a time: only one decoded picture is held at once
         try:
             data = sys.stdin.buffer.read() if file == STDIN else file.read_bytes()
@@ -203,12 +211,15 @@ def run_predict(args: argparse.Namespace) -> int:
                 entries.append(_as_json(file, prediction, args.top_k))
             else:
                 print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
+            overlay = None
             if args.explain is not None:
-                failed += not _write_maps(args.explain, file, prediction, model, args.top_k)
+                overlay = _write_maps(args.explain, file, prediction, model, args.top_k, taken)
+                failed += overlay is None
             if args.save:
                 digest = images.content_digest(data)
                 name = "standard input" if file == STDIN else file.name
-                records.append(prediction.to_record(name, digest, top_k=args.top_k))
+                record = prediction.to_record(name, digest, top_k=args.top_k)
+                records.append(dataclasses.replace(record, overlay=overlay))
             continue
         failed += 1
         print(f"{file}: {message}", file=sys.stderr)
@@ -222,24 +233,40 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _write_maps(folder: Path, file: Path, prediction: Prediction, model, top_k: int) -> bool:
-    """Write the overlay of each class shown as `<picture>-<rank>-<class>.png`; say why not."""
+MAX_STEM = 80  # characters of a picture's name kept in its maps' file names
+
+
+def _write_maps(
+    folder: Path, file: Path, prediction: Prediction, model, top_k: int, taken: set[str]
+) -> bytes | None:
+    """Write the overlay of each class shown as `<picture>-<rank>-<class>.png` (a picture
+    named like an earlier one gets ` (2)`, ` (3)`, ...); return the top class's overlay as a
+    history thumbnail, or None after saying on stderr why there is none."""
     import re
 
     from classifier import explain
 
+    name = "stdin" if file == STDIN else file.name[:MAX_STEM]
+    stem, number = name, 1
+    while stem in taken:
+        number += 1
+        stem = f"{name} ({number})"
+    taken.add(stem)
     try:
         found = explain.explain(model, prediction.model_input)
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = "stdin" if file == STDIN else file.stem
+        thumbnail = None
         for rank, top in enumerate(prediction.top(top_k), start=1):
             slug = re.sub(r"[^\w]+", "-", top.label.casefold()).strip("-")[:60] or "class"
             picture = explain.overlay(prediction.model_input, found.map(top.index))
             picture.save(folder / f"{stem}-{rank}-{slug}.png")
+            thumbnail = thumbnail or images.make_thumbnail(picture)
     except explain.ExplainError as exc:
         print(f"{file}: no map: {exc}", file=sys.stderr)
-        return False
-    return True
+        return None
+    except OSError as exc:
+        print(f"{file}: cannot write its map ({exc.strerror or exc})", file=sys.stderr)
+        return None
+    return thumbnail
 
 
 def _save(records: list[history.NewRecord]) -> None:
@@ -410,7 +437,7 @@ def run_teach(args: argparse.Namespace) -> int:
                 if path.stat().st_size > limit:
                     skipped.append((path, f"larger than {limit / 2**20:.0f} MB"))
                 else:
-                    photos.append(teach.Photo(str(path), path.read_bytes(), label))
+                    photos.append(teach.Photo(str(path), path, label))  # read in its turn
         title = zoo.title_of(args.base)
         print(f"reading {len(photos):,} photos with {title} ...", file=sys.stderr)
         examples = teach.embed(photos, args.base, progress=_progress_printer())

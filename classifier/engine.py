@@ -682,6 +682,12 @@ def _open_cached(
     return None
 
 
+def writable_cache_dir() -> Path | None:
+    """Return the folder new engine files go to: the cache folder, or the private temporary
+    folder that replaces it when it cannot be written; None when neither can be."""
+    return _export_folder(get_settings().cache_dir, [])
+
+
 def _export_folder(cache_dir: Path, notices: list[str]) -> Path | None:
     """Return where a new engine file goes: the cache folder, or a temporary one if it
     cannot be written, or None if neither can (then nothing is exported).

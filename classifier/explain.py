@@ -13,8 +13,8 @@ A taught model on such a base uses the base's map model and its own head: its fe
 are the pooled A. Everything else (MobileNetV3, whose pooled vector goes through another
 non-linear layer, models built on it, added models) gets occlusion sensitivity: the
 picture with one square greyed at a time, run through the model's own engine, the map
-being how much each square's absence lowers each class. The grid is chosen so the
-whole takes about a second at most.
+being how much each square's absence lowers each class. The grid is as fine as about a
+second allows, but never coarser than 3x3 (10 runs of the model, for a slow one).
 """
 
 from __future__ import annotations
@@ -84,11 +84,18 @@ def upsample(grid_map: np.ndarray, size: int) -> np.ndarray:
 
 
 def map_model_path(base: str) -> Path:
-    """Return where this server keeps a built-in network's map model (LiteRT)."""
+    """Return where this server keeps a built-in network's map model (LiteRT).
+
+    Raises:
+        ExplainError: the network's weights are not here, or no engine folder can be written.
+    """
     spec = zoo.get_spec(base)
-    return engine.engine_path(
-        f"{base}-maps{MAPS_FORMAT}", spec.weights_file(), get_settings().cache_dir
-    )
+    if not spec.weights_file().is_file():
+        raise ExplainError(f"{spec.title}'s ImageNet weights are not on this server.")
+    folder = engine.writable_cache_dir()
+    if folder is None:
+        raise ExplainError("No folder for map models can be written on this server.")
+    return engine.engine_path(f"{base}-maps{MAPS_FORMAT}", spec.weights_file(), folder)
 
 
 def head_path(model_path: Path) -> Path:
@@ -126,29 +133,29 @@ def map_engine(base: str) -> MapEngine:
     with _lock:
         if path in _map_engines:
             return _map_engines[path]
-        if engine.verify_engine_file(path) is not None or not head_path(path).is_file():
-            from classifier.added import _run_child  # one child at a time, under nice
-            from classifier.modelfiles import ModelFileError
+    from classifier.added import exported_by_child  # one child at a time, under nice
+    from classifier.modelfiles import ModelFileError
 
-            try:
-                _run_child("maps", base, str(path))
-            except ModelFileError as exc:
-                raise ExplainError(str(exc)) from exc
-            problem = engine.verify_engine_file(path)
-            if problem is not None:
-                raise ExplainError(f"The map model of {zoo.title_of(base)}: {problem}.")
-        opened = MapEngine(path, get_settings().num_threads)
-        _map_engines[path] = opened
-        return opened
+    if not head_path(path).is_file():
+        engine.checksum_path(path).unlink(missing_ok=True)  # exported again, head first
+    try:
+        exported_by_child(path, "maps", base)
+    except ModelFileError as exc:
+        raise ExplainError(f"The map model of {zoo.title_of(base)}: {exc}") from exc
+    with _lock:
+        if path not in _map_engines:
+            _map_engines[path] = MapEngine(path, get_settings().num_threads)
+        return _map_engines[path]
 
 
 _preparing: set[str] = set()
+_preparing_lock = threading.Lock()
 
 
 def prepare_in_background(base: str) -> None:
     """Export a network's map model in a background thread (once per process), so maps are
     ready later without making anyone wait now."""
-    with _lock:
+    with _preparing_lock:
         if base in _preparing:
             return
         _preparing.add(base)
@@ -167,7 +174,10 @@ def map_ready(spec: zoo.ModelSpec) -> bool:
     base = spec.base or (None if spec.added else spec.name)
     if base not in CAM_MODELS:
         return True
-    path = map_model_path(base)
+    try:
+        path = map_model_path(base)
+    except ExplainError:
+        return True  # nothing to wait for: asking for a map will say why there is none
     return path in _map_engines or path.is_file()
 
 

@@ -54,7 +54,7 @@ class TeachError(ValueError):
 
 def bases() -> list[str]:
     """Return the built-in networks that can give features here (their weights are here)."""
-    return [name for name in zoo.MODELS if zoo.weights_status(name).available]
+    return [name for name in zoo.MODELS if zoo.get_spec(name).weights_file().is_file()]
 
 
 def check_base(base: str) -> zoo.ModelSpec:
@@ -67,15 +67,26 @@ def check_base(base: str) -> zoo.ModelSpec:
     status = zoo.weights_status(base)
     if not status.available:
         raise TeachError(f"{zoo.title_of(base)} cannot be the base here: {status.reason}.")
-    return zoo.get_spec(base)
+    spec = zoo.get_spec(base)
+    if not spec.weights_file().is_file():  # downloadable, not downloaded yet
+        raise TeachError(
+            f"{spec.title}'s ImageNet weights are not on this server yet: classify a photo "
+            "with it once (that downloads them), then teach on it."
+        )
+    return spec
 
 
 def features_path(base: str) -> Path:
-    """Return where this server keeps a base network's feature extractor."""
-    spec = zoo.get_spec(base)
-    return engine.engine_path(
-        f"{base}-features{FEATURES_FORMAT}", spec.weights_file(), get_settings().cache_dir
-    )
+    """Return where this server keeps a base network's feature extractor.
+
+    Raises:
+        TeachError: the base's weights are not here, or no engine folder can be written.
+    """
+    spec = check_base(base)
+    folder = engine.writable_cache_dir()
+    if folder is None:
+        raise TeachError("No folder for the feature extractor can be written on this server.")
+    return engine.engine_path(f"{base}-features{FEATURES_FORMAT}", spec.weights_file(), folder)
 
 
 _extractors: dict[Path, engine.LiteRTEngine] = {}
@@ -88,30 +99,29 @@ def extractor(base: str) -> engine.LiteRTEngine:
     Raises:
         TeachError: the base cannot be used here, or its export failed (one sentence).
     """
-    check_base(base)
     path = features_path(base)
     with _extractors_lock:
         if path in _extractors:
             return _extractors[path]
-        if engine.verify_engine_file(path) is not None:
-            from classifier.added import _run_child  # one child at a time, under nice
-            from classifier.modelfiles import ModelFileError
+    from classifier.added import exported_by_child  # one child at a time, under nice
+    from classifier.modelfiles import ModelFileError
 
-            try:
-                _run_child("features", base, str(path))
-            except ModelFileError as exc:
-                raise TeachError(str(exc)) from exc
-            problem = engine.verify_engine_file(path)
-            if problem is not None:
-                raise TeachError(f"The feature extractor of {zoo.title_of(base)}: {problem}.")
-        opened = engine.LiteRTEngine(path, get_settings().num_threads)
-        _extractors[path] = opened
-        return opened
+    try:
+        exported_by_child(path, "features", base)
+    except ModelFileError as exc:
+        raise TeachError(f"The feature extractor of {zoo.title_of(base)}: {exc}") from exc
+    with _extractors_lock:
+        if path not in _extractors:
+            _extractors[path] = engine.LiteRTEngine(path, get_settings().num_threads)
+        return _extractors[path]
 
 
 def extractor_ready(base: str) -> bool:
     """Tell whether a base's feature extractor is open or on disk (no export would be needed)."""
-    path = features_path(base)
+    try:
+        path = features_path(base)
+    except TeachError:
+        return True  # nothing to wait for: using it will say why it cannot be
     return path in _extractors or path.is_file()
 
 
@@ -120,10 +130,11 @@ def extractor_ready(base: str) -> bool:
 
 @dataclass(frozen=True)
 class Photo:
-    """One training photo: a name to show (file name) and its bytes."""
+    """One training photo: a name to show (file name) and its bytes, or the file holding them
+    (read when its turn comes)."""
 
     name: str
-    data: bytes
+    data: bytes | Path
     label: str
 
 
@@ -161,6 +172,17 @@ class Examples:
             tuple(self.digests[i] for i in keep),
         )
 
+    def take(self, indices: Sequence[int]) -> Examples:
+        """Return only the vectors at these positions."""
+        return Examples(
+            self.base,
+            self.vectors[list(indices)],
+            tuple(self.labels[i] for i in indices),
+            tuple(self.names[i] for i in indices),
+            tuple(self.digests[i] for i in indices),
+            self.unreadable,
+        )
+
     def counts(self) -> dict[str, int]:
         """Return the number of photos of each class, in the order classes first appear."""
         counts: dict[str, int] = {}
@@ -195,13 +217,20 @@ def embed(
     vectors, kept, unreadable = [], [], []
     opened: engine.LiteRTEngine | None = None
     for number, photo in enumerate(photos, start=1):
-        digest = images.content_digest(photo.data)
+        try:  # a file is read only now: one photo's bytes in memory at a time
+            data = photo.data if isinstance(photo.data, bytes) else photo.data.read_bytes()
+        except OSError as exc:
+            unreadable.append((photo.name, f"It cannot be read ({exc.strerror or exc})."))
+            if progress:
+                progress(number, len(photos))
+            continue
+        digest = images.content_digest(data)
         cached = folder / f"{digest}.npy"
         vector = _read_cached(cached)
         if vector is None:
             try:
                 decoded = images.decode_image(
-                    photo.data, min_side=images.min_side_for(spec.input_size, CROP_FRACTION)
+                    data, min_side=images.min_side_for(spec.input_size, CROP_FRACTION)
                 )
             except images.ImageError as exc:
                 unreadable.append((photo.name, str(exc)))
@@ -261,7 +290,7 @@ class Taught:
 
     examples: Examples
     class_names: tuple[str, ...]
-    weights: np.ndarray  # (dimensions, classes) float32; standardization folded in
+    weights: np.ndarray  # (dimensions, classes) float32
     bias: np.ndarray  # (classes,) float32
     predicted: tuple[str, ...]  # cross-validated class of each training photo
     folds: int
@@ -352,6 +381,13 @@ def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taugh
     Raises:
         TeachError: fewer than 2 classes, a class with fewer than 2 photos, ...
     """
+    limit = get_settings().teach_max_photos
+    if len(examples.labels) > limit:
+        raise TeachError(
+            f"That is {len(examples.labels):,} photos; at most {limit:,} can be taught at once "
+            "(CLASSIFIER_TEACH_MAX_PHOTOS)."
+        )
+    examples = _without_repeats(examples)
     counts = examples.counts()
     names = check_classes(list(class_names) if class_names is not None else list(counts))
     for name in names:
@@ -387,6 +423,28 @@ def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taugh
         predicted=tuple(names[i] for i in predicted),
         folds=folds,
     )
+
+
+def _without_repeats(examples: Examples) -> Examples:
+    """Return the examples with each photo once (the same bytes twice would sit on both sides
+    of a cross-validation split and flatter it).
+
+    Raises:
+        TeachError: the same photo is given to two classes.
+    """
+    first: dict[str, int] = {}
+    keep = []
+    for i, digest in enumerate(examples.digests):
+        if digest not in first:
+            first[digest] = i
+            keep.append(i)
+        elif examples.labels[first[digest]] != examples.labels[i]:
+            j = first[digest]
+            raise TeachError(
+                f"The same photo is in two classes: “{examples.names[j]}” in "
+                f"“{examples.labels[j]}” and “{examples.names[i]}” in “{examples.labels[i]}”."
+            )
+    return examples if len(keep) == len(examples.digests) else examples.take(keep)
 
 
 def _weights(regression, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -528,6 +586,7 @@ def save(name: str, taught: Taught, *, replace: bool = False):
     )
     if existing is not None and replace:
         engine.forget(name)
+        added.drop_files(existing)  # the old head (and its download), unless shared
     try:
         added.materialize(entry)
     except (OSError, zoo.ModelError):  # kept all the same: copied again on first use
@@ -568,7 +627,7 @@ def teachable_machine_zip(name: str) -> bytes:
     path = added.teachable_machine_zip_path(model.entry)
     if not path.is_file():
         head = added.materialize(model.entry)
-        partial = path.with_name(f".{path.name}.partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
             added._run_child("fuse", model.base, str(head), str(partial))
             data = partial.read_bytes()

@@ -201,10 +201,13 @@ def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
     import sys
 
     out = tmp_path / "maps"
-    pictures = [str(EXAMPLES / "cat.jpg"), str(EXAMPLES / "coffee.jpg")]
+    again = tmp_path / "elsewhere" / "cat.jpg"  # the same name in another folder
+    again.parent.mkdir()
+    again.write_bytes(photo("cat"))
+    pictures = [str(EXAMPLES / "cat.jpg"), str(EXAMPLES / "coffee.jpg"), str(again)]
     command = [sys.executable, "-m", "classifier", "predict", "--model", LITE0, "--top-k", "2"]
     done = subprocess.run(
-        [*command, "--explain", str(out), *pictures],
+        [*command, "--save", "--explain", str(out), *pictures],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -213,17 +216,28 @@ def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     written = sorted(path.name for path in out.iterdir())
-    assert len(written) == 4
-    assert [name.split("-")[:2] for name in written] == [
-        ["cat", "1"],
-        ["cat", "2"],
-        ["coffee", "1"],
-        ["coffee", "2"],
-    ]
-    assert written[2] == "coffee-1-espresso.png"
-    with Image.open(out / written[0]) as first, Image.open(out / written[1]) as second:
+    assert len(written) == 6
+    prefixes = sorted({name.split("-")[0] for name in written})
+    assert prefixes == ["cat.jpg", "cat.jpg (2)", "coffee.jpg"]  # the second cat.jpg kept too
+    assert "coffee.jpg-1-espresso.png" in written
+    cat_maps = sorted(name for name in written if name.startswith("cat.jpg-"))
+    with Image.open(out / cat_maps[0]) as first, Image.open(out / cat_maps[1]) as second:
         assert first.size == (224, 224)
         assert np.abs(np.asarray(first, int) - np.asarray(second, int)).mean() > 1  # per class
+    saved = added.store().find()
+    assert len(saved) == 3 and all(row.overlay for row in saved)  # --save keeps the top map
+
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a folder")
+    refused = subprocess.run(
+        [*command, "--explain", str(blocked), pictures[0]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith(f"error: --explain {blocked}:")
 
 
 @pytest.mark.slow

@@ -175,7 +175,8 @@ def test_a_taught_model_is_kept_replaced_only_when_asked_and_never_over_an_added
     again = teach.save("Desk things", retrained, replace=True)
     assert again.class_names == ("class 0", "class 1")
     assert [m.name for m in added.all_models()] == ["Desk things"]
-    assert again.spec().version != model.spec().version  # its answers are not the old ones
+    assert again.spec().version.split(":")[0] != model.entry.sha256  # not the old answers
+    assert not model.path().exists() and again.path().is_file()  # the old head is gone
 
     added.registry.add_model(added.store(), "Plain", "a file", "0" * 64, {"size": 224}, b"x")
     with pytest.raises(teach.TeachError, match="“Plain” is an added model, not a taught one"):
@@ -560,3 +561,66 @@ def test_photos_taken_for_another_class_are_shown_with_what_they_were_taken_for(
     assert len(captions) == mistakes
     pattern = r"(left|right)\d\.jpg: (Left, taken for Right|Right, taken for Left)"
     assert all(re.fullmatch(pattern, c.caption) for c in captions), captions
+
+
+def test_the_same_photo_counts_once_and_never_in_two_classes():
+    examples = made_up_examples(classes=2, per_class=4)
+    repeated = examples.take([0, 0, 1, 2, 3, 4, 5, 6, 7])  # photo 0 twice in "class 0"
+    taught = teach.train(repeated)
+    assert len(taught.examples.labels) == 8  # once
+    twice = teach.Examples(
+        LITE0,
+        examples.vectors[[0, 1, 4, 5]],
+        ("class 0", "class 0", "class 1", "class 1"),
+        ("a.jpg", "b.jpg", "copy of a.jpg", "d.jpg"),
+        (examples.digests[0], examples.digests[1], examples.digests[0], examples.digests[5]),
+    )
+    with pytest.raises(teach.TeachError, match=r"The same photo is in two classes: “a\.jpg” in"):
+        teach.train(twice)
+
+
+def test_training_past_the_photo_limit_is_refused(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_TEACH_MAX_PHOTOS", "20")
+    with pytest.raises(teach.TeachError, match="That is 36 photos; at most 20 can be taught"):
+        teach.train(made_up_examples())
+
+
+def test_an_unwritable_cache_folder_is_replaced_and_a_failed_export_is_not_retried_at_once(
+    tmp_path, monkeypatch
+):
+    from classifier.modelfiles import ModelFileError
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(blocker / "cache"))
+    path = teach.features_path(LITE0)
+    assert path.parent == engine.fallback_cache_dir()  # as the classifier's own engine files
+    calls = []
+
+    def failing_child(*arguments):
+        calls.append(arguments)
+        raise ModelFileError("The program reading it stopped (exit status 1).")
+
+    monkeypatch.setattr(added, "_run_child", failing_child)
+    monkeypatch.setattr(engine, "verify_engine_file", lambda path: "there is no such file")
+    for _ in range(2):
+        with pytest.raises(teach.TeachError, match="The program reading it stopped"):
+            teach.extractor(LITE0)
+    assert len(calls) == 1  # the failure is remembered for a while
+    added._export_failures.clear()
+
+
+def test_the_teach_page_refuses_files_over_the_size_limit_as_they_arrive(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_MAX_BYTES", str(30_000))
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    small = (EXAMPLES / "cat.jpg").read_bytes()
+    assert len(small) < 30_000
+    big = (EXAMPLES / "coffee.jpg").read_bytes()
+    assert len(big) > 30_000
+    at.file_uploader(key="teach_upload_0").set_value(
+        [("cat.jpg", small, "image/jpeg"), ("coffee.jpg", big, "image/jpeg")]
+    ).run()
+    assert not at.exception
+    assert next(m.value for m in at.markdown if "photo" in m.value) == "**1 photo**"
+    assert at.warning[0].value.startswith("Not taken: coffee.jpg (over ")

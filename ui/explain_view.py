@@ -73,8 +73,8 @@ def where_it_looked(
         "Class", list(labels), format_func=labels.__getitem__, key=f"where_class_{key}"
     )
     opacity = opacity_col.slider("Opacity", 0.0, 1.0, 0.6, step=0.05, key=f"where_opacity_{key}")
-    spec = zoo.choose(prediction.model).spec
     try:
+        spec = zoo.choose(prediction.model).spec  # the database, for a model someone added
         if explain.map_ready(spec):
             method, maps = class_maps(
                 digest, prediction.model, spec.version, tuple(labels), prediction.model_input

@@ -37,6 +37,7 @@ class TeachClass:
     added: dict[str, teach.Photo] = field(default_factory=dict)  # camera and history
     previous: int = 0  # photos the saved model was trained on (their vectors are kept)
     previous_name: str = ""  # the class's name in the saved model
+    refused: str = ""  # why some of the last upload's files were not taken
 
     def photos(self) -> dict[str, teach.Photo]:
         """Return the class's new photos by content digest."""
@@ -182,8 +183,10 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             accept_multiple_files=True,
             key=f"teach_upload_{key}",
             on_change=_read_uploads,
-            args=(taught,),
+            args=(state, taught),
         )
+        if taught.refused:
+            st.warning(taught.refused, icon=":material/block:")
         camera_col, history_col, clear_col = st.columns(3)
         if camera_col.toggle("Use camera", key=f"teach_use_camera_{key}"):
             shot = st.camera_input("Take a photo of this class", key=f"teach_camera_{key}")
@@ -205,18 +208,37 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             )
 
 
-def _read_uploads(taught: TeachClass) -> None:
+def _read_uploads(state: dict[str, Any], taught: TeachClass) -> None:
     """Take a class's uploader's files (before the page is drawn, so its count is current).
 
     Only on a change: coming back from another page, the uploader is empty but the
-    class keeps its photos.
+    class keeps its photos. Files over the size limit, and photos past the limit of one
+    training, are not taken (the card says which): the session holds what it takes.
     """
+    settings = get_settings()
+    others = sum(len(c.photos()) + c.previous for c in state["classes"] if c is not taught)
+    room = settings.teach_max_photos - others - taught.previous - len(taught.added)
     files = st.session_state.get(f"teach_upload_{taught.id}") or []
-    taught.uploaded = {
-        images.content_digest(data): teach.Photo(f.name, data, "")
-        for f in files
-        if (data := f.getvalue())
-    }
+    taught.uploaded, too_big, no_room = {}, [], 0
+    for file in files:
+        if file.size > settings.max_bytes:
+            too_big.append(file.name)
+        elif len(taught.uploaded) >= room:
+            no_room += 1
+        elif data := file.getvalue():
+            taught.uploaded[images.content_digest(data)] = teach.Photo(file.name, data, "")
+    reasons = []
+    if too_big:
+        limit = settings.max_bytes / 2**20
+        reasons.append(
+            f"{', '.join(too_big[:5])}{' and more' if len(too_big) > 5 else ''} (over {limit:g} MB)"
+        )
+    if no_room:
+        reasons.append(
+            f"{no_room} photo{'s' if no_room > 1 else ''} past the limit of "
+            f"{settings.teach_max_photos:,} photos for one model"
+        )
+    taught.refused = f"Not taken: {'; '.join(reasons)}." if reasons else ""
 
 
 def _remove_class(state: dict[str, Any], key: int) -> None:
@@ -281,22 +303,25 @@ def _add_from_history(taught: TeachClass, records: list[history.Record]) -> None
 
 def _collect(
     state: dict[str, Any],
-) -> tuple[list[str], dict[str, teach.Photo], dict[str, str]]:
-    """Return the class names as typed, every new photo (by digest) labelled with its class,
-    and the saved model's class names (being retrained) mapped to their names now."""
-    names, photos, renamed = [], {}, {}
+) -> tuple[list[str], list[tuple[str, teach.Photo]], dict[str, str]]:
+    """Return the class names as typed, every new photo (with its digest) labelled with its
+    class, and the saved model's class names (being retrained) mapped to their names now.
+
+    A photo given to two classes is in the list twice: training then says so.
+    """
+    names, photos, renamed = [], [], {}
     for taught in state["classes"]:
         name = st.session_state.get(f"teach_name_{taught.id}", "")
         names.append(name)
         for digest, photo in taught.photos().items():
-            photos[digest] = teach.Photo(photo.name, photo.data, teach.tidy(name))
+            photos.append((digest, teach.Photo(photo.name, photo.data, teach.tidy(name))))
         if taught.previous:
             renamed[taught.previous_name] = teach.tidy(name)
     return names, photos, renamed
 
 
-def _fingerprint(base: str, names: list[str], photos: dict[str, teach.Photo]) -> tuple:
-    return base, tuple(names), tuple(sorted((p.label, d) for d, p in photos.items()))
+def _fingerprint(base: str, names: list[str], photos: list[tuple[str, teach.Photo]]) -> tuple:
+    return base, tuple(names), tuple(sorted((p.label, d) for d, p in photos))
 
 
 def _train_section(state: dict[str, Any], base: str) -> None:
@@ -304,13 +329,13 @@ def _train_section(state: dict[str, Any], base: str) -> None:
     fingerprint = _fingerprint(base, names, photos)
     if st.button("Train", type="primary", icon=":material/model_training:"):
         state["result"] = None
-        state["result"] = _train(state, base, names, list(photos.values()), renamed)
+        state["result"] = _train(state, base, names, [p for _, p in photos], renamed)
         state["trained_on"] = fingerprint
     result: teach.Taught | None = state.get("result")
     if result is None:
         return
     stale = state.get("trained_on") != fingerprint
-    _show_result(result, photos)
+    _show_result(result, dict(photos))
     st.subheader("Save")
     if stale:
         st.warning(
@@ -469,27 +494,35 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
 
 
 def download_section(name: str) -> None:
-    """Offer the saved model as a Teachable Machine LiteRT zip (built once, on request)."""
-    ready: dict[str, bytes] = st.session_state.setdefault("teach_downloads", {})
-    if name not in ready:
-        if st.button(
+    """Offer a taught model as a Teachable Machine LiteRT zip (built once, on request).
+
+    The zip is kept in the data folder under the model's digest, so a retrained model
+    gets its own; the page holds no copy of it (the button reads it when clicked).
+    """
+    try:
+        model = added.find(name)
+        path = added.teachable_machine_zip_path(model.entry)
+    except zoo.ModelError as exc:
+        st.error(str(exc))
+        return
+    if not path.is_file():
+        if not st.button(
             "Prepare a download",
             key=f"prepare_download_{name}",
             icon=":material/package_2:",
             help="The model as Teachable Machine's LiteRT export (model_unquant.tflite and "
             "labels.txt): use it anywhere, or add it back on the Models page.",
         ):
-            try:
-                with st.spinner("Building the model file (about 15 seconds)…"):
-                    ready[name] = teach.teachable_machine_zip(name)
-            except (teach.TeachError, zoo.ModelError) as exc:
-                st.error(str(exc))
-                return
-        else:
+            return
+        try:
+            with st.spinner("Building the model file (about 15 seconds)…"):
+                teach.teachable_machine_zip(name)
+        except (teach.TeachError, zoo.ModelError, OSError) as exc:
+            st.error(str(exc))
             return
     st.download_button(
         "Download (Teachable Machine LiteRT zip)",
-        ready[name],
+        lambda: path.read_bytes(),
         file_name=f"{name}.zip",
         mime="application/zip",
         icon=":material/download:",
