@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -486,8 +485,7 @@ def test_where_it_looked_shows_a_heat_map_that_follows_the_class_picked(page):
     assert "Traceback" not in page.locator("body").inner_text()
 
     page.wait_for_timeout(800)  # the chart's entry transition
-    _screenshot_of_the_whole_page(page, SCREENSHOTS / "where-it-looked.png")
-    shutil.copyfile(SCREENSHOTS / "where-it-looked.png", ROOT / "docs" / "where-it-looked.png")
+    _screenshot_of_the_whole_page(page, SCREENSHOTS / "where-it-looked.png")  # docs/ has a copy
 
 
 def _class_of(label: str) -> str:
