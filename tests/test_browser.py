@@ -368,11 +368,12 @@ def test_teach_a_two_class_model_train_save_and_classify_with_it(
             metric = page.get_by_test_id("stMetric").filter(has_text="Cross-validated accuracy")
             # The first training on a server exports the feature extractor in a child process.
             expect(metric.get_by_test_id("stMetricValue")).to_have_text(
-                re.compile(r"^\d+%$"), timeout=180_000
+                re.compile(r"^\d+%$"), timeout=300_000
             )
-            table = page.get_by_test_id("stDataFrame").first
-            table.locator("[role='gridcell']").first.wait_for(state="attached")
-            assert {"Cat", "Coffee"} <= set(table.locator("[role='gridcell']").all_inner_texts())
+            cells = page.get_by_test_id("stDataFrame").first.locator("[role='gridcell']")
+            for name in photos:  # the grid fills in after the metric: wait for each class
+                cell = cells.filter(has_text=re.compile(f"^{name}$"))
+                expect(cell).to_have_count(1, timeout=WAIT)
             chart = page.locator(
                 "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
             ).first
