@@ -56,12 +56,19 @@ _one_at_a_time = threading.Lock()
 RETRY_AFTER_SECONDS = 300  # a failed export is not tried again sooner
 _export_locks: dict[Path, threading.Lock] = {}
 _export_failures: dict[Path, tuple[float, str]] = {}
+_exported: dict[Path, engine.LiteRTEngine] = {}  # opened once per process
 _exports_lock = threading.Lock()
 
 
-def exported_by_child(path: Path, *arguments: str) -> None:
-    """Make sure `path` holds a verified engine file, running `classifier.convert ARGUMENTS
-    PATH` once if it does not.
+def is_open(path: Path) -> bool:
+    """Tell whether `open_exported` has opened this file in this process."""
+    return path in _exported
+
+
+def open_exported(path: Path, *arguments: str) -> engine.LiteRTEngine:
+    """Return the engine of a file a child process exports (`classifier.convert ARGUMENTS
+    PATH`): a feature extractor, a map model. Exported once if the file is missing or
+    damaged, opened once per process.
 
     One export per file at a time (others asking wait for it, not for other files); a
     failure is remembered for RETRY_AFTER_SECONDS, so repeated requests do not each start
@@ -71,22 +78,33 @@ def exported_by_child(path: Path, *arguments: str) -> None:
         ModelFileError: the export failed (one sentence).
     """
     with _exports_lock:
+        if path in _exported:
+            return _exported[path]
         lock = _export_locks.setdefault(path, threading.Lock())
     with lock:
-        if engine.verify_engine_file(path) is None:
-            return
-        failed = _export_failures.get(path)
-        if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
-            raise ModelFileError(failed[1])
-        try:
-            _run_child(*arguments, str(path))
-            problem = engine.verify_engine_file(path)
-            if problem is not None:
-                raise ModelFileError(f"The file made for it cannot be used: {problem}.")
-        except ModelFileError as exc:
-            _export_failures[path] = (time.monotonic(), str(exc))
-            raise
-        _export_failures.pop(path, None)
+        _export_once(path, arguments)
+        with _exports_lock:
+            if path not in _exported:
+                _exported[path] = engine.LiteRTEngine(path, get_settings().num_threads)
+            return _exported[path]
+
+
+def _export_once(path: Path, arguments: tuple[str, ...]) -> None:
+    """Run the child unless `path` holds a verified file (the caller holds the file's lock)."""
+    if engine.verify_engine_file(path) is None:
+        return
+    failed = _export_failures.get(path)
+    if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
+        raise ModelFileError(failed[1])
+    try:
+        _run_child(*arguments, str(path))
+        problem = engine.verify_engine_file(path)
+        if problem is not None:
+            raise ModelFileError(f"The file made for it cannot be used: {problem}.")
+    except ModelFileError as exc:
+        _export_failures[path] = (time.monotonic(), str(exc))
+        raise
+    _export_failures.pop(path, None)
 
 
 def _run_child(*arguments: str) -> dict[str, Any]:
@@ -428,9 +446,30 @@ def save(name: str, candidate: Candidate, scaling_name: str) -> AddedModel:
     details = dict(candidate.details)
     details.update(class_names=list(candidate.class_names), scaling=scaling_name)
     details.pop("ok", None)
+    return keep(name, candidate.source, details, candidate.tflite)
+
+
+def keep(
+    name: str,
+    source: str,
+    details: dict[str, Any],
+    data: bytes,
+    replacing: registry.ModelEntry | None = None,
+) -> AddedModel:
+    """Write a model's row and file to the database (replacing `replacing`, same name, in the
+    same transaction) and copy the file into this server's data folder.
+
+    Raises:
+        ModelNameTaken: another model has this name (and none is being replaced).
+        HistoryReadOnlyError: the database cannot be written.
+    """
+    digest = hashlib.sha256(data).hexdigest()
     entry = registry.add_model(
-        store(), name, candidate.source, candidate.sha256, details, candidate.tflite
+        store(), name, source, digest, details, data, replace=replacing is not None
     )
+    if replacing is not None:
+        engine.forget(name)
+        drop_files(replacing)  # the old file (and its download), unless shared
     try:
         materialize(entry)  # now, so the first answer does not wait for it
     except (OSError, zoo.ModelError):  # kept all the same: copied again on first use

@@ -19,6 +19,7 @@ second allows, but never coarser than 3x3 (10 runs of the model, for a slow one)
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -30,7 +31,6 @@ import numpy as np
 from PIL import Image
 
 from classifier import engine, zoo
-from classifier.config import get_settings
 
 log = logging.getLogger(__name__)
 MAPS_FORMAT = 1  # part of the map model's file name
@@ -103,22 +103,24 @@ def head_path(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}-head.npz")
 
 
+@dataclass(frozen=True)
 class MapEngine:
     """A network's map model: one LiteRT call gives the feature map; the head is NumPy."""
 
-    def __init__(self, path: Path, num_threads: int):
-        self._engine = engine.LiteRTEngine(path, num_threads)
-        with np.load(head_path(path), allow_pickle=False) as npz:
-            self.weights = npz["weights"].astype(np.float32)  # (C, 1000)
-            self.bias = npz["bias"].astype(np.float32)
+    runner: engine.LiteRTEngine
+    weights: np.ndarray  # (C, 1000)
+    bias: np.ndarray
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         """Return the feature map (H, W, C) of a batch of one."""
-        return self._engine.run(batch).reshape(self._engine.output_shape)
+        return self.runner.run(batch).reshape(self.runner.output_shape)
 
 
-_map_engines: dict[Path, MapEngine] = {}
-_lock = threading.Lock()
+@functools.cache
+def _head(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a map model's linear layer once per process (never unpickling anything)."""
+    with np.load(head_path(path), allow_pickle=False) as npz:
+        return npz["weights"].astype(np.float32), npz["bias"].astype(np.float32)
 
 
 def map_engine(base: str) -> MapEngine:
@@ -129,23 +131,17 @@ def map_engine(base: str) -> MapEngine:
     """
     if base not in CAM_MODELS:
         raise ExplainError(f"{zoo.title_of(base)} has no class activation map.")
-    path = map_model_path(base)
-    with _lock:
-        if path in _map_engines:
-            return _map_engines[path]
-    from classifier.added import exported_by_child  # one child at a time, under nice
+    from classifier import added
     from classifier.modelfiles import ModelFileError
 
-    if not head_path(path).is_file():
+    path = map_model_path(base)
+    if not added.is_open(path) and not head_path(path).is_file():
         engine.checksum_path(path).unlink(missing_ok=True)  # exported again, head first
     try:
-        exported_by_child(path, "maps", base)
+        opened = added.open_exported(path, "maps", base)
     except ModelFileError as exc:
         raise ExplainError(f"The map model of {zoo.title_of(base)}: {exc}") from exc
-    with _lock:
-        if path not in _map_engines:
-            _map_engines[path] = MapEngine(path, get_settings().num_threads)
-        return _map_engines[path]
+    return MapEngine(opened, *_head(path))
 
 
 _preparing: set[str] = set()
@@ -174,11 +170,13 @@ def map_ready(spec: zoo.ModelSpec) -> bool:
     base = spec.base or (None if spec.added else spec.name)
     if base not in CAM_MODELS:
         return True
+    from classifier import added
+
     try:
         path = map_model_path(base)
     except ExplainError:
         return True  # nothing to wait for: asking for a map will say why there is none
-    return path in _map_engines or path.is_file()
+    return added.is_open(path) or path.is_file()
 
 
 # --- Explaining one picture -------------------------------------------------------------

@@ -89,40 +89,30 @@ def features_path(base: str) -> Path:
     return engine.engine_path(f"{base}-features{FEATURES_FORMAT}", spec.weights_file(), folder)
 
 
-_extractors: dict[Path, engine.LiteRTEngine] = {}
-_extractors_lock = threading.Lock()
-
-
 def extractor(base: str) -> engine.LiteRTEngine:
     """Return a base network's feature extractor, exported once (in a child process) if needed.
 
     Raises:
         TeachError: the base cannot be used here, or its export failed (one sentence).
     """
-    path = features_path(base)
-    with _extractors_lock:
-        if path in _extractors:
-            return _extractors[path]
-    from classifier.added import exported_by_child  # one child at a time, under nice
+    from classifier import added
     from classifier.modelfiles import ModelFileError
 
     try:
-        exported_by_child(path, "features", base)
+        return added.open_exported(features_path(base), "features", base)
     except ModelFileError as exc:
         raise TeachError(f"The feature extractor of {zoo.title_of(base)}: {exc}") from exc
-    with _extractors_lock:
-        if path not in _extractors:
-            _extractors[path] = engine.LiteRTEngine(path, get_settings().num_threads)
-        return _extractors[path]
 
 
 def extractor_ready(base: str) -> bool:
     """Tell whether a base's feature extractor is open or on disk (no export would be needed)."""
+    from classifier import added
+
     try:
         path = features_path(base)
     except TeachError:
         return True  # nothing to wait for: using it will say why it cannot be
-    return path in _extractors or path.is_file()
+    return added.is_open(path) or path.is_file()
 
 
 # --- Vectors -----------------------------------------------------------------------------
@@ -549,7 +539,6 @@ def save(name: str, taught: Taught, *, replace: bool = False):
         TeachError: the name is an added model's, which retraining cannot replace.
         HistoryReadOnlyError: the database cannot be written.
     """
-    import hashlib
 
     from classifier import added
     from classifier.history import registry
@@ -575,23 +564,7 @@ def save(name: str, taught: Taught, *, replace: bool = False):
         "parameters": (base.parameters or 0) + dimensions * classes + classes,
     }
     source = f"Taught from {photos:,} photos on {base.title}"
-    entry = registry.add_model(
-        added.store(),
-        name,
-        source,
-        hashlib.sha256(data).hexdigest(),
-        details,
-        data,
-        replace=replace and existing is not None,
-    )
-    if existing is not None and replace:
-        engine.forget(name)
-        added.drop_files(existing)  # the old head (and its download), unless shared
-    try:
-        added.materialize(entry)
-    except (OSError, zoo.ModelError):  # kept all the same: copied again on first use
-        log.exception("Copying the taught model %r into the data folder failed", name)
-    return added.AddedModel(entry)
+    return added.keep(name, source, details, data, replacing=existing if replace else None)
 
 
 def taught_examples(name: str) -> tuple[str, Examples]:

@@ -61,6 +61,17 @@ def fresh_settings():
     config.reset_settings()
 
 
+@pytest.fixture
+def own_database(tmp_path, monkeypatch):
+    """A database and data folder of the test's own, so added and taught models never leak."""
+    from classifier import added
+
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
+    yield
+    added.close_stores()
+
+
 @pytest.fixture(scope="session")
 def chelsea_png() -> bytes:
     """scikit-image's photo of Chelsea the cat, as PNG bytes."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,3 +53,15 @@ def make_record(**overrides: object) -> NewRecord:
     }
     values.update(overrides)
     return NewRecord(**values)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m classifier ARGS` from the project folder, as a person types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "classifier", *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=600,
+        check=False,
+    )

@@ -25,18 +25,13 @@ from classifier.modelfiles import ModelFileError
 from classifier.predict import classify
 from tests import model_fixtures as mf
 from tests.conftest import ROOT
+from tests.helpers import cli
 
 EXAMPLES = ROOT / "assets" / "examples"
 PHOTOS = ("cat", "coffee", "rocket")  # the shipped examples, one per fixture class
 
 
-@pytest.fixture(autouse=True)
-def own_database(tmp_path, monkeypatch):
-    """Each test gets its own database and data folder, so added models never leak."""
-    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
-    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
-    yield
-    added.close_stores()
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
 
 
 def photo(name: str) -> bytes:
@@ -414,16 +409,6 @@ def test_removing_a_model_removes_its_file_and_its_engine(made):
 def test_the_command_line_adds_predicts_with_and_removes_a_model(made, tmp_path):
     zip_path = tmp_path / "converted_keras.zip"
     zip_path.write_bytes(made["keras_zip"])
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "classifier", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=600,
-            check=False,
-        )
 
     done = cli("models", "add", "Desk things", str(zip_path))
     assert done.returncode == 0, done.stderr

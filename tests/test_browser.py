@@ -6,6 +6,7 @@ with CI=true, where a missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -269,68 +270,61 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
     browser, tmp_path_factory, teachable_machine_zip, lite0
 ):
     SCREENSHOTS.mkdir(exist_ok=True)
-    with server_tools.serve(tmp_path_factory.mktemp("own-model")) as running:
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        try:
-            page.goto(running.url)
-            page.get_by_text("What's in this photo?").wait_for()
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models").click()
-            page.get_by_role("heading", name="Add a model").wait_for()
-            page.locator("input[type=file]").first.set_input_files(str(teachable_machine_zip))
-            page.get_by_text("Teachable Machine zip (keras_model.h5): 3 classes").wait_for(
-                timeout=300_000  # the Keras file is converted to LiteRT in a child process
-            )
-            page.get_by_text("Classes: Cat, Coffee, Rocket").wait_for()
-            name = page.get_by_label("Name")
-            name.fill("Desk things")
-            name.press("Enter")
-            page.get_by_role("button", name="Add model").click()
-            page.get_by_text("Added Desk things.").wait_for()
-            page.screenshot(path=str(SCREENSHOTS / "models-added.png"), full_page=True)
+    with _own_server_page(browser, tmp_path_factory.mktemp("own-model")) as page:
+        page.get_by_text("What's in this photo?").wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models").click()
+        page.get_by_role("heading", name="Add a model").wait_for()
+        page.locator("input[type=file]").first.set_input_files(str(teachable_machine_zip))
+        page.get_by_text("Teachable Machine zip (keras_model.h5): 3 classes").wait_for(
+            timeout=300_000  # the Keras file is converted to LiteRT in a child process
+        )
+        page.get_by_text("Classes: Cat, Coffee, Rocket").wait_for()
+        name = page.get_by_label("Name")
+        name.fill("Desk things")
+        name.press("Enter")
+        page.get_by_role("button", name="Add model").click()
+        page.get_by_text("Added Desk things.").wait_for()
+        page.screenshot(path=str(SCREENSHOTS / "models-added.png"), full_page=True)
 
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
-            page.get_by_text("What's in this photo?").wait_for()
-            picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
-            chosen = picker.locator("input").first.input_value() or picker.inner_text()
-            assert "Desk things (added)" in chosen  # picked for the person
-            page.locator("input[type=file]").set_input_files(
-                str(ROOT / "assets" / "examples" / "coffee.jpg")
-            )
-            page.locator("h3").filter(has_text="Coffee ·").wait_for()
-            grid = page.locator("[data-testid='stDataFrame']").first
-            grid.locator("[role='gridcell']").first.wait_for(state="attached")
-            cells = grid.locator("[role='gridcell']").all_inner_texts()
-            assert {"Coffee", "Cat", "Rocket"} <= set(cells)  # its own classes, not ImageNet's
-            page.get_by_text("Added model: Teachable Machine zip (keras_model.h5)").wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
+        page.get_by_text("What's in this photo?").wait_for()
+        picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
+        chosen = picker.locator("input").first.input_value() or picker.inner_text()
+        assert "Desk things (added)" in chosen  # picked for the person
+        page.locator("input[type=file]").set_input_files(
+            str(ROOT / "assets" / "examples" / "coffee.jpg")
+        )
+        page.locator("h3").filter(has_text="Coffee ·").wait_for()
+        grid = page.locator("[data-testid='stDataFrame']").first
+        grid.locator("[role='gridcell']").first.wait_for(state="attached")
+        cells = grid.locator("[role='gridcell']").all_inner_texts()
+        assert {"Coffee", "Cat", "Rocket"} <= set(cells)  # its own classes, not ImageNet's
+        page.get_by_text("Added model: Teachable Machine zip (keras_model.h5)").wait_for()
 
-            page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
-            box = page.locator("[class*='st-key-correction_'] input")
-            for _ in range(3):  # the box may be redrawn by the rerun the thumbs started
-                box.click()
-                try:
-                    page.get_by_role("option").first.wait_for(timeout=10_000)
-                    break
-                except PlaywrightTimeout:
-                    continue
-            options = page.get_by_role("option").all_inner_texts()
-            assert sorted(options) == ["Cat", "Coffee", "Rocket"]
-            page.get_by_role("option", name="Rocket").click()
-            page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
-            page.screenshot(path=str(SCREENSHOTS / "classify-added-model.png"), full_page=True)
+        page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
+        box = page.locator("[class*='st-key-correction_'] input")
+        for _ in range(3):  # the box may be redrawn by the rerun the thumbs started
+            box.click()
+            try:
+                page.get_by_role("option").first.wait_for(timeout=10_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        options = page.get_by_role("option").all_inner_texts()
+        assert sorted(options) == ["Cat", "Coffee", "Rocket"]
+        page.get_by_role("option", name="Rocket").click()
+        page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
+        page.screenshot(path=str(SCREENSHOTS / "classify-added-model.png"), full_page=True)
 
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="History").click()
-            page.get_by_text("saved predictions match the filters").wait_for()
-            history_cells = page.locator("[data-testid='stDataFrame']").first.locator(
-                "[role='gridcell']"
-            )
-            history_cells.first.wait_for(state="attached")
-            texts = history_cells.all_inner_texts()
-            assert "Desk things" in texts and "Coffee" in texts and "Rocket" in texts
-            assert "Traceback" not in page.content()
-        finally:
-            context.close()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="History").click()
+        page.get_by_text("saved predictions match the filters").wait_for()
+        history_cells = page.locator("[data-testid='stDataFrame']").first.locator(
+            "[role='gridcell']"
+        )
+        history_cells.first.wait_for(state="attached")
+        texts = history_cells.all_inner_texts()
+        assert "Desk things" in texts and "Coffee" in texts and "Rocket" in texts
+        assert "Traceback" not in page.content()
 
 
 def test_teach_a_two_class_model_train_save_and_classify_with_it(
@@ -341,68 +335,73 @@ def test_teach_a_two_class_model_train_save_and_classify_with_it(
         name: _photo_variations(ROOT / "assets" / "examples" / f"{name.lower()}.jpg", tmp_path)
         for name in ("Cat", "Coffee")
     }
-    with server_tools.serve(tmp_path_factory.mktemp("teach")) as running:
+    with _own_server_page(browser, tmp_path_factory.mktemp("teach")) as page:
+        page.get_by_text("What's in this photo?").wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Teach").click()
+        title = page.get_by_role("heading", name="Teach a model your own classes")
+        expect(title).to_be_visible(timeout=WAIT)
+
+        # The n-th class card holds the n-th name box and the n-th uploader.
+        for number, (name, files) in enumerate(photos.items()):
+            box = page.get_by_label("Class name").nth(number)
+            box.fill(name)
+            box.press("Enter")
+            expect(box).to_have_value(name, timeout=WAIT)
+            page.locator("input[type=file]").nth(number).set_input_files([str(f) for f in files])
+            counts = page.get_by_text(f"{len(files)} photos", exact=True)
+            expect(counts).to_have_count(number + 1, timeout=WAIT)
+
+        page.get_by_role("button", name="Train").click()
+        metric = page.get_by_test_id("stMetric").filter(has_text="Cross-validated accuracy")
+        # The first training on a server exports the feature extractor in a child process.
+        expect(metric.get_by_test_id("stMetricValue")).to_have_text(
+            re.compile(r"^\d+%$"), timeout=300_000
+        )
+        cells = page.get_by_test_id("stDataFrame").first.locator("[role='gridcell']")
+        for name in photos:  # the grid fills in after the metric: wait for each class
+            cell = cells.filter(has_text=re.compile(f"^{name}$"))
+            expect(cell).to_have_count(1, timeout=WAIT)
+        chart = page.locator(
+            "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+        ).first
+        expect(chart).to_be_visible(timeout=WAIT)
+
+        model_name = page.get_by_label("Model name")
+        model_name.fill("Cat or coffee")
+        model_name.press("Enter")
+        save = page.get_by_role("button", name="Save model")
+        expect(save).to_be_enabled(timeout=WAIT)
+        save.click()
+        expect(page.get_by_text("Saved Cat or coffee")).to_be_visible(timeout=WAIT)
+        expect(metric).to_be_visible(timeout=WAIT)  # the results stay on the page
+        page.wait_for_timeout(800)  # the chart's entry transition
+        _screenshot_of_the_whole_page(page, SCREENSHOTS / "teach.png")
+
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
+        page.get_by_text("What's in this photo?").wait_for()
+        picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model")
+        expect(picker).to_have_value("Cat or coffee (taught)", timeout=WAIT)
+        page.get_by_test_id("stButtonGroup").get_by_text("Coffee", exact=True).click()
+        answer = page.locator("h3").filter(has_text="·").first
+        expect(answer).to_have_text(re.compile(r"^Coffee ·"), timeout=WAIT)
+        assert "Traceback" not in page.content()
+
+
+WAIT = 60_000  # ms: how long `expect` waits for a rerun to draw (its default is 5 s)
+
+
+@contextlib.contextmanager
+def _own_server_page(browser, folder: Path):
+    """Yield a page on a server of the test's own (its own history and models), opened on `/`."""
+    with server_tools.serve(folder) as running:
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
         try:
             page.goto(running.url)
-            page.get_by_text("What's in this photo?").wait_for()
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Teach").click()
-            title = page.get_by_role("heading", name="Teach a model your own classes")
-            expect(title).to_be_visible(timeout=WAIT)
-
-            # The n-th class card holds the n-th name box and the n-th uploader.
-            for number, (name, files) in enumerate(photos.items()):
-                box = page.get_by_label("Class name").nth(number)
-                box.fill(name)
-                box.press("Enter")
-                expect(box).to_have_value(name, timeout=WAIT)
-                page.locator("input[type=file]").nth(number).set_input_files(
-                    [str(f) for f in files]
-                )
-                counts = page.get_by_text(f"{len(files)} photos", exact=True)
-                expect(counts).to_have_count(number + 1, timeout=WAIT)
-
-            page.get_by_role("button", name="Train").click()
-            metric = page.get_by_test_id("stMetric").filter(has_text="Cross-validated accuracy")
-            # The first training on a server exports the feature extractor in a child process.
-            expect(metric.get_by_test_id("stMetricValue")).to_have_text(
-                re.compile(r"^\d+%$"), timeout=300_000
-            )
-            cells = page.get_by_test_id("stDataFrame").first.locator("[role='gridcell']")
-            for name in photos:  # the grid fills in after the metric: wait for each class
-                cell = cells.filter(has_text=re.compile(f"^{name}$"))
-                expect(cell).to_have_count(1, timeout=WAIT)
-            chart = page.locator(
-                "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
-            ).first
-            expect(chart).to_be_visible(timeout=WAIT)
-
-            model_name = page.get_by_label("Model name")
-            model_name.fill("Cat or coffee")
-            model_name.press("Enter")
-            save = page.get_by_role("button", name="Save model")
-            expect(save).to_be_enabled(timeout=WAIT)
-            save.click()
-            expect(page.get_by_text("Saved Cat or coffee")).to_be_visible(timeout=WAIT)
-            expect(metric).to_be_visible(timeout=WAIT)  # the results stay on the page
-            page.wait_for_timeout(800)  # the chart's entry transition
-            _screenshot_of_the_whole_page(page, SCREENSHOTS / "teach.png")
-
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Classify").click()
-            page.get_by_text("What's in this photo?").wait_for()
-            picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model")
-            expect(picker).to_have_value("Cat or coffee (taught)", timeout=WAIT)
-            page.get_by_test_id("stButtonGroup").get_by_text("Coffee", exact=True).click()
-            answer = page.locator("h3").filter(has_text="·").first
-            expect(answer).to_have_text(re.compile(r"^Coffee ·"), timeout=WAIT)
-            assert "Traceback" not in page.content()
+            yield page
         finally:
             context.close()
-
-
-WAIT = 60_000  # ms: how long `expect` waits for a rerun to draw (its default is 5 s)
 
 
 def _photo_variations(source: Path, folder: Path) -> list[Path]:

@@ -18,17 +18,13 @@ from PIL import Image
 from classifier import added, engine, explain, images, zoo
 from classifier.predict import classify
 from tests.conftest import ROOT
+from tests.helpers import cli
 
 EXAMPLES = ROOT / "assets" / "examples"
 LITE0 = "efficientnet_lite0"
 
 
-@pytest.fixture(autouse=True)
-def own_database(tmp_path, monkeypatch):
-    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
-    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
-    yield
-    added.close_stores()
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
 
 
 def test_a_class_activation_map_weights_the_feature_map_by_the_class_and_keeps_what_speaks_for_it():
@@ -197,23 +193,13 @@ def test_an_added_model_gets_an_occlusion_map_with_its_own_answer():
 
 @pytest.mark.slow
 def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
-    import subprocess
-    import sys
-
     out = tmp_path / "maps"
     again = tmp_path / "elsewhere" / "cat.jpg"  # the same name in another folder
     again.parent.mkdir()
     again.write_bytes(photo("cat"))
     pictures = [str(EXAMPLES / "cat.jpg"), str(EXAMPLES / "coffee.jpg"), str(again)]
-    command = [sys.executable, "-m", "classifier", "predict", "--model", LITE0, "--top-k", "2"]
-    done = subprocess.run(
-        [*command, "--save", "--explain", str(out), *pictures],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
+    command = ["predict", "--model", LITE0, "--top-k", "2"]
+    done = cli(*command, "--save", "--explain", str(out), *pictures)
     assert done.returncode == 0, done.stderr
     written = sorted(path.name for path in out.iterdir())
     assert len(written) == 6
@@ -229,14 +215,7 @@ def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
 
     blocked = tmp_path / "a file"
     blocked.write_text("not a folder")
-    refused = subprocess.run(
-        [*command, "--explain", str(blocked), pictures[0]],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
+    refused = cli(*command, "--explain", str(blocked), pictures[0])
     assert refused.returncode == 2 and refused.stderr.startswith(f"error: --explain {blocked}:")
 
 

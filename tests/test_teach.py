@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -25,18 +23,13 @@ from classifier import added, engine, teach
 from classifier.history.registry import ModelNameTaken
 from classifier.predict import classify
 from tests.conftest import ROOT
+from tests.helpers import cli
 
 EXAMPLES = ROOT / "assets" / "examples"
 LITE0 = "efficientnet_lite0"
 
 
-@pytest.fixture(autouse=True)
-def own_database(tmp_path, monkeypatch):
-    """Each test gets its own database and data folder, so taught models never leak."""
-    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
-    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
-    yield
-    added.close_stores()
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
 
 
 def made_up_examples(
@@ -199,17 +192,6 @@ def test_the_command_line_names_what_is_wrong_with_a_folder(tmp_path):
     assert missing.returncode == 1 and "No such folder" in missing.stderr
     base = cli("teach", "Mugs", str(folder), "--base", "mobilenet_v2")
     assert base.returncode == 1 and "MobileNetV2 cannot be the base here" in base.stderr
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "classifier", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        check=False,
-    )
 
 
 # --- Real photos on EfficientNet-Lite0's features ----------------------------------------

@@ -7,6 +7,7 @@ opacity slider or switching back to a class does not run the network again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -75,15 +76,15 @@ def where_it_looked(
     opacity = opacity_col.slider("Opacity", 0.0, 1.0, 0.6, step=0.05, key=f"where_opacity_{key}")
     try:
         spec = zoo.choose(prediction.model).spec  # the database, for a model someone added
-        if explain.map_ready(spec):
+        preparing = (
+            contextlib.nullcontext()
+            if explain.map_ready(spec)
+            else st.spinner(f"Preparing {spec.title}'s maps (once per server, about 10 s)…")
+        )
+        with preparing:
             method, maps = class_maps(
                 digest, prediction.model, spec.version, tuple(labels), prediction.model_input
             )
-        else:
-            with st.spinner(f"Preparing {spec.title}'s maps (once per server, about 10 s)…"):
-                method, maps = class_maps(
-                    digest, prediction.model, spec.version, tuple(labels), prediction.model_input
-                )
     except (explain.ExplainError, zoo.ModelError) as exc:
         st.warning(f"No map for this model: {exc}", icon=":material/visibility_off:")
         return

@@ -376,12 +376,7 @@ def _train(
 ) -> teach.Taught | None:
     """Embed the photos (with a progress bar) and train; show any problem as one sentence."""
     try:
-        class_names = teach.check_classes(names)
-        limit = get_settings().teach_max_photos
-        if len(photos) > limit:
-            raise teach.TeachError(
-                f"That is {len(photos):,} photos; at most {limit:,} can be taught at once."
-            )
+        class_names = teach.check_classes(names)  # before any work; embed checks the count
         if not teach.extractor_ready(base):
             with st.spinner(
                 f"Preparing {zoo.title_of(base)} to describe photos (once per server, "

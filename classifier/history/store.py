@@ -183,20 +183,14 @@ class HistoryStore:
                 .scalars()
                 .all()
             )
-            images = [
-                {"prediction_id": record_id, "image": bytes(record.thumbnail)}
-                for record_id, record in zip(ids, records, strict=True)
-                if record.thumbnail is not None
-            ]
-            if images:
-                conn.execute(insert(thumbnails), images)
-            maps = [
-                {"prediction_id": record_id, "image": bytes(record.overlay)}
-                for record_id, record in zip(ids, records, strict=True)
-                if record.overlay is not None
-            ]
-            if maps:
-                conn.execute(insert(overlays), maps)
+            for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
+                pictures = [
+                    {"prediction_id": record_id, "image": bytes(getattr(record, field))}
+                    for record_id, record in zip(ids, records, strict=True)
+                    if getattr(record, field) is not None
+                ]
+                if pictures:
+                    conn.execute(insert(table), pictures)
         return list(ids)
 
     def get(self, record_id: int) -> Record | None:
