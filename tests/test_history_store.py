@@ -169,7 +169,10 @@ def test_add_then_get_returns_every_field(store: HistoryStore) -> None:
         feedback=None,
         corrected_label=None,
         thumbnail=thumbnail,
+        owner=None,
+        public_id=stored.public_id,
     )
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", stored.public_id)
     assert stored.created_at.utcoffset() == timedelta(0)
     assert stored.created_at == datetime(2024, 5, 6, 1, 38, 9, 123456, tzinfo=UTC)
 
@@ -202,6 +205,8 @@ def test_record_extends_new_record_and_exports_its_fields_in_order() -> None:
     assert set(history.records.EXPORT_FIELDS) == set(history.records.RECORD_FIELDS) - {
         "thumbnail",
         "overlay",
+        "owner",
+        "public_id",
     }
 
 
@@ -911,7 +916,8 @@ def test_opens_a_version_1_database_with_rows_intact(
 
     store = open_store()
 
-    assert store.get(old_id) == Record(
+    old = store.get(old_id)
+    assert old == Record(
         id=old_id,
         created_at=T0,
         file_name="old.png",
@@ -927,6 +933,8 @@ def test_opens_a_version_1_database_with_rows_intact(
         feedback=None,
         corrected_label=None,
         thumbnail=b"\x89PNG old",
+        owner=None,
+        public_id=old.public_id,
     )
     hostile = store.get(hostile_id)
     assert (hostile.file_name, hostile.feedback, hostile.corrected_label) == (
@@ -976,7 +984,7 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     with raw.begin() as conn:
         # Every table a version-1 database did not have, too.
         tables = ("overlays", "thumbnails", "predictions", "schema_version")
-        tables += ("model_files", "models")
+        tables += ("model_files", "models", "people")
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
     create_version_1_database(raw)

@@ -35,7 +35,7 @@ EXPORT_FIELDS = (
     "feedback",
     "corrected_label",
 )
-RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay")  # every field of Record
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "public_id")  # all of Record
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -107,6 +107,8 @@ class Record(NewRecord):
     top1_probability: float
     feedback: str | None  # "correct", "wrong" or None (not rated)
     corrected_label: str | None
+    owner: str | None = None  # who saved it (see `owners.owner_id`); None: nobody
+    public_id: str | None = None  # its name in links; set on every row the store saved
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "top_k", tuple(self.top_k))

@@ -4,6 +4,10 @@ A row says what the model is (`details`: class names, input, preprocessing), the
 file's digest and size; the file itself is in `model_files`, read only when a
 server first needs it. Adding writes both in one transaction, so there is never a
 row without its file.
+
+Each model has an owner like a prediction (`owners`): a store scoped to one owner
+lists, finds, replaces and removes only that owner's models, and adds models as
+theirs. Names are unique across owners, since the history names models by name.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.exc import IntegrityError
 
 from classifier.history.errors import HistoryError
@@ -34,6 +39,7 @@ class ModelEntry:
     sha256: str  # of the LiteRT file
     size: int
     details: dict[str, Any]
+    owner: str | None = None  # who added or taught it; None: nobody
 
 
 _COLUMNS = (
@@ -43,11 +49,19 @@ _COLUMNS = (
     models.c.sha256,
     models.c.size,
     models.c.details,
+    models.c.owner,
 )
 
 
 def _entry(row: Any) -> ModelEntry:
-    return ModelEntry(row.name, row.created_at, row.source, row.sha256, row.size, dict(row.details))
+    return ModelEntry(
+        row.name, row.created_at, row.source, row.sha256, row.size, dict(row.details), row.owner
+    )
+
+
+def _mine(store: HistoryStore) -> list[ColumnElement[bool]]:
+    """Keep a query to the store's scope (see `HistoryStore.scoped`)."""
+    return [] if store.scope.everyone else [models.c.owner == store.scope.owner]
 
 
 def add_model(
@@ -60,23 +74,25 @@ def add_model(
     *,
     replace: bool = False,
 ) -> ModelEntry:
-    """Keep a model and its file, both or neither.
+    """Keep a model and its file, both or neither, as the store's scope's owner's.
 
     Args:
-        replace: a model of that name is replaced (a taught model retrained), in the
-            same transaction.
+        replace: a model of that name in the store's scope is replaced (a taught model
+            retrained), in the same transaction.
 
     Raises:
         ModelNameTaken: a model of that name exists (and `replace` is false).
         HistoryReadOnlyError: the store was opened read-only.
     """
     store._require_writable()
-    entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details)
+    owner = store.scope.owner
+    entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details, owner)
     try:
         with store._engine.begin() as conn:
             if replace:
-                conn.execute(delete(model_files).where(model_files.c.name == name))
-                conn.execute(delete(models).where(models.c.name == name))
+                replaced = delete(models).where(models.c.name == name, *_mine(store))
+                if conn.execute(replaced).rowcount:  # its file goes with it (cascade)
+                    conn.execute(delete(model_files).where(model_files.c.name == name))
             conn.execute(
                 insert(models).values(
                     name=name,
@@ -85,6 +101,7 @@ def add_model(
                     sha256=sha256,
                     size=len(data),
                     details=details,
+                    owner=owner,
                 )
             )
             conn.execute(insert(model_files).values(name=name, data=data))
@@ -96,33 +113,40 @@ def add_model(
 
 
 def list_models(store: HistoryStore) -> list[ModelEntry]:
-    """Return every added model, oldest first."""
+    """Return every added model in the store's scope, oldest first."""
+    query = select(*_COLUMNS).where(*_mine(store)).order_by(models.c.created_at, models.c.name)
     with store._engine.connect() as conn:
-        rows = conn.execute(select(*_COLUMNS).order_by(models.c.created_at, models.c.name))
+        rows = conn.execute(query)
         return [_entry(row) for row in rows]
 
 
 def get_model(store: HistoryStore, name: str) -> ModelEntry | None:
-    """Return one added model by name, or None."""
+    """Return one added model in the store's scope by name, or None."""
+    query = select(*_COLUMNS).where(models.c.name == name, *_mine(store))
     with store._engine.connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(models.c.name == name)).first()
+        row = conn.execute(query).first()
     return None if row is None else _entry(row)
 
 
 def model_data(store: HistoryStore, name: str) -> bytes | None:
-    """Return an added model's LiteRT file, or None if the model is gone."""
+    """Return an added model's LiteRT file (in the store's scope), or None if it is gone."""
+    query = (
+        select(model_files.c.data)
+        .join(models, models.c.name == model_files.c.name)
+        .where(model_files.c.name == name, *_mine(store))
+    )
     with store._engine.connect() as conn:
-        return conn.execute(
-            select(model_files.c.data).where(model_files.c.name == name)
-        ).scalar_one_or_none()
+        return conn.execute(query).scalar_one_or_none()
 
 
 def remove_model(store: HistoryStore, name: str) -> bool:
-    """Forget an added model and its file; return whether there was one.
+    """Forget an added model in the store's scope and its file; return whether there was one.
 
     Predictions it made stay in the history, under its name.
     """
     store._require_writable()
     with store._engine.begin() as conn:
+        if not conn.execute(delete(models).where(models.c.name == name, *_mine(store))).rowcount:
+            return False
         conn.execute(delete(model_files).where(model_files.c.name == name))
-        return conn.execute(delete(models).where(models.c.name == name)).rowcount > 0
+        return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +58,7 @@ from classifier.history.errors import (
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MAX_MODEL_NAME_LENGTH = 60
+PUBLIC_ID_LENGTH = 32  # room for `secrets.token_urlsafe(16)` (22 characters)
 # Any fixed number works: PostgreSQL advisory locks are named by a bigint.
 POSTGRES_SCHEMA_LOCK_KEY = 0x68697374  # "hist"
 # SQLite's (primary) result codes that mean "this file cannot be written here".
@@ -102,6 +104,12 @@ predictions = Table(
     Column("inference_ms", Float, nullable=False),
     Column("feedback", Text),
     Column("corrected_label", Text),
+    # Schema version 4. Who saved it: "issuer subject" of a signed-in person (see
+    # `classifier.history.owners`), or NULL for nobody (saved anonymously, or before owners).
+    Column("owner", Text),
+    # The prediction's name in links (`?prediction=...`): random, so links cannot be guessed.
+    # Always set by the store; nullable only because older rows got theirs in an upgrade.
+    Column("public_id", String(PUBLIC_ID_LENGTH)),
     CheckConstraint("feedback IN ('correct', 'wrong')", name="ck_predictions_feedback"),
 )
 
@@ -125,6 +133,17 @@ Index(
     predictions.c.created_at,
     *_FILTERED_COLUMNS,
 )
+
+# A person's own history, newest first: the same columns, after the owner.
+Index(
+    "ix_predictions_owner",
+    predictions.c.owner,
+    predictions.c.created_at,
+    predictions.c.id,
+    predictions.c.top1_probability,
+    *_FILTERED_COLUMNS,
+)
+Index("ix_predictions_public_id", predictions.c.public_id, unique=True)
 
 # Thumbnails live in their own table so that reading predictions never reads
 # pictures: SQLite stores a blob inside its row, which would make the
@@ -154,6 +173,7 @@ models = Table(
     Column("sha256", String(64), nullable=False),
     Column("size", Integer, nullable=False),
     Column("details", JSON, nullable=False),
+    Column("owner", Text),  # schema version 4: who added or taught it; NULL for nobody
 )
 
 model_files = Table(
@@ -180,6 +200,17 @@ overlays = Table(
         primary_key=True,
     ),
     Column("image", LargeBinary, nullable=False),
+)
+
+# The people who signed in (schema version 4): how an owner is named on the command line
+# (`--owner EMAIL`) and on an admin's History page.
+people = Table(
+    "people",
+    metadata,
+    Column("owner", Text, primary_key=True),
+    Column("email", Text),
+    Column("name", Text),
+    Column("last_seen", UTCDateTime, nullable=False),
 )
 
 schema_version_table = Table(
@@ -242,7 +273,61 @@ def _add_overlays_table(conn: Connection) -> None:
     version_3.tables["overlays"].create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_add_models_tables, _add_overlays_table)
+def _add_owners(conn: Connection) -> None:
+    """Version 3 -> 4: owners of predictions and models, public ids, and the people table.
+
+    Every existing row belongs to nobody (owner NULL) and gets a random public id.
+    """
+    conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN owner TEXT")
+    conn.exec_driver_sql(f"ALTER TABLE predictions ADD COLUMN public_id VARCHAR({PUBLIC_ID_LENGTH})")
+    conn.exec_driver_sql("ALTER TABLE models ADD COLUMN owner TEXT")
+    ids = conn.exec_driver_sql("SELECT id FROM predictions").scalars().all()
+    table = sqlalchemy.table("predictions", sqlalchemy.column("id"), sqlalchemy.column("public_id"))
+    statement = (
+        update(table)
+        .where(table.c.id == sqlalchemy.bindparam("row_id"))
+        .values(public_id=sqlalchemy.bindparam("new_id"))
+    )
+    for start in range(0, len(ids), 10_000):
+        batch = ids[start : start + 10_000]
+        conn.execute(statement, [{"row_id": i, "new_id": new_public_id()} for i in batch])
+    version_4 = MetaData()
+    Table(
+        "predictions",
+        version_4,
+        Column("id", Integer, primary_key=True),
+        *(Column(name, Text) for name in ("owner", "model", "feedback", "top1_label")),
+        Column("corrected_label", Text),
+        Column("created_at", UTCDateTime),
+        Column("top1_probability", Float),
+        Column("public_id", String(PUBLIC_ID_LENGTH)),
+    )
+    columns = version_4.tables["predictions"].c
+    Index(
+        "ix_predictions_owner",
+        columns.owner,
+        columns.created_at,
+        columns.id,
+        columns.top1_probability,
+        *(columns[name] for name in ("model", "feedback", "top1_label", "corrected_label")),
+    ).create(conn)
+    Index("ix_predictions_public_id", columns.public_id, unique=True).create(conn)
+    Table(
+        "people",
+        version_4,
+        Column("owner", Text, primary_key=True),
+        Column("email", Text),
+        Column("name", Text),
+        Column("last_seen", UTCDateTime, nullable=False),
+    ).create(conn)
+
+
+def new_public_id() -> str:
+    """Return a prediction's public id: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_add_models_tables, _add_overlays_table, _add_owners)
 
 
 def create_engine(url: str, *, read_only: bool = False) -> Engine:

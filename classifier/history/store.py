@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from classifier.history.errors import HistoryError, HistoryReadOnlyError
+from classifier.history.owners import EVERYONE, Scope
 from classifier.history.records import (
     EXPORT_FIELDS,
     FEEDBACK_VALUES,
@@ -34,6 +37,7 @@ from classifier.history.schema import (
     cannot_write,
     check_schema,
     create_engine,
+    new_public_id,
     open_schema,
     overlays,
     predictions,
@@ -43,6 +47,8 @@ from classifier.history.schema import (
     unwritable,
 )
 
+# What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 # A CSV cell starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -54,6 +60,11 @@ class HistoryStore:
     `HistoryStore(get_settings().database_url)`. It pools connections itself.
     The summary queries live in `classifier.history.stats`, which reads the
     store's `_engine` and builds its WHERE clauses with `_where`.
+
+    A store opened from a URL acts on every row. `store.scoped(scope)` returns the
+    same store limited to one owner's rows (see `owners.Scope`): every read, count,
+    summary, export, rating and delete then goes through `_where` or `_mine`, and
+    everything it saves is that owner's.
 
     Args:
         url: A SQLAlchemy URL, `sqlite:///path/to/history.db` or
@@ -73,6 +84,8 @@ class HistoryStore:
     """
 
     migrations: tuple[Migration, ...] = MIGRATIONS
+    #: Whose rows this store acts on; a store opened from a URL acts on everyone's.
+    scope: Scope = EVERYONE
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.read_only = read_only
@@ -155,6 +168,12 @@ class HistoryStore:
             )
         return HistoryReadOnlyError(read_only_message(problem, path, even_read_only=reason))
 
+    def scoped(self, scope: Scope) -> HistoryStore:
+        """Return this store limited to a scope; it shares the connection pool."""
+        limited = copy.copy(self)
+        limited.scope = scope
+        return limited
+
     @property
     def schema_version(self) -> int:
         """Return the schema version this code writes: 1 plus one per upgrade step."""
@@ -165,7 +184,7 @@ class HistoryStore:
         self._engine.dispose()
 
     def add(self, record: NewRecord) -> int:
-        """Store one prediction and return its id."""
+        """Store one prediction (the scope's owner's) and return its id."""
         return self.add_many([record])[0]
 
     def add_many(self, records: Iterable[NewRecord]) -> list[int]:
@@ -178,7 +197,10 @@ class HistoryStore:
             ids = (
                 conn.execute(
                     insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True),
-                    [to_row(record) for record in records],
+                    [
+                        {**to_row(record), "owner": self.scope.owner, "public_id": new_public_id()}
+                        for record in records
+                    ],
                 )
                 .scalars()
                 .all()
@@ -194,8 +216,25 @@ class HistoryStore:
         return list(ids)
 
     def get(self, record_id: int) -> Record | None:
-        """Return one prediction with its thumbnail, or None if there is no such id."""
-        query = _select_records(with_thumbnails=True).where(predictions.c.id == record_id)
+        """Return one prediction with its thumbnail, or None if there is no such id in scope."""
+        query = _select_records(with_thumbnails=True).where(
+            predictions.c.id == record_id, *self._mine()
+        )
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else from_row(row)
+
+    def get_public(self, public_id: str) -> Record | None:
+        """Return the prediction a link names (`?prediction=...`), or None.
+
+        An unknown id, another owner's and one that is not an id at all give the same
+        None, so a link cannot tell whether a prediction exists.
+        """
+        if not isinstance(public_id, str) or not _PUBLIC_ID.fullmatch(public_id):
+            return None
+        query = _select_records(with_thumbnails=True).where(
+            predictions.c.public_id == public_id, *self._mine()
+        )
         with self._engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else from_row(row)
@@ -265,26 +304,27 @@ class HistoryStore:
         self._require_writable()
         query = (
             update(predictions)
-            .where(predictions.c.id == record_id)
+            .where(predictions.c.id == record_id, *self._mine())
             .values(feedback=feedback, corrected_label=corrected_label)
         )
         with self._engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
     def delete(self, ids: Iterable[int]) -> int:
-        """Delete the predictions with these ids (and their thumbnails); return how many."""
+        """Delete the predictions with these ids in scope (and their pictures); return how many."""
         ids = list(ids)
         if not ids:
             return 0
         self._require_writable()
+        query = delete(predictions).where(predictions.c.id.in_(ids), *self._mine())
         with self._engine.begin() as conn:
-            return conn.execute(delete(predictions).where(predictions.c.id.in_(ids))).rowcount
+            return conn.execute(query).rowcount
 
     def clear(self) -> int:
-        """Delete every prediction; return how many there were."""
+        """Delete every prediction in scope; return how many there were."""
         self._require_writable()
         with self._engine.begin() as conn:
-            return conn.execute(delete(predictions)).rowcount
+            return conn.execute(delete(predictions).where(*self._mine())).rowcount
 
     def export_csv(
         self,
@@ -320,9 +360,10 @@ class HistoryStore:
         return json.dumps(rows, ensure_ascii=False, indent=2).encode("utf-8")
 
     def _where(self, filters: Filters) -> list[ColumnElement[bool]]:
-        """Turn filters into WHERE conditions; every filtered query goes through here."""
+        """Turn filters into WHERE conditions, within the scope; every list, count, summary
+        and export goes through here."""
         columns = predictions.c
-        conditions: list[ColumnElement[bool]] = []
+        conditions = self._mine()
         label = filters.label  # already cleaned and bounded by Filters
         if label:
             conditions.append(
@@ -346,6 +387,12 @@ class HistoryStore:
         elif filters.feedback != "any":
             conditions.append(columns.feedback == filters.feedback)
         return conditions
+
+    def _mine(self) -> list[ColumnElement[bool]]:
+        """Return the condition that keeps a query to the scope's rows (none for everyone's)."""
+        if self.scope.everyone:
+            return []
+        return [predictions.c.owner == self.scope.owner]
 
     def _contains(self, column: ColumnElement[str], text: str) -> ColumnElement[bool]:
         """Match a case-insensitive substring; a "%" or "_" in it matches only itself."""

@@ -1,0 +1,127 @@
+"""Whose rows a store acts on: owners, scopes, and the people who signed in.
+
+An owner is a signed-in person, named by their OpenID Connect issuer and subject
+(`owner_id`), which stay the same when they change their email or name. Rows saved
+by nobody (anonymously, or before owners existed) have no owner.
+
+A `Scope` says whose rows a store reads and changes and whom it names as the owner
+of what it saves. `HistoryStore.scoped(scope)` applies it to every query: lists,
+counts, summaries, exports, feedback, deletes and permalinks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from classifier.history.errors import HistoryError
+from classifier.history.schema import people
+
+MAX_OWNER_LENGTH = 1000  # an issuer URL and a subject; both are short in practice
+
+
+def owner_id(issuer: str, subject: str) -> str:
+    """Return the owner of what a signed-in person saves: issuer and subject, space between.
+
+    A space cannot occur in an issuer URL, so two people never share an owner id.
+
+    Raises:
+        ValueError: a part is empty, or the whole is longer than MAX_OWNER_LENGTH.
+    """
+    issuer, subject = str(issuer).strip(), str(subject).strip()
+    if not issuer or not subject:
+        raise ValueError("Expected an issuer and a subject to name an owner. Received: a blank.")
+    owner = f"{issuer} {subject}"
+    if len(owner) > MAX_OWNER_LENGTH:
+        raise ValueError(f"Expected an owner of at most {MAX_OWNER_LENGTH} characters.")
+    return owner
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose rows a store reads and changes, and who owns what it saves.
+
+    Args:
+        owner: Stamped on every row the store saves; None saves rows that belong to nobody.
+        everyone: True reads and changes every row, whoever owns it (a shared history,
+            an admin, the command line's --all); False only the owner's own rows.
+    """
+
+    owner: str | None = None
+    everyone: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.everyone and self.owner is None:
+            # "Nobody's rows" would be the rows from before owners, not an empty history.
+            raise ValueError("Expected an owner for a scope that reads only its own rows.")
+
+    @classmethod
+    def own(cls, owner: str) -> Scope:
+        """The rows of one owner only, who owns what is saved."""
+        return cls(owner, everyone=False)
+
+
+EVERYONE = Scope()
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who signed in, as last seen."""
+
+    owner: str
+    email: str | None
+    name: str | None
+    last_seen: datetime
+
+
+def remember(store, owner: str, email: str | None, name: str | None) -> None:
+    """Record that a person signed in (their email and name, for `--owner EMAIL`).
+
+    Raises:
+        HistoryReadOnlyError: the store is read-only.
+    """
+    store._require_writable()
+    values = {"email": email or None, "name": name or None, "last_seen": datetime.now(UTC)}
+    with store._engine.begin() as conn:
+        updated = conn.execute(update(people).where(people.c.owner == owner).values(**values))
+        if updated.rowcount:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(people.insert().values(owner=owner, **values))
+        except IntegrityError:  # a second session of the same person, at the same moment
+            conn.execute(update(people).where(people.c.owner == owner).values(**values))
+
+
+def everyone_known(store) -> list[Person]:
+    """Return every person who signed in, most recent first."""
+    query = select(people).order_by(people.c.last_seen.desc(), people.c.owner)
+    with store._engine.connect() as conn:
+        return [Person(**row) for row in conn.execute(query).mappings()]
+
+
+def find_owner(store, who: str) -> str:
+    """Return the owner named by an owner id ("issuer subject") or by the email of
+    someone who signed in here.
+
+    Raises:
+        HistoryError: nobody who signed in here used that email, or several did.
+    """
+    who = who.strip()
+    if " " in who:  # an owner id, as `history people` lists them
+        return who
+    with store._engine.connect() as conn:
+        owners = (
+            conn.execute(select(people.c.owner).where(people.c.email == who)).scalars().all()
+        )
+    if len(owners) == 1:
+        return owners[0]
+    if owners:
+        listed = "; ".join(repr(owner) for owner in owners)
+        raise HistoryError(f"Several people signed in as {who}; name one by owner id: {listed}")
+    raise HistoryError(
+        f"Nobody signed in here as {who!r}; `classifier history people` lists who did."
+    )
