@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from classifier import engine, history, zoo
 from classifier.config import get_settings
 from classifier.history import registry
+from classifier.history.owners import EVERYONE, Scope
 from classifier.modelfiles import (
     FORMAT_TITLES,
     SCALINGS,
@@ -402,9 +403,9 @@ def close_stores() -> None:
         _stores.clear()
 
 
-def all_models() -> list[AddedModel]:
-    """Return every added model, oldest first."""
-    return [AddedModel(entry) for entry in registry.list_models(store())]
+def all_models(scope: Scope = EVERYONE) -> list[AddedModel]:
+    """Return every added model in a scope (whoever owns them by default), oldest first."""
+    return [AddedModel(entry) for entry in registry.list_models(store().scoped(scope))]
 
 
 def find(name: str) -> AddedModel:
@@ -428,13 +429,15 @@ def find(name: str) -> AddedModel:
     return AddedModel(entry)
 
 
-def exists(name: str) -> bool:
-    """Tell whether an added model has this name."""
-    return registry.get_model(store(), name) is not None
+def exists(name: str, scope: Scope = EVERYONE) -> bool:
+    """Tell whether an added model in a scope has this name."""
+    return registry.get_model(store().scoped(scope), name) is not None
 
 
-def save(name: str, candidate: Candidate, scaling_name: str) -> AddedModel:
+def save(name: str, candidate: Candidate, scaling_name: str, scope: Scope = EVERYONE) -> AddedModel:
     """Keep a candidate under a name: its row and file in the database, the file copied here.
+
+    It belongs to the scope's owner (nobody by default).
 
     Raises:
         ModelFileError: the name is not usable.
@@ -446,7 +449,7 @@ def save(name: str, candidate: Candidate, scaling_name: str) -> AddedModel:
     details = dict(candidate.details)
     details.update(class_names=list(candidate.class_names), scaling=scaling_name)
     details.pop("ok", None)
-    return keep(name, candidate.source, details, candidate.tflite)
+    return keep(name, candidate.source, details, candidate.tflite, scope=scope)
 
 
 def keep(
@@ -455,9 +458,11 @@ def keep(
     details: dict[str, Any],
     data: bytes,
     replacing: registry.ModelEntry | None = None,
+    scope: Scope = EVERYONE,
 ) -> AddedModel:
     """Write a model's row and file to the database (replacing `replacing`, same name, in the
-    same transaction) and copy the file into this server's data folder.
+    same transaction) and copy the file into this server's data folder. It belongs to the
+    scope's owner, and only a model in the scope can be replaced.
 
     Raises:
         ModelNameTaken: another model has this name (and none is being replaced).
@@ -465,7 +470,7 @@ def keep(
     """
     digest = hashlib.sha256(data).hexdigest()
     entry = registry.add_model(
-        store(), name, source, digest, details, data, replace=replacing is not None
+        store().scoped(scope), name, source, digest, details, data, replace=replacing is not None
     )
     if replacing is not None:
         engine.forget(name)
@@ -477,13 +482,15 @@ def keep(
     return AddedModel(entry)
 
 
-def remove(name: str) -> bool:
-    """Forget an added model (its predictions stay in the history); return whether it existed.
+def remove(name: str, scope: Scope = EVERYONE) -> bool:
+    """Forget an added model in a scope (its predictions stay in the history); return whether
+    it existed there.
 
     Its file leaves the data folder unless another added model is the same file.
     """
-    entry = registry.get_model(store(), name)
-    if entry is None or not registry.remove_model(store(), name):
+    mine = store().scoped(scope)
+    entry = registry.get_model(mine, name)
+    if entry is None or not registry.remove_model(mine, name):
         return False
     engine.forget(name)
     drop_files(entry)

@@ -26,6 +26,8 @@ DEFAULT_TEACH_MAX_PHOTOS = 2000
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+# Whose history a visitor sees: only their own (sign-in required to save), everyone's, none.
+HISTORY_MODES = ("private", "shared", "off")
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,9 @@ class Settings:
     keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
     allow_model_uploads: bool = True  # visitors may add (and teach) models
     teach_max_photos: int = DEFAULT_TEACH_MAX_PHOTOS  # the most photos one model is taught from
+    # "private", "shared" or "off"; None: private where sign-in is configured, else shared.
+    history_mode: str | None = None
+    admins: tuple[str, ...] = ()  # emails (lower case) of people who see every history
     warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
 
 
@@ -125,6 +130,18 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     )
 
 
+def _history_mode(environ: Mapping[str, str]) -> str | None:
+    raw = environ.get("CLASSIFIER_HISTORY_MODE", "").strip().lower()
+    if not raw:
+        return None
+    if raw not in HISTORY_MODES:
+        raise SettingsError(
+            "Expected private, shared or off in the environment variable "
+            f"CLASSIFIER_HISTORY_MODE. Received: {raw!r}"
+        )
+    return raw
+
+
 def _keras_home(environ: Mapping[str, str]) -> Path:
     """Return the folder Keras caches into, as Keras itself computes it."""
     if environ.get("KERAS_HOME"):
@@ -164,6 +181,12 @@ def read_settings(
         keras_home=_keras_home(environ),
         allow_model_uploads=_bool(environ, "CLASSIFIER_ALLOW_MODEL_UPLOADS", True),
         teach_max_photos=_int(environ, "CLASSIFIER_TEACH_MAX_PHOTOS", DEFAULT_TEACH_MAX_PHOTOS),
+        history_mode=_history_mode(environ),
+        admins=tuple(
+            email.strip().lower()
+            for email in environ.get("CLASSIFIER_ADMINS", "").split(",")
+            if email.strip()
+        ),
         warnings=tuple(warnings),
     )
 

@@ -524,11 +524,13 @@ def open_engine(spec: zoo.ModelSpec) -> HeadEngine:
     return HeadEngine(features, read_head(spec.engine_file, spec.base))
 
 
-def save(name: str, taught: Taught, *, replace: bool = False):
+def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
     """Keep a taught model under a name, so the picker, the CLI and the history have it.
 
     Args:
         replace: a taught model of that name is replaced (retrained); an added model never is.
+        scope: whose model it is (`history.owners.Scope`); nobody's by default. Only a
+            model in the scope can be replaced.
 
     Returns:
         The kept model (`added.AddedModel`).
@@ -541,10 +543,11 @@ def save(name: str, taught: Taught, *, replace: bool = False):
     """
 
     from classifier import added
-    from classifier.history import registry
+    from classifier.history import owners, registry
 
+    scope = scope or owners.EVERYONE
     name = added.check_name(name)
-    existing = registry.get_model(added.store(), name)
+    existing = registry.get_model(added.store().scoped(scope), name)
     if existing is not None and replace and existing.details.get("kind") != "taught":
         raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
     data = head_file(taught)
@@ -564,7 +567,8 @@ def save(name: str, taught: Taught, *, replace: bool = False):
         "parameters": (base.parameters or 0) + dimensions * classes + classes,
     }
     source = f"Taught from {photos:,} photos on {base.title}"
-    return added.keep(name, source, details, data, replacing=existing if replace else None)
+    replacing = existing if replace else None
+    return added.keep(name, source, details, data, replacing=replacing, scope=scope)
 
 
 def taught_examples(name: str) -> tuple[str, Examples]:

@@ -1,14 +1,32 @@
-"""History: every saved prediction, to filter, page through, delete, export and summarise."""
+"""History: every saved prediction, to filter, page through, delete, export and summarise.
+
+`?prediction=ID` opens one saved prediction instead (ui/permalink.py).
+"""
 
 import streamlit as st
 
-from ui import history_view, resources
+from ui import account, history_view, permalink, resources
 
 st.title("History")
+person = account.visitor()
+account.account_sidebar(person)
 history_view.show_callback_error()  # a delete or clear that failed in this rerun's callback
+st.caption(account.MODE_TEXT[person.mode])
 # A database that cannot be opened or answer becomes a sentence, never a traceback with SQL.
 with history_view.database_errors():
     store = resources.store()
+if store is None:
+    history_view.no_history(person)
+    st.stop()
+if person.admin and person.mode == "private":
+    st.info("You are an admin: you see everyone's predictions, not only yours.",
+            icon=":material/shield_person:")  # fmt: skip
+if (public_id := permalink.requested()) is not None:
+    with history_view.database_errors():
+        permalink.show(store, public_id, shared=person.mode == "shared" or person.admin)
+    st.stop()
+
+with history_view.database_errors():
     total = store.count()
 history_view.read_only_notice(store)
 

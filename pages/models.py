@@ -4,8 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from classifier import engine, zoo
-from ui import own_models, resources
+from ui import account, own_models, resources
 
+account.account_sidebar(account.visitor())
 st.title("Models")
 st.header("Built in")
 st.caption(

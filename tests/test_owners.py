@@ -157,7 +157,7 @@ def test_what_a_scoped_store_saves_is_its_owners(database: HistoryStore) -> None
 def test_a_scope_that_reads_only_its_own_rows_needs_an_owner() -> None:
     with pytest.raises(ValueError, match="Expected an owner"):
         Scope(None, everyone=False)
-    assert EVERYONE == Scope(None, everyone=True)
+    assert Scope(None, everyone=True) == EVERYONE
     with pytest.raises(ValueError, match="issuer and a subject"):
         owners.owner_id("https://issuer.example", " ")
 
@@ -207,10 +207,10 @@ def test_people_who_signed_in_are_named_by_email_on_the_command_line(
         (BOB, None),
         (ALICE, "Alice A."),
     ]
-    with pytest.raises(HistoryError, match="Nobody signed in here as 'carol@example.com'"):
+    with pytest.raises(HistoryError, match=r"Nobody signed in here as 'carol@example\.com'"):
         owners.find_owner(database, "carol@example.com")
     owners.remember(database, BOB, "alice@example.com", None)  # two accounts, one email
-    with pytest.raises(HistoryError, match="Several people signed in as alice@example.com"):
+    with pytest.raises(HistoryError, match=r"Several people signed in as alice@example\.com"):
         owners.find_owner(database, "alice@example.com")
 
 

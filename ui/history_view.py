@@ -16,7 +16,7 @@ import streamlit as st
 
 from classifier import charts, history, zoo
 from classifier.config import get_settings
-from ui import columns, resources
+from ui import account, columns, permalink, resources
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,23 @@ def database_errors() -> Iterator[None]:
         log_error(exc)
         st.error(history.public_message(exc), icon=":material/error:")
         st.stop()
+
+
+def no_history(person: account.Visitor) -> None:
+    """Say why this visitor has no history to see, and what would give them one."""
+    if person.mode == "off":
+        st.info("Predictions are not saved on this server, so there is nothing to show here.")
+    elif person.sign_in:
+        st.info("Sign in to keep your history: each person sees only their own predictions.",
+                icon=":material/lock:")  # fmt: skip
+        st.button("Sign in", on_click=st.login, icon=":material/login:", type="primary",
+                  key="history_sign_in")  # fmt: skip
+    else:
+        st.warning(
+            "This server keeps a private history for each person, but sign-in is not "
+            "configured (an [auth] table in the app's secrets), so nothing is saved.",
+            icon=":material/lock:",
+        )
 
 
 def show_callback_error() -> None:
@@ -215,6 +232,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "model": [zoo.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
+            "link": [permalink.link_to(r.public_id) if r.public_id else None for r in records],
         }
     )
 
@@ -281,6 +299,12 @@ def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
             "model": st.column_config.TextColumn("Model"),
             "feedback": st.column_config.TextColumn("Feedback"),
             "corrected": st.column_config.TextColumn("Corrected label"),
+            "link": st.column_config.LinkColumn(
+                "Link",
+                display_text="Open",
+                width="small",
+                help="Opens this prediction on its own, with a link to copy.",
+            ),
         },
     )
     return [ids[i] for i in event.selection.rows if i < len(ids)]

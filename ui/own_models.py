@@ -18,7 +18,7 @@ from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
-from ui import teach_view
+from ui import resources, teach_view
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
@@ -32,7 +32,8 @@ def your_models() -> None:
     """List the added models, each with its classes and a Remove button that asks first."""
     st.header("Your models")
     try:
-        models = added.all_models()
+        scope = resources.model_scope()
+        models = added.all_models(scope) if scope is not None else []
     except Exception:
         log.exception("Listing the added models failed")
         st.error("The added models cannot be listed: the database cannot be reached.")
@@ -78,8 +79,8 @@ def your_models() -> None:
                 said = f"; cross-validated accuracy {accuracy:.0%}" if accuracy is not None else ""
                 st.caption(f"{model.entry.source}{said}. Retrain it on the Teach page.")
                 teach_view.download_section(model.name)
-            if not get_settings().allow_model_uploads:
-                continue  # adding and removing are both turned off
+            if not get_settings().allow_model_uploads or resources.why_models_are_not_kept():
+                continue  # adding and removing are both turned off, or nothing is kept
             if st.session_state.get("confirm_remove") == model.name:
                 st.warning(
                     f"Remove {model.name}? Its predictions stay in the history.",
@@ -110,7 +111,8 @@ def _cancel_remove() -> None:
 def _remove(name: str) -> None:
     st.session_state.pop("confirm_remove", None)
     try:
-        removed = added.remove(name)
+        scope = resources.model_scope()
+        removed = scope is not None and added.remove(name, scope)
     except history.HistoryReadOnlyError as exc:
         st.session_state["own_models_error"] = str(exc)
         return
@@ -131,6 +133,9 @@ def add_a_model() -> None:
             "Adding models is turned off on this server (CLASSIFIER_ALLOW_MODEL_UPLOADS=0).",
             icon=":material/block:",
         )
+        return
+    if blocked := resources.why_models_are_not_kept():
+        st.info(blocked, icon=":material/lock:")
         return
     round_ = st.session_state.setdefault("add_round", 0)  # a new round empties the uploaders
     model_file = st.file_uploader("Model file", key=f"add_model_{round_}", help=FORMATS_HELP)
@@ -229,7 +234,11 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
 
 def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:
     try:
-        model = added.save(name, candidate, scaling_name)
+        scope = resources.model_scope()
+        if scope is None or (blocked := resources.why_models_are_not_kept()):
+            st.error(blocked or "Models cannot be kept here.")
+            return
+        model = added.save(name, candidate, scaling_name, scope)
     except (added.ModelFileError, ModelNameTaken, history.HistoryReadOnlyError) as exc:
         st.error(str(exc))
         return

@@ -12,7 +12,9 @@ import streamlit as st
 
 from classifier import engine, history, images, zoo
 from classifier.config import get_settings
+from classifier.history import owners
 from classifier.predict import Prediction, classify
+from ui import account
 
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 640  # the picture kept with a cached answer, for display and thumbnails
@@ -85,25 +87,59 @@ def _store(url: str) -> history.HistoryStore:
     return history.HistoryStore.open_readable(url)
 
 
-def store() -> history.HistoryStore:
-    """Return the server's history store (one connection pool shared by every session).
+def store() -> history.HistoryStore | None:
+    """Return the history as this visitor may see and change it; None where they have none.
 
+    One store (one connection pool) serves every session; each gets it scoped to the
+    visitor (`account.Visitor.scope`), so every query keeps to their rows. None means
+    nothing is saved for them: a private history they have not signed in to, or history off.
     A SQLite file that cannot be written (a read-only folder) is opened read-only:
     the store's `read_only` says so, and saving to it raises HistoryReadOnlyError.
     """
-    return _store(get_settings().database_url)
+    person = account.visitor()
+    if person.scope is None:
+        return None
+    whole = _store(get_settings().database_url)
+    account.remember_once(whole, person)
+    return whole.scoped(person.scope)
+
+
+def model_scope() -> owners.Scope | None:
+    """Return whose added and taught models this visitor sees and owns; None: no one's.
+
+    As the history, except that with history off the models already kept stay usable
+    (and none can be added).
+    """
+    person = account.visitor()
+    return owners.EVERYONE if person.mode == "off" else person.scope
+
+
+def why_models_are_not_kept() -> str | None:
+    """Say why this visitor cannot keep (add, teach, remove) models; None if they can."""
+    person = account.visitor()
+    if person.can_save:
+        return None
+    if person.mode == "off":
+        return "Nothing is saved on this server, so models cannot be kept here."
+    if person.sign_in:
+        return "Sign in to keep your own models: each person sees only theirs."
+    return "Sign-in is not configured on this server, so models cannot be kept."
 
 
 def added_model_names() -> dict[str, str]:
-    """Return the names of the models people added or taught, each with "added" or "taught";
-    none (and a log line) if the database fails.
+    """Return the names of the models this visitor may use that people added or taught,
+    each with "added" or "taught"; none (and a log line) if the database fails.
 
     The picker then offers the built-in models only, and the Models page says why.
     """
     from classifier import added
 
+    scope = model_scope()
+    if scope is None:
+        return {}
     try:
-        return {m.name: "taught" if m.taught else "added" for m in added.all_models()}
+        models = added.all_models(scope)
+        return {m.name: "taught" if m.taught else "added" for m in models}
     except Exception:
         log.exception("Listing the added models failed")
         return {}

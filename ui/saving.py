@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from classifier import images, labels, zoo
+from classifier import history, images, labels, zoo
 from classifier.predict import Prediction
 from ui import explain_view, resources
 from ui.sidebar import Choices
@@ -50,6 +50,9 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     key = (upload.key, prediction.model)
     if key in saved or not choices.save:
         return saved.get(key)
+    store = resources.store()
+    if store is None:  # not signed in to a private history, or history off: nothing is kept
+        return None
     record = prediction.to_record(
         upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
     )
@@ -57,7 +60,7 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
         overlay = explain_view.overlay_thumbnail(upload.digest, prediction)
         record = dataclasses.replace(record, overlay=overlay)
     try:
-        saved[key] = resources.store().add(record)
+        saved[key] = store.add(record)
     except Exception as exc:  # the prediction stands; the person learns it was not kept
         log.exception("Saving to history failed")
         st.warning(
@@ -74,8 +77,11 @@ def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> N
     if verdict != "wrong":
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
+    store = resources.store()
     try:
-        stored = resources.store().set_feedback(row_id, verdict, corrected)
+        if store is None:  # signed out meanwhile
+            raise history.HistoryError("There is no history to keep feedback in.")
+        stored = store.set_feedback(row_id, verdict, corrected)
     except Exception:  # the person keeps classifying; the server log has the details
         log.exception("Saving feedback failed")
         st.session_state.pop(f"feedback_saved_{row_id}", None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from classifier import zoo
-from ui import resources
+from ui import account, resources
 from ui.state import kept
 
 MAX_TOP_K = 10
@@ -75,15 +75,24 @@ def settings_sidebar() -> Choices:
             help="Below this, the page says the model is unsure.",
             **kept("threshold", 0.25),
         )
-        save = st.toggle(
-            "Save to history",
-            help="Keep each prediction on the History page.",
-            **kept("save", True),
-        )
-        save_thumbnails = st.toggle(
-            "Save thumbnails",
-            disabled=not save,
-            help="Off: history keeps the labels but no picture.",
-            **kept("save_thumbnails", True),
-        )
+        person = account.visitor()
+        if person.can_save:
+            save = st.toggle(
+                "Save to history",
+                help="Keep each prediction on the History page.",
+                **kept("save", True),
+            )
+            save_thumbnails = st.toggle(
+                "Save thumbnails",
+                disabled=not save,
+                help="Off: history keeps the labels but no picture.",
+                **kept("save_thumbnails", True),
+            )
+        else:
+            save = save_thumbnails = False
+            if person.mode == "off":
+                st.caption(f":material/history_toggle_off: {account.MODE_TEXT['off']}")
+            elif person.sign_in:
+                st.caption(":material/lock: Predictions are not saved until you sign in.")
+    account.account_sidebar(person)
     return Choices(model, top_k, threshold, save, save_thumbnails)

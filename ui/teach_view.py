@@ -19,7 +19,7 @@ import streamlit as st
 from classifier import added, charts, history, images, teach, zoo
 from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
-from ui import resources
+from ui import account, resources
 
 log = logging.getLogger(__name__)
 NEW_MODEL = ""  # the "Start from" option of a model not taught yet
@@ -97,7 +97,9 @@ def teach_page() -> None:
 def _start_from(state: dict[str, Any]) -> None:
     """Offer to retrain a taught model: its classes come back with the photos it knew."""
     try:
-        taught_names = [m.name for m in added.all_models() if m.taught]
+        scope = resources.model_scope()
+        mine = added.all_models(scope) if scope is not None else []
+        taught_names = [m.name for m in mine if m.taught]
     except Exception:
         log.exception("Listing the taught models failed")
         taught_names = []
@@ -258,8 +260,13 @@ def _history_picker(taught: TeachClass) -> None:
         key=f"teach_history_search_{key}",
         placeholder="e.g. mug",
     )
+    store = resources.store()
+    if store is None:
+        st.caption("Sign in to pick photos from your history." if account.visitor().sign_in
+                   else "There is no history on this server to pick from.")  # fmt: skip
+        return
     try:
-        records = resources.store().find(
+        records = store.find(
             history.Filters(label=search), limit=HISTORY_CHOICES, with_thumbnails=True
         )
     except Exception:
@@ -353,10 +360,13 @@ def _train_section(state: dict[str, Any], base: str) -> None:
         help="Retraining a model keeps its name." if continuing else None,
     )
     saved = state.get("saved_result") is result
+    blocked = resources.why_models_are_not_kept()
+    if blocked:
+        st.info(blocked, icon=":material/lock:")
     if st.button(
         "Save model",
         icon=":material/save:",
-        disabled=stale or saved or not name.strip(),
+        disabled=stale or saved or not name.strip() or bool(blocked),
     ):
         # Training again what this visit saved (or the model picked under "Start from")
         # replaces it under the same name.
@@ -469,7 +479,11 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
 
 def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bool) -> None:
     try:
-        model = teach.save(name, result, replace=replace)
+        scope = resources.model_scope()
+        if scope is None or (blocked := resources.why_models_are_not_kept()):
+            st.error(blocked or "Models cannot be kept here.")
+            return
+        model = teach.save(name, result, replace=replace, scope=scope)
     except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
         st.error(str(exc))
         return

@@ -114,9 +114,7 @@ def find_owner(store, who: str) -> str:
     if " " in who:  # an owner id, as `history people` lists them
         return who
     with store._engine.connect() as conn:
-        owners = (
-            conn.execute(select(people.c.owner).where(people.c.email == who)).scalars().all()
-        )
+        owners = conn.execute(select(people.c.owner).where(people.c.email == who)).scalars().all()
     if len(owners) == 1:
         return owners[0]
     if owners:

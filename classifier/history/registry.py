@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from classifier.history.errors import HistoryError
 from classifier.history.schema import model_files, models

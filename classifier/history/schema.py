@@ -279,7 +279,8 @@ def _add_owners(conn: Connection) -> None:
     Every existing row belongs to nobody (owner NULL) and gets a random public id.
     """
     conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN owner TEXT")
-    conn.exec_driver_sql(f"ALTER TABLE predictions ADD COLUMN public_id VARCHAR({PUBLIC_ID_LENGTH})")
+    public_id = f"public_id VARCHAR({PUBLIC_ID_LENGTH})"
+    conn.exec_driver_sql(f"ALTER TABLE predictions ADD COLUMN {public_id}")
     conn.exec_driver_sql("ALTER TABLE models ADD COLUMN owner TEXT")
     ids = conn.exec_driver_sql("SELECT id FROM predictions").scalars().all()
     table = sqlalchemy.table("predictions", sqlalchemy.column("id"), sqlalchemy.column("public_id"))

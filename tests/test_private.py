@@ -1,0 +1,258 @@
+"""Private, shared and off histories in the app, driven with AppTest.
+
+AppTest stands in for sign-in here (`at.user` is what `st.user` returns, `at.secrets`
+configures `[auth]`); tests/test_browser.py signs in for real against a local OpenID
+Connect issuer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from classifier.history import HistoryStore, owners, registry
+from classifier.history.owners import Scope
+from tests.conftest import ROOT
+from tests.test_history_page import chart_frame, record
+
+APP = str(ROOT / "streamlit_app.py")
+ISSUER = "http://127.0.0.1:9/"
+ALICE = {"email": "alice@example.com", "name": "Alice", "sub": "alice-1"}
+BOB = {"email": "bob@example.com", "name": "Bob", "sub": "bob-2"}
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "a-long-random-cookie-secret-for-the-tests",
+    "client_id": "dashboard",
+    "client_secret": "dashboard-secret",
+    "server_metadata_url": f"{ISSUER}.well-known/openid-configuration",
+}
+
+
+def owner_of(person: dict) -> str:
+    return owners.owner_id(ISSUER, person["sub"])
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, lite0) -> HistoryStore:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", url)
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
+    st.cache_data.clear()
+    store = HistoryStore(url)
+    yield store
+    store.dispose()
+    from classifier import added
+
+    added.close_stores()
+
+
+@pytest.fixture
+def two_people(store) -> dict[str, list[str]]:
+    """Alice's, Bob's and nobody's saved predictions; return their public ids by whose."""
+    now = datetime.now(UTC)
+    ids = {}
+    for who, label in ((ALICE, "tabby"), (BOB, "espresso"), (None, "tench")):
+        scoped = store if who is None else store.scoped(Scope.own(owner_of(who)))
+        rows = scoped.add_many(
+            [record(label, 0.9 - i / 10, created_at=now - timedelta(hours=i)) for i in range(2)]
+        )
+        ids[label] = [scoped.get(row).public_id for row in rows]
+    return ids
+
+
+def open_app(*, signed_in: dict | None = None, auth: bool = True, page: str | None = None,
+             query: dict | None = None) -> AppTest:  # fmt: skip
+    at = AppTest.from_file(APP, default_timeout=300)
+    if auth:
+        at.secrets["auth"] = AUTH
+    if signed_in is not None:
+        at.user.update(is_logged_in=True, iss=ISSUER, email_verified=True, **signed_in)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every sentence on the page and in the sidebar, for "is it said" checks."""
+    parts = [e.value for kind in ("caption", "info", "warning", "error", "markdown", "subheader")
+             for e in getattr(at, kind)]  # fmt: skip
+    parts += [e.value for kind in ("caption", "info", "warning") for e in getattr(at.sidebar, kind)]
+    parts += [b.label for b in at.button] + [b.label for b in at.sidebar.button]
+    return "\n".join(str(part) for part in parts)
+
+
+def table_labels(at: AppTest) -> list[str]:
+    return at.dataframe[0].value["top-1"].tolist()
+
+
+# --- Private: the default where sign-in is configured ----------------------------------------
+
+
+def test_signed_out_visitors_classify_but_nothing_is_kept(store, coffee_jpeg):
+    at = open_app()
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert at.subheader[0].value.startswith("espresso")
+    assert store.count() == 0
+    said = texts(at)
+    assert "Sign in to keep your history" in said
+    assert "Predictions are not saved until you sign in." in said
+    assert not [t for t in at.sidebar.toggle if t.key in ("save", "save_thumbnails")]
+
+
+def test_signed_out_history_page_says_sign_in_and_shows_no_rows(two_people):
+    at = open_app(page="pages/history.py")
+
+    said = texts(at)
+    assert "Private history: each person sees only what they saved." in said
+    assert "Sign in to keep your history" in said
+    assert not at.dataframe
+    assert "tench" not in said  # nobody's rows are not public in a private history
+
+
+def test_a_signed_in_person_saves_as_themself_and_sees_only_their_own(two_people, store,
+                                                                      coffee_jpeg):  # fmt: skip
+    at = open_app(signed_in=ALICE)
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    assert "Signed in as **alice@example.com**" in texts(at)
+    saved = store.find(limit=1)[0]  # the newest
+    assert (saved.file_name, saved.owner) == ("coffee.jpg", owner_of(ALICE))
+
+    at.switch_page("pages/history.py").run()
+
+    assert sorted(table_labels(at)) == ["espresso", "tabby", "tabby"]  # her coffee, her cats
+    assert any("3 of 3 saved predictions" in c.value for c in at.caption)
+    assert "Signed in as **alice@example.com**" in texts(at)
+    assert owners.find_owner(store, "alice@example.com") == owner_of(ALICE)  # remembered
+
+
+def test_the_summary_counts_only_the_signed_in_persons_rows(two_people):
+    at = open_app(signed_in=BOB, page="pages/history.py")
+
+    assert table_labels(at) == ["espresso", "espresso"]
+    charts = {c.proto.spec: c for c in at.get("vega_lite_chart")}
+    frequent = next(chart for spec, chart in charts.items() if "Most frequent labels" in spec)
+    assert chart_frame(frequent)["label"].tolist() == ["espresso"]
+    per_day = next(chart for spec, chart in charts.items() if "Predictions per" in spec)
+    assert chart_frame(per_day)["count"].sum() == 2
+
+
+def test_a_permalink_opens_for_its_owner_with_chart_and_feedback(two_people, store):
+    public_id = two_people["tabby"][0]
+
+    at = open_app(signed_in=ALICE, page="pages/history.py", query={"prediction": public_id})
+
+    assert at.subheader[0].value == "tabby · 90%"
+    assert at.get("vega_lite_chart")
+    assert at.get("feedback")
+    assert f"?prediction={public_id}" in at.code[0].value
+    at.get("feedback")[0].set_value(1).run()  # a thumbs-up, kept on the row
+    assert store.get_public(public_id).feedback == "correct"
+
+
+@pytest.mark.parametrize("whose", ["espresso", "tench", "made-up", "sql"])
+def test_another_persons_or_an_unknown_permalink_says_not_found_the_same_way(two_people, whose):
+    probe = {"made-up": "A" * 22, "sql": "' OR 1=1 --"}.get(whose) or two_people[whose][0]
+
+    at = open_app(signed_in=ALICE, page="pages/history.py", query={"prediction": probe})
+
+    assert [e.value for e in at.error] == [
+        "Prediction not found. Its link may be mistyped, the prediction may have been "
+        "deleted, or it is in another person's history."
+    ]
+    assert not at.subheader and not at.get("feedback") and not at.code
+
+
+def test_an_admin_sees_everyone_and_is_told_so(two_people, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_ADMINS", "carol@example.com, Alice@Example.com")
+
+    at = open_app(signed_in=ALICE, page="pages/history.py")
+
+    assert sorted(table_labels(at)) == ["espresso", "espresso", "tabby", "tabby", "tench", "tench"]
+    assert "You are an admin: you see everyone's predictions" in texts(at)
+    assert "Admin: you see everyone's history." in texts(at)
+
+
+def test_an_unverified_email_on_the_admin_list_is_not_an_admin(two_people, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_ADMINS", "alice@example.com")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.secrets["auth"] = AUTH
+    at.user.update(is_logged_in=True, iss=ISSUER, email_verified=False, **ALICE)
+    at.run().switch_page("pages/history.py").run()
+
+    assert sorted(table_labels(at)) == ["tabby", "tabby"]
+
+
+def test_models_are_private_too(store, monkeypatch):
+    for who, name in ((ALICE, "Alice's birds"), (BOB, "Bob's cars")):
+        scoped = store.scoped(Scope.own(owner_of(who)))
+        registry.add_model(scoped, name, "zip", "ab" * 32,
+                           {"kind": "added", "class_names": ["a", "b"]}, b"x")  # fmt: skip
+
+    alice = open_app(signed_in=ALICE)
+    anonymous = open_app()
+
+    assert "Alice's birds" in alice.sidebar.selectbox(key="model").options[-1]
+    assert not any("Bob" in option for option in alice.sidebar.selectbox(key="model").options)
+    assert not any("(added)" in o for o in anonymous.sidebar.selectbox(key="model").options)
+    anonymous.switch_page("pages/models.py").run()
+    assert "Sign in to keep your own models: each person sees only theirs." in texts(anonymous)
+
+
+# --- Shared and off -------------------------------------------------------------------------
+
+
+def test_without_sign_in_the_history_is_shared_and_says_so(two_people, coffee_jpeg, store):
+    at = open_app(auth=False, page="pages/history.py")
+
+    assert len(table_labels(at)) == 6
+    said = texts(at)
+    assert "Shared history: everyone who opens this app sees every saved prediction." in said
+    assert "Sign in" not in said
+
+
+def test_a_shared_history_opens_anyones_permalink(two_people):
+    public_id = two_people["espresso"][1]
+
+    at = open_app(auth=False, page="pages/history.py", query={"prediction": public_id})
+
+    assert at.subheader[0].value == "espresso · 80%"
+    assert "anyone who opens this app can open it" in texts(at)
+
+
+def test_history_off_saves_nothing_and_says_so(store, coffee_jpeg, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_HISTORY_MODE", "off")
+    at = open_app(auth=False)
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert at.subheader[0].value.startswith("espresso")
+    assert store.count() == 0
+    assert "History is off on this server: nothing is saved." in texts(at)
+    at.switch_page("pages/history.py").run()
+    assert "Predictions are not saved on this server" in texts(at)
+
+
+def test_private_without_sign_in_configured_says_nothing_is_kept(store, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_HISTORY_MODE", "private")
+
+    at = open_app(auth=False, page="pages/history.py")
+
+    assert "sign-in is not configured" in texts(at)
+
+
+def test_a_mistyped_mode_is_a_sentence(store, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_HISTORY_MODE", "public")
+
+    at = open_app(auth=False)
+
+    assert "CLASSIFIER_HISTORY_MODE" in at.error[0].value

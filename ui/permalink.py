@@ -1,0 +1,112 @@
+"""One saved prediction opened by its link (`/history?prediction=ID`): picture, chart, feedback.
+
+The ID is the row's random public id. The store scoped to the visitor looks it up, so
+another person's prediction, a deleted one and a made-up ID all give the same "not
+found": a link tells nobody whether a prediction exists.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import streamlit as st
+
+from classifier import charts, history, zoo
+from ui import saving
+from ui.columns import share_column
+
+PARAMETER = "prediction"
+NOT_FOUND = (
+    "Prediction not found. Its link may be mistyped, the prediction may have been deleted, "
+    "or it is in another person's history."
+)
+
+
+def link_to(public_id: str) -> str:
+    """Return the relative link that opens a prediction on the History page."""
+    return f"?{urlencode({PARAMETER: public_id})}"
+
+
+def full_link(public_id: str) -> str:
+    """Return the absolute link, from the address this page was opened at."""
+    current = urlsplit(st.context.url or "")
+    return urlunsplit((current.scheme, current.netloc, current.path, link_to(public_id)[1:], ""))
+
+
+def requested() -> str | None:
+    """Return the public id the page's address asks for, or None."""
+    value = st.query_params.get(PARAMETER)
+    return value if value else None
+
+
+def _back_to_list() -> None:
+    st.query_params.pop(PARAMETER, None)
+
+
+def class_names_of(record: history.Record) -> tuple[str, ...] | None:
+    """Return the classes a correction may name: None for ImageNet's, else the model's own
+    (or, if it was removed, the classes the prediction lists)."""
+    if record.model in zoo.MODELS:
+        return None
+    from classifier import added
+
+    try:
+        return added.find(record.model).class_names
+    except Exception:  # removed since, or unreadable: offer what the prediction named
+        return tuple(entry.label for entry in record.top_k)
+
+
+def show(store: history.HistoryStore, public_id: str, shared: bool) -> None:
+    """Draw the prediction a link names, or "not found".
+
+    Args:
+        shared: everyone sees every prediction here (the history is shared).
+    """
+    st.button("All predictions", icon=":material/arrow_back:", on_click=_back_to_list)
+    record = store.get_public(public_id)
+    if record is None:
+        st.error(NOT_FOUND, icon=":material/search_off:")
+        return
+    picture, result = st.columns([2, 3], gap="large")
+    with picture:
+        if record.thumbnail is not None:
+            st.image(record.thumbnail, width="stretch")
+        else:
+            st.caption("No picture was kept with this prediction.")
+        if record.overlay is not None:
+            st.image(record.overlay, caption="Where it looked", width="stretch")
+        st.text(
+            f"{record.file_name}\n{record.width}×{record.height} {record.image_format} · "
+            f"saved {record.created_at:%Y-%m-%d %H:%M} UTC"
+        )
+    with result:
+        top = record.top_k
+        st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+        frame = charts.top_k_frame(top)
+        st.altair_chart(charts.probability_chart(frame), width="stretch")
+        st.dataframe(
+            frame[["label", "probability"]],
+            hide_index=True,
+            column_config={
+                "label": st.column_config.TextColumn("Class"),
+                "probability": share_column("Probability"),
+            },
+        )
+        st.caption(f"{zoo.title_of(record.model)} · {record.inference_ms:.1f} ms inference")
+        class_names = class_names_of(record)
+        _show_stored_feedback(record, class_names)
+        saving.ask_feedback(record.id, class_names)
+    who = "anyone who opens this app" if shared else "only you (signed in)"
+    st.caption(f"Link to this prediction; {who} can open it:")
+    st.code(full_link(record.public_id), language=None)
+
+
+def _show_stored_feedback(record: history.Record, class_names: tuple[str, ...] | None) -> None:
+    """Start the feedback widgets from what the history holds, once per visit."""
+    key = f"feedback_{record.id}"
+    if key in st.session_state or record.feedback is None:
+        return
+    st.session_state[key] = 1 if record.feedback == "correct" else 0
+    st.session_state[f"feedback_saved_{record.id}"] = saving.saved_sentence(
+        record.feedback, record.corrected_label, class_names
+    )
