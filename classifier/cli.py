@@ -6,8 +6,11 @@ classifier models [list]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
 classifier models remove NAME
 classifier teach NAME DIR [--base MODEL]
-classifier history export [--format csv|json] [--output FILE]
-classifier history clear --yes
+classifier history export (--owner WHO | --all) [--format csv|json] [--output FILE]
+classifier history clear (--owner WHO | --all) --yes
+classifier history people
+
+WHO is the email someone signed in with, or their owner id as `history people` lists it.
 
 A FILE is a picture; a DIR is searched for pictures (with --recursive, its folders too);
 `-` reads one picture from standard input.
@@ -26,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import engine, history, images, zoo
 from classifier.config import SettingsError, get_settings
+from classifier.history import owners
 from classifier.modelfiles import SCALINGS
 from classifier.predict import Prediction, classify
 
@@ -115,12 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     past = commands.add_parser("history", help="export or clear the prediction history")
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
-    export = past_commands.add_parser("export", help="write every saved prediction")
+    export = past_commands.add_parser("export", help="write one person's or every prediction")
+    _whose(export)
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
-    clear = past_commands.add_parser("clear", help="delete every saved prediction")
+    clear = past_commands.add_parser("clear", help="delete one person's or every prediction")
+    _whose(clear)
     clear.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    past_commands.add_parser("people", help="list who signed in to the app, most recent first")
     return parser
+
+
+def _whose(command: argparse.ArgumentParser) -> None:
+    """Make a history command name whose predictions it acts on: one owner, or --all."""
+    whose = command.add_mutually_exclusive_group(required=True)
+    whose.add_argument(
+        "--owner",
+        metavar="WHO",
+        help="one person's: the email they signed in with, or their owner id",
+    )
+    whose.add_argument("--all", action="store_true", help="everyone's, and those saved by nobody")
 
 
 def _as_json(file: Path, prediction: Prediction, top_k: int) -> dict:
@@ -269,6 +287,16 @@ def _write_maps(
     return thumbnail
 
 
+def _print_people(store: history.HistoryStore) -> None:
+    """Print who signed in, one per line: owner id, email, name, last seen (tab-separated)."""
+    people = owners.everyone_known(store)
+    if not people:
+        print("nobody has signed in to the app with this database yet", file=sys.stderr)
+    for person in people:
+        seen = person.last_seen.isoformat(timespec="seconds")
+        print("\t".join((person.owner, person.email or "-", person.name or "-", seen)))
+
+
 def _save(records: list[history.NewRecord]) -> None:
     """Record the successful predictions in the configured history."""
     store = history.HistoryStore(get_settings().database_url)
@@ -280,11 +308,11 @@ def _save(records: list[history.NewRecord]) -> None:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    """Export or clear the history kept in the configured database."""
+    """Export or clear one owner's or the whole history, or list who signed in."""
     if args.history_command == "clear" and not args.yes:
-        print(
-            "error: clearing deletes every saved prediction; add --yes to confirm", file=sys.stderr
-        )
+        whose = "every" if args.all else "this person's every"
+        print(f"error: clearing deletes {whose} saved prediction; add --yes to confirm",
+              file=sys.stderr)  # fmt: skip
         return 2
     url = get_settings().database_url
     if args.history_command == "clear":
@@ -292,6 +320,12 @@ def run_history(args: argparse.Namespace) -> int:
     else:  # only reading: an existing SQLite file is opened read-only
         store = history.HistoryStore.open_readable(url, prefer_read_only=True)
     try:
+        if args.history_command == "people":
+            _print_people(store)
+            return 0
+        if not args.all:
+            owner = owners.find_owner(store, args.owner)
+            store = store.scoped(owners.Scope.own(owner))
         if args.history_command == "clear":
             print(f"deleted {store.clear()} prediction(s)", file=sys.stderr)
             return 0

@@ -237,25 +237,71 @@ def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path, run
     assert run_cli("predict", "--model", "efficientnet_lite0", "--save",
                    str(photo_files["coffee"])).returncode == 0  # fmt: skip
 
-    csv_out = run_cli("history", "export", "--format", "csv")
+    csv_out = run_cli("history", "export", "--all", "--format", "csv")
     assert csv_out.returncode == 0, csv_out.stderr
     header, row = csv_out.stdout.splitlines()
     assert header.startswith("id,created_at,file_name,")
     assert "coffee.jpg" in row and "espresso" in row
 
     target = tmp_path / "out.json"
-    assert run_cli("history", "export", "--format", "json", "--output", str(target)).returncode == 0
+    assert run_cli("history", "export", "--all", "--format", "json", "--output", str(target)).returncode == 0
     [entry] = json.loads(target.read_text(encoding="utf-8"))
     assert entry["file_name"] == "coffee.jpg"
     assert entry["top1_label"] == "espresso"
 
-    refused = run_cli("history", "clear")
+    refused = run_cli("history", "clear", "--all")
     assert refused.returncode == 2
     assert "--yes" in refused.stderr
-    assert len(json.loads(run_cli("history", "export", "--format", "json").stdout)) == 1
+    assert len(json.loads(run_cli("history", "export", "--all", "--format", "json").stdout)) == 1
 
-    assert run_cli("history", "clear", "--yes").returncode == 0
-    assert json.loads(run_cli("history", "export", "--format", "json").stdout) == []
+    assert run_cli("history", "clear", "--all", "--yes").returncode == 0
+    assert json.loads(run_cli("history", "export", "--all", "--format", "json").stdout) == []
+
+
+def test_history_export_and_clear_act_on_one_owner_or_on_all_only_when_told(
+    history_url, run_cli
+):
+    from classifier.history import owners
+    from tests.helpers import make_record
+
+    alice = owners.owner_id("https://issuer.example", "alice")
+    bob = owners.owner_id("https://issuer.example", "bob")
+    store = HistoryStore(history_url)
+    for who, name in ((alice, "alice.jpg"), (bob, "bob.jpg"), (None, "nobody.jpg")):
+        scoped = store if who is None else store.scoped(owners.Scope.own(who))
+        scoped.add(make_record(file_name=name))
+    owners.remember(store, alice, "alice@example.com", "Alice")
+    owners.remember(store, bob, "bob@example.com", "Bob")
+
+    def exported(*whose: str) -> list[str]:
+        done = run_cli("history", "export", *whose, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        return sorted(row["file_name"] for row in json.loads(done.stdout))
+
+    try:
+        unsaid = run_cli("history", "export")
+        assert unsaid.returncode == 2
+        assert "one of the arguments --owner --all is required" in unsaid.stderr
+        assert exported("--owner", "alice@example.com") == ["alice.jpg"]
+        assert exported("--owner", bob) == ["bob.jpg"]
+        assert exported("--all") == ["alice.jpg", "bob.jpg", "nobody.jpg"]
+        unknown = run_cli("history", "export", "--owner", "carol@example.com")
+        assert unknown.returncode == 1
+        assert "Nobody signed in here as 'carol@example.com'" in unknown.stderr
+        assert run_cli("history", "clear", "--owner", "alice@example.com").returncode == 2
+
+        cleared = run_cli("history", "clear", "--owner", "alice@example.com", "--yes")
+
+        assert cleared.returncode == 0, cleared.stderr
+        assert "deleted 1 prediction(s)" in cleared.stderr
+        assert exported("--all") == ["bob.jpg", "nobody.jpg"]
+        people = run_cli("history", "people").stdout.splitlines()
+        assert [line.split("\t")[:3] for line in people] == [
+            [bob, "bob@example.com", "Bob"],
+            [alice, "alice@example.com", "Alice"],
+        ]
+    finally:
+        store.dispose()
 
 
 def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch, run_cli):
@@ -264,14 +310,14 @@ def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch, run_c
     (tmp_path / ".streamlit" / "secrets.toml").write_text(f'[connections.history]\nurl = "{url}"\n')
     monkeypatch.chdir(tmp_path)  # where `python -m classifier` would be typed
     set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", None)
-    done = run_cli("history", "clear", "--yes")
+    done = run_cli("history", "clear", "--all", "--yes")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "from-secrets.db").is_file()
 
 
 def test_a_broken_secrets_file_is_named_on_stderr(run_cli, broken_secrets, tmp_path, monkeypatch):
     monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
-    result = run_cli("history", "export", "--format", "json")
+    result = run_cli("history", "export", "--all", "--format", "json")
     assert result.returncode == 0
     assert f"warning: In the secrets file {broken_secrets}" in result.stderr
     assert "the history is kept in the local SQLite file instead" in result.stderr
@@ -300,7 +346,7 @@ def test_history_export_never_prints_the_database_password(url, secrets, monkeyp
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
     set_env(monkeypatch, "CLASSIFIER_DATABASE_URL", url)
 
-    done = run_cli("history", "export")
+    done = run_cli("history", "export", "--all")
 
     assert done.returncode == 1
     assert done.stdout == ""
@@ -361,7 +407,7 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
 
     write_all = history.files._write_all
     monkeypatch.setattr(history.files, "_write_all", disk_fills_up)
-    done = run_cli("history", "export", "--output", str(target))
+    done = run_cli("history", "export", "--all", "--output", str(target))
 
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"error: cannot write {target}: No space left on device"]
@@ -369,7 +415,7 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
     assert list(folder.iterdir()) == [target]  # no temporary file left behind
 
     monkeypatch.setattr(history.files, "_write_all", write_all)  # the disk has room again
-    assert run_cli("history", "export", "--output", str(target)).returncode == 0
+    assert run_cli("history", "export", "--all", "--output", str(target)).returncode == 0
     assert target.read_bytes().startswith(b"id,created_at,file_name,")
     assert list(folder.iterdir()) == [target]
 
@@ -401,18 +447,18 @@ def test_history_export_reads_a_history_in_a_read_only_folder(
     )
     monkeypatch.setattr(schema, "_switch_to_wal", no_side_files)  # any read-write open fails
     monkeypatch.setattr(schema, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
-    assert run_cli("history", "clear", "--yes").stderr.startswith(
+    assert run_cli("history", "clear", "--all", "--yes").stderr.startswith(
         f"error: The history database folder {tmp_path} is read-only; predictions cannot be saved"
     )
 
-    done = run_cli("history", "export", "--format", "json")
+    done = run_cli("history", "export", "--all", "--format", "json")
 
     assert done.returncode == 0, done.stderr
     assert [row["file_name"] for row in json.loads(done.stdout)] == ["kept.jpg"]
 
     cannot_open = sqlite_error(sqlite3.SQLITE_CANTOPEN, "unable to open database file")
     monkeypatch.setattr(schema, "_sqlite_connect", cannot_open)  # not even read-only
-    done = run_cli("history", "export", "--format", "json")
+    done = run_cli("history", "export", "--all", "--format", "json")
 
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
