@@ -244,7 +244,8 @@ def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path, run
     assert "coffee.jpg" in row and "espresso" in row
 
     target = tmp_path / "out.json"
-    assert run_cli("history", "export", "--all", "--format", "json", "--output", str(target)).returncode == 0
+    done = run_cli("history", "export", "--all", "--format", "json", "--output", str(target))
+    assert done.returncode == 0
     [entry] = json.loads(target.read_text(encoding="utf-8"))
     assert entry["file_name"] == "coffee.jpg"
     assert entry["top1_label"] == "espresso"
