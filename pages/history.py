@@ -23,7 +23,7 @@ if person.admin and person.mode == "private":
             icon=":material/shield_person:")  # fmt: skip
 if (public_id := permalink.requested()) is not None:
     with history_view.database_errors():
-        permalink.show(store, public_id, shared=person.mode == "shared" or person.admin)
+        permalink.show(store, public_id, person.mode)
     st.stop()
 
 with history_view.database_errors():

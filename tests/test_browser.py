@@ -517,3 +517,127 @@ def _open_the_options(page, combobox):
         except PlaywrightTimeout:
             continue
     return options
+
+
+# --- Private histories: two people sign in against a local OpenID Connect issuer ------------
+
+
+@pytest.fixture(scope="module")
+def private_server(tmp_path_factory, lite0):
+    """The app with sign-in configured (so its history is private), and the issuer it uses."""
+    from tests.oidc_issuer import Issuer, auth_secrets
+
+    _require_chromium()
+    folder = tmp_path_factory.mktemp("private")
+    with Issuer() as issuer:
+        secrets = folder / "secrets.toml"
+        secrets.write_text(auth_secrets(issuer))
+        with server_tools.serve(folder, STREAMLIT_SECRETS_FILES=str(secrets)) as running:
+            yield running, folder / "history.db"
+
+
+def _person(browser, url: str, email: str):
+    """A browser context of its own (its own cookies): one person, signed in as `email`."""
+    from tests.oidc_issuer import sign_in
+
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    sign_in(page, email, button="Sign in to keep your history")
+    page.get_by_text(f"Signed in as {email}").wait_for()
+    return context, page
+
+
+def _classify(page, photo: Path) -> None:
+    """Drop a photo on the Classify page and wait for its answer."""
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.get_by_test_id("stText").filter(has_text=photo.name).first.wait_for()
+    page.locator("h3").filter(has_text="·").first.wait_for()
+
+
+def _history_rows(page, url: str, expected: int) -> list[str]:
+    """Open the History page; return the file names of its table once it shows `expected`."""
+    page.goto(f"{url}/history")
+    page.get_by_text(f"{expected} of {expected} saved predictions").wait_for()
+    cells = page.get_by_test_id("stDataFrame").first.locator("[role='gridcell']")
+    cells.first.wait_for(state="attached")
+    texts = cells.all_inner_texts()
+    return [text for text in texts if text.endswith((".jpg", ".png"))]
+
+
+def _first_public_id(database: Path, email: str) -> str:
+    """Return the link id of the first prediction a person saved (read from the database)."""
+    import sqlite3
+
+    from tests.oidc_issuer import Issuer
+
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        (public_id,) = conn.execute(
+            "SELECT public_id FROM predictions WHERE owner LIKE ? ORDER BY id LIMIT 1",
+            (f"% {Issuer.subject(email)}",),
+        ).fetchone()
+    return public_id
+
+
+def test_two_people_each_see_only_their_own_history(browser, private_server, photo_files):
+    server, database = private_server
+    alice_context, alice = _person(browser, server.url, "alice@example.com")
+    bob_context, bob = _person(browser, server.url, "bob@example.com")
+    try:
+        _classify(alice, photo_files["chelsea"])
+        _classify(bob, photo_files["coffee"])
+        bob.reload()  # a new session, still signed in (the cookie)
+        bob.get_by_text("Signed in as bob@example.com").wait_for()
+        _classify(bob, photo_files["chelsea"])
+
+        assert _history_rows(alice, server.url, 1) == ["chelsea.png"]
+        assert sorted(_history_rows(bob, server.url, 2)) == ["chelsea.png", "coffee.jpg"]
+        alice.get_by_text("Private history: each person sees only what they saved.").wait_for()
+
+        # Her export holds her one prediction alone, and so does her summary.
+        with alice.expect_download() as download:
+            alice.get_by_role("button", name="Download CSV (1)").click()
+        header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        assert header.startswith("id,created_at,file_name,")
+        assert len(rows) == 1 and ",chelsea.png," in rows[0]
+        with bob.expect_download() as download:
+            bob.get_by_role("button", name="Download JSON (2)").click()
+        assert "coffee.jpg" in Path(download.value.path()).read_text(encoding="utf-8")
+        alice.get_by_role("tab", name="Summary").click()
+        alice.get_by_text("Predictions per").first.wait_for()
+        assert "1 of 1 saved predictions" in alice.locator("body").inner_text()
+
+        # Her permalink opens for her, with picture, chart and feedback, and a link to copy.
+        alices = _first_public_id(database, "alice@example.com")
+        bobs = _first_public_id(database, "bob@example.com")
+        alice.goto(f"{server.url}/history?prediction={alices}")
+        alice.get_by_test_id("stVegaLiteChart").first.wait_for()
+        alice.get_by_text("Was this right?").wait_for()
+        assert alices in alice.get_by_test_id("stCode").inner_text()
+        SCREENSHOTS.mkdir(exist_ok=True)
+        alice.screenshot(path=str(SCREENSHOTS / "permalink.png"), full_page=True)
+
+        # Bob opening hers, or an id that does not exist, reads the same "not found".
+        for probe in (alices, "A" * 22):
+            bob.goto(f"{server.url}/history?prediction={probe}")
+            bob.get_by_text("Prediction not found.").wait_for()
+            assert "Was this right?" not in bob.locator("body").inner_text()
+        alice.goto(f"{server.url}/history?prediction={bobs}")
+        alice.get_by_text("Prediction not found.").wait_for()
+
+        # Signing out hides her history.
+        alice.goto(f"{server.url}/history")
+        alice.get_by_text("1 of 1 saved predictions").wait_for()
+        with alice.expect_navigation(url=f"{server.url}/"):
+            alice.get_by_role("button", name="Sign out").click()
+        alice.get_by_role("button", name="Sign in to keep your history").wait_for()
+        alice.goto(f"{server.url}/history")
+        alice.get_by_text(
+            "Sign in to keep your history: each person sees only their own"
+        ).wait_for()
+        assert "chelsea.png" not in alice.locator("body").inner_text()
+        assert alice.get_by_test_id("stDataFrame").count() == 0
+    finally:
+        alice_context.close()
+        bob_context.close()

@@ -259,9 +259,7 @@ def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path, run
     assert json.loads(run_cli("history", "export", "--all", "--format", "json").stdout) == []
 
 
-def test_history_export_and_clear_act_on_one_owner_or_on_all_only_when_told(
-    history_url, run_cli
-):
+def test_history_export_and_clear_act_on_one_owner_or_on_all_only_when_told(history_url, run_cli):
     from classifier.history import owners
     from tests.helpers import make_record
 

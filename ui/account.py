@@ -113,7 +113,8 @@ def remember_once(store: history.HistoryStore, person: Visitor) -> None:
 
 
 def account_sidebar(person: Visitor) -> None:
-    """Draw who is signed in, and Sign in / Sign out, in the sidebar (each page calls it)."""
+    """Draw who is signed in, and Sign in / Sign out, at the top of the sidebar (each page
+    calls it first)."""
     if not person.sign_in:
         if person.mode == "private":  # private but nobody can sign in: say why nothing is kept
             st.sidebar.caption(
@@ -122,12 +123,12 @@ def account_sidebar(person: Visitor) -> None:
             )
         return
     with st.sidebar:
-        st.divider()
         if person.signed_in:
             st.caption(f":material/account_circle: Signed in as **{person.who}**")
             if person.admin:
                 st.caption(":material/shield_person: Admin: you see everyone's history.")
             st.button("Sign out", on_click=st.logout, icon=":material/logout:")
-            return
-        label = "Sign in to keep your history" if person.mode == "private" else "Sign in"
-        st.button(label, on_click=st.login, icon=":material/login:", type="primary")
+        else:
+            label = "Sign in to keep your history" if person.mode == "private" else "Sign in"
+            st.button(label, on_click=st.login, icon=":material/login:", type="primary")
+        st.divider()

@@ -56,11 +56,11 @@ def class_names_of(record: history.Record) -> tuple[str, ...] | None:
         return tuple(entry.label for entry in record.top_k)
 
 
-def show(store: history.HistoryStore, public_id: str, shared: bool) -> None:
+def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
     """Draw the prediction a link names, or "not found".
 
     Args:
-        shared: everyone sees every prediction here (the history is shared).
+        mode: the history mode ("private" or "shared"), which says who else can open it.
     """
     st.button("All predictions", icon=":material/arrow_back:", on_click=_back_to_list)
     record = store.get_public(public_id)
@@ -96,7 +96,11 @@ def show(store: history.HistoryStore, public_id: str, shared: bool) -> None:
         class_names = class_names_of(record)
         _show_stored_feedback(record, class_names)
         saving.ask_feedback(record.id, class_names)
-    who = "anyone who opens this app" if shared else "only you (signed in)"
+    who = (
+        "anyone who opens this app"
+        if mode == "shared"
+        else "only the person who saved it (and admins), signed in,"
+    )
     st.caption(f"Link to this prediction; {who} can open it:")
     st.code(full_link(record.public_id), language=None)
 

@@ -47,6 +47,8 @@ PICKER_HELP = (
 def settings_sidebar() -> Choices:
     """Draw the classifier settings in the sidebar and return them."""
     default, opened_elsewhere = zoo.runnable_default()
+    person = account.visitor()
+    account.account_sidebar(person)
     with st.sidebar:
         st.header("Settings")
         own = resources.added_model_names()
@@ -75,7 +77,6 @@ def settings_sidebar() -> Choices:
             help="Below this, the page says the model is unsure.",
             **kept("threshold", 0.25),
         )
-        person = account.visitor()
         if person.can_save:
             save = st.toggle(
                 "Save to history",
@@ -94,5 +95,4 @@ def settings_sidebar() -> Choices:
                 st.caption(f":material/history_toggle_off: {account.MODE_TEXT['off']}")
             elif person.sign_in:
                 st.caption(":material/lock: Predictions are not saved until you sign in.")
-    account.account_sidebar(person)
     return Choices(model, top_k, threshold, save, save_thumbnails)
