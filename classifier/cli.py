@@ -310,9 +310,8 @@ def _save(records: list[history.NewRecord]) -> None:
 def run_history(args: argparse.Namespace) -> int:
     """Export or clear one owner's or the whole history, or list who signed in."""
     if args.history_command == "clear" and not args.yes:
-        whose = "every" if args.all else "this person's every"
-        print(f"error: clearing deletes {whose} saved prediction; add --yes to confirm",
-              file=sys.stderr)  # fmt: skip
+        whose = "every saved prediction" if args.all else "all of this person's predictions"
+        print(f"error: clearing deletes {whose}; add --yes to confirm", file=sys.stderr)
         return 2
     url = get_settings().database_url
     if args.history_command == "clear":

@@ -51,7 +51,8 @@ class Settings:
     teach_max_photos: int = DEFAULT_TEACH_MAX_PHOTOS  # the most photos one model is taught from
     # "private", "shared" or "off"; None: private where sign-in is configured, else shared.
     history_mode: str | None = None
-    admins: tuple[str, ...] = ()  # emails (lower case) of people who see every history
+    # Who sees every history: verified emails, or owner ids ("issuer subject").
+    admins: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
 
 
@@ -183,9 +184,9 @@ def read_settings(
         teach_max_photos=_int(environ, "CLASSIFIER_TEACH_MAX_PHOTOS", DEFAULT_TEACH_MAX_PHOTOS),
         history_mode=_history_mode(environ),
         admins=tuple(
-            email.strip().lower()
-            for email in environ.get("CLASSIFIER_ADMINS", "").split(",")
-            if email.strip()
+            entry.strip()
+            for entry in environ.get("CLASSIFIER_ADMINS", "").split(",")
+            if entry.strip()
         ),
         warnings=tuple(warnings),
     )

@@ -194,6 +194,14 @@ def test_a_model_cannot_be_replaced_through_another_owners_name(database: Histor
     assert (kept.owner, registry.model_data(alice, "Alice's birds")) == (ALICE, b"y")
 
 
+def test_a_scope_of_nobodys_rows_reads_only_those(database: HistoryStore) -> None:
+    nobody = database.scoped(Scope.nobodys())
+
+    assert labels(nobody) == {"lynx"}
+    assert [m.name for m in registry.list_models(nobody)] == ["Old model"]
+    assert nobody.get(nobody.add(make_record())).owner is None
+
+
 def test_people_who_signed_in_are_named_by_email_on_the_command_line(
     database: HistoryStore,
 ) -> None:
@@ -202,7 +210,10 @@ def test_people_who_signed_in_are_named_by_email_on_the_command_line(
     owners.remember(database, BOB, "bob@example.com", None)
 
     assert owners.find_owner(database, "alice@example.com") == ALICE
+    assert owners.find_owner(database, "Alice@Example.COM") == ALICE
     assert owners.find_owner(database, BOB) == BOB
+    with pytest.raises(HistoryError, match="Nobody with the owner id"):
+        owners.find_owner(database, "http://127.0.0.1:9/ alice-subjekt")  # a typo
     assert [(p.owner, p.name) for p in owners.everyone_known(database)] == [
         (BOB, None),
         (ALICE, "Alice A."),

@@ -13,6 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from classifier import zoo
 from classifier.history import HistoryStore, owners, registry
 from classifier.history.owners import Scope
 from tests.conftest import ROOT
@@ -256,3 +257,73 @@ def test_a_mistyped_mode_is_a_sentence(store, monkeypatch):
     at = open_app(auth=False)
 
     assert "CLASSIFIER_HISTORY_MODE" in at.error[0].value
+
+
+@pytest.mark.parametrize("claim", [None, "false", "true"])
+def test_an_email_the_provider_did_not_verify_makes_no_admin(two_people, monkeypatch, claim):
+    monkeypatch.setenv("CLASSIFIER_ADMINS", "alice@example.com")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.secrets["auth"] = AUTH
+    at.user.update(is_logged_in=True, iss=ISSUER, **ALICE)
+    if claim is not None:  # a provider that sends it as text, or not at all
+        at.user["email_verified"] = claim
+    at.run().switch_page("pages/history.py").run()
+
+    assert sorted(table_labels(at)) == ["tabby", "tabby"]
+
+
+def test_an_admin_may_be_named_by_owner_id(two_people, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_ADMINS", f"someone@example.com,{owner_of(BOB)}")
+
+    at = open_app(signed_in=BOB, page="pages/history.py")
+
+    assert len(table_labels(at)) == 6
+
+
+MODEL_TITLES = {zoo.title_of(name) for name in zoo.MODELS}
+
+
+def add_models(store) -> None:
+    for who, name, kind in ((ALICE, "Alice's birds", "added"), (BOB, "Bob's mugs", "taught"),
+                            (None, "Old model", "added")):  # fmt: skip
+        scoped = store if who is None else store.scoped(Scope.own(owner_of(who)))
+        details = {"kind": kind, "class_names": ["a", "b"], "base": "efficientnet_lite0"}
+        details.update(size=224, input_dtype="float32", scaling="minus_one_to_one")
+        registry.add_model(scoped, name, "zip", "ab" * 32, details, b"x")
+
+
+def test_the_models_and_teach_pages_show_only_the_persons_own_models(store):
+    add_models(store)
+
+    at = open_app(signed_in=BOB, page="pages/models.py")
+
+    assert [e.label for e in at.expander if e.label not in MODEL_TITLES] == ["Bob's mugs"]
+    assert "Alice's birds" not in texts(at)
+    at.switch_page("pages/teach.py").run()
+    start = at.selectbox(key="teach_start")
+    assert [option for option in start.options if "A new model" not in option] == ["Bob's mugs"]
+
+
+def test_with_history_off_only_nobodys_models_are_offered(store, monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_HISTORY_MODE", "off")
+    add_models(store)
+
+    at = open_app()
+
+    options = at.sidebar.selectbox(key="model").options
+    assert [o for o in options if "(added)" in o or "(taught)" in o] == ["Old model (added)"]
+    assert not [b for b in at.sidebar.button if "Sign in" in b.label]  # nothing to sign in for
+    at.switch_page("pages/models.py").run()
+    assert [e.label for e in at.expander if e.label not in MODEL_TITLES] == ["Old model"]
+    assert "Nothing is saved on this server, so models cannot be kept here." in texts(at)
+
+
+def test_an_answer_another_visit_made_is_not_called_cached(store, coffee_jpeg):
+    first, second = open_app(auth=False), open_app(auth=False)
+    for at in (first, second):
+        at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+        at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert not any("Cached answer" in c.value for c in second.caption)
+    second.sidebar.slider(key="top_k").set_value(3).run()  # its own answer, again: cached
+    assert any("Cached answer" in c.value for c in second.caption)

@@ -92,10 +92,20 @@ def visitor() -> Visitor:
         log.error("The sign-in provider's identity token has no issuer or subject")
         return current
     email = user.get("email") if isinstance(user.get("email"), str) else None
-    verified = user.get("email_verified") is not False  # providers without the claim count
-    admin = bool(email and verified and email.lower() in get_settings().admins)
     name = user.get("name") if isinstance(user.get("name"), str) else None
-    return Visitor(current.mode, True, owner, email, name, admin)
+    return Visitor(current.mode, True, owner, email, name, is_admin(owner, email, user))
+
+
+def is_admin(owner: str, email: str | None, claims) -> bool:
+    """Tell whether CLASSIFIER_ADMINS names this person: by owner id, or by an email the
+    provider says it verified (`email_verified` true: some providers let people type any
+    address, and a missing claim proves nothing)."""
+    admins = get_settings().admins
+    if owner in admins:
+        return True
+    verified = claims.get("email_verified") is True
+    emails = {entry.lower() for entry in admins if " " not in entry}
+    return bool(email and verified and email.lower() in emails)
 
 
 def remember_once(store: history.HistoryStore, person: Visitor) -> None:
@@ -115,7 +125,7 @@ def remember_once(store: history.HistoryStore, person: Visitor) -> None:
 def account_sidebar(person: Visitor) -> None:
     """Draw who is signed in, and Sign in / Sign out, at the top of the sidebar (each page
     calls it first)."""
-    if not person.sign_in:
+    if not person.sign_in or (person.mode == "off" and not person.signed_in):
         if person.mode == "private":  # private but nobody can sign in: say why nothing is kept
             st.sidebar.caption(
                 ":material/lock: Private history needs sign-in, which this server has not "

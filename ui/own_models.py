@@ -18,7 +18,7 @@ from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
-from ui import resources, teach_view
+from ui import account, resources, teach_view
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
@@ -42,6 +42,9 @@ def your_models() -> None:
         st.success(notice, icon=":material/check_circle:")
     if error := st.session_state.pop("own_models_error", None):
         st.error(error)
+    person = account.visitor()
+    if person.admin and person.mode == "private":
+        st.caption(":material/shield_person: As an admin you see everyone's models here.")
     if not models:
         st.caption(
             "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "

@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from classifier import charts, history, zoo
-from ui import saving
+from ui import resources, saving
 from ui.columns import share_column
 
 PARAMETER = "prediction"
@@ -45,15 +45,18 @@ def _back_to_list() -> None:
 
 def class_names_of(record: history.Record) -> tuple[str, ...] | None:
     """Return the classes a correction may name: None for ImageNet's, else the model's own
-    (or, if it was removed, the classes the prediction lists)."""
+    among the visitor's models (or, if it is not there, the classes the prediction lists)."""
     if record.model in zoo.MODELS:
         return None
     from classifier import added
 
+    named = tuple(entry.label for entry in record.top_k)
+    scope = resources.model_scope()
     try:
-        return added.find(record.model).class_names
-    except Exception:  # removed since, or unreadable: offer what the prediction named
-        return tuple(entry.label for entry in record.top_k)
+        mine = added.all_models(scope) if scope is not None else []
+    except Exception:  # unreadable: offer what the prediction named
+        return named
+    return next((m.class_names for m in mine if m.name == record.model), named)
 
 
 def show(store: history.HistoryStore, public_id: str, mode: str) -> None:

@@ -73,13 +73,21 @@ def _predict(content_digest: str, model_name: str, version: str, _data: bytes) -
 def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
     """Classify bytes, reusing the server's answer for the same picture and model.
 
-    Reruns, slider moves and other sessions reuse an answer; it then says it is
-    cached (`cached`), so its engine and timings are not shown as today's.
+    Reruns, slider moves and other sessions reuse an answer. One this visit already
+    had says it is cached (`cached`), so its engine and timings are not shown as
+    today's; one another visit made is shown as made, so nobody learns from "cached"
+    that someone else classified the same picture.
     """
     asked = datetime.now(UTC)
     version = "" if model_name in zoo.MODELS else zoo.choose(model_name).spec.version
     prediction = _predict(content_digest, model_name, version, data)
-    return replace(prediction, cached=True) if prediction.computed_at < asked else prediction
+    seen = st.session_state.setdefault("answers_seen", set())
+    key = (content_digest, model_name, version)
+    had_it = key in seen
+    seen.add(key)
+    if prediction.computed_at < asked and had_it:
+        return replace(prediction, cached=True)
+    return prediction
 
 
 @st.cache_resource(show_spinner=False)
@@ -107,11 +115,11 @@ def store() -> history.HistoryStore | None:
 def model_scope() -> owners.Scope | None:
     """Return whose added and taught models this visitor sees and owns; None: no one's.
 
-    As the history, except that with history off the models already kept stay usable
-    (and none can be added).
+    As the history, except that with history off the models that belong to nobody (added
+    from the command line, or before owners) stay usable, and none can be added.
     """
     person = account.visitor()
-    return owners.EVERYONE if person.mode == "off" else person.scope
+    return owners.Scope.nobodys() if person.mode == "off" else person.scope
 
 
 def why_models_are_not_kept() -> str | None:

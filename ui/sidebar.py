@@ -78,9 +78,10 @@ def settings_sidebar() -> Choices:
             **kept("threshold", 0.25),
         )
         if person.can_save:
+            shared = " Everyone who opens this app sees them." if person.mode == "shared" else ""
             save = st.toggle(
                 "Save to history",
-                help="Keep each prediction on the History page.",
+                help=f"Keep each prediction on the History page.{shared}",
                 **kept("save", True),
             )
             save_thumbnails = st.toggle(
@@ -89,6 +90,10 @@ def settings_sidebar() -> Choices:
                 help="Off: history keeps the labels but no picture.",
                 **kept("save_thumbnails", True),
             )
+            if shared and save:
+                st.caption(f":material/group: Saved predictions are shared.{shared}")
+            if shared and save:
+                st.caption(f":material/group: Saved predictions are shared.{shared}")
         else:
             save = save_thumbnails = False
             if person.mode == "off":

@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from classifier.history.errors import HistoryError
-from classifier.history.schema import people
+from classifier.history.schema import models, people, predictions
 
 MAX_OWNER_LENGTH = 1000  # an issuer URL and a subject; both are short in practice
 
@@ -48,20 +48,40 @@ class Scope:
         owner: Stamped on every row the store saves; None saves rows that belong to nobody.
         everyone: True reads and changes every row, whoever owns it (a shared history,
             an admin, the command line's --all); False only the owner's own rows.
+        unowned: Only the rows that belong to nobody (with `everyone` False and no owner):
+            the models a server with history off still offers.
     """
 
     owner: str | None = None
     everyone: bool = True
+    unowned: bool = False
 
     def __post_init__(self) -> None:
-        if not self.everyone and self.owner is None:
-            # "Nobody's rows" would be the rows from before owners, not an empty history.
-            raise ValueError("Expected an owner for a scope that reads only its own rows.")
+        if not self.everyone and (self.owner is None) != self.unowned:
+            # A scope without an owner must say it means nobody's rows (those from before
+            # owners, or saved anonymously), so an anonymous visitor never gets them by chance.
+            raise ValueError(
+                "Expected an owner, or unowned=True without one, for a scope that reads "
+                "only some rows."
+            )
 
     @classmethod
     def own(cls, owner: str) -> Scope:
         """The rows of one owner only, who owns what is saved."""
         return cls(owner, everyone=False)
+
+    @classmethod
+    def nobodys(cls) -> Scope:
+        """Only the rows that belong to nobody; what is saved belongs to nobody too."""
+        return cls(None, everyone=False, unowned=True)
+
+    def condition(self, owner_column: ColumnElement) -> list[ColumnElement[bool]]:
+        """Return the WHERE conditions that keep a query to this scope (none for everyone's)."""
+        if self.everyone:
+            return []
+        if self.unowned:
+            return [owner_column.is_(None)]
+        return [owner_column == self.owner]
 
 
 EVERYONE = Scope()
@@ -111,10 +131,21 @@ def find_owner(store, who: str) -> str:
         HistoryError: nobody who signed in here used that email, or several did.
     """
     who = who.strip()
-    if " " in who:  # an owner id, as `history people` lists them
-        return who
     with store._engine.connect() as conn:
-        owners = conn.execute(select(people.c.owner).where(people.c.email == who)).scalars().all()
+        if " " in who:  # an owner id, as `history people` lists them: one that owns something
+            known = union(
+                select(people.c.owner).where(people.c.owner == who),
+                select(predictions.c.owner).where(predictions.c.owner == who),
+                select(models.c.owner).where(models.c.owner == who),
+            )
+            if conn.execute(known).first() is not None:
+                return who
+            raise HistoryError(
+                f"Nobody with the owner id {who!r} signed in or saved anything here; "
+                "`classifier history people` lists who did."
+            )
+        by_email = select(people.c.owner).where(func.lower(people.c.email) == who.lower())
+        owners = conn.execute(by_email).scalars().all()
     if len(owners) == 1:
         return owners[0]
     if owners:

@@ -61,7 +61,7 @@ def _entry(row: Any) -> ModelEntry:
 
 def _mine(store: HistoryStore) -> list[ColumnElement[bool]]:
     """Keep a query to the store's scope (see `HistoryStore.scoped`)."""
-    return [] if store.scope.everyone else [models.c.owner == store.scope.owner]
+    return store.scope.condition(models.c.owner)
 
 
 def add_model(

@@ -390,9 +390,7 @@ class HistoryStore:
 
     def _mine(self) -> list[ColumnElement[bool]]:
         """Return the condition that keeps a query to the scope's rows (none for everyone's)."""
-        if self.scope.everyone:
-            return []
-        return [predictions.c.owner == self.scope.owner]
+        return self.scope.condition(predictions.c.owner)
 
     def _contains(self, column: ColumnElement[str], text: str) -> ColumnElement[bool]:
         """Match a case-insensitive substring; a "%" or "_" in it matches only itself."""
