@@ -327,3 +327,18 @@ def test_an_answer_another_visit_made_is_not_called_cached(store, coffee_jpeg):
     assert not any("Cached answer" in c.value for c in second.caption)
     second.sidebar.slider(key="top_k").set_value(3).run()  # its own answer, again: cached
     assert any("Cached answer" in c.value for c in second.caption)
+
+
+def test_a_database_that_cannot_be_opened_leaves_classifying_working(lite0, monkeypatch,
+                                                                     coffee_jpeg):  # fmt: skip
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", "postgresql://user:p@ss:w0rd@127.0.0.1:1/h")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = open_app(auth=False)
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert not at.exception
+    assert at.subheader[0].value.startswith("espresso")
+    assert any("could not be saved to the history" in w.value for w in at.warning)

@@ -50,9 +50,6 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     key = (upload.key, prediction.model)
     if key in saved or not choices.save:
         return saved.get(key)
-    store = resources.store()
-    if store is None:  # not signed in to a private history, or history off: nothing is kept
-        return None
     record = prediction.to_record(
         upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
     )
@@ -60,6 +57,9 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
         overlay = explain_view.overlay_thumbnail(upload.digest, prediction)
         record = dataclasses.replace(record, overlay=overlay)
     try:
+        store = resources.store()
+        if store is None:  # not signed in to a private history, or history off: not kept
+            return None
         saved[key] = store.add(record)
     except Exception as exc:  # the prediction stands; the person learns it was not kept
         log.exception("Saving to history failed")
@@ -77,8 +77,8 @@ def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> N
     if verdict != "wrong":
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
-    store = resources.store()
     try:
+        store = resources.store()
         if store is None:  # signed out meanwhile
             raise history.HistoryError("There is no history to keep feedback in.")
         stored = store.set_feedback(row_id, verdict, corrected)

@@ -260,12 +260,12 @@ def _history_picker(taught: TeachClass) -> None:
         key=f"teach_history_search_{key}",
         placeholder="e.g. mug",
     )
-    store = resources.store()
-    if store is None:
-        st.caption("Sign in to pick photos from your history." if account.visitor().sign_in
-                   else "There is no history on this server to pick from.")  # fmt: skip
-        return
     try:
+        store = resources.store()
+        if store is None:
+            st.caption("Sign in to pick photos from your history." if account.visitor().sign_in
+                       else "There is no history on this server to pick from.")  # fmt: skip
+            return
         records = store.find(
             history.Filters(label=search), limit=HISTORY_CHOICES, with_thumbnails=True
         )
