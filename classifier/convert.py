@@ -2,10 +2,12 @@
 
     python -m classifier.convert inspect MODEL.tflite
     python -m classifier.convert convert keras|h5 SOURCE OUTPUT.tflite
+    python -m classifier.convert classifier MODEL OUTPUT.tflite
     python -m classifier.convert features BASE OUTPUT.tflite
     python -m classifier.convert fuse BASE HEAD.npz OUTPUT.zip
     python -m classifier.convert maps BASE OUTPUT.tflite
 
+`classifier` exports a built-in network as the server runs it (`classifier.engine`),
 `features` exports a built-in network's feature extractor and `fuse` a taught model
 as one LiteRT file (`classifier.teach`); `maps` exports a network's last feature map and
 its linear head (`classifier.explain`). They build Keras models, so they run here too.
@@ -306,6 +308,17 @@ def _feature_model(model):
     return keras.Model(model.inputs, features, name=f"{model.name}_features")
 
 
+def classifier(name: str, output: Path) -> dict[str, Any]:
+    """Export a built-in network with its ImageNet weights (and its checksum file) to
+    `output`: the engine file a server opens, made without TensorFlow in the server."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from classifier import engine, zoo
+
+    spec = zoo.get_spec(name)
+    engine.export_litert(spec.build("imagenet"), output, spec.title)
+    return {"ok": True}
+
+
 def features(base: str, output: Path) -> dict[str, Any]:
     """Export a built-in network's feature extractor (with its checksum file) to `output`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -419,6 +432,8 @@ def main(argv: list[str]) -> int:
             report = inspect(Path(argv[1]))
         elif argv[:1] == ["convert"] and len(argv) == 4 and argv[1] in ("keras", "h5"):
             report = convert(argv[1], Path(argv[2]), Path(argv[3]))
+        elif argv[:1] == ["classifier"] and len(argv) == 3:
+            report = _building("The model", classifier, argv[1], Path(argv[2]))
         elif argv[:1] == ["features"] and len(argv) == 3:
             report = _building("The feature extractor", features, argv[1], Path(argv[2]))
         elif argv[:1] == ["maps"] and len(argv) == 3:

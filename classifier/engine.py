@@ -626,6 +626,9 @@ def _open_engine(
             engine = _open_cached(spec, path, threads, notices)
             if engine is not None:
                 return engine, " ".join(notices)
+        if folder is not None and _child_exports:
+            path = engine_path(spec.name, weights_file, folder)
+            return _export_in_child(spec, path), " ".join(notices)
         model = spec.build("imagenet")
     else:
         model = spec.build("imagenet")  # Keras models download their weights here if needed
@@ -638,6 +641,33 @@ def _open_engine(
         return KerasEngine(model), " ".join(notices)
     path = engine_path(spec.name, weights_file, folder)
     return ExportingEngine(model, path, threads, spec.title), " ".join(notices)
+
+
+_child_exports = False
+
+
+def export_in_child_processes(on: bool = True) -> None:
+    """Make a built-in model's first-ever export run in a child process (the server's way).
+
+    The child (`python -m classifier.convert classifier NAME FILE`) imports TensorFlow,
+    builds the network and writes its engine file; this process then only opens that file
+    with LiteRT, so it never holds TensorFlow (about 700 MB at its peak). The first answer
+    waits for the export. Off (the command line's way), the first answer comes from Keras
+    in this process at once and the export follows in a thread.
+    """
+    global _child_exports
+    _child_exports = on
+
+
+def _export_in_child(spec: zoo.ModelSpec, path: Path) -> LiteRTEngine:
+    """Export a built-in model's engine file in a child process and open it."""
+    from classifier import added  # added imports this module
+    from classifier.modelfiles import ModelFileError
+
+    try:
+        return added.open_exported(path, "classifier", spec.name)
+    except ModelFileError as exc:
+        raise zoo.ModelError(f"{spec.title} could not be prepared on this server: {exc}") from exc
 
 
 def _open_cached(

@@ -55,10 +55,18 @@ pytest.MonkeyPatch.delenv = _resetting(pytest.MonkeyPatch.delenv)
 
 @pytest.fixture(autouse=True)
 def fresh_settings():
-    """Read the settings anew for each test, after the previous test's changes were undone."""
+    """Read the settings anew for each test, after the previous test's changes were undone.
+
+    Also export built-in models in this process, as the command line does, unless a test
+    runs the app (which turns child exports on for itself).
+    """
+    from classifier import engine
+
     config.reset_settings()
+    engine.export_in_child_processes(False)
     yield
     config.reset_settings()
+    engine.export_in_child_processes(False)
 
 
 @pytest.fixture

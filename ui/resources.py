@@ -27,11 +27,14 @@ def load_model(name: str) -> engine.LoadedModel | None:
     The engine layer keeps each model open once per process; only a first load
     shows a spinner (a spinner costs ~20 ms a rerun).
     """
+    # A built-in model's first-ever export runs in a child process: the server never holds
+    # TensorFlow, which at its peak would double or triple its memory.
+    engine.export_in_child_processes()
     try:
         if engine.is_loaded(name):
             loaded = engine.load_model(name)
         else:
-            with st.spinner(f"Loading {zoo.title_of(name)}…"):
+            with st.spinner(_loading_text(name)):
                 loaded = engine.load_model(name)
     except zoo.ModelError as exc:
         st.error(str(exc))
@@ -40,6 +43,23 @@ def load_model(name: str) -> engine.LoadedModel | None:
         st.warning(loaded.cache_notice, icon=":material/build:")
     _freeze_tensorflow_objects()
     return loaded
+
+
+def _loading_text(name: str) -> str:
+    """Say what a first load waits for: opening the engine file, or making it (once)."""
+    try:
+        answering = zoo.choose(name).spec
+        first_time = (
+            answering.name in zoo.MODELS and engine.cached_engine_path(answering.name) is None
+        )
+    except Exception:  # the load itself will say what is wrong
+        return f"Loading {zoo.title_of(name)}…"
+    if first_time:
+        return (
+            f"Preparing {answering.title} for this server: a one-time export, "
+            "about half a minute. Later visits start at once…"
+        )
+    return f"Loading {answering.title}…"
 
 
 _frozen = False
