@@ -24,14 +24,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from classifier import engine, history, images, zoo
+from classifier import engine, images, zoo
 from classifier.config import SettingsError, get_settings
-from classifier.history import owners
 from classifier.modelfiles import SCALINGS
 from classifier.predict import Prediction, classify
+
+if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
+    from classifier import history
 
 DEFAULT_TOP_K = 5
 
@@ -289,6 +290,8 @@ def _write_maps(
 
 def _print_people(store: history.HistoryStore) -> None:
     """Print who signed in, one per line: owner id, email, name, last seen (tab-separated)."""
+    from classifier.history import owners
+
     people = owners.everyone_known(store)
     if not people:
         print("nobody has signed in to the app with this database yet", file=sys.stderr)
@@ -299,6 +302,8 @@ def _print_people(store: history.HistoryStore) -> None:
 
 def _save(records: list[history.NewRecord]) -> None:
     """Record the successful predictions in the configured history."""
+    from classifier import history
+
     store = history.HistoryStore(get_settings().database_url)
     try:
         store.add_many(records)
@@ -309,6 +314,9 @@ def _save(records: list[history.NewRecord]) -> None:
 
 def run_history(args: argparse.Namespace) -> int:
     """Export or clear one owner's or the whole history, or list who signed in."""
+    from classifier import history
+    from classifier.history import owners
+
     if args.history_command == "clear" and not args.yes:
         whose = "every saved prediction" if args.all else "all of this person's predictions"
         print(f"error: clearing deletes {whose}; add --yes to confirm", file=sys.stderr)
@@ -507,6 +515,17 @@ def _progress_printer():
     return progress
 
 
+def _from_the_database(exc: Exception) -> bool:
+    """Tell whether an error came from the history database (only if it was ever opened)."""
+    if "classifier.history" not in sys.modules:
+        return False
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from classifier import history
+
+    return isinstance(exc, history.HistoryError | SQLAlchemyError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
@@ -530,14 +549,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (history.HistoryError, SQLAlchemyError) as exc:
-        # One line that never holds the database URL or its password, nor SQL; a
-        # malformed URL exits 1 like an unreachable database (found only on first use).
-        url = get_settings().database_url
-        print(f"error: {history.public_message(exc, url=url, detail=True)}", file=sys.stderr)
-        return 1
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not _from_the_database(exc):
+            raise
+        # One line that never holds the database URL or its password, nor SQL; a
+        # malformed URL exits 1 like an unreachable database (found only on first use).
+        from classifier import history
+
+        url = get_settings().database_url
+        print(f"error: {history.public_message(exc, url=url, detail=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         abandoned = engine.abandon_exports()

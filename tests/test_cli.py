@@ -19,6 +19,7 @@ import pytest
 from classifier import zoo
 from classifier.cli import main
 from classifier.history import HistoryStore
+from tests.conftest import ROOT
 from tests.helpers import CAT_CLASSES, encode
 from tests.test_images import patch_png_size
 
@@ -513,3 +514,23 @@ def test_an_unknown_default_model_names_its_variable(run_cli, monkeypatch):
     done = run_cli("models")
     assert done.returncode == 2
     assert "environment variable CLASSIFIER_MODEL. Received: 'resnet'" in done.stderr
+
+
+def test_a_plain_predict_imports_only_what_it_uses(lite0, photo_files):
+    code = (
+        "import sys\n"
+        "from classifier import cli\n"
+        "status = cli.main(['predict', '--model', 'efficientnet_lite0', sys.argv[1]])\n"
+        "heavy = [m for m in ('sqlalchemy', 'pandas', 'tensorflow', 'keras', 'streamlit')"
+        " if m in sys.modules]\n"
+        "print('heavy:', heavy, 'status:', status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(photo_files["coffee"])],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert "espresso" in done.stdout
+    assert "heavy: [] status: 0" in done.stdout
+    assert "XNNPACK" not in done.stderr
