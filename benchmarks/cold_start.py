@@ -27,6 +27,9 @@ MODEL = lite0.NAME
 TARGET_WARM_SECONDS = 1.5
 TARGET_WARM_OVER_NAIVE = 0.25
 TARGET_EMPTY_OVER_NAIVE = 1.0
+CLI_GROUP = "Command line, whole process"
+TARGET_CLI_SECONDS = 0.5
+TARGET_CLI_OVER_TENSORFLOW = 0.15
 
 # Peak memory is the kernel's high-water mark of this process (VmHWM). Not
 # getrusage's ru_maxrss: Linux carries that over from the parent through fork
@@ -158,4 +161,51 @@ def run(scratch: Path, picture: Path, *, quick: bool) -> list[Row]:
         ),
         Row(MEMORY_GROUP, "naive process (TensorFlow + Keras)", "MB", naive_memory),
     ]
-    return rows
+    return rows + command_line(picture, warm_cache, quick=quick)
+
+
+def _wall_seconds(label: str, command: list[str], cache_dir: Path) -> float:
+    """Run a command to its end; return the seconds from start to exit."""
+    say(label)
+    env = {**os.environ, "CLASSIFIER_CACHE_DIR": str(cache_dir)}
+    started = time.perf_counter()
+    finished = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise RuntimeError(f"A benchmark process failed:\n{finished.stderr[-3000:]}")
+    return seconds
+
+
+def command_line(picture: Path, warm_cache: Path, *, quick: bool) -> list[Row]:
+    """Time `python -m classifier predict PICTURE` (warm cache) against importing TensorFlow."""
+    commands = {
+        "cli": [sys.executable, "-m", "classifier", "predict", "--model", MODEL, str(picture)],
+        "tensorflow": [sys.executable, "-c", "import tensorflow"],
+    }
+    for kind, command in commands.items():  # untimed: the OS file cache holds the libraries
+        _wall_seconds(f"command line: untimed {kind} run", command, warm_cache)
+    rounds = 2 if quick else 5
+    seconds: dict[str, list[float]] = {kind: [] for kind in commands}
+    for number in range(1, rounds + 1):  # alternating, so a slow patch falls on both
+        for kind, command in commands.items():
+            label = f"command line: {kind}, round {number} of {rounds}"
+            seconds[kind].append(_wall_seconds(label, command, warm_cache))
+    cli, tensorflow = Stats.of(seconds["cli"]), Stats.of(seconds["tensorflow"])
+    cli_ratio = ratio(cli, tensorflow)
+    return [
+        Row(
+            CLI_GROUP,
+            f"python -m classifier predict photo.jpg ({MODEL}, warm engine cache)",
+            "s",
+            cli,
+            baseline="import tensorflow",
+            ratio=cli_ratio,
+            target=f"< {TARGET_CLI_SECONDS} s and < {TARGET_CLI_OVER_TENSORFLOW}×",
+            met=cli.median < TARGET_CLI_SECONDS and cli_ratio < TARGET_CLI_OVER_TENSORFLOW,
+            note="from start to exit, printing the top 5; imports neither SQLAlchemy, pandas "
+            "nor TensorFlow",
+        ),
+        Row(CLI_GROUP, 'python -c "import tensorflow"', "s", tensorflow),
+    ]
