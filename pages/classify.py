@@ -23,15 +23,11 @@ if resources.load_model(choices.model) is None:  # it said why
     st.stop()
 
 outcomes = saving.classify_uploads(pictures, choices.model)
-row_ids = [
-    saving.save_once(picture, outcome, choices) if isinstance(outcome, Prediction) else None
-    for picture, outcome in zip(pictures, outcomes, strict=True)
-]
-
+# Each answer is saved to the history as it is drawn, after its chart and table.
 if len(pictures) > 1:
-    results.show_many(pictures, outcomes, row_ids, choices)
+    results.show_many(pictures, outcomes, choices)
 elif isinstance(outcomes[0], Prediction):
-    results.show_prediction(pictures[0], outcomes[0], choices, row_ids[0])
+    results.show_prediction(pictures[0], outcomes[0], choices)
 else:
     st.text(pictures[0].name)
     st.error(outcomes[0])

@@ -9,7 +9,7 @@ from classifier import charts, images
 from classifier.predict import Prediction
 from ui import explain_view
 from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
-from ui.saving import ask_feedback
+from ui.saving import ask_feedback, save_once
 from ui.sidebar import Choices
 from ui.uploads import Upload
 
@@ -38,11 +38,12 @@ def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | 
     return thumbnail_uri(images.make_thumbnail(_prediction.image, 96))
 
 
-def show_prediction(
-    upload: Upload, prediction: Prediction, choices: Choices, row_id: int | None
-) -> None:
+def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) -> None:
     """Draw one prediction: picture, headline, chart, table, details, feedback, and the
-    switch that shows where the model looked."""
+    switch that shows where the model looked.
+
+    It is saved to the history (once) only after the answer is drawn: the browser shows
+    the answer while the thumbnail and overlay are made and written."""
     top = prediction.top(choices.top_k)
     picture, result = st.columns([2, 3], gap="large")
     with picture:
@@ -74,6 +75,7 @@ def show_prediction(
             },
         )
         st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
+        row_id = save_once(upload, prediction, choices)
         if row_id is not None:
             ask_feedback(row_id, prediction.class_names)
     explain_view.where_it_looked(upload.key, upload.digest, prediction, top)
@@ -117,7 +119,6 @@ def summary_frame(
 def show_many(
     uploads: list[Upload],
     outcomes: list[Prediction | str],
-    row_ids: list[int | None],
     choices: Choices,
 ) -> None:
     """Draw a summary table of several pictures, then one section per picture."""
@@ -138,12 +139,12 @@ def show_many(
             ),
         },
     )
-    sections = zip(uploads, outcomes, row_ids, strict=True)
-    for number, (upload, outcome, row_id) in enumerate(sections, start=1):
+    sections = zip(uploads, outcomes, strict=True)
+    for number, (upload, outcome) in enumerate(sections, start=1):
         if isinstance(outcome, Prediction):
             top1 = outcome.top1
             with st.expander(f"{number}. {upload.name}: {top1.label} · {top1.probability:.0%}"):
-                show_prediction(upload, outcome, choices, row_id)
+                show_prediction(upload, outcome, choices)
         else:
             with st.container(border=True):
                 st.text(f"{number}. {upload.name}")
