@@ -570,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         if abandoned:  # their threads are still converting: exit without waiting for them
             sys.stdout.flush()
             sys.stderr.flush()
+            engine.sweep_abandoned()
             os._exit(130)
         return 130
     finally:

@@ -396,9 +396,25 @@ def abandon_exports() -> list[str]:
     with _running_lock:
         running = dict(_running)
         _running.clear()
+        _abandoned.extend(running)
     for partial in running:
         partial.unlink(missing_ok=True)
     return list(dict.fromkeys(running.values()))
+
+
+_abandoned: list[Path] = []
+
+
+def sweep_abandoned() -> None:
+    """Delete the abandoned exports' partial files again, right before the process exits.
+
+    An export thread cannot be stopped: one that was finishing may have written its file
+    after `abandon_exports` deleted it.
+    """
+    with _running_lock:
+        abandoned = list(_abandoned)
+    for partial in abandoned:
+        partial.unlink(missing_ok=True)
 
 
 def wait_for_exports() -> None:
