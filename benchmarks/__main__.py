@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--cache-dir DIR] [--json FILE]`: measure, print a table."""
+"""`python -m benchmarks [--quick] [--browser] [--cache-dir DIR] [--json FILE]`: print a table."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import (
+    browser,
     cold_start,
     end_to_end,
     explain,
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         help="the engine cache to use (default: a new temporary one, so the run exports)",
+    )
+    parser.add_argument(
+        "--browser",
+        action="store_true",
+        help="only the browser rows: the app against Gradio's image-classifier demo in "
+        "Chromium (gradio from requirements-benchmarks.txt, see BENCHMARK_GRADIO_PYTHON)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
@@ -107,15 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         picture = scratch / "cat.jpg"
         picture.write_bytes(photos.end_to_end_inputs()["small JPEG"])
         rows: list[Row] = []
-        rows += inference.run(scratch, quick=args.quick)
-        rows += own_model.run(scratch, quick=args.quick)
-        rows += teach.run(scratch, quick=args.quick)
-        rows += explain.run(quick=args.quick)
-        rows += end_to_end.run(quick=args.quick)
-        rows += end_to_end.run_batch(quick=args.quick)
-        rows += cold_start.run(scratch, picture, quick=args.quick)
-        rows += page.run(scratch, quick=args.quick)
-        rows += server.run(scratch, quick=args.quick)
+        if args.browser:  # a suite of its own: it runs a second server (Gradio) beside the app
+            rows += browser.run(scratch, quick=args.quick)
+        else:
+            rows += inference.run(scratch, quick=args.quick)
+            rows += own_model.run(scratch, quick=args.quick)
+            rows += teach.run(scratch, quick=args.quick)
+            rows += explain.run(quick=args.quick)
+            rows += end_to_end.run(quick=args.quick)
+            rows += end_to_end.run_batch(quick=args.quick)
+            rows += cold_start.run(scratch, picture, quick=args.quick)
+            rows += page.run(scratch, quick=args.quick)
+            rows += server.run(scratch, quick=args.quick)
     say("done")
     print(describe_machine(args.quick), end="\n\n")
     print(markdown(rows))
