@@ -40,7 +40,15 @@ from pathlib import Path
 
 from benchmarks import photos
 from benchmarks.report import Row, ratio, say
-from benchmarks.server import ROOT, Server, _free_port, chromium, chromium_missing, serve
+from benchmarks.server import (
+    ROOT,
+    Server,
+    _free_port,
+    chromium,
+    chromium_missing,
+    running,
+    serve,
+)
 from benchmarks.timing import Stats
 
 UPLOAD_GROUP = "Browser, upload → answer"
@@ -346,22 +354,9 @@ def gradio_demo(python: str, folder: Path) -> Iterator[Server]:
             cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     demo = Server(f"http://127.0.0.1:{port}", process.pid, log)
-    deadline = time.monotonic() + 300  # TensorFlow's import and the model's build
-    while not _responds(demo.url):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            process.wait()
-            raise RuntimeError(f"the Gradio demo did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.5)
-    try:
+    # Up to 300 s: TensorFlow's import and the model's build come first.
+    with running(process, demo, lambda: _responds(demo.url), "the Gradio demo", seconds=300):
         yield demo
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- Other interactions --------------------------------------------------------------

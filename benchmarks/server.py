@@ -139,12 +139,27 @@ def serve(folder: Path, memory_limit: int | None = None, **env: str) -> Iterator
     if group is not None:
         (group / "cgroup.procs").write_text(str(process.pid))
     server = Server(f"http://127.0.0.1:{port}", process.pid, log)
-    deadline = time.monotonic() + 60
-    while not server.alive():
+    try:
+        with running(process, server, server.alive, "streamlit", seconds=60):
+            yield server
+    finally:
+        if group is not None:
+            group.rmdir()
+
+
+@contextlib.contextmanager
+def running(process: subprocess.Popen, server: Server, alive, name: str, seconds: float):
+    """Wait until a started server answers (`alive()`), hold it, then stop it.
+
+    Raises:
+        RuntimeError: it exited, or did not answer within `seconds` (its log's end said).
+    """
+    deadline = time.monotonic() + seconds
+    while not alive():
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
             process.wait()
-            raise RuntimeError(f"streamlit did not start:\n{log.read_text()}")
+            raise RuntimeError(f"{name} did not start:\n{server.log.read_text()[-3000:]}")
         time.sleep(0.3)
     try:
         yield server
@@ -155,8 +170,6 @@ def serve(folder: Path, memory_limit: int | None = None, **env: str) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if group is not None:
-            group.rmdir()
 
 
 @contextlib.contextmanager

@@ -10,12 +10,10 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import re
 import secrets
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -30,6 +28,7 @@ from joserfc.jwk import KeySet
 from benchmarks import server as server_tools
 from tests.conftest import ROOT
 from tests.oidc_issuer import Issuer, auth_secrets, sign_in
+from tests.test_browser import _require_chromium
 
 CALLBACK = "http://127.0.0.1:8501/oauth2callback"  # nothing listens: the test reads the redirect
 
@@ -256,15 +255,6 @@ else:
 """
 
 
-def _require_chromium() -> None:
-    reason = server_tools.chromium_missing()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @contextlib.contextmanager
 def _streamlit(app: Path, secrets_file: Path) -> Iterator[str]:
     """Run `streamlit run app` from the repository's folder with its secrets elsewhere."""
@@ -279,20 +269,8 @@ def _streamlit(app: Path, secrets_file: Path) -> Iterator[str]:
             cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     server = server_tools.Server(f"http://127.0.0.1:{port}", process.pid, log)
-    try:
-        deadline = time.monotonic() + 60
-        while not server.alive():
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"streamlit did not start:\n{log.read_text()}")
-            time.sleep(0.3)
+    with server_tools.running(process, server, server.alive, "streamlit", seconds=60):
         yield server.url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _user(page) -> dict:

@@ -11,9 +11,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from classifier import charts, history, zoo
-from ui import resources, saving
-from ui.columns import share_column
+from classifier import history, zoo
+from ui import resources, results, saving
 
 PARAMETER = "prediction"
 NOT_FOUND = (
@@ -85,16 +84,7 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
     with result:
         top = record.top_k
         st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
-        frame = charts.top_k_frame(top)
-        st.altair_chart(charts.probability_chart(frame), width="stretch")
-        st.dataframe(
-            frame[["label", "probability"]],
-            hide_index=True,
-            column_config={
-                "label": st.column_config.TextColumn("Class"),
-                "probability": share_column("Probability"),
-            },
-        )
+        results.show_top_k(top)
         st.caption(f"{zoo.title_of(record.model)} · {record.inference_ms:.1f} ms inference")
         class_names = class_names_of(record)
         _show_stored_feedback(record, class_names)

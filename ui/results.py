@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
 from classifier import charts, images
+from classifier.labels import TopClass
 from classifier.predict import Prediction
 from ui import explain_view
 from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
@@ -38,6 +41,20 @@ def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | 
     return thumbnail_uri(images.make_thumbnail(_prediction.image, 96))
 
 
+def show_top_k(top: Sequence[TopClass]) -> None:
+    """Draw the top classes as a bar chart and, under it, a table."""
+    frame = charts.top_k_frame(top)
+    st.altair_chart(charts.probability_chart(frame), width="stretch")
+    st.dataframe(
+        frame[["label", "probability"]],
+        hide_index=True,
+        column_config={
+            "label": st.column_config.TextColumn("Class"),
+            "probability": share_column("Probability"),
+        },
+    )
+
+
 def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) -> None:
     """Draw one prediction: picture, headline, chart, table, details, feedback, and the
     switch that shows where the model looked.
@@ -64,16 +81,7 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
                 f"The model is unsure: its best guess is only {top[0].probability:.0%} likely. "
                 f"It only knows {known}, so what is in this photo may not be one of them."
             )
-        frame = charts.top_k_frame(top)
-        st.altair_chart(charts.probability_chart(frame), width="stretch")
-        st.dataframe(
-            frame[["label", "probability"]],
-            hide_index=True,
-            column_config={
-                "label": st.column_config.TextColumn("Class"),
-                "probability": share_column("Probability"),
-            },
-        )
+        show_top_k(top)
         st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
         row_id = save_once(upload, prediction, choices)
         if row_id is not None:
