@@ -342,3 +342,10 @@ def test_a_database_that_cannot_be_opened_leaves_classifying_working(lite0, monk
     assert not at.exception
     assert at.subheader[0].value.startswith("espresso")
     assert any("could not be saved to the history" in w.value for w in at.warning)
+
+
+def test_a_shared_history_says_once_that_saved_predictions_are_shared(store):
+    at = open_app(auth=False)
+
+    shared = [c for c in at.sidebar.caption if "Saved predictions are shared" in c.value]
+    assert len(shared) == 1

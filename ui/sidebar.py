@@ -92,8 +92,6 @@ def settings_sidebar() -> Choices:
             )
             if shared and save:
                 st.caption(f":material/group: Saved predictions are shared.{shared}")
-            if shared and save:
-                st.caption(f":material/group: Saved predictions are shared.{shared}")
         else:
             save = save_thumbnails = False
             if person.mode == "off":
