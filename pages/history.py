@@ -39,8 +39,12 @@ filters, sort = history_view.filter_sidebar()
 with history_view.database_errors():
     count = store.count(filters)
     st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
-    table_tab, summary_tab = st.tabs(["Predictions", "Summary"])
-    with table_tab:
-        history_view.show_table(store, filters, sort, count, total)
-    with summary_tab:
-        history_view.show_summary(store, filters)
+    # Only the open tab is computed and sent: the summary's queries and charts would
+    # otherwise hold up the table.
+    table_tab, summary_tab = st.tabs(["Predictions", "Summary"], key="h_tab", on_change="rerun")
+    if table_tab.open:
+        with table_tab:
+            history_view.show_table(store, filters, sort, count, total)
+    if summary_tab.open:
+        with summary_tab:
+            history_view.show_summary(store, filters)

@@ -67,6 +67,12 @@ def history_page() -> AppTest:
     return at.switch_page("pages/history.py").run()
 
 
+def open_summary(at: AppTest) -> AppTest:
+    """Open the Summary tab, as a click on it does (its charts are made only then)."""
+    at.session_state["h_tab"] = "Summary"
+    return at.run()
+
+
 def chart_frame(chart):
     """Return the data frame behind an Altair chart element."""
     return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
@@ -211,11 +217,28 @@ def test_clear_asks_for_confirmation_first(seeded):
 
 
 def test_summary_charts_are_drawn(seeded):
-    at = history_page()
+    at = open_summary(history_page())
     titles = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert any("Predictions per day" in spec for spec in titles)
     assert any("Most frequent labels" in spec for spec in titles)
     assert any("Confidence of the top-1 answer" in spec for spec in titles)
+
+
+def test_only_the_open_tab_is_made(seeded, monkeypatch):
+    """The table opens without the summary's four queries and charts, and the other way
+    round; back on Predictions, the table is there again."""
+    from classifier.history import stats
+
+    asked, real = [], stats.count_by_label
+    monkeypatch.setattr(stats, "count_by_label", lambda *a: asked.append(a) or real(*a))
+    at = history_page()
+    assert at.dataframe and not at.get("vega_lite_chart") and not asked
+    at = open_summary(at)
+    assert not at.dataframe and len(asked) == 1
+    assert any("Most frequent labels" in c.proto.spec for c in at.get("vega_lite_chart"))
+    at.session_state["h_tab"] = "Predictions"
+    at.run()
+    assert len(at.dataframe[0].value) == 4 and not at.get("vega_lite_chart")
 
 
 def test_download_buttons_offer_csv_and_json(seeded):
@@ -551,7 +574,7 @@ def test_one_days_predictions_are_counted_per_hour(store):
     store.add_many(
         [record("tabby", 0.9, created_at=now), record("tench", 0.5, created_at=now.replace(hour=9))]
     )
-    at = history_page()
+    at = open_summary(history_page())
     spec = json.loads(at.tabs[1].get("vega_lite_chart")[0].proto.spec)
     assert spec["title"] == "Predictions per hour (UTC)"
 
@@ -560,7 +583,7 @@ def test_accuracy_says_its_counts(seeded):
     [first, second, *_] = seeded.find(sort="oldest")
     seeded.set_feedback(first.id, "correct")
     seeded.set_feedback(second.id, "wrong")
-    at = history_page()
+    at = open_summary(history_page())
     charts = at.tabs[1].get("vega_lite_chart")
     accuracy = next(c for c in charts if "Accuracy" in c.proto.spec)
     rows = chart_frame(accuracy)

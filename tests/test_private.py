@@ -140,7 +140,8 @@ def test_the_summary_counts_only_the_signed_in_persons_rows(two_people):
     at = open_app(signed_in=BOB, page="pages/history.py")
 
     assert table_labels(at) == ["espresso", "espresso"]
-    charts = {c.proto.spec: c for c in at.get("vega_lite_chart")}
+    at.session_state["h_tab"] = "Summary"  # as a click on the Summary tab
+    charts = {c.proto.spec: c for c in at.run().get("vega_lite_chart")}
     frequent = next(chart for spec, chart in charts.items() if "Most frequent labels" in spec)
     assert chart_frame(frequent)["label"].tolist() == ["espresso"]
     per_day = next(chart for spec, chart in charts.items() if "Predictions per" in spec)
