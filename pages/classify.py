@@ -14,20 +14,27 @@ st.caption(
     if choices.model in zoo.MODELS
     else f"Drop a photo and {choices.model}, your own model, says which of its classes it shows."
 )
-pictures = uploads.collect_uploads()
-if not pictures:
-    st.info("Drop one or more photos above, take one with the camera, or pick an example.")
-    st.stop()
 
-if resources.load_model(choices.model) is None:  # it said why
-    st.stop()
 
-outcomes = saving.classify_uploads(pictures, choices.model)
-# Each answer is saved to the history as it is drawn, after its chart and table.
-if len(pictures) > 1:
-    results.show_many(pictures, outcomes, choices)
-elif isinstance(outcomes[0], Prediction):
-    results.show_prediction(pictures[0], outcomes[0], choices)
-else:
-    st.text(pictures[0].name)
-    st.error(outcomes[0])
+@st.fragment
+def classify_pictures(choices: sidebar.Choices) -> None:
+    """The inputs and the answers. A fragment: dropping a photo, picking an example or
+    rating an answer reruns only this part, not the sidebar and the rest of the page."""
+    pictures = uploads.collect_uploads()
+    if not pictures:
+        st.info("Drop one or more photos above, take one with the camera, or pick an example.")
+        return
+    if resources.load_model(choices.model) is None:  # it said why
+        return
+    outcomes = saving.classify_uploads(pictures, choices.model)
+    # Each answer is saved to the history as it is drawn, after its chart and table.
+    if len(pictures) > 1:
+        results.show_many(pictures, outcomes, choices)
+    elif isinstance(outcomes[0], Prediction):
+        results.show_prediction(pictures[0], outcomes[0], choices)
+    else:
+        st.text(pictures[0].name)
+        st.error(outcomes[0])
+
+
+classify_pictures(choices)

@@ -56,20 +56,15 @@ def show_top_k(top: Sequence[TopClass]) -> None:
 
 
 def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) -> None:
-    """Draw one prediction: picture, headline, chart, table, details, feedback, and the
+    """Draw one prediction: headline, picture, chart, table, details, feedback, and the
     switch that shows where the model looked.
 
-    It is saved to the history (once) only after the answer is drawn: the browser shows
-    the answer while the thumbnail and overlay are made and written."""
+    The headline is sent first, then the picture beside it, then the chart and table
+    under the headline. It is saved to the history (once) only after all of them: the
+    browser shows them while the thumbnail and overlay are made and written."""
     top = prediction.top(choices.top_k)
     picture, result = st.columns([2, 3], gap="large")
-    with picture:
-        st.image(prediction.image, width="stretch")
-        st.text(
-            f"{upload.name}\n{human_size(len(upload.data))} · "
-            f"{prediction.width}×{prediction.height} {prediction.image_format}"
-        )
-    with result:
+    with result:  # first: the answer is what the person waits for
         st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
         if top[0].probability < choices.threshold:
             known = (
@@ -81,6 +76,13 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
                 f"The model is unsure: its best guess is only {top[0].probability:.0%} likely. "
                 f"It only knows {known}, so what is in this photo may not be one of them."
             )
+    with picture:
+        st.image(prediction.image, width="stretch")
+        st.text(
+            f"{upload.name}\n{human_size(len(upload.data))} · "
+            f"{prediction.width}×{prediction.height} {prediction.image_format}"
+        )
+    with result:
         show_top_k(top)
         st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
         row_id = save_once(upload, prediction, choices)
