@@ -7,6 +7,7 @@ import streamlit as st
 
 from classifier import zoo
 from classifier.config import SettingsError, get_settings
+from ui import resources
 
 PAGES = Path(__file__).parent / "pages"
 FAVICON = Path(__file__).parent / "assets" / "favicon.png"  # shipped: no font fetched from a CDN
@@ -50,7 +51,10 @@ def main() -> None:
         target = PAGES / file if problem is None else misconfigured_page(problem)
         url_path = Path(file).stem
         pages.append(st.Page(target, title=title, icon=icon, url_path=url_path, default=not number))
-    st.navigation(pages).run()
+    try:
+        st.navigation(pages).run()
+    finally:  # also after st.stop() and reruns
+        resources.freeze_imported_objects()
 
 
 main()

@@ -211,11 +211,16 @@ def wait_until_idle(page, finished: int = 1, quiet_ms: int = 300) -> None:
 
 
 def open_app(browser, server: Server):
-    """Open a new session on the app's Classify page and wait until it is idle."""
+    """Open a new session on the app's Classify page and wait until it is idle.
+
+    Idle as the Gradio page is waited for too: no network request for half a second,
+    so the page has loaded the scripts it fetches after its first paint (a file picked
+    while they load waits for them: about 50 ms more here)."""
     page = new_page(browser)
     page.goto(server.url)
     page.get_by_text("What's in this photo?").wait_for()
     wait_until_idle(page)
+    page.wait_for_load_state("networkidle")
     return page
 
 

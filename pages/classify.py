@@ -20,6 +20,14 @@ st.caption(
 def classify_pictures(choices: sidebar.Choices) -> None:
     """The inputs and the answers. A fragment: dropping a photo, picking an example or
     rating an answer reruns only this part, not the sidebar and the rest of the page."""
+    try:
+        classify_and_show(choices)
+    finally:  # a first answer imports more: its objects too stay out of the collector's way
+        resources.freeze_imported_objects()
+
+
+def classify_and_show(choices: sidebar.Choices) -> None:
+    """Draw the inputs and classify the pictures they hold; draw the answers."""
     pictures = uploads.collect_uploads()
     if not pictures:
         st.info("Drop one or more photos above, take one with the camera, or pick an example.")

@@ -361,3 +361,25 @@ def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():
     assert saved_sentence("wrong", "tea cup", ("Cat", "Dog")) == (
         "Saved: wrong, it is “tea cup” (your own name, not one of the model's 2 classes)."
     )
+
+
+def test_objects_made_by_imports_are_frozen_once_per_new_import(monkeypatch):
+    """Streamlit collects garbage after every run; the app freezes what imports made, so
+    that collection skips it, and does the collecting and freezing again only when a run
+    imported something new."""
+    import gc
+    import sys
+    import types
+
+    from ui import resources
+
+    collections = []
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
+    monkeypatch.setattr(resources, "_modules_when_frozen", 0)
+    resources.freeze_imported_objects()
+    assert len(collections) == 1 and gc.get_freeze_count() > 0
+    resources.freeze_imported_objects()  # nothing imported since: nothing to do
+    assert len(collections) == 1
+    monkeypatch.setitem(sys.modules, "a_page_import", types.ModuleType("a_page_import"))
+    resources.freeze_imported_objects()
+    assert len(collections) == 2

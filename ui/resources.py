@@ -41,7 +41,6 @@ def load_model(name: str) -> engine.LoadedModel | None:
         return None
     if loaded.cache_notice:  # set on the load that repaired or moved the engine cache: once
         st.warning(loaded.cache_notice, icon=":material/build:")
-    _freeze_tensorflow_objects()
     return loaded
 
 
@@ -62,19 +61,23 @@ def _loading_text(name: str) -> str:
     return f"Loading {answering.title}…"
 
 
-_frozen = False
+_modules_when_frozen = 0
 
 
-def _freeze_tensorflow_objects() -> None:
-    """Keep TensorFlow's many objects out of the garbage collector's way, once per process.
+def freeze_imported_objects() -> None:
+    """Keep the objects that imports made out of the garbage collector's way.
 
-    Once Keras is imported, Streamlit clears its session after every script run, and
-    each clear runs a full collection over those objects (~0.2 s a rerun); objects
-    frozen by gc.freeze() are skipped.
+    Streamlit runs a full collection after every script run (`runner.postScriptGC`).
+    Over the ~150,000 objects Streamlit, pandas, Altair and SQLAlchemy make when they are
+    imported, each one holds the interpreter for ~80 ms, which every other session
+    then waits for. Objects frozen by gc.freeze() are skipped by collections (and still
+    freed when nothing refers to them). Called after each run; it does something only
+    when modules were imported since the last time, so on a page's first visit.
     """
-    global _frozen
-    if not _frozen and "tensorflow" in sys.modules:
-        _frozen = True
+    global _modules_when_frozen
+    if len(sys.modules) > _modules_when_frozen:
+        _modules_when_frozen = len(sys.modules)
+        gc.collect()  # what is garbage now is freed, not frozen
         gc.freeze()
 
 
