@@ -103,6 +103,23 @@ def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):
     assert engine_calls == [1]  # the slider reused the cached prediction
 
 
+def test_the_top_k_chart_is_altairs_spec_with_each_answers_own_rows():
+    """Altair writes the chart once; each answer's spec is that one with its rows, and
+    filling one never changes the next."""
+    from classifier import charts
+    from classifier.labels import TopClass
+
+    tabby = charts.top_k_frame([TopClass("tabby", 281, 0.8), TopClass("tiger cat", 282, 0.1)])
+    tench = charts.top_k_frame([TopClass("tench", 0, 0.6)])
+    first, second = charts.probability_spec(tabby), charts.probability_spec(tench)
+    assert first["datasets"]["top_k"] is tabby and second["datasets"]["top_k"] is tench
+    assert first["data"] == {"name": "top_k"}
+    altair = charts.probability_chart(tabby).to_dict()
+    for spec in (first, altair):
+        spec.pop("datasets"), spec.pop("data")
+    assert first == altair
+
+
 def test_file_name_and_size_are_shown_as_plain_text(coffee_jpeg):
     name = "'); DROP TABLE x;-- <b>bold</b> *stars* [y](javascript:z).jpg"
     at = start()

@@ -232,7 +232,7 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
         return
     top = prediction.top(5)
     st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
-    st.altair_chart(charts.probability_chart(charts.top_k_frame(top)), width="stretch")
+    st.vega_lite_chart(spec=charts.probability_spec(charts.top_k_frame(top)), width="stretch")
 
 
 def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:

@@ -44,7 +44,7 @@ def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | 
 def show_top_k(top: Sequence[TopClass]) -> None:
     """Draw the top classes as a bar chart and, under it, a table."""
     frame = charts.top_k_frame(top)
-    st.altair_chart(charts.probability_chart(frame), width="stretch")
+    st.vega_lite_chart(spec=charts.probability_spec(frame), width="stretch")
     st.dataframe(
         frame[["label", "probability"]],
         hide_index=True,
