@@ -419,11 +419,10 @@ def time_history(browser, server: Server) -> tuple[float, dict[str, float]]:
 
 
 def wait_for_table_rows(page, rows: int) -> None:
-    """Wait until the answer's table lists `rows` classes (its accessible grid, under the
-    canvas it draws on; the header is one more row)."""
+    """Wait until the answer's table lists `rows` classes."""
     page.wait_for_function(
-        """rows => document.querySelector("[data-testid='stDataFrame']")
-            ?.querySelectorAll("[role='row']").length === rows + 1""",
+        """rows => document.querySelector("[data-testid='stTable']")
+            ?.querySelectorAll("tbody tr").length === rows""",
         arg=rows,
         timeout=WAIT_MS,
     )

@@ -93,13 +93,16 @@ def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):
         spec["encoding"]["color"]["condition"]["test"] == "(datum.rank === 1)"
     )  # top-1 stands out
     assert [t["field"] for t in spec["encoding"]["tooltip"]] == ["label", "probability"]
-    assert len(at.dataframe[0].value) == 5
+    table = at.table[0].value  # exact shares, best first, beside the chart
+    assert list(table.columns) == ["Class", "Probability"] and len(table) == 5
+    assert table["Class"].tolist() == rows["label"].tolist()
+    assert table["Probability"].tolist() == [f"{p:.1%}" for p in rows["probability"]]
     assert any("EfficientNet-Lite0 on LiteRT" in c.value for c in at.caption)
     assert engine_calls == [1]
 
     at.sidebar.slider(key="top_k").set_value(3).run()
     assert len(chart_rows(at)) == 3
-    assert len(at.dataframe[0].value) == 3
+    assert len(at.table[0].value) == 3
     assert engine_calls == [1]  # the slider reused the cached prediction
 
 

@@ -295,9 +295,9 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
             str(ROOT / "assets" / "examples" / "coffee.jpg")
         )
         page.locator("h3").filter(has_text="Coffee ·").wait_for()
-        grid = page.locator("[data-testid='stDataFrame']").first
-        grid.locator("[role='gridcell']").first.wait_for(state="attached")
-        cells = grid.locator("[role='gridcell']").all_inner_texts()
+        table = page.get_by_test_id("stTable").first
+        table.locator("tbody tr").first.wait_for()
+        cells = table.locator("tbody td").all_inner_texts()
         assert {"Coffee", "Cat", "Rocket"} <= set(cells)  # its own classes, not ImageNet's
         page.get_by_text("Added model: Teachable Machine zip (keras_model.h5)").wait_for()
 
