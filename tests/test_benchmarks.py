@@ -39,6 +39,7 @@ EXPECTED_ROWS = {
     ("Page", "classify page rerun, cached prediction"),
     ("Page", "history store list(limit=50) + count, label filter"),
     ("Page", "history page first render"),
+    ("Page", "history page, Summary tab opened"),
     ("Memory, server", "peak RSS, 4 sessions uploading a 40 MP float TIFF at once"),
     ("Memory, server", "RSS after 20 uploads in one session"),
     ("Memory, server", "peak RSS, first-ever load of the default model + 10 uploads"),
