@@ -40,7 +40,9 @@ with history_view.database_errors():
     count = store.count(filters)
     st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
     # Only the open tab is computed and sent: the summary's queries and charts would
-    # otherwise hold up the table.
+    # otherwise hold up the table. Streamlit forgets the value of a widget it does not
+    # draw, so the table's page size and page are kept while the Summary tab is open.
+    history_view.keep_table_position()
     table_tab, summary_tab = st.tabs(["Predictions", "Summary"], key="h_tab", on_change="rerun")
     if table_tab.open:
         with table_tab:

@@ -241,6 +241,20 @@ def test_only_the_open_tab_is_made(seeded, monkeypatch):
     assert len(at.dataframe[0].value) == 4 and not at.get("vega_lite_chart")
 
 
+def test_the_table_keeps_its_page_size_and_page_while_the_summary_is_open(store):
+    store.add_many([record("tabby", 0.5 + i / 100, file_name=f"{i}.jpg") for i in range(25)])
+    at = history_page()
+    at.selectbox(key="h_page_size").set_value(10).run()
+    at.number_input(key="h_page").set_value(3).run()
+    at = open_summary(at)
+    at.session_state["h_tab"] = "Predictions"
+    at.run()
+    assert at.selectbox(key="h_page_size").value == 10
+    assert at.number_input(key="h_page").value == 3
+    assert len(at.dataframe[0].value) == 5  # the last of three pages of ten
+    assert not at.warning  # no "set both by default and through Session State"
+
+
 def test_download_buttons_offer_csv_and_json(seeded):
     at = history_page()
     labels = [b.proto.label for b in at.get("download_button")]

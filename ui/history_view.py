@@ -237,6 +237,17 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
     )
 
 
+TABLE_POSITION_KEYS = ("h_page_size", "h_page")
+
+
+def keep_table_position() -> None:
+    """Keep the table's page size and page across a run that does not draw the table
+    (the Summary tab open): a value set through Session State outlives its widget."""
+    for key in TABLE_POSITION_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def _clamp_page(pages: int) -> None:
     st.session_state["h_page"] = min(max(1, int(st.session_state["h_page"])), pages)
 
@@ -246,7 +257,8 @@ def show_table(
 ) -> None:
     """Draw one page of the filtered predictions with selection, delete and exports."""
     size_col, page_col, _ = st.columns([1, 1, 3])
-    page_size = size_col.selectbox("Rows per page", PAGE_SIZES, index=1, key="h_page_size")
+    st.session_state.setdefault("h_page_size", PAGE_SIZES[1])
+    page_size = size_col.selectbox("Rows per page", PAGE_SIZES, key="h_page_size")
     pages = max(1, math.ceil(count / page_size))
     st.session_state["h_page"] = min(max(1, st.session_state.get("h_page", 1)), pages)
     # No max_value: a number past the last page is corrected to it, not left in red.
