@@ -53,7 +53,7 @@ def main() -> None:
         pages.append(st.Page(target, title=title, icon=icon, url_path=url_path, default=not number))
     try:
         st.navigation(pages).run()
-    finally:  # also after st.stop() and reruns
+    finally:  # the first run's end, also after st.stop() or a rerun
         resources.freeze_imported_objects()
 
 

@@ -5,6 +5,7 @@ import streamlit as st
 from classifier import zoo
 from classifier.predict import Prediction
 from ui import resources, results, saving, sidebar, uploads
+from ui.columns import plain
 
 choices = sidebar.settings_sidebar()
 st.title("What's in this photo?")
@@ -12,7 +13,8 @@ st.caption(
     "Drop a photo and a pretrained ImageNet network names what it sees "
     "among 1,000 everyday classes."
     if choices.model in zoo.MODELS
-    else f"Drop a photo and {choices.model}, your own model, says which of its classes it shows."
+    else f"Drop a photo and {plain(choices.model)}, your own model, says which of its classes "
+    "it shows."
 )
 
 
@@ -20,14 +22,6 @@ st.caption(
 def classify_pictures(choices: sidebar.Choices) -> None:
     """The inputs and the answers. A fragment: dropping a photo, picking an example or
     rating an answer reruns only this part, not the sidebar and the rest of the page."""
-    try:
-        classify_and_show(choices)
-    finally:  # a first answer imports more: its objects too stay out of the collector's way
-        resources.freeze_imported_objects()
-
-
-def classify_and_show(choices: sidebar.Choices) -> None:
-    """Draw the inputs and classify the pictures they hold; draw the answers."""
     pictures = uploads.collect_uploads()
     if not pictures:
         st.info("Drop one or more photos above, take one with the camera, or pick an example.")

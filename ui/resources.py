@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -61,22 +61,28 @@ def _loading_text(name: str) -> str:
     return f"Loading {answering.title}…"
 
 
-_modules_when_frozen = 0
+_frozen = False
+_freezing = threading.Lock()
 
 
 def freeze_imported_objects() -> None:
-    """Keep the objects that imports made out of the garbage collector's way.
+    """Keep the objects that imports made out of the garbage collector's way, once.
 
     Streamlit runs a full collection after every script run (`runner.postScriptGC`).
     Over the ~150,000 objects Streamlit, pandas, Altair and SQLAlchemy make when they are
     imported, each one holds the interpreter for ~80 ms, which every other session
     then waits for. Objects frozen by gc.freeze() are skipped by collections (and still
-    freed when nothing refers to them). Called after each run; it does something only
-    when modules were imported since the last time, so on a page's first visit.
+    freed when nothing refers to them). Done once per process, at the end of its first
+    run, when one visit at most has made objects of its own: a frozen object that later
+    becomes garbage in a reference cycle is never collected, so freezing again when a
+    page imports more (about 10 ms a collection for all the pages' later imports) would
+    pin the sessions open at that moment.
     """
-    global _modules_when_frozen
-    if len(sys.modules) > _modules_when_frozen:
-        _modules_when_frozen = len(sys.modules)
+    global _frozen
+    with _freezing:
+        if _frozen:
+            return
+        _frozen = True
         gc.collect()  # what is garbage now is freed, not frozen
         gc.freeze()
 
