@@ -63,6 +63,9 @@ def _probability_spec_template() -> dict[str, Any]:
     """The top-k chart as Altair writes (and validates) it, without data: once a process."""
     spec = probability_chart(top_k_frame([])).to_dict()
     spec.pop("datasets", None)
+    # Altair's default theme adds a 300x300 view; st.altair_chart turns that theme off,
+    # and this chart sets no config of its own.
+    spec.pop("config", None)
     spec["data"] = {"name": "top_k"}
     return spec
 

@@ -117,10 +117,11 @@ def test_the_top_k_chart_is_altairs_spec_with_each_answers_own_rows():
     first, second = charts.probability_spec(tabby), charts.probability_spec(tench)
     assert first["datasets"]["top_k"] is tabby and second["datasets"]["top_k"] is tench
     assert first["data"] == {"name": "top_k"}
+    # As st.altair_chart would send it: Altair's own spec, without its default theme.
     altair = charts.probability_chart(tabby).to_dict()
     for spec in (first, altair):
-        spec.pop("datasets"), spec.pop("data")
-    assert first == altair
+        spec.pop("datasets"), spec.pop("data"), spec.pop("config", None)
+    assert first == altair and "config" not in charts.probability_spec(tabby)
 
 
 def test_file_name_and_size_are_shown_as_plain_text(coffee_jpeg):
@@ -383,23 +384,59 @@ def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():
     )
 
 
-def test_objects_made_by_imports_are_frozen_once_per_new_import(monkeypatch):
-    """Streamlit collects garbage after every run; the app freezes what imports made, so
-    that collection skips it, and does the collecting and freezing again only when a run
-    imported something new."""
+def test_objects_made_by_imports_are_frozen_once_per_process(monkeypatch):
+    """Streamlit collects garbage after every run; the app freezes what the first run's
+    imports made, so that collection skips it, and never again (a frozen object is never
+    collected, so a later freeze would pin the sessions open then)."""
     import gc
     import sys
     import types
 
     from ui import resources
 
-    collections = []
-    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
-    monkeypatch.setattr(resources, "_modules_when_frozen", 0)
-    resources.freeze_imported_objects()
-    assert len(collections) == 1 and gc.get_freeze_count() > 0
-    resources.freeze_imported_objects()  # nothing imported since: nothing to do
-    assert len(collections) == 1
-    monkeypatch.setitem(sys.modules, "a_page_import", types.ModuleType("a_page_import"))
-    resources.freeze_imported_objects()
-    assert len(collections) == 2
+    real, collections = gc.collect, []
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or real(*args))
+    monkeypatch.setattr(resources, "_frozen", False)
+    before = gc.get_freeze_count()
+    try:
+        resources.freeze_imported_objects()
+        assert len(collections) == 1 and gc.get_freeze_count() > before
+        monkeypatch.setitem(sys.modules, "a_page_import", types.ModuleType("a_page_import"))
+        resources.freeze_imported_objects()  # a page's later imports: not frozen
+        assert len(collections) == 1
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as usual
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "![x](http://tracker.invalid/p.png) *new* _old_ `code` <b>x</b> ~~gone~~ a\\b &amp;",
+        "- item",
+        "+ item",
+        "12. first",
+        "3) third",
+        "# Heading",
+        "> quoted",
+        "jack-o'-lantern",
+    ],
+)
+def test_names_people_chose_show_as_written_not_as_markdown(name):
+    """Class, model and file names go into headlines, captions and table cells, which
+    Streamlit renders as Markdown: escaped, they show exactly as typed (no link, no
+    image fetched from elsewhere, no list or heading)."""
+    from markdown_it import MarkdownIt
+
+    from ui.columns import plain
+
+    shown = MarkdownIt("commonmark").enable("strikethrough").render(plain(name)).strip()
+    as_text = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert shown == f"<p>{as_text}</p>"
+
+
+def test_streamlit_directives_and_math_in_names_are_escaped():
+    from ui.columns import plain
+
+    assert plain(":red[alert] :material/home: $x^2$") == (
+        "\\:red\\[alert\\] \\:material/home\\: \\$x^2\\$"
+    )

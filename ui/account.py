@@ -20,6 +20,7 @@ import streamlit as st
 from classifier import history
 from classifier.config import get_settings
 from classifier.history import owners
+from ui.columns import plain
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def account_sidebar(person: Visitor) -> None:
         return
     with st.sidebar:
         if person.signed_in:
-            st.caption(f":material/account_circle: Signed in as **{person.who}**")
+            st.caption(f":material/account_circle: Signed in as **{plain(person.who)}**")
             if person.admin:
                 st.caption(":material/shield_person: Admin: you see everyone's history.")
             st.button("Sign out", on_click=st.logout, icon=":material/logout:")

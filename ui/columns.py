@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import streamlit as st
+
+# The characters with a meaning in Markdown wherever they stand, in Streamlit's directives
+# (:red[...], :material/icon:) and in its math ($...$), and those that start a heading,
+# list or quote at the start of a line: a backslash makes each one plain.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>!|$:~&])")
+_LINE_START = re.compile(r"^([#+-])|^(\d+)([.)])")
 
 PICTURE_COLUMN = st.column_config.ImageColumn("Picture", width="small")
 
@@ -20,3 +27,10 @@ def thumbnail_uri(data: bytes | None) -> str | None:
         return None
     kind = "webp" if data[8:12] == b"WEBP" else "jpeg"
     return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def plain(text: str) -> str:
+    """Return text that Streamlit's Markdown (headings, captions, st.table cells) shows
+    as written: a class name like "*new*" or "![x](url)" stays those characters."""
+    escaped = _MARKDOWN.sub(r"\\\1", text)
+    return _LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", escaped)

@@ -18,7 +18,7 @@ from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
-from ui import account, resources, teach_view
+from ui import account, resources, results, teach_view
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
@@ -231,7 +231,7 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
         st.error(str(exc))
         return
     top = prediction.top(5)
-    st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+    results.show_headline(top)
     st.vega_lite_chart(spec=charts.probability_spec(charts.top_k_frame(top)), width="stretch")
 
 

@@ -13,6 +13,7 @@ import streamlit as st
 
 from classifier import history, zoo
 from ui import resources, results, saving
+from ui.columns import plain
 
 PARAMETER = "prediction"
 NOT_FOUND = (
@@ -83,9 +84,9 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
         )
     with result:
         top = record.top_k
-        st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+        results.show_headline(top)
         results.show_top_k(top)
-        st.caption(f"{zoo.title_of(record.model)} · {record.inference_ms:.1f} ms inference")
+        st.caption(f"{plain(zoo.title_of(record.model))} · {record.inference_ms:.1f} ms inference")
         class_names = class_names_of(record)
         _show_stored_feedback(record, class_names)
         saving.ask_feedback(record.id, class_names)

@@ -11,7 +11,7 @@ from classifier import charts, images
 from classifier.labels import TopClass
 from classifier.predict import Prediction
 from ui import explain_view
-from ui.columns import PICTURE_COLUMN, share_column, thumbnail_uri
+from ui.columns import PICTURE_COLUMN, plain, share_column, thumbnail_uri
 from ui.saving import ask_feedback, save_once
 from ui.sidebar import Choices
 from ui.uploads import Upload
@@ -19,7 +19,7 @@ from ui.uploads import Upload
 
 def provenance(prediction: Prediction) -> str:
     """Say which model answered, on what and how fast; a reused answer says when it was made."""
-    made = f"{prediction.model_title} on {prediction.backend}"
+    made = f"{plain(prediction.model_title)} on {prediction.backend}"
     speed = f"{prediction.timings.inference_ms:.1f} ms inference"
     if not prediction.cached:
         return f"{made} · {speed}"
@@ -41,6 +41,11 @@ def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | 
     return thumbnail_uri(images.make_thumbnail(_prediction.image, 96))
 
 
+def show_headline(top: Sequence[TopClass]) -> None:
+    """Draw the answer's headline: the top class and its share ("espresso · 95%")."""
+    st.subheader(f"{plain(top[0].label)} · {top[0].probability:.0%}")
+
+
 def show_top_k(top: Sequence[TopClass]) -> None:
     """Draw the top classes as a bar chart and, under it, a table of their exact shares.
 
@@ -52,7 +57,7 @@ def show_top_k(top: Sequence[TopClass]) -> None:
     st.table(
         pd.DataFrame(
             {
-                "Class": frame["label"],
+                "Class": [plain(label) for label in frame["label"]],
                 "Probability": [f"{share:.1%}" for share in frame["probability"]],
             }
         ),
@@ -70,7 +75,7 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
     top = prediction.top(choices.top_k)
     picture, result = st.columns([2, 3], gap="large")
     with result:  # first: the answer is what the person waits for
-        st.subheader(f"{top[0].label} · {top[0].probability:.0%}")
+        show_headline(top)
         if top[0].probability < choices.threshold:
             known = (
                 "the 1,000 ImageNet classes"
@@ -158,7 +163,8 @@ def show_many(
     for number, (upload, outcome) in enumerate(sections, start=1):
         if isinstance(outcome, Prediction):
             top1 = outcome.top1
-            with st.expander(f"{number}. {upload.name}: {top1.label} · {top1.probability:.0%}"):
+            title = f"{number}. {plain(upload.name)}: {plain(top1.label)} · {top1.probability:.0%}"
+            with st.expander(title):
                 show_prediction(upload, outcome, choices)
         else:
             with st.container(border=True):

@@ -20,6 +20,7 @@ from classifier import added, charts, history, images, teach, zoo
 from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from ui import account, resources
+from ui.columns import plain
 
 log = logging.getLogger(__name__)
 NEW_MODEL = ""  # the "Start from" option of a model not taught yet
@@ -373,7 +374,7 @@ def _train_section(state: dict[str, Any], base: str) -> None:
         ours = {continuing, state.get("saved_name")} - {NEW_MODEL, None}
         _save(state, name, result, replace=" ".join(name.split()) in ours)
     if saved:
-        st.caption(f"Saved as {state['saved_name']}.")
+        st.caption(f"Saved as {plain(state['saved_name'])}.")
         download_section(state["saved_name"])
 
 
