@@ -232,7 +232,7 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
         return
     top = prediction.top(5)
     results.show_headline(top)
-    st.vega_lite_chart(spec=charts.probability_spec(charts.top_k_frame(top)), width="stretch")
+    results.show_chart(charts.top_k_frame(top))
 
 
 def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:

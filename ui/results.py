@@ -46,6 +46,11 @@ def show_headline(top: Sequence[TopClass]) -> None:
     st.subheader(f"{plain(top[0].label)} · {top[0].probability:.0%}")
 
 
+def show_chart(frame: pd.DataFrame) -> None:
+    """Draw the top classes (`charts.top_k_frame`) as a bar chart, the top one highlighted."""
+    st.vega_lite_chart(spec=charts.probability_spec(frame), width="stretch")
+
+
 def show_top_k(top: Sequence[TopClass]) -> None:
     """Draw the top classes as a bar chart and, under it, a table of their exact shares.
 
@@ -53,7 +58,7 @@ def show_top_k(top: Sequence[TopClass]) -> None:
     scrolling, and the grid costs the browser about 60 ms of drawing on every answer
     and every top-k change."""
     frame = charts.top_k_frame(top)
-    st.vega_lite_chart(spec=charts.probability_spec(frame), width="stretch")
+    show_chart(frame)
     st.table(
         pd.DataFrame(
             {
