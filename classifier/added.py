@@ -388,7 +388,7 @@ _stores_lock = threading.Lock()
 
 def store() -> history.HistoryStore:
     """Return this process's store for the configured database (the history's)."""
-    url = get_settings().database_url
+    url = get_settings().history_url()
     with _stores_lock:
         if url not in _stores:
             _stores[url] = history.HistoryStore.open_readable(url)

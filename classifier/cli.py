@@ -197,6 +197,8 @@ def find_pictures(arguments: list[str], recursive: bool) -> tuple[list[Path], in
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
+    if args.save:
+        get_settings().history_url()  # a history that cannot be opened: say so before classifying
     try:
         model = engine.load_model(args.model)
     except zoo.UnknownModel as exc:  # a usage error, like a mistyped option
@@ -304,7 +306,7 @@ def _save(records: list[history.NewRecord]) -> None:
     """Record the successful predictions in the configured history."""
     from classifier import history
 
-    store = history.HistoryStore(get_settings().database_url)
+    store = history.HistoryStore(get_settings().history_url())
     try:
         store.add_many(records)
     finally:
@@ -321,7 +323,7 @@ def run_history(args: argparse.Namespace) -> int:
         whose = "every saved prediction" if args.all else "all of this person's predictions"
         print(f"error: clearing deletes {whose}; add --yes to confirm", file=sys.stderr)
         return 2
-    url = get_settings().database_url
+    url = get_settings().history_url()
     if args.history_command == "clear":
         store = history.HistoryStore(url)
     else:  # only reading: an existing SQLite file is opened read-only
@@ -529,13 +531,11 @@ def _from_the_database(exc: Exception) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
-        warnings = get_settings().warnings
+        get_settings()
         zoo.default_model()  # CLASSIFIER_MODEL names a model this version has
     except SettingsError as exc:  # a mistyped environment variable
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     args = build_parser().parse_args(argv)
     engine.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
     # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
@@ -549,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
+    except SettingsError as exc:  # a secrets file that cannot name the history database
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1

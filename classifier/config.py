@@ -53,7 +53,19 @@ class Settings:
     history_mode: str | None = None
     # Who sees every history: verified emails, or owner ids ("issuer subject").
     admins: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()  # problems a person must hear about, e.g. a broken secrets file
+    # Why no history can be opened: a secrets file that cannot be read, or that means to
+    # name the database and does not. Nothing then falls back to another database.
+    history_problem: str | None = None
+
+    def history_url(self) -> str:
+        """Return the history database's URL.
+
+        Raises:
+            SettingsError: the secrets meant to name the database, and cannot be used.
+        """
+        if self.history_problem is not None:
+            raise SettingsError(self.history_problem)
+        return self.database_url
 
 
 def secrets_files(cwd: Path | None = None) -> tuple[Path, ...]:
@@ -71,19 +83,20 @@ def secrets_database_url(files: tuple[Path, ...] | None = None) -> tuple[str | N
     """Return `[connections.history] url` from the secrets files (the last one that sets it).
 
     Returns:
-        The URL or None, and a sentence for each file that looks meant to set it but
-        cannot be used (bad TOML, `connections.history` not a table), since falling
-        back to the local SQLite file without a word would lose a deployed history.
+        The URL or None, and a sentence for each file that cannot be read or looks meant
+        to set it but cannot be used (bad TOML, `connections.history` not a table): the
+        history is then closed, since another database would lose or expose a deployed one.
     """
     url, problems = None, []
-    fallback = "the history is kept in the local SQLite file instead"
+    fallback = "no history is shown or saved until it is fixed"
     for path in files if files is not None else secrets_files():
         if not path.is_file():
             continue
         try:
             secrets = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            problems.append(f"The secrets file {path} cannot be read ({exc}); {fallback}.")
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            problems.append(f"The secrets file {path} cannot be read ({reason}); {fallback}.")
             continue
         connections = secrets.get("connections", {})
         value = connections.get("history") if isinstance(connections, Mapping) else None
@@ -162,9 +175,9 @@ def read_settings(
     environ = os.environ if environ is None else environ
     data_dir = Path(environ.get("CLASSIFIER_DATA_DIR") or PROJECT_ROOT / "data")
     database_url = environ.get("CLASSIFIER_DATABASE_URL")
-    warnings: list[str] = []
+    problems: list[str] = []
     if not database_url:
-        database_url, warnings = secrets_database_url(secrets)
+        database_url, problems = secrets_database_url(secrets)
     database_url = database_url or f"sqlite:///{data_dir / 'history.db'}"
     return Settings(
         max_bytes=_int(environ, "CLASSIFIER_MAX_BYTES", DEFAULT_MAX_BYTES),
@@ -188,7 +201,7 @@ def read_settings(
             for entry in environ.get("CLASSIFIER_ADMINS", "").split(",")
             if entry.strip()
         ),
-        warnings=tuple(warnings),
+        history_problem=problems[0] if problems else None,
     )
 
 

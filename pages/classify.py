@@ -4,8 +4,10 @@ import streamlit as st
 
 from classifier import zoo
 from classifier.predict import Prediction
-from ui import resources, results, saving, sidebar, uploads
+from ui import entry, resources, results, saving, sidebar, uploads
 from ui.columns import plain
+
+entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
 
 choices = sidebar.settings_sidebar()
 st.title("What's in this photo?")

@@ -5,13 +5,16 @@
 
 import streamlit as st
 
-from ui import account, history_view, permalink, resources
+from ui import account, entry, history_view, permalink, resources
+
+entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
 
 st.title("History")
 person = account.visitor()
 account.account_sidebar(person)
 history_view.show_callback_error()  # a delete or clear that failed in this rerun's callback
-st.caption(account.MODE_TEXT[person.mode])
+if person.problem is None:
+    st.caption(account.MODE_TEXT[person.mode])
 # A database that cannot be opened or answer becomes a sentence, never a traceback with SQL.
 with history_view.database_errors():
     store = resources.store()

@@ -4,7 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from classifier import engine, zoo
-from ui import account, own_models, resources
+from ui import account, entry, own_models, resources
+
+entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
 
 account.account_sidebar(account.visitor())
 st.title("Models")

@@ -343,12 +343,13 @@ def test_use_camera_shows_the_camera():
     assert at.camera_input[0].label == "Take a photo"
 
 
-def test_a_broken_secrets_file_is_said_once_per_visit(broken_secrets, tmp_path, monkeypatch):
+def test_a_broken_secrets_file_is_said_on_every_run(broken_secrets, tmp_path, monkeypatch):
     monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=120).run()
-    assert any(str(broken_secrets) in warning.value for warning in at.warning)
+    assert any(str(broken_secrets) in error.value for error in at.sidebar.error)
     at.sidebar.slider(key="top_k").set_value(3).run()
-    assert not any(str(broken_secrets) in warning.value for warning in at.warning)
+    assert any(str(broken_secrets) in error.value for error in at.sidebar.error)
+    assert not (tmp_path / "history.db").exists()  # no other database was opened instead
 
 
 def test_feedback_is_acknowledged(coffee_jpeg, tmp_path):

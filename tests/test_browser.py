@@ -641,3 +641,103 @@ def test_two_people_each_see_only_their_own_history(browser, private_server, pho
     finally:
         alice_context.close()
         bob_context.close()
+
+
+# --- Secrets that cannot be trusted: a server that meant to be private stays closed ---------
+
+AUTH_WITHOUT_COOKIE_SECRET = (
+    '[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+    'client_id = "dashboard"\nclient_secret = "s"\n'
+    'server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "sentence"),
+    [
+        ('[auth]\nredirect_uri = "x"\nclient_kwargs = { prompt = "login"\n',
+         "The app's secrets file cannot be read ("),
+        (AUTH_WITHOUT_COOKIE_SECRET, "but [auth] lacks cookie_secret"),
+    ],
+    ids=["unclosed-brace", "incomplete-auth"],
+)  # fmt: skip
+def test_secrets_that_cannot_be_trusted_show_and_save_no_history(
+    browser, tmp_path, photo_files, lite0, secrets, sentence
+):
+    from classifier.history import HistoryStore
+    from tests.helpers import make_record
+
+    _require_chromium()
+    database = tmp_path / "history.db"
+    store = HistoryStore(f"sqlite:///{database}")
+    store.add_many([make_record(file_name="someone-elses.jpg")])
+    secrets_file = tmp_path / "secrets.toml"
+    secrets_file.write_text(secrets)
+    with server_tools.serve(tmp_path, STREAMLIT_SECRETS_FILES=str(secrets_file)) as app:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            for path in ("history", "", "models", "teach"):
+                page.goto(f"{app.url}/{path}")
+                page.get_by_test_id("stSidebar").get_by_text(sentence).wait_for()
+                body = page.locator("body").inner_text()
+                for hidden in ("someone-elses.jpg", "tabby", "Clear history", "Sign in",
+                               "Shared history", "Traceback"):  # fmt: skip
+                    assert hidden not in body, (path, hidden)
+            page.goto(app.url)
+            _classify(page, photo_files["coffee"])
+            page.wait_for_timeout(1000)  # an answer is saved right after it is drawn
+            assert store.count() == 1
+            page.goto(f"{app.url}/history")
+            page.get_by_test_id("stMain").get_by_text(sentence).wait_for()
+            assert page.get_by_test_id("stDataFrame").count() == 0
+        finally:
+            context.close()
+            store.dispose()
+
+
+# --- A fresh server whose first request is a page's own URL ----------------------------------
+
+
+@pytest.mark.parametrize("path", ["history", "models", "teach", "history?prediction=AAAA"])
+def test_a_fresh_servers_first_request_for_a_page_goes_through_the_app(browser, tmp_path, path):
+    """Streamlit runs a `pages/` file alone for a first request that names it, unless the
+    app sends it back through `streamlit_app.py`: then the settings are checked there."""
+    _require_chromium()
+    with server_tools.serve(tmp_path, CLASSIFIER_MAX_BYTES="abc") as app:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"{app.url}/{path}")  # nothing opened `/` before on this server
+            page.get_by_text("The app is misconfigured").wait_for()
+            assert page.title() == "Image classifier"
+            navigation = page.get_by_test_id("stSidebarNav").inner_text()
+            assert "Classify" in navigation and "Teach" in navigation  # titles, not file names
+            assert "Traceback" not in page.locator("body").inner_text()
+        finally:
+            context.close()
+
+
+def test_a_fresh_servers_first_request_for_a_permalink_opens_it(browser, tmp_path, photo_files,
+                                                                lite0):  # fmt: skip
+    from classifier.history import HistoryStore
+    from tests.helpers import make_record
+
+    _require_chromium()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [row] = store.add_many([make_record(file_name="first-visit.jpg")])
+    public_id = store.get(row).public_id
+    store.dispose()
+    with server_tools.serve(tmp_path) as app:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"{app.url}/history?prediction={public_id}")
+            page.get_by_text("first-visit.jpg").first.wait_for()
+            assert public_id in page.get_by_test_id("stCode").inner_text()
+            assert page.title() == "Image classifier"
+        finally:
+            context.close()

@@ -315,12 +315,18 @@ def test_history_uses_the_secrets_file_like_the_app(tmp_path, monkeypatch, run_c
     assert (tmp_path / "from-secrets.db").is_file()
 
 
-def test_a_broken_secrets_file_is_named_on_stderr(run_cli, broken_secrets, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "command",
+    [("history", "export", "--all", "--format", "json"), ("predict", "--save", "photo.jpg")],
+)
+def test_a_broken_secrets_file_refuses_the_history(run_cli, broken_secrets, tmp_path,
+                                                   monkeypatch, command):  # fmt: skip
     monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
-    result = run_cli("history", "export", "--all", "--format", "json")
-    assert result.returncode == 0
-    assert f"warning: In the secrets file {broken_secrets}" in result.stderr
-    assert "the history is kept in the local SQLite file instead" in result.stderr
+    result = run_cli(*command)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: In the secrets file {broken_secrets}")
+    assert "no history is shown or saved until it is fixed" in result.stderr
+    assert not (tmp_path / "history.db").exists()
 
 
 @pytest.mark.parametrize(

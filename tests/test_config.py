@@ -72,11 +72,18 @@ def test_settings_are_read_once_until_reset(monkeypatch):
         '[connections.history]\nuri = "postgresql://x/db"\n',  # no url
     ],
 )
-def test_a_broken_secrets_file_is_reported_not_silently_ignored(tmp_path, text):
+def test_a_broken_secrets_file_closes_the_history_instead_of_using_another(tmp_path, text):
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(text)
     settings = config.read_settings({"CLASSIFIER_DATA_DIR": str(tmp_path)}, secrets=(secrets,))
-    assert settings.database_url.startswith("sqlite:///")
-    (warning,) = settings.warnings
-    assert str(secrets) in warning
-    assert "the history is kept in the local SQLite file instead" in warning
+    with pytest.raises(config.SettingsError) as refused:
+        settings.history_url()
+    assert str(secrets) in str(refused.value)
+    assert "no history is shown or saved until it is fixed" in str(refused.value)
+
+
+def test_a_readable_secrets_file_names_the_history(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[connections.history]\nurl = "postgresql://x/db"\n')
+    settings = config.read_settings({"CLASSIFIER_DATA_DIR": str(tmp_path)}, secrets=(secrets,))
+    assert settings.history_url() == "postgresql://x/db"

@@ -119,8 +119,9 @@ def test_signed_out_history_page_says_sign_in_and_shows_no_rows(two_people):
     assert "tench" not in said  # nobody's rows are not public in a private history
 
 
-def test_a_signed_in_person_saves_as_themself_and_sees_only_their_own(two_people, store,
-                                                                      coffee_jpeg):  # fmt: skip
+def test_a_signed_in_person_saves_as_themself_and_sees_only_their_own(
+    two_people, store, coffee_jpeg
+):
     at = open_app(signed_in=ALICE)
     at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
     at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
@@ -285,8 +286,11 @@ MODEL_TITLES = {zoo.title_of(name) for name in zoo.MODELS}
 
 
 def add_models(store) -> None:
-    for who, name, kind in ((ALICE, "Alice's birds", "added"), (BOB, "Bob's mugs", "taught"),
-                            (None, "Old model", "added")):  # fmt: skip
+    for who, name, kind in (
+        (ALICE, "Alice's birds", "added"),
+        (BOB, "Bob's mugs", "taught"),
+        (None, "Old model", "added"),
+    ):
         scoped = store if who is None else store.scoped(Scope.own(owner_of(who)))
         details = {"kind": kind, "class_names": ["a", "b"], "base": "efficientnet_lite0"}
         details.update(size=224, input_dtype="float32", scaling="minus_one_to_one")
@@ -330,8 +334,9 @@ def test_an_answer_another_visit_made_is_not_called_cached(store, coffee_jpeg):
     assert any("Cached answer" in c.value for c in second.caption)
 
 
-def test_a_database_that_cannot_be_opened_leaves_classifying_working(lite0, monkeypatch,
-                                                                     coffee_jpeg):  # fmt: skip
+def test_a_database_that_cannot_be_opened_leaves_classifying_working(
+    lite0, monkeypatch, coffee_jpeg
+):
     monkeypatch.setenv("CLASSIFIER_DATABASE_URL", "postgresql://user:p@ss:w0rd@127.0.0.1:1/h")
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -350,3 +355,114 @@ def test_a_shared_history_says_once_that_saved_predictions_are_shared(store):
 
     shared = [c for c in at.sidebar.caption if "Saved predictions are shared" in c.value]
     assert len(shared) == 1
+
+
+# --- Secrets that cannot be trusted: the history closes, never opens wider ------------------
+
+
+@pytest.fixture
+def unreadable_secrets(tmp_path, monkeypatch):
+    """Streamlit's secrets read from a file whose `[auth]` table has an unclosed `{`."""
+    from streamlit.runtime.secrets import Secrets
+    from streamlit.testing.v1.util import patch_config_options
+
+    path = tmp_path / "secrets.toml"
+    path.write_text('[auth]\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\n'
+                    'client_kwargs = { prompt = "login"\n')  # fmt: skip
+    monkeypatch.setattr(st, "secrets", Secrets())  # a fresh reader: nothing parsed yet
+    with patch_config_options({"secrets.files": [str(path)]}):
+        yield path
+
+
+def shows_no_history(at: AppTest, store: HistoryStore) -> None:
+    """Assert that nothing is saved, no row is shown and no sign-in or clearing is offered."""
+    assert not at.exception
+    said = texts(at)
+    for hidden in ("tabby", "espresso", "tench", "Clear history", "Sign in", "Download"):
+        assert hidden not in said, hidden
+    tables = [set(frame.value.columns) for frame in at.dataframe]
+    assert not [columns for columns in tables if {"top-1"} & columns or {"classes"} & columns]
+
+
+def test_a_secrets_file_that_cannot_be_read_closes_the_history(
+    two_people, store, unreadable_secrets, coffee_jpeg
+):
+    before = store.count()
+    at = open_app(auth=False)
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert at.subheader[0].value.startswith("espresso")  # classifying still works
+    assert store.count() == before
+    [error] = at.sidebar.error
+    assert error.value.startswith("The app's secrets file cannot be read (")
+    assert error.value.endswith("no history is shown or saved until it is fixed.")
+    assert str(unreadable_secrets) not in error.value  # no server path in a visitor's page
+    assert not [t for t in at.sidebar.toggle if t.key in ("save", "save_thumbnails")]
+    for page in ("pages/history.py", "pages/models.py", "pages/teach.py"):
+        at.switch_page(page).run()
+        shows_no_history(at, store)
+        assert at.sidebar.error[0].value == error.value, page
+    at.switch_page("pages/history.py").run()
+    assert error.value in [e.value for e in at.error]
+    assert "Shared history" not in texts(at)
+
+
+@pytest.mark.parametrize("mode", ["shared", None])
+def test_unreadable_secrets_close_even_a_history_set_to_shared(
+    two_people, store, mode, unreadable_secrets, monkeypatch
+):
+    if mode:
+        monkeypatch.setenv("CLASSIFIER_HISTORY_MODE", mode)
+    at = open_app(auth=False, page="pages/history.py")
+
+    shows_no_history(at, store)
+    assert any("cannot be read" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [
+        ("cookie_secret", "cookie_secret"),
+        ("redirect_uri", "redirect_uri"),
+        ("client_secret", "client_secret"),
+        ("server_metadata_url", "server_metadata_url"),
+    ],
+)
+def test_an_incomplete_auth_table_closes_the_history(two_people, store, coffee_jpeg, drop, named):
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.secrets["auth"] = {key: value for key, value in AUTH.items() if key != drop}
+    at.run()
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert at.subheader[0].value.startswith("espresso")
+    assert store.count() == 6
+    [error] = at.sidebar.error
+    assert error.value.startswith("Sign-in is configured in the app's secrets, but [auth] lacks")
+    assert named in error.value
+    at.switch_page("pages/history.py").run()
+    shows_no_history(at, store)
+
+
+def test_an_auth_table_with_a_default_provider_table_is_complete(two_people):
+    provider = {key: AUTH[key] for key in ("client_id", "client_secret", "server_metadata_url")}
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.secrets["auth"] = {
+        "redirect_uri": AUTH["redirect_uri"],
+        "cookie_secret": AUTH["cookie_secret"],
+        "default": provider,
+    }
+    at.run()
+
+    assert not at.sidebar.error
+    assert "Sign in to keep your history" in texts(at)
+
+
+def test_a_history_database_the_secrets_cannot_name_closes_the_history(
+    two_people, store, broken_secrets
+):
+    at = open_app(auth=False, page="pages/history.py")
+
+    shows_no_history(at, store)
+    assert any(str(broken_secrets) in e.value for e in at.sidebar.error)

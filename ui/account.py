@@ -6,6 +6,11 @@ person's history and models to themselves and saves nothing for anonymous visito
 sign-in is configured (`[auth]` in Streamlit's secrets) the default is private,
 elsewhere shared. Admins (`CLASSIFIER_ADMINS`, emails) see every history.
 
+The app fails closed: a secrets file that cannot be read, or an `[auth]` table that
+lacks what sign-in needs, leaves every visitor with no history at all (nothing shown,
+nothing saved) and every page says what is wrong, since guessing would turn a private
+server into a shared one.
+
 Pages never filter rows themselves: `resources.store()` hands them a store scoped to
 the visitor (`Visitor.scope`), which applies it to every query.
 """
@@ -13,9 +18,11 @@ the visitor (`Visitor.scope`), which applies it to every query.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 from classifier import history
 from classifier.config import get_settings
@@ -29,6 +36,10 @@ MODE_TEXT = {
     "shared": "Shared history: everyone who opens this app sees every saved prediction.",
     "off": "History is off on this server: nothing is saved.",
 }
+# What st.login needs from `[auth]` (or from its provider table `[auth.NAME]`).
+AUTH_KEYS = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+NOTHING_KEPT = "no history is shown or saved until it is fixed"
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class Visitor:
     email: str | None = None
     name: str | None = None
     admin: bool = False
+    problem: str | None = None  # what is wrong with the secrets: then nobody has a history
 
     @property
     def signed_in(self) -> bool:
@@ -49,12 +61,14 @@ class Visitor:
     @property
     def can_save(self) -> bool:
         """Whether predictions and models this visitor makes are kept."""
+        if self.problem is not None:
+            return False
         return self.mode == "shared" or (self.mode == "private" and self.signed_in)
 
     @property
     def scope(self) -> owners.Scope | None:
         """Whose rows this visitor sees and owns; None: no history at all."""
-        if self.mode == "off":
+        if self.mode == "off" or self.problem is not None:
             return None
         if self.mode == "shared" or self.admin:
             return owners.Scope(self.owner, everyone=True)
@@ -66,25 +80,74 @@ class Visitor:
         return self.email or self.name or "you"
 
 
+@dataclass(frozen=True)
+class SignInSetup:
+    """What Streamlit's secrets say about sign-in."""
+
+    configured: bool  # an [auth] table is there (or may be: see problem)
+    problem: str | None = None  # one sentence: the secrets cannot be trusted as they are
+
+
+def sign_in_setup() -> SignInSetup:
+    """Read `[auth]` from Streamlit's secrets, and say what is wrong with it, if anything."""
+    try:
+        auth = st.secrets.get("auth")
+    except StreamlitSecretNotFoundError as exc:
+        if getattr(exc, "error_id", None) == "no-secrets-found":  # no secrets at all: fine
+            return SignInSetup(False)
+        reason = exc.exec_kwargs.get("error") or "it is not valid TOML"
+        return SignInSetup(
+            True, f"The app's secrets file cannot be read ({reason}), so {NOTHING_KEPT}."
+        )
+    except Exception as exc:  # e.g. an unreadable file: the same, with the error's kind
+        return SignInSetup(
+            True,
+            f"The app's secrets cannot be read ({type(exc).__name__}), so {NOTHING_KEPT}.",
+        )
+    if auth is None:
+        return SignInSetup(False)
+    return SignInSetup(True, _auth_problem(auth))
+
+
+def _auth_problem(auth: object) -> str | None:
+    """Say what st.login would miss in an `[auth]` table (None: nothing)."""
+    if not isinstance(auth, Mapping):
+        return f"The app's secrets set auth to a value, not an [auth] table, so {NOTHING_KEPT}."
+    missing = [key for key in AUTH_KEYS if not auth.get(key)]
+    # st.login() with no provider named reads [auth.default], or else the keys in [auth].
+    default = auth.get("default")
+    provider, where = (default, "[auth.default]") if isinstance(default, Mapping) else (auth, "")
+    missing += [f"{key}{' in ' + where if where else ''}" for key in PROVIDER_KEYS
+                if not provider.get(key)]  # fmt: skip
+    if not missing:
+        return None
+    return (
+        f"Sign-in is configured in the app's secrets, but [auth] lacks {', '.join(missing)}, "
+        f"so {NOTHING_KEPT}."
+    )
+
+
 def sign_in_configured() -> bool:
     """Tell whether Streamlit's secrets configure sign-in (an `[auth]` table)."""
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all
-        return False
+    return sign_in_setup().configured
 
 
-def mode() -> str:
+def mode(setup: SignInSetup | None = None) -> str:
     """Return this server's history mode: the setting, or by whether sign-in is configured."""
-    return get_settings().history_mode or ("private" if sign_in_configured() else "shared")
+    setup = setup or sign_in_setup()
+    return get_settings().history_mode or ("private" if setup.configured else "shared")
 
 
 def visitor() -> Visitor:
     """Return who is on the page now (read from `st.user` on every run: it is cheap)."""
-    sign_in = sign_in_configured()
-    current = Visitor(mode(), sign_in)
+    setup = sign_in_setup()
+    if (problem := setup.problem or get_settings().history_problem) is not None:
+        return Visitor(mode(setup), False, problem=problem)
+    current = Visitor(mode(setup), setup.configured)
+    if not setup.configured:
+        return current
     user = st.user
-    if not sign_in or not user.get("is_logged_in"):
+    if not user.get("is_logged_in"):
         return current
     issuer, subject = user.get("iss"), user.get("sub")
     try:
@@ -126,6 +189,9 @@ def remember_once(store: history.HistoryStore, person: Visitor) -> None:
 def account_sidebar(person: Visitor) -> None:
     """Draw who is signed in, and Sign in / Sign out, at the top of the sidebar (each page
     calls it first)."""
+    if person.problem is not None:
+        st.sidebar.error(person.problem, icon=":material/lock:")
+        return
     if not person.sign_in or (person.mode == "off" and not person.signed_in):
         if person.mode == "private":  # private but nobody can sign in: say why nothing is kept
             st.sidebar.caption(

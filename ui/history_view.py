@@ -60,7 +60,9 @@ def database_errors() -> Iterator[None]:
 
 def no_history(person: account.Visitor) -> None:
     """Say why this visitor has no history to see, and what would give them one."""
-    if person.mode == "off":
+    if person.problem is not None:
+        st.error(person.problem, icon=":material/lock:")
+    elif person.mode == "off":
         st.info("Predictions are not saved on this server, so there is nothing to show here.")
     elif person.sign_in:
         st.info("Sign in to keep your history: each person sees only their own predictions.",

@@ -136,7 +136,7 @@ def store() -> history.HistoryStore | None:
     person = account.visitor()
     if person.scope is None:
         return None
-    whole = _store(get_settings().database_url)
+    whole = _store(get_settings().history_url())
     account.remember_once(whole, person)
     return whole.scoped(person.scope)
 
@@ -148,7 +148,9 @@ def model_scope() -> owners.Scope | None:
     from the command line, or before owners) stay usable, and none can be added.
     """
     person = account.visitor()
-    return owners.Scope.nobodys() if person.mode == "off" else person.scope
+    if person.mode == "off" and person.problem is None:
+        return owners.Scope.nobodys()
+    return person.scope
 
 
 def why_models_are_not_kept() -> str | None:
@@ -156,6 +158,8 @@ def why_models_are_not_kept() -> str | None:
     person = account.visitor()
     if person.can_save:
         return None
+    if person.problem is not None:
+        return person.problem
     if person.mode == "off":
         return "Nothing is saved on this server, so models cannot be kept here."
     if person.sign_in:
