@@ -7,6 +7,8 @@ Connect issuer.
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -325,13 +327,20 @@ def test_with_history_off_only_nobodys_models_are_offered(store, monkeypatch):
 
 def test_an_answer_another_visit_made_is_not_called_cached(store, coffee_jpeg):
     first, second = open_app(auth=False), open_app(auth=False)
+    uploaded = {}
     for at in (first, second):
         at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+        uploaded[at] = datetime.now(UTC)
         at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+        time.sleep(1.1)  # the captions say the time to the second
 
     assert not any("Cached answer" in c.value for c in second.caption)
     second.sidebar.slider(key="top_k").set_value(3).run()  # its own answer, again: cached
-    assert any("Cached answer" in c.value for c in second.caption)
+    [cached] = [c.value for c in second.caption if "Cached answer" in c.value]
+    # ... from the moment this visit had it, never the other visit's time
+    shown = re.search(r"Cached answer from (\d\d:\d\d:\d\d) UTC", cached).group(1)
+    assert shown != f"{uploaded[first]:%H:%M:%S}"
+    assert shown in {f"{uploaded[second] + timedelta(seconds=s):%H:%M:%S}" for s in (0, 1)}
 
 
 def test_a_database_that_cannot_be_opened_leaves_classifying_working(

@@ -104,19 +104,20 @@ def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
 
     Reruns, slider moves and other sessions reuse an answer. One this visit already
     had says it is cached (`cached`), so its engine and timings are not shown as
-    today's; one another visit made is shown as made, so nobody learns from "cached"
-    that someone else classified the same picture.
+    today's. An answer another visit made is dated to the moment this visit first had
+    it, now and on every later rerun, so nobody learns from "cached" or its time that
+    someone else classified the same picture, or when.
     """
     asked = datetime.now(UTC)
     version = "" if model_name in zoo.MODELS else zoo.choose(model_name).spec.version
     prediction = _predict(content_digest, model_name, version, data)
-    seen = st.session_state.setdefault("answers_seen", set())
+    seen: dict[tuple[str, str, str], datetime] = st.session_state.setdefault("answers_seen", {})
     key = (content_digest, model_name, version)
     had_it = key in seen
-    seen.add(key)
-    if prediction.computed_at < asked and had_it:
-        return replace(prediction, cached=True)
-    return prediction
+    first_had = seen.setdefault(key, asked)
+    if prediction.computed_at < first_had:  # made before this visit asked: by another one
+        prediction = replace(prediction, computed_at=first_had)
+    return replace(prediction, cached=True) if had_it else prediction
 
 
 @st.cache_resource(show_spinner=False)
