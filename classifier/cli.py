@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,8 +198,7 @@ def find_pictures(arguments: list[str], recursive: bool) -> tuple[list[Path], in
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
-    if args.save:
-        get_settings().history_url()  # a history that cannot be opened: say so before classifying
+    saver = _Saver() if args.save else None  # a history that cannot be opened: said first
     try:
         model = engine.load_model(args.model)
     except zoo.UnknownModel as exc:  # a usage error, like a mistyped option
@@ -217,9 +217,30 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"error: --explain {args.explain}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     pictures, failed = find_pictures(args.files, args.recursive)
-    entries, records = [], []
+    entries: list[dict] = []
+    try:
+        failed += _classify_each(args, model, pictures, entries, saver)
+    finally:  # also on Ctrl-C: what was printed is saved, and the count said
+        if saver is not None:
+            saver.close()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    engine.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
+    return 1 if failed else 0
+
+
+def _classify_each(
+    args: argparse.Namespace,
+    model: engine.LoadedModel,
+    pictures: list[Path],
+    entries: list[dict],
+    saver: _Saver | None,
+) -> int:
+    """Classify the pictures one at a time (one decoded picture held at once); print each
+    answer, hand it to `saver`, and return how many failed."""
+    failed = 0
     taken: set[str] = set()  # maps' file names used in this run
-    for file in pictures:  # one at a time: only one decoded picture is held at once
+    for file in pictures:
         try:
             data = sys.stdin.buffer.read() if file == STDIN else file.read_bytes()
             prediction = classify(data, model)
@@ -228,30 +249,25 @@ def run_predict(args: argparse.Namespace) -> int:
         except images.ImageError as exc:
             message = str(exc)
         else:
-            if args.json:
-                entries.append(_as_json(file, prediction, args.top_k))
-            else:
-                print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
             overlay = None
             if args.explain is not None:
                 overlay = _write_maps(args.explain, file, prediction, model, args.top_k, taken)
                 failed += overlay is None
-            if args.save:
+            if saver is not None:  # before the answer is printed: a printed answer is kept
                 digest = images.content_digest(data)
                 name = "standard input" if file == STDIN else file.name
                 record = prediction.to_record(name, digest, top_k=args.top_k)
-                records.append(dataclasses.replace(record, overlay=overlay))
+                saver.add(dataclasses.replace(record, overlay=overlay))
+            if args.json:
+                entries.append(_as_json(file, prediction, args.top_k))
+            else:
+                print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
             continue
         failed += 1
         print(f"{file}: {message}", file=sys.stderr)
         if args.json:
             entries.append({"file": str(file), "error": message})
-    if args.json:
-        print(json.dumps(entries, indent=2))
-    if records:
-        _save(records)
-    engine.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
-    return 1 if failed else 0
+    return failed
 
 
 MAX_STEM = 80  # characters of a picture's name kept in its maps' file names
@@ -302,16 +318,45 @@ def _print_people(store: history.HistoryStore) -> None:
         print("\t".join((person.owner, person.email or "-", person.name or "-", seen)))
 
 
-def _save(records: list[history.NewRecord]) -> None:
-    """Record the successful predictions in the configured history."""
-    from classifier import history
+class _Saver:
+    """Record predictions in the configured history as they come, a few at a time, so an
+    interrupted run keeps (and says) what it printed."""
 
-    store = history.HistoryStore(get_settings().history_url())
-    try:
-        store.add_many(records)
-    finally:
-        store.dispose()
-    print(f"saved {len(records)} prediction(s) to the history", file=sys.stderr)
+    BATCH = 32
+    SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.url = get_settings().history_url()  # a history that cannot be opened: say so now
+        self.store: history.HistoryStore | None = None
+        self.pending: list[history.NewRecord] = []
+        self.saved = 0
+        self.flushed_at = time.monotonic()
+
+    def add(self, record: history.NewRecord) -> None:
+        self.pending.append(record)
+        if len(self.pending) >= self.BATCH or time.monotonic() - self.flushed_at > self.SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            if self.store is None:
+                from classifier import history
+
+                self.store = history.HistoryStore(self.url)
+            batch, self.pending = self.pending, []  # never saved twice, even if interrupted
+            self.store.add_many(batch)
+            self.saved += len(batch)
+        self.flushed_at = time.monotonic()
+
+    def close(self) -> None:
+        """Save what is pending and say how many were saved."""
+        try:
+            self.flush()
+        finally:
+            if self.store is not None:
+                self.store.dispose()
+            if self.saved:
+                print(f"saved {self.saved} prediction(s) to the history", file=sys.stderr)
 
 
 def run_history(args: argparse.Namespace) -> int:

@@ -540,3 +540,36 @@ def test_a_plain_predict_imports_only_what_it_uses(lite0, photo_files):
     assert "espresso" in done.stdout
     assert "heavy: [] status: 0" in done.stdout
     assert "XNNPACK" not in done.stderr
+
+
+def test_ctrl_c_during_predict_save_keeps_and_says_what_was_printed(tmp_path, coffee_jpeg, lite0):
+    import os
+    import signal
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for number in range(400):
+        (folder / f"coffee-{number:03}.jpg").write_bytes(coffee_jpeg)
+    database = tmp_path / "history.db"
+    env = {**os.environ, "CLASSIFIER_DATABASE_URL": f"sqlite:///{database}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "classifier", "predict", "--save", "--model",
+         "efficientnet_lite0", str(folder)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    printed = 0
+    for line in process.stdout:
+        printed += line.startswith(str(folder))
+        if printed == 40:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=120)
+    printed += sum(line.startswith(str(folder)) for line in rest.splitlines())
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    [said] = [line for line in stderr.splitlines() if line.startswith("saved ")]
+    store = HistoryStore(f"sqlite:///{database}")
+    assert said == f"saved {store.count()} prediction(s) to the history"
+    assert 40 <= printed <= store.count() < 400  # every answer printed is saved
+    store.dispose()
