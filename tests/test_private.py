@@ -475,3 +475,26 @@ def test_a_history_database_the_secrets_cannot_name_closes_the_history(
 
     shows_no_history(at, store)
     assert any(str(broken_secrets) in e.value for e in at.sidebar.error)
+
+
+def test_a_model_removed_elsewhere_is_said_and_nothing_answers_in_its_place(store, coffee_jpeg):
+    add_models(store)
+    at = open_app(auth=False)
+    at.sidebar.selectbox(key="model").set_value("Old model").run()
+    registry.remove_model(store, "Old model")  # e.g. by another replica on the same database
+
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    removed = "The model “Old model” is not here any more: it was removed."
+    assert [e.value for e in at.error if e.value.startswith(removed)]
+    at.sidebar.slider(key="top_k").set_value(3).run()  # the whole page again
+
+    assert not at.exception
+    picker = at.sidebar.selectbox(key="model")
+    assert picker.value == "Old model"
+    assert "Old model (removed)" in picker.options
+    assert [e.value for e in at.error if e.value.startswith(removed)]
+    assert not at.subheader  # no answer from another model
+    assert store.count() == 0
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    assert "Old model (removed)" not in at.sidebar.selectbox(key="model").options
+    assert at.subheader[0].value.startswith("espresso")

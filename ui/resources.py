@@ -15,6 +15,7 @@ from classifier.config import get_settings
 from classifier.history import owners
 from classifier.predict import Prediction, classify
 from ui import account
+from ui.columns import plain
 
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 640  # the picture kept with a cached answer, for display and thumbnails
@@ -36,6 +37,15 @@ def load_model(name: str) -> engine.LoadedModel | None:
         else:
             with st.spinner(_loading_text(name)):
                 loaded = engine.load_model(name)
+    except zoo.UnknownModel:
+        if name in zoo.MODELS:
+            raise
+        st.error(
+            f"The model “{plain(name)}” is not here any more: it was removed. Pick another "
+            "model in the sidebar.",
+            icon=":material/delete:",
+        )
+        return None
     except zoo.ModelError as exc:
         st.error(str(exc))
         return None

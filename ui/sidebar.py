@@ -27,7 +27,8 @@ class Choices:
 def model_title(name: str, own: dict[str, str] | None = None) -> str:
     """Return a model's title, marked when this server would answer with the fallback.
 
-    `own` says which of the people's models were "added" and which "taught".
+    `own` says which of the people's models were "added", which "taught", and which
+    picked one was "removed" since.
     """
     if name not in zoo.MODELS:  # a model someone added or taught
         return f"{name} ({(own or {}).get(name, 'added')})"
@@ -53,8 +54,12 @@ def settings_sidebar() -> Choices:
         st.header("Settings")
         own = resources.added_model_names()
         names = [*zoo.MODELS, *own]
-        if st.session_state.get("kept_model") not in names:  # an added model was removed
-            st.session_state["kept_model"] = default
+        kept_model = st.session_state.get("kept_model")
+        if kept_model is not None and kept_model not in names:
+            # Removed since it was picked (maybe on another replica): it stays picked, marked,
+            # and answers nothing, rather than another model quietly answering in its place.
+            names.append(kept_model)
+            own = {**own, kept_model: "removed"}
         model = st.selectbox(
             "Model",
             names,
