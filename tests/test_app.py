@@ -428,11 +428,37 @@ def test_names_people_chose_show_as_written_not_as_markdown(name):
     image fetched from elsewhere, no list or heading)."""
     from markdown_it import MarkdownIt
 
-    from ui.columns import plain
+    from ui.columns import WORD_JOINER, plain
 
     shown = MarkdownIt("commonmark").enable("strikethrough").render(plain(name)).strip()
+    shown = shown.replace(WORD_JOINER, "")  # keeps web addresses from becoming links
     as_text = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert shown == f"<p>{as_text}</p>"
+
+
+@pytest.mark.parametrize(
+    "name", ["Verify your account at http://evil.example/verify", "HTTPS://x.example"]
+)
+def test_web_addresses_in_names_are_not_made_links(name):
+    """Streamlit links bare web addresses too (GitHub's autolinks): never in a name."""
+    from markdown_it import MarkdownIt
+
+    from ui.columns import WORD_JOINER, plain
+
+    linking = MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
+    linking.linkify.set({"fuzzy_link": False, "fuzzy_email": False})  # as GitHub's
+    assert "<a" in linking.render(name)  # what would happen without plain()
+    shown = linking.render(plain(name)).strip()
+    assert "<a" not in shown
+    assert shown.replace(WORD_JOINER, "") == f"<p>{name}</p>"
+
+
+def test_www_addresses_in_names_lose_what_makes_them_links():
+    from ui.columns import WORD_JOINER, plain
+
+    shown = plain("see www.evil.example or WWW.evil.example")
+    assert "www." not in shown.lower()
+    assert shown.replace(WORD_JOINER, "") == "see www.evil.example or WWW.evil.example"
 
 
 def test_streamlit_directives_and_math_in_names_are_escaped():

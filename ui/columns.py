@@ -9,9 +9,15 @@ import streamlit as st
 
 # The characters with a meaning in Markdown wherever they stand, in Streamlit's directives
 # (:red[...], :material/icon:) and in its math ($...$), and those that start a heading,
-# list or quote at the start of a line: a backslash makes each one plain.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>!|$:~&])")
-_LINE_START = re.compile(r"^([#+-])|^(\d+)([.)])")
+# list or setext underline at the start of any line (a zip member's name may hold line
+# breaks): a backslash makes each one plain. An underscore between two letters or digits
+# (model_unquant.tflite) can neither open nor close emphasis, so it stays as it is.
+_MARKDOWN = re.compile(r"([\\`*{}\[\]<>!|$:~&]|(?<![^\W_])_|_(?![^\W_]))")
+_LINE_START = re.compile(r"(?:^|(?<=[\r\n]))([ \t]*)(?:([#+=-])|(\d+)([.)]))")
+# Streamlit also turns bare web addresses into links, escaped or not: an invisible word
+# joiner after the scheme's colon and after "www" keeps them text.
+_AUTOLINK = re.compile(r"(?i)(\b(?:https?|ftp)\\:)(//)|(\bwww)(\.)")
+WORD_JOINER = "\u2060"
 
 PICTURE_COLUMN = st.column_config.ImageColumn("Picture", width="small")
 
@@ -33,4 +39,10 @@ def plain(text: str) -> str:
     """Return text that Streamlit's Markdown (headings, captions, st.table cells) shows
     as written: a class name like "*new*" or "![x](url)" stays those characters."""
     escaped = _MARKDOWN.sub(r"\\\1", text)
-    return _LINE_START.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", escaped)
+    escaped = _AUTOLINK.sub(lambda m: WORD_JOINER.join(p for p in m.groups() if p), escaped)
+    return _LINE_START.sub(_escape_line_start, escaped)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    indent, marker, number, delimiter = match.groups()
+    return f"{indent}\\{marker}" if marker else f"{indent}{number}\\{delimiter}"

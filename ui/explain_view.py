@@ -16,6 +16,7 @@ import streamlit as st
 from classifier import engine, explain, images, zoo
 from classifier.labels import TopClass
 from classifier.predict import Prediction
+from ui.columns import plain
 
 log = logging.getLogger(__name__)
 METHOD_NOTES = {
@@ -79,24 +80,25 @@ def where_it_looked(
         preparing = (
             contextlib.nullcontext()
             if explain.map_ready(spec)
-            else st.spinner(f"Preparing {spec.title}'s maps (once per server, about 10 s)…")
+            else st.spinner(f"Preparing {plain(spec.title)}'s maps (once per server, about 10 s)…")
         )
         with preparing:
             method, maps = class_maps(
                 digest, prediction.model, spec.version, tuple(labels), prediction.model_input
             )
     except (explain.ExplainError, zoo.ModelError) as exc:
-        st.warning(f"No map for this model: {exc}", icon=":material/visibility_off:")
+        st.warning(f"No map for this model: {plain(str(exc))}", icon=":material/visibility_off:")
         return
     except Exception:
         log.exception("Making a map for %s failed", prediction.model)
         st.warning("No map could be made; the server log has the details.")
         return
     size = prediction.model_input.shape[0]
+    shown_label = labels[index].rsplit(" · ", 1)[0]
     picture, legend = st.columns([3, 2], vertical_alignment="center")
     picture.image(
         explain.overlay(prediction.model_input, maps[index], opacity),
-        caption=f"Where it looked for “{labels[index].rsplit(' · ', 1)[0]}” ({size}×{size} crop)",
+        caption=f"Where it looked for “{plain(shown_label)}” ({size}×{size} crop)",
         width="stretch",
     )
     with legend:

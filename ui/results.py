@@ -16,6 +16,8 @@ from ui.saving import ask_feedback, save_once
 from ui.sidebar import Choices
 from ui.uploads import Upload
 
+ADDED_ORIGIN = "Added model: "
+
 
 def provenance(prediction: Prediction) -> str:
     """Say which model answered, on what and how fast; a reused answer says when it was made."""
@@ -24,6 +26,15 @@ def provenance(prediction: Prediction) -> str:
     if not prediction.cached:
         return f"{made} · {speed}"
     return f"Cached answer from {prediction.computed_at:%H:%M:%S} UTC ({made}, {speed})"
+
+
+def weights_origin(prediction: Prediction) -> str:
+    """Say where the model's weights come from, as Markdown: an added model's origin names
+    the file (or the zip member) someone added, which shows as written."""
+    origin = prediction.weights_origin
+    if origin.startswith(ADDED_ORIGIN):  # classifier.added's "Added model: <its file>"
+        return ADDED_ORIGIN + plain(origin.removeprefix(ADDED_ORIGIN))
+    return plain(origin)
 
 
 def human_size(size: int) -> str:
@@ -99,7 +110,7 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
         )
     with result:
         show_top_k(top)
-        st.caption(f"{provenance(prediction)} · {prediction.weights_origin}")
+        st.caption(f"{provenance(prediction)} · {weights_origin(prediction)}")
         row_id = save_once(upload, prediction, choices)
         if row_id is not None:
             ask_feedback(row_id, prediction.class_names)
