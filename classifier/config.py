@@ -20,6 +20,7 @@ APP_NAME = "image-classifier-dashboard"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_MODEL_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_TEACH_MAX_PHOTOS = 2000
@@ -48,6 +49,7 @@ class Settings:
     offline: bool  # never try to download Keras weights
     keras_home: Path  # where Keras caches downloaded weights (its own KERAS_HOME)
     allow_model_uploads: bool = True  # visitors may add (and teach) models
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES  # the largest model file (or zip member)
     teach_max_photos: int = DEFAULT_TEACH_MAX_PHOTOS  # the most photos one model is taught from
     # "private", "shared" or "off"; None: private where sign-in is configured, else shared.
     history_mode: str | None = None
@@ -116,6 +118,11 @@ def _int(environ: Mapping[str, str], name: str, default: int, maximum: int | Non
     raw = environ.get(name, "").strip()
     if not raw:
         return default
+    if not raw.isascii():  # int() also reads full-width and Arabic-Indic digits
+        raise SettingsError(
+            "Expected an integer written with the digits 0-9 in the environment variable "
+            f"{name}. Received: {raw!r}"
+        )
     try:
         value = int(raw)
     except ValueError:
@@ -191,9 +198,10 @@ def read_settings(
         num_threads=_int(
             environ, "CLASSIFIER_THREADS", min(4, os.cpu_count() or 1), maximum=MAX_THREADS
         ),
-        offline=environ.get("CLASSIFIER_OFFLINE", "").strip().lower() in _TRUE,
+        offline=_bool(environ, "CLASSIFIER_OFFLINE", False),
         keras_home=_keras_home(environ),
         allow_model_uploads=_bool(environ, "CLASSIFIER_ALLOW_MODEL_UPLOADS", True),
+        max_model_bytes=_int(environ, "CLASSIFIER_MAX_MODEL_BYTES", DEFAULT_MAX_MODEL_BYTES),
         teach_max_photos=_int(environ, "CLASSIFIER_TEACH_MAX_PHOTOS", DEFAULT_TEACH_MAX_PHOTOS),
         history_mode=_history_mode(environ),
         admins=tuple(

@@ -23,7 +23,7 @@ import logging
 import math
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -90,6 +90,8 @@ _ORIENTATION_FIX = {
 HEAVY_DECODE_BYTES = 32 * 2**20
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 _heavy_decodes = threading.BoundedSemaphore(1)
+# Conversions that would copy a whole picture work on bands of rows of about this many pixels.
+_BAND_PIXELS = 2**20
 # What Pillow and its plugins raise on malformed input (UnidentifiedImageError is an
 # OSError). Anything else escaping a decode is our bug, and is logged as one.
 _DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
@@ -149,8 +151,8 @@ def decode_image(
     if not data:
         raise ImageError("The file is empty.")
     if len(data) > max_bytes:
-        size, limit = _amount(len(data) / _MB, round_up=True), _amount(max_bytes / _MB)
-        raise ImageError(f"This file is {size} MB; the limit is {limit} MB.")
+        size, limit = size_text(len(data), round_up=True), size_text(max_bytes)
+        raise ImageError(f"This file is {size}; the limit is {limit}.")
     brands = _ftyp_brands(data)
     if _AVIF_BRANDS.intersection(brands):
         raise _not_a_picture(data)
@@ -206,6 +208,18 @@ def decode_image(
 def decoded_bytes(image: Image.Image) -> int:
     """Return the memory Pillow takes to hold an opened picture's pixels, before loading it."""
     return image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
+
+
+def size_text(size: int, *, round_up: bool = False) -> str:
+    """Say a number of bytes as people read it: "7 bytes", "1.5 KB", "20 MB".
+
+    KB are 1,024 bytes and MB 1,024 KB, as the settings count them. Pass round_up for a
+    file's size and not for a limit, so that a file past a limit never reads as equal to it.
+    """
+    if size < 1024:
+        return f"{size:,} byte{'' if size == 1 else 's'}"
+    unit, scale = ("KB", 1024) if size < _MB else ("MB", _MB)
+    return f"{_amount(size / scale, round_up=round_up)} {unit}"
 
 
 def min_side_for(size: int, crop_fraction: float = CROP_FRACTION) -> int:
@@ -358,15 +372,54 @@ def _reduce(image: Image.Image, min_side: int) -> Image.Image:
     Converting 16-bit, float, palette or transparent pictures to RGB makes copies of the
     whole picture (float copies take 8 bytes a pixel); at a size the model's crop can
     still use, they are small. RGB and grey pictures need no conversion and stay whole.
+    Pictures whose reduction itself copies them (Pillow reduces RGBA and LA through a
+    premultiplied copy) are reduced a band of rows at a time.
     """
     factor = min(image.size) // min_side
     if factor < 2 or image.mode in ("RGB", "L"):
         return image
     if image.mode in _WIDE_GREY_MODES - {"I"}:
-        image = image.convert("I")  # Pillow reduces 32-bit but not 16-bit pictures
+        mode = "I"  # Pillow reduces 32-bit but not 16-bit pictures
     elif image.mode in ("1", "P"):
-        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-    return image.reduce(factor)
+        mode = "RGBA" if image.has_transparency_data else "RGB"
+    elif image.mode in ("RGBA", "LA"):
+        mode = image.mode
+    else:
+        return image.reduce(factor)
+    size = (-(-image.width // factor), -(-image.height // factor))
+    return _in_bands(image, lambda band: band.convert(mode).reduce(factor), size, factor)
+
+
+def _in_bands(
+    image: Image.Image,
+    convert: Callable[[Image.Image], Image.Image],
+    size: tuple[int, int],
+    step: int = 1,
+) -> Image.Image:
+    """Convert a picture a band of rows at a time, so that no full-size copy is made.
+
+    Args:
+        image: The picture.
+        convert: Turns a band into its part of the result; all parts have one mode.
+        size: The result's size.
+        step: Every band but the last has a multiple of this many rows, and gives
+            1/step as many: a reduction by `step`, done in bands, equals it done whole.
+    """
+    rows = max(step, _BAND_PIXELS // image.width // step * step)
+    result = None
+    for top in range(0, image.height, rows):
+        part = convert(image.crop((0, top, image.width, min(top + rows, image.height))))
+        if result is None:
+            result = Image.new(part.mode, size)
+        result.paste(part, (0, top // step))
+    assert result is not None  # a picture has at least one row
+    return result
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Put a picture with transparency on white, as RGB."""
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -380,8 +433,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         return _grey_from_array(_float_to_levels(np.asarray(image, dtype=np.float32)))
     try:
         if image.has_transparency_data:
-            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+            # In bands: whole, this held the picture, a white one, and two more copies.
+            return _in_bands(image, _on_white, image.size)
         return image.convert("RGB")
     except ValueError as exc:
         raise ImageError(

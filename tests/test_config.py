@@ -13,6 +13,17 @@ def test_defaults_need_no_environment(tmp_path):
     assert settings.database_url == f"sqlite:///{config.PROJECT_ROOT / 'data' / 'history.db'}"
     assert 1 <= settings.num_threads <= 4
     assert not settings.offline
+    assert settings.max_model_bytes == 100 * 2**20
+
+
+def test_the_largest_model_file_is_a_setting_in_bytes():
+    settings = config.read_settings({"CLASSIFIER_MAX_MODEL_BYTES": " 5242880 "}, secrets=())
+    assert settings.max_model_bytes == 5 * 2**20
+
+
+@pytest.mark.parametrize(("value", "offline"), [("1", True), ("Yes", True), ("off", False)])
+def test_offline_reads_the_same_words_as_the_other_switches(value, offline):
+    assert config.read_settings({"CLASSIFIER_OFFLINE": value}, secrets=()).offline is offline
 
 
 @pytest.mark.parametrize(
@@ -22,6 +33,12 @@ def test_defaults_need_no_environment(tmp_path):
         ("CLASSIFIER_THREADS", "0", "Expected a positive integer at most 64"),
         ("CLASSIFIER_THREADS", "100000", "Expected a positive integer at most 64"),
         ("CLASSIFIER_MAX_PIXELS", "-5", "Expected a positive integer in the environment variable"),
+        ("CLASSIFIER_MAX_MODEL_BYTES", "100MB", "Expected an integer in the environment variable"),
+        ("CLASSIFIER_MAX_MODEL_BYTES", "0", "Expected a positive integer in the environment"),
+        # int() reads full-width and Arabic-Indic digits too; a setting takes 0-9 only.
+        ("CLASSIFIER_MAX_BYTES", "２０", "Expected an integer written with the digits 0-9 in"),
+        ("CLASSIFIER_TEACH_MAX_PHOTOS", "٢٠", "Expected an integer written with the digits 0-9"),
+        ("CLASSIFIER_OFFLINE", "maybe", r"Expected 1 or 0 \(true or false\) in the environment"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value, message):

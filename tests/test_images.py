@@ -260,6 +260,35 @@ def test_palette_transparency_is_white(fmt):
     assert_colour(decoded.image.getpixel((13, 8)), WHITE, tolerance=0)
 
 
+def noisy_transparent(mode: str, size: tuple[int, int] = (203, 131)) -> Image.Image:
+    """A picture of random colours and random transparency, in RGBA, LA, P or L."""
+    rng = np.random.default_rng(7)
+    rgba = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 4), dtype=np.uint8), "RGBA")
+    if mode in ("RGBA", "LA"):
+        return rgba.convert(mode)
+    image = rgba.convert("RGB").quantize(32) if mode == "P" else rgba.convert("L")
+    image.info["transparency"] = 5
+    return image
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L"])
+@pytest.mark.parametrize("min_side", [30, 131])  # reduced 4 times, and not reduced
+def test_transparency_converted_in_bands_gives_the_same_picture(mode, min_side, monkeypatch):
+    monkeypatch.setattr(images, "_BAND_PIXELS", 1000)  # several bands, of uneven sizes
+    source = noisy_transparent(mode)
+    factor = min(source.size) // min_side
+    whole = source
+    if factor >= 2 and mode != "L":
+        whole = (source.convert("RGBA") if mode == "P" else source).reduce(factor)
+    white = Image.new("RGBA", whole.size, WHITE)
+    expected = Image.alpha_composite(white, whole.convert("RGBA")).convert("RGB")
+
+    decoded = decode_image(encode(source, "PNG"), min_side=min_side)
+
+    assert decoded.image.size == expected.size
+    assert np.array_equal(np.asarray(decoded.image), np.asarray(expected))
+
+
 def test_unconvertible_mode_is_named_in_the_message():
     # A TIFF whose alpha is marked "associated" opens in Pillow's premultiplied La mode.
     data = patch_tiff_short_tag(encode(Image.new("LA", (16, 16), (90, 200)), "TIFF"), 338, 1)
@@ -386,6 +415,28 @@ def test_rejected_files_get_a_message_a_person_can_act_on(data, message):
 def test_file_size_is_checked_before_anything_else():
     with pytest.raises(ImageError, match=r"^This file is 1\.1 MB; the limit is 1 MB\.$"):
         decode_image(b"\0" * (2**20 + 50_000), max_bytes=2**20)
+
+
+@pytest.mark.parametrize(
+    ("size", "limit", "message"),
+    [
+        (8, 7, "This file is 8 bytes; the limit is 7 bytes."),
+        (2000, 1536, "This file is 2 KB; the limit is 1.5 KB."),
+        (20 * 2**20 + 1, 20 * 2**20, "This file is 20.1 MB; the limit is 20 MB."),
+    ],
+)
+def test_a_file_over_the_limit_is_told_its_size_in_bytes_kb_or_mb(size, limit, message):
+    with pytest.raises(ImageError) as refused:
+        decode_image(b"\0" * size, max_bytes=limit)
+
+    assert str(refused.value) == message
+
+
+def test_the_file_size_limit_defaults_to_the_setting(setenv):
+    setenv("CLASSIFIER_MAX_BYTES", "7")
+
+    with pytest.raises(ImageError, match=r"^This file is 8 bytes; the limit is 7 bytes\.$"):
+        decode_image(encode(Image.new("RGB", (8, 8)), "PNG")[:8])
 
 
 def test_size_limits_default_to_the_settings(setenv):

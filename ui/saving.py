@@ -14,6 +14,7 @@ import streamlit as st
 from classifier import history, images, labels, zoo
 from classifier.predict import Prediction
 from ui import explain_view, resources
+from ui.columns import plain
 from ui.sidebar import Choices
 from ui.uploads import Upload
 
@@ -62,10 +63,9 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
             return None
         saved[key] = store.add(record)
     except Exception as exc:  # the prediction stands; the person learns it was not kept
-        log.exception("Saving to history failed")
+        log.exception("Saving to history failed")  # the engine hides SQL parameters
         st.warning(
-            "This prediction could not be saved to the history "
-            f"({type(exc).__name__}; the server log has the details)."
+            f"This prediction could not be saved to the history. {history.public_message(exc)}"
         )
         return None
     return saved[key]
@@ -100,7 +100,7 @@ def saved_sentence(
     verdict: str | None, corrected: str | None, class_names: tuple[str, ...] | None = None
 ) -> str:
     """Say what the history now holds about a prediction (class_names: the model's, or None
-    for ImageNet's)."""
+    for ImageNet's), as Markdown for a caption: the correction shows as typed."""
     if verdict is None:
         return "Saved: not rated."
     if verdict == "correct":
@@ -109,9 +109,9 @@ def saved_sentence(
         return "Saved: wrong."
     names = labels.labels() if class_names is None else class_names
     if corrected in names:
-        return f"Saved: wrong, it is {corrected}."
+        return f"Saved: wrong, it is {plain(corrected)}."
     return (
-        f"Saved: wrong, it is “{corrected}” (your own name, not one of the model's "
+        f"Saved: wrong, it is “{plain(corrected)}” (your own name, not one of the model's "
         f"{len(names):,} classes)."
     )
 

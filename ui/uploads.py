@@ -63,9 +63,9 @@ def collect_uploads() -> list[Upload]:
     """
     if "uploads" not in st.session_state and st.session_state.get("kept_pictures"):
         st.session_state["showing_kept"] = True  # back from another page
-    limit = get_settings().max_bytes / 2**20
+    limit = images.size_text(get_settings().max_bytes)
     files = st.file_uploader(
-        f"Drop photos here, up to {limit:g} MB each",
+        f"Drop photos here, up to {limit} each",
         type=list(images.ACCEPTED_EXTENSIONS),
         accept_multiple_files=True,
         key="uploads",

@@ -14,6 +14,7 @@ the host, the port or the database name, and from there in error messages. So:
 
 from __future__ import annotations
 
+import errno
 import re
 import sqlite3
 from urllib.parse import quote
@@ -36,6 +37,24 @@ _CONNECTION_ERRORS = (
     sqlalchemy.exc.TimeoutError,
 )
 _DATABASE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error)
+# What a visitor or the command line is told when the database's disk is full, or another
+# program holds its lock: neither means the database cannot be reached.
+DISK_FULL = (
+    "The disk holding the history database is full; nothing can be saved to the history "
+    "until space is freed."
+)
+DATABASE_BUSY = "The history database is busy (locked by another program); try again."
+# SQLSTATEs (PostgreSQL): disk_full, and lock_not_available (a lock_timeout ran out).
+_FULL_SQLSTATES = frozenset({"53100"})
+_BUSY_SQLSTATES = frozenset({"55P03"})
+# For drivers that give no code: the first line of their message, lower-cased.
+_FULL_WORDS = (
+    "database or disk is full",
+    "disk full",
+    "no space left on device",
+    "could not extend file",
+)
+_BUSY_WORDS = ("database is locked", "database table is locked")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _PASSWORD_KEYS = frozenset({"password", "pass", "passwd", "sslpassword"})
 
@@ -106,6 +125,9 @@ def public_message(exc: BaseException, *, url: str | None = None, detail: bool =
     """
     if isinstance(exc, HistoryError):
         return _one_line(str(exc))  # written to be shown
+    known = _known_problem(exc)
+    if known is not None:
+        return known
     kind = type(exc).__name__
     if detail:
         reason = _driver_message(exc, url)
@@ -130,6 +152,52 @@ def log_message(exc: BaseException, url: str | None) -> str:
     if where is None:
         where = "(URL not shown: it cannot be parsed)" if url is not None else "(no URL)"
     return _mask(f"History database {where}: {type(exc).__name__}: {exc}", url)
+
+
+def _known_problem(exc: BaseException) -> str | None:
+    """Return the sentence for a full disk or a locked database, or None for anything else.
+
+    Looks at the error, the driver's error it wraps, and what it was raised from: codes
+    first (errno, SQLite's result code, PostgreSQL's SQLSTATE), then, for a driver's error
+    without a code, the first line of its message (never SQLAlchemy's own text, which holds
+    the statement and its parameters).
+    """
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    from_driver = isinstance(exc, sqlite3.Error | OSError)
+    while cause is not None and len(seen) < 8 and not any(cause is s for s in seen):
+        seen.append(cause)
+        full, busy = _codes(cause)
+        if full is None and from_driver:
+            text = next(iter(str(cause).lower().splitlines()), "")
+            full = any(words in text for words in _FULL_WORDS)
+            busy = any(words in text for words in _BUSY_WORDS)
+        if full:
+            return DISK_FULL
+        if busy:
+            return DATABASE_BUSY
+        orig = getattr(cause, "orig", None)
+        if isinstance(cause, sqlalchemy.exc.StatementError) and isinstance(orig, BaseException):
+            cause, from_driver = orig, True
+        else:
+            cause = cause.__cause__
+            from_driver = isinstance(cause, sqlite3.Error | OSError)
+    return None
+
+
+def _codes(exc: BaseException) -> tuple[bool | None, bool | None]:
+    """Tell from an error's code whether it means a full disk, and a lock; None: no code."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno == errno.ENOSPC, False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and isinstance(code, int):
+        primary = code & 0xFF  # the extended code's primary result code
+        busy = primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return primary == sqlite3.SQLITE_FULL, busy
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)  # psycopg 3, 2
+    if isinstance(state, str) and state:
+        return state in _FULL_SQLSTATES, state in _BUSY_SQLSTATES
+    return None, None
 
 
 def _driver_message(exc: BaseException, url: str | None) -> str:

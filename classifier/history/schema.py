@@ -350,7 +350,7 @@ def create_engine(url: str, *, read_only: bool = False) -> Engine:
     if backend == "postgresql":
         try:
             # pre_ping replaces connections the server closed (restart, idle timeout).
-            engine = sqlalchemy.create_engine(parsed, pool_pre_ping=True)
+            engine = sqlalchemy.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         except (ArgumentError, NoSuchModuleError, ImportError):  # e.g. an uninstalled driver
             raise HistoryURLError(UNSUPPORTED_URL) from None
         return engine.execution_options(postgresql_readonly=True) if read_only else engine
@@ -365,7 +365,9 @@ def create_engine(url: str, *, read_only: bool = False) -> Engine:
     if read_only:
         # A file database gets a QueuePool: one connection per thread at a time
         # (5 kept, up to 10 more under load), which suits Streamlit's session threads.
-        engine = sqlalchemy.create_engine(parsed, creator=partial(_connect_read_only, path))
+        engine = sqlalchemy.create_engine(
+            parsed, creator=partial(_connect_read_only, path), hide_parameters=True
+        )
         event.listen(engine, "connect", _configure_read_only_connection)
         return engine
     try:
@@ -374,7 +376,7 @@ def create_engine(url: str, *, read_only: bool = False) -> Engine:
         if cannot_write(error) and (problem := unwritable(path)) is not None:
             raise HistoryReadOnlyError(read_only_message(problem, path)) from None
         raise
-    engine = sqlalchemy.create_engine(parsed)
+    engine = sqlalchemy.create_engine(parsed, hide_parameters=True)
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 
