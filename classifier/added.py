@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,6 @@ TEACHABLE_MACHINE_SCALING = "minus_one_to_one"
 WHOLE_PICTURE = 1.0  # added models see the whole picture's centre square, as Teachable Machine's
 
 
-_one_at_a_time = threading.Lock()
 RETRY_AFTER_SECONDS = 300  # a failed export is not tried again sooner
 _export_locks: dict[Path, threading.Lock] = {}
 _export_failures: dict[Path, tuple[float, str]] = {}
@@ -108,31 +108,72 @@ def _export_once(path: Path, arguments: tuple[str, ...]) -> None:
     _export_failures.pop(path, None)
 
 
+@dataclass(frozen=True)
+class ChildLimits:
+    """What one child process may spend before it is stopped."""
+
+    memory_mb: int  # resident memory, watched while it runs
+    cpu_seconds: int  # processor time (RLIMIT_CPU, set by the child on itself)
+    wall_seconds: int
+
+
+# Checking a file someone added: LiteRT alone takes ~40 MB, and TensorFlow, imported only
+# to convert a Keras file that passed its checks, ~700 MB.
+INSPECT_LIMITS = ChildLimits(memory_mb=512, cpu_seconds=60, wall_seconds=120)
+CONVERT_LIMITS = ChildLimits(memory_mb=2048, cpu_seconds=300, wall_seconds=CONVERT_TIMEOUT_SECONDS)
+# Exports of the app's own networks (feature extractors, map models, fused models).
+BUILD_LIMITS = ChildLimits(memory_mb=4096, cpu_seconds=1800, wall_seconds=CONVERT_TIMEOUT_SECONDS)
+_LIMITS = {"inspect": INSPECT_LIMITS, "convert": CONVERT_LIMITS}
+WATCH_SECONDS = 0.02  # how often a child's memory is looked at
+# One child of each kind at a time (each may take ~700 MB); a slow check of someone's file
+# never holds up the app's own exports, nor the reverse.
+_checking = threading.Lock()
+_building = threading.Lock()
+
+
 def _run_child(*arguments: str) -> dict[str, Any]:
-    """Run `classifier.convert` in a child process and return its report."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
+    """Run `classifier.convert` in a child process, within its limits; return its report.
+
+    Raises:
+        ModelFileError: the child refused the file, failed, or went past a limit.
+    """
+    limits = _LIMITS.get(arguments[0], BUILD_LIMITS)
+    environment = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="-1",
+        CLASSIFIER_CHILD_CPU_SECONDS=str(limits.cpu_seconds),
+    )
     # Lower priority, so visitors' pages keep answering while a model converts.
     nice = [path, "-n", "10"] if (path := shutil.which("nice")) else []
-    try:
-        with _one_at_a_time:  # each child may take ~700 MB: never several at once
-            finished = subprocess.run(
-                [*nice, sys.executable, "-m", "classifier.convert", *arguments],
-                capture_output=True,
-                text=True,
-                timeout=CONVERT_TIMEOUT_SECONDS,
-                env=environment,
-                check=False,
-            )
-    except subprocess.TimeoutExpired:
-        raise ModelFileError(
-            f"Reading this model took longer than {CONVERT_TIMEOUT_SECONDS // 60} minutes; "
-            "it was stopped."
-        ) from None
+    command = [*nice, sys.executable, "-m", "classifier.convert", *arguments]
+    with _building if limits is BUILD_LIMITS else _checking:
+        finished = _watched(command, environment, limits)
     lines = finished.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if lines else None
     except json.JSONDecodeError:
         report = None
+    reported = report.get("peak_mb", 0) if isinstance(report, dict) else 0
+    log.info(
+        "classifier.convert %s: %s, peak %d MB, %.1f s of processor time",
+        arguments[0], finished.outcome, max(finished.peak_mb, int(reported)),
+        finished.cpu_seconds,
+    )  # fmt: skip
+    if finished.outcome == "memory":
+        raise ModelFileError(
+            f"Reading this model needed more than {limits.memory_mb:,} MB of memory; it was "
+            "stopped."
+        )
+    if finished.outcome == "time":
+        raise ModelFileError(
+            f"Reading this model took longer than {_duration(limits.wall_seconds)}; it was stopped."
+        )
+    if finished.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise ModelFileError(
+            f"Reading this model took more than {_duration(limits.cpu_seconds)} of processor "
+            "time; it was stopped."
+        )
     if not isinstance(report, dict):
         # The child died (a crafted file can crash a parser) or printed nothing useful.
         raise ModelFileError(
@@ -142,6 +183,73 @@ def _run_child(*arguments: str) -> dict[str, Any]:
     if not report.get("ok"):
         raise ModelFileError(str(report.get("message", "This model cannot be added.")))
     return report
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
+
+
+@dataclass(frozen=True)
+class _Finished:
+    returncode: int
+    stdout: str
+    outcome: str  # "exited", or the limit it was stopped at: "memory", "time"
+    peak_mb: int  # its peak resident memory, as seen while watching it
+    cpu_seconds: float
+
+
+def _watched(command: list[str], environment: dict[str, str], limits: ChildLimits) -> _Finished:
+    """Run a child while a thread watches its memory and time, and stops it past a limit."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment, text=True
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
+    reader.start()
+    stopped: list[str] = []
+    seen = [0]  # the most resident memory seen
+    done = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + limits.wall_seconds
+        while not done.wait(WATCH_SECONDS):
+            seen[0] = max(seen[0], _resident_mb(process.pid))
+            if seen[0] > limits.memory_mb:
+                stopped.append("memory")
+            elif time.monotonic() > deadline:
+                stopped.append("time")
+            else:
+                continue
+            process.kill()
+            return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    # wait4 reaps the child with its own processor time. (Its ru_maxrss would include the
+    # server's memory, shared from the fork until the child runs Python: the child reports
+    # its own peak instead.)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    watcher.join()
+    reader.join()
+    return _Finished(
+        process.returncode,
+        "".join(output),
+        stopped[0] if stopped else "exited",
+        seen[0],
+        usage.ru_utime + usage.ru_stime,
+    )
+
+
+def _resident_mb(pid: int) -> int:
+    """Return a process's resident memory in MB (0 where /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as file:
+            pages = int(file.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024**2
 
 
 @dataclass(frozen=True)
@@ -176,13 +284,14 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
     Raises:
         ModelFileError: one sentence on why it cannot be added.
     """
-    found: ModelFile = read_upload(data, labels_data)
+    scratch = _scratch_folder()  # first: what an earlier, killed check left is deleted
+    found: ModelFile = read_upload(data, labels_data, get_settings().max_model_bytes)
     if found.labels is None:
         raise ModelFileError(
             f"A {FORMAT_TITLES[found.format]} needs a labels file: one class name per line, "
             "or a JSON list."
         )
-    with tempfile.TemporaryDirectory(prefix="added-model-") as folder:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch) as folder:
         source = Path(folder) / f"source.{found.format}"
         source.write_bytes(found.data)
         if found.format == "tflite":
@@ -208,6 +317,28 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
         details=report,
         detected_scaling=detected,
     )
+
+
+SCRATCH_PREFIX = "added-model-"
+STALE_SCRATCH_SECONDS = 2 * CONVERT_TIMEOUT_SECONDS  # its child is long gone by then
+
+
+def _scratch_folder() -> Path | None:
+    """Return the folder where an added file waits while it is checked (`<data dir>/tmp`, or
+    the system's where that cannot be made), after deleting what a killed server left there."""
+    folder = get_settings().data_dir / "tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    now = time.time()
+    for left in folder.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            if now - left.stat().st_mtime > STALE_SCRATCH_SECONDS:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:  # another server removed it first
+            continue
+    return folder
 
 
 def check_name(name: str) -> str:
@@ -403,9 +534,41 @@ def close_stores() -> None:
         _stores.clear()
 
 
+ORPHAN_SWEEP_SECONDS = 600
+_swept_at: float | None = None
+
+
 def all_models(scope: Scope = EVERYONE) -> list[AddedModel]:
-    """Return every added model in a scope (whoever owns them by default), oldest first."""
+    """Return every added model in a scope (whoever owns them by default), oldest first.
+
+    Every ORPHAN_SWEEP_SECONDS, this server's copies of models removed or retrained since
+    (maybe by another server on the same database) are deleted too.
+    """
+    global _swept_at
+    if _swept_at is None or time.monotonic() - _swept_at >= ORPHAN_SWEEP_SECONDS:
+        _swept_at = time.monotonic()
+        try:
+            drop_orphaned_files()
+        except Exception:  # tidying up never stops the list
+            log.exception("Deleting the files of removed models failed")
     return [AddedModel(entry) for entry in registry.list_models(store().scoped(scope))]
+
+
+def drop_orphaned_files() -> int:
+    """Delete the files in this server's models folder that no kept model has; return how
+    many were deleted. A file a model still needs is copied from the database again."""
+    kept = {entry.sha256 for entry in registry.list_models(store())}
+    deleted = 0
+    for path in models_folder().glob("*"):
+        digest = path.name[:64]
+        if (
+            len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest)
+            and (digest not in kept and path.is_file())
+        ):
+            path.unlink(missing_ok=True)
+            deleted += 1
+    return deleted
 
 
 def find(name: str) -> AddedModel:
@@ -445,7 +608,12 @@ def save(name: str, candidate: Candidate, scaling_name: str, scope: Scope = EVER
         HistoryReadOnlyError: the database cannot be written.
     """
     name = check_name(name)
-    scaling(scaling_name)  # a known scaling, or ModelFileError
+    chosen = scaling(scaling_name)  # a known scaling, or ModelFileError
+    if scaling_name in candidate.details.get("failing_scalings", ()):
+        raise ModelFileError(
+            "This model gives non-numbers (NaN or infinity) for pictures preprocessed as "
+            f"{chosen.title}; pick another preprocessing."
+        )
     details = dict(candidate.details)
     details.update(class_names=list(candidate.class_names), scaling=scaling_name)
     details.pop("ok", None)

@@ -246,7 +246,7 @@ def _classify_each(
             prediction = classify(data, model)
         except OSError as exc:
             message = f"cannot read the file ({exc.strerror or exc})"
-        except images.ImageError as exc:
+        except (images.ImageError, zoo.ModelError) as exc:  # a picture an added model fails on
             message = str(exc)
         else:
             overlay = None
@@ -523,7 +523,7 @@ def run_teach(args: argparse.Namespace) -> int:
         for label, files in zip(class_names, classes.values(), strict=True):
             for path in files:
                 if path.stat().st_size > limit:
-                    skipped.append((path, f"larger than {limit / 2**20:.0f} MB"))
+                    skipped.append((path, f"larger than {images.size_text(limit)}"))
                 else:
                     photos.append(teach.Photo(str(path), path, label))  # read in its turn
         title = zoo.title_of(args.base)

@@ -34,6 +34,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -51,24 +52,65 @@ _KERAS_VALUES = {
 }  # fmt: skip
 
 
+# What a crafted file may make this process spend is bounded before any parser runs on it.
+MAX_INPUT_SIDE = 1024  # pixels: a picture classifier's input (224 to 600 in practice)
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a Keras configuration (a few hundred KB in practice)
+MAX_NAME_LENGTH = 1000  # characters of any name in a Keras configuration
+MAX_BUFFERS = 100_000  # a LiteRT file's buffers (hundreds in practice)
+# Bytes a LiteRT file may hold beyond its buffers (its graph, tensors and names: tens of KB).
+UNUSED_BYTES_ALLOWED = 1024 * 1024
+MAX_SECONDS_PER_PICTURE = 2  # one inference while checking: LiteRT takes milliseconds
+
+
 class Refused(Exception):
     """The file cannot be added; the message is one sentence for a person."""
 
 
 def _read_keras_config(fmt: str, source: Path) -> dict[str, Any]:
+    """Read a Keras file's configuration, refusing one larger than MAX_CONFIG_BYTES."""
+    too_large = (
+        "This Keras file's configuration is larger than "
+        f"{MAX_CONFIG_BYTES // 1024**2} MB; a model's configuration takes a few hundred KB, "
+        "so it is refused."
+    )
     if fmt == "keras":
         with zipfile.ZipFile(source) as archive:
-            return json.loads(archive.read("config.json"))
-    import h5py
+            if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                raise Refused(too_large)
+            with archive.open("config.json") as member:
+                raw = member.read(MAX_CONFIG_BYTES + 1)
+    else:
+        import h5py
 
-    with h5py.File(source, "r") as file:
-        raw = file.attrs.get("model_config")
-    if raw is None:
+        with h5py.File(source, "r") as file:
+            if "model_config" not in file.attrs:
+                raise Refused(
+                    "This HDF5 file holds only weights, not a model; save the whole model "
+                    "(model.save) and add that."
+                )
+            if file.attrs.get_id("model_config").get_storage_size() > MAX_CONFIG_BYTES:
+                raise Refused(too_large)
+            raw = file.attrs["model_config"]
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise Refused(too_large)
+    try:
+        config = json.loads(raw if isinstance(raw, str) else bytes(raw).decode("utf-8"))
+        names = [value for obj in _objects(config) for value in _names(obj)]
+    except RecursionError:
+        raise Refused("This Keras file's configuration is nested too deeply to read.") from None
+    if any(len(name) > MAX_NAME_LENGTH for name in names):
         raise Refused(
-            "This HDF5 file holds only weights, not a model; save the whole model "
-            "(model.save) and add that."
+            f"This Keras file names a layer with more than {MAX_NAME_LENGTH:,} characters; "
+            "it is refused."
         )
-    return json.loads(raw if isinstance(raw, str) else raw.decode("utf-8"))
+    return config
+
+
+def _names(obj: dict[str, Any]) -> list[str]:
+    """Return the class name and the name in its settings (the strings Keras keeps)."""
+    settings = obj.get("config")
+    name = settings.get("name") if isinstance(settings, dict) else None
+    return [value for value in (obj["class_name"], name) if isinstance(value, str)]
 
 
 def _objects(config: Any):
@@ -144,13 +186,13 @@ def _keras3_compatible(config: Any) -> None:
 
 def convert(fmt: str, source: Path, output: Path) -> dict[str, Any]:
     """Check, load and export a Keras model to LiteRT; return what `inspect` reports."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    try:
+    try:  # before TensorFlow is imported: a refused file costs this process little
         config = _read_keras_config(fmt, source)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise Refused(f"This Keras file cannot be read ({_one_line(exc)}).") from None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
     check_keras_config(config, keras)
     with tempfile.TemporaryDirectory() as folder:
         path = source
@@ -191,8 +233,10 @@ def inspect(path: Path) -> dict[str, Any]:
     """Open a .tflite with LiteRT, check it is an image classifier, run it once, describe it."""
     from ai_edge_litert.interpreter import Interpreter
 
+    _check_extent(path.read_bytes())
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=1)
+        _check_input_sides(interpreter)  # before any tensor is allocated
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         message = str(exc)
@@ -241,7 +285,7 @@ def inspect(path: Path) -> dict[str, Any]:
     for detail, scale in ((given, in_scale), (answer, out_scale)):
         if np.dtype(detail["dtype"]) != np.float32 and not scale > 0:
             raise Refused("This quantized model has no quantization scale, so it cannot be run.")
-    kind = _output_kind(interpreter, given, answer, classes)
+    kind, failing = _output_kind(interpreter, given, answer, classes)
     hint = None
     if np.dtype(given["dtype"]) != np.float32:
         from classifier.modelfiles import scaling_for_quantized_input
@@ -259,31 +303,99 @@ def inspect(path: Path) -> dict[str, Any]:
         "output_dtype": np.dtype(answer["dtype"]).name,
         "output_quantization": [float(out_scale), int(out_zero)],
         "outputs": kind,
+        "failing_scalings": failing,  # preprocessings it gives non-numbers for
         "scaling_hint": hint,
         "parameters": None,
     }
 
 
-def _output_kind(interpreter, given, answer, classes: int) -> str:
-    """Run two random pictures: do the outputs sum to 1 (probabilities), or are they logits?"""
+def _check_extent(data: bytes) -> None:
+    """Refuse a LiteRT file that holds much more than its model uses (e.g. appended zeros,
+    which would be kept, stored and copied to every server as if they were the model)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    try:
+        model = schema.Model.GetRootAsModel(data, 0)
+        count = model.BuffersLength()
+        if count > MAX_BUFFERS:
+            raise Refused(f"This LiteRT file declares {count:,} buffers; it is refused.")
+        used = 0
+        for number in range(count):
+            buffer = model.Buffers(number)
+            used += buffer.DataLength() + (buffer.Size() if buffer.Offset() > 1 else 0)
+    except Refused:
+        raise
+    except Exception:  # offsets that point outside the file
+        raise Refused("This LiteRT file is damaged: its contents point outside it.") from None
+    unused = len(data) - used
+    if unused > UNUSED_BYTES_ALLOWED + used // 4:
+        raise Refused(
+            f"This LiteRT file holds {unused / 1024**2:,.1f} MB that its model does not use "
+            "(data after the model); it is refused."
+        )
+
+
+def _check_input_sides(interpreter) -> None:
+    """Refuse inputs larger than MAX_INPUT_SIDE on a side, before memory is set aside."""
+    for detail in interpreter.get_input_details():
+        sides = [int(n) for n in detail["shape"][1:] if int(n) not in (1, 3)]
+        if any(side > MAX_INPUT_SIDE for side in sides):
+            raise Refused(
+                f"This model takes pictures of {' x '.join(map(str, sides))} pixels; at most "
+                f"{MAX_INPUT_SIDE} x {MAX_INPUT_SIDE} are accepted."
+            )
+
+
+def _test_inputs(given) -> list[tuple[str, np.ndarray]]:
+    """Return test pictures as each preprocessing a person may pick makes them (random
+    pixels, scaled), or as random values for a quantized input."""
+    from classifier.modelfiles import SCALINGS
+
     rng = np.random.default_rng(0)
     dtype = np.dtype(given["dtype"])
+    shape = [int(n) for n in given["shape"]]
+    if dtype != np.float32:
+        info = np.iinfo(dtype)
+        return [
+            ("random values", rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype))
+            for _ in range(2)
+        ]
+    pixels = rng.uniform(0, 255, shape).astype(np.float32)
+    channels_last = shape[-1] == 3
+    scaled = []
+    for name, scaling in SCALINGS.items():
+        if channels_last or name != "imagenet":  # its mean/std are per channel, last
+            scaled.append((name, scaling.scale(pixels).astype(np.float32)))
+    return scaled
+
+
+def _output_kind(interpreter, given, answer, classes: int) -> tuple[str, list[str]]:
+    """Run test pictures, one per preprocessing: are the outputs probabilities, scores or
+    logits? Return that and the preprocessings the model gives non-numbers for.
+
+    Raises:
+        Refused: it gives non-numbers whatever the preprocessing, or is too slow.
+    """
     out_scale, out_zero = answer["quantization"]
     tolerance = max(1e-3, classes * float(out_scale))
-    kinds = set()
-    for _ in range(2):
-        if dtype == np.float32:
-            batch = rng.uniform(-1, 1, given["shape"]).astype(np.float32)
-        else:
-            info = np.iinfo(dtype)
-            batch = rng.integers(info.min, info.max, given["shape"], endpoint=True).astype(dtype)
+    kinds, failing = set(), []
+    tests = _test_inputs(given)
+    for name, batch in tests:
         interpreter.set_tensor(given["index"], batch)
+        started = time.perf_counter()
         interpreter.invoke()
+        seconds = time.perf_counter() - started
+        if seconds > MAX_SECONDS_PER_PICTURE:
+            raise Refused(
+                f"This model takes {seconds:.1f} s per picture on this server; at most "
+                f"{MAX_SECONDS_PER_PICTURE} s are accepted."
+            )
         values = interpreter.get_tensor(answer["index"]).astype(np.float64).reshape(-1)
         if np.dtype(answer["dtype"]) != np.float32:
             values = (values - out_zero) * out_scale
         if not np.all(np.isfinite(values)):
-            raise Refused("This model gives non-numbers (NaN or infinity) on a test picture.")
+            failing.append(name)
+            continue
         in_unit = values.min() >= -1e-6 and values.max() <= 1 + 1e-6
         if in_unit and abs(values.sum() - 1) <= tolerance:
             kinds.add("probabilities")
@@ -291,7 +403,10 @@ def _output_kind(interpreter, given, answer, classes: int) -> str:
             kinds.add("scores")
         else:
             kinds.add("logits")
-    return "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
+    if len(failing) == len(tests):
+        raise Refused("This model gives non-numbers (NaN or infinity) on test pictures.")
+    kind = "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
+    return kind, failing if np.dtype(given["dtype"]) == np.float32 else []
 
 
 def _feature_model(model):
@@ -426,7 +541,30 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _limit_processor_time() -> None:
+    """Stop this process past the processor time its parent allows (SIGXCPU, then SIGKILL)."""
+    seconds = os.environ.get("CLASSIFIER_CHILD_CPU_SECONDS", "")
+    if seconds.isdigit() and int(seconds) > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CPU, (int(seconds), int(seconds) + 5))
+
+
+def _peak_mb() -> int:
+    """Return this process's peak resident memory in MB since it started Python (0 where
+    the system does not say)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    _limit_processor_time()
     try:
         if argv[:1] == ["inspect"] and len(argv) == 2:
             report = inspect(Path(argv[1]))
@@ -445,6 +583,7 @@ def main(argv: list[str]) -> int:
             return 2
     except Refused as exc:
         report = {"ok": False, "message": str(exc)}
+    report["peak_mb"] = _peak_mb()
     sys.stdout.flush()
     print("\n" + json.dumps(report), flush=True)
     return 0

@@ -152,12 +152,22 @@ class LiteRTEngine:
         out = np.empty((len(batch), self.classes), dtype=np.float32)
         with self._lock:
             for i in range(len(batch)):
-                self._interpreter.set_tensor(self._input, batch[i : i + 1])
-                self._interpreter.invoke()
+                try:
+                    self._interpreter.set_tensor(self._input, batch[i : i + 1])
+                    self._interpreter.invoke()
+                except (RuntimeError, ValueError) as exc:  # an added model can fail on a picture
+                    raise zoo.ModelError(
+                        f"The model failed on this picture ({' '.join(str(exc).split())[:200]})."
+                    ) from None
                 out[i] = self._interpreter.get_tensor(self._output).reshape(-1)
         if self._output_quantization is not None:
             scale, zero_point = self._output_quantization
             out = (out - np.float32(zero_point)) * np.float32(scale)
+        if not np.all(np.isfinite(out)):
+            raise zoo.ModelError(
+                "The model gave no usable answer for this picture: its scores are not numbers "
+                "(NaN or infinity)."
+            )
         if self._softmax:
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)

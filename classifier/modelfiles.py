@@ -24,8 +24,11 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from classifier.images import size_text
+
 MAX_ZIP_ENTRIES = 64
-MAX_UNZIPPED_BYTES = 512 * 1024 * 1024  # in all, declared sizes (which reading enforces)
+MAX_ZIP_INDEX_BYTES = 256 * 1024  # a zip's central directory: MAX_ZIP_ENTRIES need a few KB
+MAX_LABELS_BYTES = 4 * 1024 * 1024  # MAX_CLASSES names of MAX_CLASS_NAME_LENGTH, with room
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME_LENGTH = 200  # the history's label columns hold up to this
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -128,11 +131,11 @@ def _sniff_head(head: bytes) -> str | None:
     return "zip" if head.startswith(ZIP_SIGNATURE) else None
 
 
-def sniff(data: bytes) -> str | None:
+def sniff(data: bytes, max_bytes: int | None = None) -> str | None:
     """Return "tflite", "h5", "keras" or "zip" from a file's content, or None."""
     kind = _sniff_head(data[:8])
     if kind == "zip":
-        names = set(_safe_zip(data).namelist())
+        names = set(_safe_zip(data, max_bytes or len(data)).namelist())
         return "keras" if {"config.json", "metadata.json"} <= names else "zip"
     return kind
 
@@ -143,19 +146,29 @@ NOT_A_MODEL = (
 )
 
 
-def read_upload(data: bytes, labels_data: bytes | None = None) -> ModelFile:
+def read_upload(data: bytes, labels_data: bytes | None, max_bytes: int) -> ModelFile:
     """Find the model in an uploaded file, and its class names in the zip or the labels file.
 
+    Args:
+        data: The uploaded file.
+        labels_data: A labels file uploaded beside it, or None.
+        max_bytes: The largest model file accepted, alone or in a zip.
+
     Raises:
-        ModelFileError: not a model, an unsafe or oversized zip, or unusable labels.
+        ModelFileError: not a model, an unsafe or oversized file or zip, or unusable labels.
     """
-    kind = sniff(data)
+    if len(data) > max_bytes:
+        raise ModelFileError(
+            f"This file is {size_text(len(data), round_up=True)}; model files up to "
+            f"{size_text(max_bytes)} are accepted."
+        )
+    kind = sniff(data, max_bytes)
     if kind is None:
         raise ModelFileError(NOT_A_MODEL)
     if kind != "zip":
         labels = parse_labels(labels_data) if labels_data is not None else None
         return ModelFile(kind, data, labels, False, FORMAT_TITLES[kind])
-    archive = _safe_zip(data)
+    archive = _safe_zip(data, max_bytes)
     members = {
         name: info
         for name, info in ((i.filename, i) for i in archive.infolist())
@@ -176,8 +189,8 @@ def read_upload(data: bytes, labels_data: bytes | None = None) -> ModelFile:
                 "add them one at a time."
             )
         model_name = models[0]
-    model_data = archive.read(model_name)
-    model_kind = sniff(model_data)
+    model_data = _read_member(archive, model_name, max_bytes)
+    model_kind = sniff(model_data, max_bytes)
     if model_kind not in FORMAT_TITLES:
         raise ModelFileError(f"{model_name} in this zip is not a model this app can read.")
     if labels_data is None:
@@ -186,13 +199,42 @@ def read_upload(data: bytes, labels_data: bytes | None = None) -> ModelFile:
             raise ModelFileError(
                 "This zip holds no labels.txt; add the labels file beside the model."
             )
-        labels_data = archive.read(labels_name)
+        labels_data = _read_member(archive, labels_name, MAX_LABELS_BYTES)
     what = (
         f"Teachable Machine zip ({PurePosixPath(model_name).name})"
         if teachable
         else (f"zip ({PurePosixPath(model_name).name})")
     )
     return ModelFile(model_kind, model_data, parse_labels(labels_data), teachable, what)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
+    """Read one zip member, a chunk at a time, refusing it past `max_bytes` (whatever the zip
+    declares: a crafted zip may understate a size).
+
+    Raises:
+        ModelFileError: the member is larger than `max_bytes`, or damaged.
+    """
+    if archive.getinfo(name).file_size > max_bytes:
+        size = size_text(archive.getinfo(name).file_size, round_up=True)
+        raise ModelFileError(_member_too_large(name, size, max_bytes))
+    chunks, size = [], 0
+    try:
+        with archive.open(name) as member:
+            while chunk := member.read(1024 * 1024):
+                size += len(chunk)
+                if size > max_bytes:  # past what the zip declared
+                    more = f"more than {size_text(max_bytes)}"
+                    raise ModelFileError(_member_too_large(name, more, max_bytes))
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ModelFileError(f"{name} in this zip is damaged ({exc}).") from None
+    return b"".join(chunks)
+
+
+def _member_too_large(name: str, size: str, max_bytes: int) -> str:
+    what = "labels file" if max_bytes == MAX_LABELS_BYTES else "file"
+    return f"{name} in this zip is {size}; a {what} up to {size_text(max_bytes)} is accepted."
 
 
 def sniff_member(archive: zipfile.ZipFile, name: str) -> str | None:
@@ -209,21 +251,29 @@ def _only_labels_file(members: dict[str, zipfile.ZipInfo]) -> str | None:
     return texts[0] if len(texts) == 1 else None
 
 
-def _safe_zip(data: bytes) -> zipfile.ZipFile:
+def _safe_zip(data: bytes, max_bytes: int) -> zipfile.ZipFile:
     """Open a zip after checking its entries: no absolute or parent paths, bounded sizes.
+
+    The index is checked before Python's zipfile reads it: its declared size and entry
+    count bound what reading it costs, whatever else the zip claims.
 
     Raises:
         ModelFileError: the zip is damaged, unsafe or expands past the limits.
     """
-    declared = _declared_entries(data)
-    if declared is not None and declared > MAX_ZIP_ENTRIES:  # before reading the whole index
+    declared = _declared_index(data)
+    if declared is not None and declared[0] > MAX_ZIP_ENTRIES:  # before reading the index
         raise ModelFileError(
-            f"This zip holds {declared:,} files; at most {MAX_ZIP_ENTRIES} are accepted."
+            f"This zip holds {declared[0]:,} files; at most {MAX_ZIP_ENTRIES} are accepted."
+        )
+    if declared is not None and declared[1] > MAX_ZIP_INDEX_BYTES:
+        raise ModelFileError(
+            f"This zip's index is {size_text(declared[1], round_up=True)}; a zip of a model "
+            "and its labels needs a few KB, so it is refused."
         )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise ModelFileError(f"This zip file is damaged and cannot be opened ({exc}).") from None
     if len(entries) > MAX_ZIP_ENTRIES:
         raise ModelFileError(
@@ -237,24 +287,26 @@ def _safe_zip(data: bytes) -> zipfile.ZipFile:
                 f"This zip holds a file outside its own folder ({entry.filename!r}); it is refused."
             )
         total += entry.file_size
-    if total > MAX_UNZIPPED_BYTES:
+    if total > max_bytes + MAX_LABELS_BYTES:
         raise ModelFileError(
-            f"This zip expands to {total / 1024**2:,.0f} MB; at most "
-            f"{MAX_UNZIPPED_BYTES / 1024**2:,.0f} MB are accepted."
+            f"This zip expands to {size_text(total, round_up=True)}; at most "
+            f"{size_text(max_bytes)} of model and its labels are accepted."
         )
     return archive
 
 
-def _declared_entries(data: bytes) -> int | None:
-    """Return the entry count a zip's end record declares (None if it has none we can read).
+def _declared_index(data: bytes) -> tuple[int, int] | None:
+    """Return the entry count and the index's size in bytes that a zip's end record
+    declares (None if it has none we can read).
 
-    A zip64 archive declares 0xFFFF here: counted as too many, since a model and its
-    labels never need zip64's entry counts.
+    A zip64 archive declares 0xFFFF entries here: counted as too many, since a model and
+    its labels never need zip64's entry counts.
     """
     end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
-    if end < 0 or end + 12 > len(data):
+    if end < 0 or end + 16 > len(data):
         return None
-    return int.from_bytes(data[end + 10 : end + 12], "little")
+    entries = int.from_bytes(data[end + 10 : end + 12], "little")
+    return entries, int.from_bytes(data[end + 12 : end + 16], "little")
 
 
 _TEACHABLE_LINE = re.compile(r"^(\d+)\s+(.*)$")
@@ -266,6 +318,11 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
     Raises:
         ModelFileError: not text, empty, too many, too long, or the same name twice.
     """
+    if len(data) > MAX_LABELS_BYTES:  # before decoding: a labels file is a few KB
+        raise ModelFileError(
+            f"The labels file is {size_text(len(data), round_up=True)}; labels files up to "
+            f"{size_text(MAX_LABELS_BYTES)} are accepted."
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -276,6 +333,8 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ModelFileError(f"The labels file is not a valid JSON list ({exc.msg}).") from None
+        except RecursionError:  # lists in lists, thousands deep
+            raise ModelFileError("The labels file's JSON must be a list of class names.") from None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ModelFileError("The labels file's JSON must be a list of class names.")
         names = [v.strip() for v in value]

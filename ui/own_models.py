@@ -19,6 +19,7 @@ from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
 from ui import account, resources, results, teach_view
+from ui.columns import plain
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
@@ -38,6 +39,7 @@ def your_models() -> None:
         log.exception("Listing the added models failed")
         st.error("The added models cannot be listed: the database cannot be reached.")
         return
+    # Both are Markdown: a model's name in them was made plain when they were written.
     if notice := st.session_state.pop("own_models_notice", None):
         st.success(notice, icon=":material/check_circle:")
     if error := st.session_state.pop("own_models_error", None):
@@ -73,20 +75,20 @@ def your_models() -> None:
         },
     )
     for model in models:
-        with st.expander(model.name):
+        with st.expander(plain(model.name)):
             names = model.class_names
             more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
             st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
             if model.taught:
                 accuracy = model.entry.details.get("accuracy")
                 said = f"; cross-validated accuracy {accuracy:.0%}" if accuracy is not None else ""
-                st.caption(f"{model.entry.source}{said}. Retrain it on the Teach page.")
+                st.caption(f"{plain(model.entry.source)}{said}. Retrain it on the Teach page.")
                 teach_view.download_section(model.name)
             if not get_settings().allow_model_uploads or resources.why_models_are_not_kept():
                 continue  # adding and removing are both turned off, or nothing is kept
             if st.session_state.get("confirm_remove") == model.name:
                 st.warning(
-                    f"Remove {model.name}? Its predictions stay in the history.",
+                    f"Remove {plain(model.name)}? Its predictions stay in the history.",
                     icon=":material/warning:",
                 )
                 yes, no = st.columns(2)
@@ -117,15 +119,19 @@ def _remove(name: str) -> None:
         scope = resources.model_scope()
         removed = scope is not None and added.remove(name, scope)
     except history.HistoryReadOnlyError as exc:
-        st.session_state["own_models_error"] = str(exc)
+        st.session_state["own_models_error"] = plain(str(exc))
         return
     except Exception:
         log.exception("Removing the model %r failed", name)
-        st.session_state["own_models_error"] = f"{name} could not be removed; see the server log."
+        st.session_state["own_models_error"] = (
+            f"{plain(name)} could not be removed; see the server log."
+        )
         return
     st.session_state["own_models_notice"] = (
-        f"Removed {name}." if removed else f"{name} was already removed."
+        f"Removed {plain(name)}." if removed else f"{plain(name)} was already removed."
     )
+    if st.session_state.get("kept_model") == name:  # removed here: the picker goes back to
+        del st.session_state["kept_model"]  # the default (removed elsewhere, it says so)
 
 
 def add_a_model() -> None:
@@ -152,13 +158,14 @@ def add_a_model() -> None:
         return
     candidate = _read(model_file, labels_file)
     if isinstance(candidate, str):
-        st.error(candidate)
+        st.error(plain(candidate))  # it may name the files in a zip
         return
     details = candidate.details
     names = candidate.class_names
     more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
+    size = details["size"]
     st.success(
-        f"{candidate.source}: {len(names):,} classes, input {details['size']}×{details['size']} "
+        f"{plain(candidate.source)}: {len(names):,} classes, input {size}×{size} "
         f"{details['input_dtype']}, outputs {details['outputs']}.",
         icon=":material/check_circle:",
     )
@@ -243,7 +250,7 @@ def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:
             return
         model = added.save(name, candidate, scaling_name, scope)
     except (added.ModelFileError, ModelNameTaken, history.HistoryReadOnlyError) as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # it may say the name
         return
     except Exception:
         log.exception("Keeping the model %r failed", name)
@@ -253,6 +260,6 @@ def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:
     st.session_state["add_round"] = st.session_state.get("add_round", 0) + 1
     st.session_state["kept_model"] = model.name  # the sidebar picks it
     st.session_state["own_models_notice"] = (
-        f"Added {model.name}. It is picked in the sidebar: classify a photo with it."
+        f"Added {plain(model.name)}. It is picked in the sidebar: classify a photo with it."
     )
     st.rerun()

@@ -77,7 +77,7 @@ def teach_page() -> None:
         )
         return
     state = _state()
-    if notice := st.session_state.pop("teach_notice", None):
+    if notice := st.session_state.pop("teach_notice", None):  # Markdown, its name made plain
         st.success(notice, icon=":material/check_circle:")
     _start_from(state)
     base = _base_picker(state)
@@ -127,7 +127,7 @@ def _start_from(state: dict[str, Any]) -> None:
     try:
         base, examples = teach.taught_examples(start)
     except (teach.TeachError, zoo.ModelError) as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # it may say the model's name
         return
     state["previous"] = examples
     state["base"] = base
@@ -143,7 +143,7 @@ def _base_picker(state: dict[str, Any]) -> str | None:
         return None
     if state.get("previous") is not None:  # retraining: the base the model was taught on
         base = state["base"]
-        st.caption(f"Built on {zoo.title_of(base)}, as when it was first taught.")
+        st.caption(f"Built on {plain(zoo.title_of(base))}, as when it was first taught.")
         return base
     default = teach.DEFAULT_BASE if teach.DEFAULT_BASE in available else available[0]
     return st.selectbox(
@@ -188,7 +188,7 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             on_change=_read_uploads,
             args=(state, taught),
         )
-        if taught.refused:
+        if taught.refused:  # Markdown, the file names made plain
             st.warning(taught.refused, icon=":material/block:")
         camera_col, history_col, clear_col = st.columns(3)
         if camera_col.toggle("Use camera", key=f"teach_use_camera_{key}"):
@@ -232,10 +232,9 @@ def _read_uploads(state: dict[str, Any], taught: TeachClass) -> None:
             taught.uploaded[images.content_digest(data)] = teach.Photo(file.name, data, "")
     reasons = []
     if too_big:
-        limit = settings.max_bytes / 2**20
-        reasons.append(
-            f"{', '.join(too_big[:5])}{' and more' if len(too_big) > 5 else ''} (over {limit:g} MB)"
-        )
+        limit = images.size_text(settings.max_bytes)
+        names = ", ".join(plain(name) for name in too_big[:5])
+        reasons.append(f"{names}{' and more' if len(too_big) > 5 else ''} (over {limit})")
     if no_room:
         reasons.append(
             f"{no_room} photo{'s' if no_room > 1 else ''} past the limit of "
@@ -390,7 +389,7 @@ def _train(
         class_names = teach.check_classes(names)  # before any work; embed checks the count
         if not teach.extractor_ready(base):
             with st.spinner(
-                f"Preparing {zoo.title_of(base)} to describe photos (once per server, "
+                f"Preparing {plain(zoo.title_of(base))} to describe photos (once per server, "
                 "about 10 seconds)…"
             ):
                 teach.extractor(base)
@@ -403,7 +402,9 @@ def _train(
         bar.empty()
         previous: teach.Examples | None = state.get("previous")
         if examples is not None and examples.unreadable:
-            listed = "; ".join(f"{name}: {why}" for name, why in examples.unreadable[:10])
+            listed = "; ".join(
+                f"{plain(name)}: {plain(why)}" for name, why in examples.unreadable[:10]
+            )
             more = len(examples.unreadable) - 10
             st.warning(
                 f"Skipped {len(examples.unreadable)} photo(s) that could not be read: {listed}"
@@ -418,7 +419,7 @@ def _train(
         with st.spinner("Training…"):
             return teach.train(examples, class_names)
     except teach.TeachError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # it may name classes and photos
     except Exception:
         log.exception("Teaching a model failed")
         st.error("Training failed; the server log has the details.")
@@ -464,7 +465,8 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
     shown, captions = [], []
     for number, truth, guess in mistakes[:MISTAKES_SHOWN]:
         photo = photos.get(result.examples.digests[number])
-        caption = f"{result.examples.names[number]}: {truth}, taken for {guess}"
+        name = result.examples.names[number]
+        caption = f"{plain(name)}: {plain(truth)}, taken for {plain(guess)}"
         if photo is None:  # a photo the saved model knew: its picture is not kept
             st.caption(caption)
             continue
@@ -486,10 +488,10 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
             return
         model = teach.save(name, result, replace=replace, scope=scope)
     except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # it may say the name
         return
     except history.HistoryReadOnlyError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     except Exception:
         log.exception("Saving the taught model %r failed", name)
@@ -498,7 +500,7 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
     state["saved_name"], state["saved_result"] = model.name, result
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     st.session_state["teach_notice"] = (
-        f"Saved {model.name}. It is now the model on the Classify page: try it on a photo."
+        f"Saved {plain(model.name)}. It is now the model on the Classify page: try it on a photo."
     )
     st.rerun()
 
@@ -513,7 +515,7 @@ def download_section(name: str) -> None:
         model = added.find(name)
         path = added.teachable_machine_zip_path(model.entry)
     except zoo.ModelError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))  # it says the model's name
         return
     if not path.is_file():
         if not st.button(
@@ -528,7 +530,7 @@ def download_section(name: str) -> None:
             with st.spinner("Building the model file (about 15 seconds)…"):
                 teach.teachable_machine_zip(name)
         except (teach.TeachError, zoo.ModelError, OSError) as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))  # it may say the model's name
             return
     st.download_button(
         "Download (Teachable Machine LiteRT zip)",
