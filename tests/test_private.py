@@ -20,6 +20,7 @@ from classifier.history import HistoryStore, owners, registry
 from classifier.history.owners import Scope
 from tests.conftest import ROOT
 from tests.test_history_page import chart_frame, record
+from ui.uploads import EXAMPLES
 
 APP = str(ROOT / "streamlit_app.py")
 ISSUER = "http://127.0.0.1:9/"
@@ -498,3 +499,30 @@ def test_a_model_removed_elsewhere_is_said_and_nothing_answers_in_its_place(stor
     at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
     assert "Old model (removed)" not in at.sidebar.selectbox(key="model").options
     assert at.subheader[0].value.startswith("espresso")
+
+
+def pictures_on(at: AppTest) -> list[tuple[str, str]]:
+    """Return every picture on the page: its URL and its caption."""
+    return [(p.url, p.caption) for element in at.get("image") for p in element.proto.imgs]
+
+
+def test_a_persons_pictures_are_sent_in_the_page_never_as_fetchable_media(two_people, store,
+                                                                          coffee_jpeg):  # fmt: skip
+    at = open_app(signed_in=ALICE)
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    next(t for t in at.toggle if t.label == "Where it looked").set_value(True).run()
+    shipped = {LEGEND, *EXAMPLES}  # the examples and the map's colour scale: no one's pictures
+    mine = [(url, caption) for url, caption in pictures_on(at) if caption not in shipped]
+    public_id = store.get(max(r.id for r in store.find())).public_id
+    at.query_params["prediction"] = public_id
+    at.switch_page("pages/history.py").run()
+    mine += pictures_on(at)
+
+    assert not at.exception
+    # the photo, both "What the model saw" pictures and the map; the permalink's thumbnail
+    assert len(mine) == 5, mine
+    assert [url[:22] for url, _ in mine if not url.startswith("data:image/")] == []
+
+
+LEGEND = "Counted least ← → counted most"

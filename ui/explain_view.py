@@ -16,6 +16,7 @@ import streamlit as st
 from classifier import engine, explain, images, zoo
 from classifier.labels import TopClass
 from classifier.predict import Prediction
+from ui import pictures
 from ui.columns import plain
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def where_it_looked(
     shown_label = labels[index].rsplit(" · ", 1)[0]
     picture, legend = st.columns([3, 2], vertical_alignment="center")
     picture.image(
-        explain.overlay(prediction.model_input, maps[index], opacity),
+        pictures.inline(explain.overlay(prediction.model_input, maps[index], opacity)),
         caption=f"Where it looked for “{plain(shown_label)}” ({size}×{size} crop)",
         width="stretch",
     )

@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import streamlit as st
 
 from classifier import history, zoo
-from ui import resources, results, saving
+from ui import pictures, resources, results, saving
 from ui.columns import plain
 
 PARAMETER = "prediction"
@@ -73,11 +73,11 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
     picture, result = st.columns([2, 3], gap="large")
     with picture:
         if record.thumbnail is not None:
-            st.image(record.thumbnail, width="stretch")
+            st.image(pictures.inline(record.thumbnail), width="stretch")
         else:
             st.caption("No picture was kept with this prediction.")
         if record.overlay is not None:
-            st.image(record.overlay, caption="Where it looked", width="stretch")
+            st.image(pictures.inline(record.overlay), caption="Where it looked", width="stretch")
         st.text(
             f"{record.file_name}\n{record.width}×{record.height} {record.image_format} · "
             f"saved {record.created_at:%Y-%m-%d %H:%M} UTC"

@@ -10,7 +10,7 @@ import streamlit as st
 from classifier import charts, images
 from classifier.labels import TopClass
 from classifier.predict import Prediction
-from ui import explain_view
+from ui import explain_view, pictures
 from ui.columns import PICTURE_COLUMN, plain, share_column, thumbnail_uri
 from ui.saving import ask_feedback, save_once
 from ui.sidebar import Choices
@@ -103,7 +103,7 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
                 f"It only knows {known}, so what is in this photo may not be one of them."
             )
     with picture:
-        st.image(prediction.image, width="stretch")
+        st.image(pictures.inline(prediction.image), width="stretch")
         st.text(
             f"{upload.name}\n{human_size(len(upload.data))} · "
             f"{prediction.width}×{prediction.height} {prediction.image_format}"
@@ -119,12 +119,14 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
         size = prediction.model_input.shape[0]
         whole, crop = st.columns(2)
         whole.image(
-            images.outline_crop(prediction.image, crop_fraction=prediction.crop_fraction),
+            pictures.inline(
+                images.outline_crop(prediction.image, crop_fraction=prediction.crop_fraction)
+            ),
             caption="Your picture, with the square the network looked at",
             width="stretch",
         )
         crop.image(
-            prediction.model_input,
+            pictures.inline(prediction.model_input),
             caption=f"The {size}×{size} centre crop the network classified",
             width=size,
         )

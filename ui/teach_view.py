@@ -19,7 +19,7 @@ import streamlit as st
 from classifier import added, charts, history, images, teach, zoo
 from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
-from ui import account, resources
+from ui import account, pictures, resources
 from ui.columns import plain
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def _history_picker(taught: TeachClass) -> None:
         st.caption("No saved predictions with a picture match.")
         return
     st.image(
-        [r.thumbnail for r in records[:12]],
+        [pictures.inline(r.thumbnail) for r in records[:12]],
         caption=[f"#{r.id}" for r in records[:12]],
         width=72,
     )
@@ -477,7 +477,7 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
         shown.append(images.make_thumbnail(decoded.image, 160))
         captions.append(caption)
     if shown:
-        st.image(shown, caption=captions, width=120)
+        st.image([pictures.inline(s) for s in shown], caption=captions, width=120)
 
 
 def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bool) -> None:
