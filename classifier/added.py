@@ -181,6 +181,7 @@ def _run_child(*arguments: str) -> dict[str, Any]:
             f"(exit status {finished.returncode})."
         )
     if not report.get("ok"):
+        log.info("classifier.convert %s said: %s", arguments[0], finished.stderr_tail.strip())
         raise ModelFileError(str(report.get("message", "This model cannot be added.")))
     return report
 
@@ -193,6 +194,7 @@ def _duration(seconds: int) -> str:
 class _Finished:
     returncode: int
     stdout: str
+    stderr_tail: str  # the end of what it said on stderr: for the server log
     outcome: str  # "exited", or the limit it was stopped at: "memory", "time"
     peak_mb: int  # its peak resident memory, as seen while watching it
     cpu_seconds: float
@@ -201,11 +203,16 @@ class _Finished:
 def _watched(command: list[str], environment: dict[str, str], limits: ChildLimits) -> _Finished:
     """Run a child while a thread watches its memory and time, and stops it past a limit."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, text=True
     )
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
-    reader.start()
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True),
+        threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     stopped: list[str] = []
     seen = [0]  # the most resident memory seen
     done = threading.Event()
@@ -232,10 +239,12 @@ def _watched(command: list[str], environment: dict[str, str], limits: ChildLimit
     process.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     watcher.join()
-    reader.join()
+    for reader in readers:
+        reader.join()
     return _Finished(
         process.returncode,
         "".join(output),
+        "".join(errors)[-2000:],
         stopped[0] if stopped else "exited",
         seen[0],
         usage.ru_utime + usage.ru_stime,
@@ -304,7 +313,8 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
     if report["classes"] != len(found.labels):
         raise ModelFileError(
             f"The model gives {report['classes']:,} class scores but the labels name "
-            f"{len(found.labels):,} classes; they must match."
+            f"{len(found.labels):,} class{'' if len(found.labels) == 1 else 'es'}; they must "
+            "match."
         )
     # A quantized input says its range itself; otherwise Teachable Machine's is known.
     detected = report.get("scaling_hint") or (

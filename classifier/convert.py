@@ -209,8 +209,12 @@ def convert(fmt: str, source: Path, output: Path) -> dict[str, Any]:
             shutil.copyfile(source, path)
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:
-            raise Refused(f"Keras cannot load this model ({_one_line(exc)}).") from None
+        except Exception as exc:  # Keras's own words name its internals: for the log only
+            print(f"Keras cannot load the model: {_one_line(exc)}", file=sys.stderr)
+            raise Refused(
+                "Keras cannot load this model: it may be damaged, or saved by a Keras version "
+                "this app cannot read."
+            ) from None
     parameters = int(model.count_params())
     hint = _scaling_in_model(config)
     try:
