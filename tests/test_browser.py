@@ -196,7 +196,9 @@ def test_screenshots_in_both_themes(browser, server, scheme, device, width):
         assert not icon.startswith(("http://", "https://", "//")) or icon.startswith(server)
         page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
         page.locator("h3").filter(has_text="·").first.wait_for()
-        page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg")
+        page.locator(
+            "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+        ).first.wait_for()
         page.wait_for_timeout(800)  # the chart's entry transition
         page.screenshot(path=str(SCREENSHOTS / f"classify-{scheme}-{device}.png"), full_page=True)
         page.goto(f"{server}/history")
