@@ -334,25 +334,26 @@ def test_ctrl_c_with_no_export_under_way_exits_130(monkeypatch, capsys, photo_fi
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_first_export_ends_cleanly(tmp_path, photo_files):
-    cache = tmp_path / "engines"
-    cache.mkdir()
-    (tmp_path / "tmp").mkdir()
+    # Ctrl-C can only be pressed while the export runs; on a busy machine it may end (and the
+    # process exit 0) between seeing its partial file and the signal: then it is pressed
+    # again, on a fresh cache, up to three times.
+    for attempt in range(3):
+        if _interrupt_a_first_export(tmp_path / f"attempt-{attempt}", photo_files) is not None:
+            return
+    pytest.fail("the export ended before Ctrl-C three times: nothing was interrupted")
+
+
+def _interrupt_a_first_export(folder: Path, photo_files) -> int | None:
+    """Press Ctrl-C during a first export; check the outcome; None if the export had ended."""
+    cache = folder / "engines"
+    cache.mkdir(parents=True)
+    (folder / "tmp").mkdir()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "classifier",
-            "predict",
-            "--model",
-            NAME,
-            str(photo_files["coffee"]),
-        ],
-        env=cli_environment(tmp_path, cache),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        [sys.executable, "-m", "classifier", "predict", "--model", NAME,
+         str(photo_files["coffee"])],
+        env=cli_environment(folder, cache), cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     printed = []
     for line in process.stdout:  # Keras answers first, then the export starts
         printed.append(line)
@@ -367,16 +368,20 @@ def test_ctrl_c_during_a_first_export_ends_cleanly(tmp_path, photo_files):
         if partials() or process.poll() is not None:
             break
         time.sleep(0.01)
-    assert partials(), "no export started"
-    process.send_signal(signal.SIGINT)
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
     _, stderr = process.communicate()
-
-    assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "terminate called" not in stderr
     assert partials() == []
     finished = engine.cached_engine_path(NAME, cache)
+    if process.returncode == 0:  # it had finished before the signal: a whole, verified file
+        assert "interrupted" not in stderr
+        assert finished is not None and engine.verify_engine_file(finished) is None
+        return None
+    assert process.returncode == 130, stderr
     if "interrupted: EfficientNet-Lite0 will be prepared again next time" in stderr.splitlines():
         assert finished is None  # prepared again next time, as it said
     else:  # on a busy machine the export can end between the check above and the signal
         assert finished is not None, f"no engine file, and nothing said: {stderr}"
         assert engine.verify_engine_file(finished) is None
+    return process.returncode
