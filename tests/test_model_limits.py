@@ -302,3 +302,26 @@ def test_a_file_left_by_a_killed_server_while_adding_is_deleted_later(own_databa
 
     assert not left.exists()
     assert (recent / "source.tflite").read_bytes() == b"model"
+
+
+def test_labels_that_do_not_match_say_so_in_plain_numbers(lite0_tflite):
+    with pytest.raises(ModelFileError, match=re.escape(
+        "The model gives 1,000 class scores but the labels name 1 class; they must match."
+    )):  # fmt: skip
+        added.read_model(lite0_tflite, b"only\n")
+
+
+@pytest.mark.slow
+def test_a_keras_file_keras_cannot_load_is_one_sentence_without_its_internals(caplog):
+    layer = {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
+             "config": {"name": "dense", "units": "many"}}  # fmt: skip
+    config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+              "config": {"name": "broken", "layers": [layer]}}  # fmt: skip
+    caplog.set_level(logging.INFO, logger="classifier.added")
+    with pytest.raises(ModelFileError) as raised:
+        added.read_model(keras_zip(json.dumps(config).encode()), b"a\nb\n")
+    assert str(raised.value) == (
+        "Keras cannot load this model: it may be damaged, or saved by a Keras version this "
+        "app cannot read."
+    )
+    assert any("Keras cannot load the model:" in r.message for r in caplog.records)  # the log
