@@ -15,6 +15,7 @@ so every server sharing the database has it; each copies it into
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -125,8 +126,9 @@ CONVERT_LIMITS = ChildLimits(memory_mb=2048, cpu_seconds=300, wall_seconds=CONVE
 BUILD_LIMITS = ChildLimits(memory_mb=4096, cpu_seconds=1800, wall_seconds=CONVERT_TIMEOUT_SECONDS)
 _LIMITS = {"inspect": INSPECT_LIMITS, "convert": CONVERT_LIMITS}
 WATCH_SECONDS = 0.02  # how often a child's memory is looked at
-# One child of each kind at a time (each may take ~700 MB); a slow check of someone's file
-# never holds up the app's own exports, nor the reverse.
+# Children that import TensorFlow (~700 MB each: converting a Keras file, the app's own
+# exports) run one at a time; checking a LiteRT file (~40 MB, never TensorFlow) has a lock
+# of its own, so a slow check of someone's file never holds up the app's exports.
 _checking = threading.Lock()
 _building = threading.Lock()
 
@@ -147,7 +149,7 @@ def _run_child(*arguments: str) -> dict[str, Any]:
     # Lower priority, so visitors' pages keep answering while a model converts.
     nice = [path, "-n", "10"] if (path := shutil.which("nice")) else []
     command = [*nice, sys.executable, "-m", "classifier.convert", *arguments]
-    with _building if limits is BUILD_LIMITS else _checking:
+    with _checking if limits is INSPECT_LIMITS else _building:
         finished = _watched(command, environment, limits)
     lines = finished.stdout.strip().splitlines()
     try:
@@ -169,10 +171,16 @@ def _run_child(*arguments: str) -> dict[str, Any]:
         raise ModelFileError(
             f"Reading this model took longer than {_duration(limits.wall_seconds)}; it was stopped."
         )
-    if finished.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+    if finished.returncode == -signal.SIGXCPU or (
+        finished.returncode == -signal.SIGKILL and finished.cpu_seconds >= limits.cpu_seconds
+    ):
         raise ModelFileError(
             f"Reading this model took more than {_duration(limits.cpu_seconds)} of processor "
             "time; it was stopped."
+        )
+    if finished.returncode == -signal.SIGKILL:
+        raise ModelFileError(
+            "Reading this model was stopped by the system, perhaps for want of memory."
         )
     if not isinstance(report, dict):
         # The child died (a crafted file can crash a parser) or printed nothing useful.
@@ -201,15 +209,22 @@ class _Finished:
 
 
 def _watched(command: list[str], environment: dict[str, str], limits: ChildLimits) -> _Finished:
-    """Run a child while a thread watches its memory and time, and stops it past a limit."""
+    """Run a child while a thread watches its memory and time, and stops it past a limit.
+
+    The child leads a process group of its own, so whatever it starts is stopped with it;
+    its output is read in chunks, and only its end is kept.
+    """
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        start_new_session=True,
     )
-    output: list[str] = []
-    errors: list[str] = []
+    output, errors = _Tail(MAX_REPORT_BYTES), _Tail(2000)
     readers = [
-        threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True),
-        threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True),
+        threading.Thread(target=output.read_all, args=(process.stdout,), daemon=True),
+        threading.Thread(target=errors.read_all, args=(process.stderr,), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -227,7 +242,7 @@ def _watched(command: list[str], environment: dict[str, str], limits: ChildLimit
                 stopped.append("time")
             else:
                 continue
-            process.kill()
+            _kill_group(process.pid)  # never Popen.kill: its poll() could reap the child
             return
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -239,16 +254,41 @@ def _watched(command: list[str], environment: dict[str, str], limits: ChildLimit
     process.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     watcher.join()
+    _kill_group(process.pid)  # anything it started, which would hold its output open
     for reader in readers:
-        reader.join()
+        reader.join(timeout=5)
     return _Finished(
         process.returncode,
-        "".join(output),
-        "".join(errors)[-2000:],
+        output.text(),
+        errors.text(),
         stopped[0] if stopped else "exited",
         seen[0],
         usage.ru_utime + usage.ru_stime,
     )
+
+
+MAX_REPORT_BYTES = 1024 * 1024  # the end of a child's output kept: its report is one line
+
+
+class _Tail:
+    """The last bytes of a stream, read a chunk at a time."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.data = b""
+
+    def read_all(self, stream) -> None:
+        while chunk := stream.read1(64 * 1024):
+            self.data = (self.data + chunk)[-self.keep :]
+        stream.close()
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing of it is left
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _resident_mb(pid: int) -> int:
@@ -330,7 +370,7 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
 
 
 SCRATCH_PREFIX = "added-model-"
-STALE_SCRATCH_SECONDS = 2 * CONVERT_TIMEOUT_SECONDS  # its child is long gone by then
+STALE_SCRATCH_SECONDS = 24 * 3600  # checks waiting their turn are long done by then
 
 
 def _scratch_folder() -> Path | None:
@@ -544,38 +584,30 @@ def close_stores() -> None:
         _stores.clear()
 
 
-ORPHAN_SWEEP_SECONDS = 600
-_swept_at: float | None = None
-
-
 def all_models(scope: Scope = EVERYONE) -> list[AddedModel]:
-    """Return every added model in a scope (whoever owns them by default), oldest first.
-
-    Every ORPHAN_SWEEP_SECONDS, this server's copies of models removed or retrained since
-    (maybe by another server on the same database) are deleted too.
-    """
-    global _swept_at
-    if _swept_at is None or time.monotonic() - _swept_at >= ORPHAN_SWEEP_SECONDS:
-        _swept_at = time.monotonic()
-        try:
-            drop_orphaned_files()
-        except Exception:  # tidying up never stops the list
-            log.exception("Deleting the files of removed models failed")
+    """Return every added model in a scope (whoever owns them by default), oldest first."""
     return [AddedModel(entry) for entry in registry.list_models(store().scoped(scope))]
 
 
+ORPHAN_GRACE_SECONDS = 600  # a file this new may belong to a model being kept right now
+
+
 def drop_orphaned_files() -> int:
-    """Delete the files in this server's models folder that no kept model has; return how
-    many were deleted. A file a model still needs is copied from the database again."""
+    """Delete the files in this server's models folder that no kept model has (removed or
+    retrained since, maybe by another server on the same database); return how many were
+    deleted. A file a model still needs is copied from the database again. For a server,
+    now and then: a command line may be pointed at another database."""
     kept = {entry.sha256 for entry in registry.list_models(store())}
-    deleted = 0
+    deleted, now = 0, time.time()
     for path in models_folder().glob("*"):
         digest = path.name[:64]
-        if (
-            len(digest) == 64
-            and all(c in "0123456789abcdef" for c in digest)
-            and (digest not in kept and path.is_file())
-        ):
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            continue
+        try:
+            old = now - path.stat().st_mtime > ORPHAN_GRACE_SECONDS
+        except OSError:  # deleted meanwhile
+            continue
+        if digest not in kept and old and path.is_file():
             path.unlink(missing_ok=True)
             deleted += 1
     return deleted

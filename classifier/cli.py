@@ -19,10 +19,13 @@ A FILE is a picture; a DIR is searched for pictures (with --recursive, its folde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -318,6 +321,20 @@ def _print_people(store: history.HistoryStore) -> None:
         print("\t".join((person.owner, person.email or "-", person.name or "-", seen)))
 
 
+@contextlib.contextmanager
+def _ctrl_c_after():
+    """Hold Ctrl-C back while the block runs (POSIX); it takes effect right after."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    block(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        block(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 class _Saver:
     """Record predictions in the configured history as they come, a few at a time, so an
     interrupted run keeps (and says) what it printed."""
@@ -343,9 +360,10 @@ class _Saver:
                 from classifier import history
 
                 self.store = history.HistoryStore(self.url)
-            batch, self.pending = self.pending, []  # never saved twice, even if interrupted
-            self.store.add_many(batch)
-            self.saved += len(batch)
+            with _ctrl_c_after():  # saved and counted whole, or not at all
+                self.store.add_many(self.pending)
+                self.saved += len(self.pending)
+                self.pending = []
         self.flushed_at = time.monotonic()
 
     def close(self) -> None:

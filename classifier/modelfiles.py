@@ -299,12 +299,20 @@ def _declared_index(data: bytes) -> tuple[int, int] | None:
     """Return the entry count and the index's size in bytes that a zip's end record
     declares (None if it has none we can read).
 
-    A zip64 archive declares 0xFFFF entries here: counted as too many, since a model and
-    its labels never need zip64's entry counts.
+    The end record is found as Python's zipfile finds it: the last signature whose
+    comment length reaches the file's end. A zip64 archive is counted as too many files,
+    since a model and its labels never need zip64's counts (and its own end record would
+    declare the index's size past the checks here).
     """
-    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
-    if end < 0 or end + 16 > len(data):
+    end = len(data)
+    while (end := data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557), end)) >= 0:
+        comment = int.from_bytes(data[end + 20 : end + 22], "little")
+        if end + 22 + comment == len(data):
+            break
+    if end < 0:
         return None
+    if end >= 20 and data[end - 20 : end - 16] == b"PK\x06\x07":  # the zip64 locator
+        return 0xFFFF, 0
     entries = int.from_bytes(data[end + 10 : end + 12], "little")
     return entries, int.from_bytes(data[end + 12 : end + 16], "little")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
@@ -39,7 +40,7 @@ MODE_TEXT = {
 # What st.login needs from `[auth]` (or from its provider table `[auth.NAME]`).
 AUTH_KEYS = ("redirect_uri", "cookie_secret")
 PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
-NOTHING_KEPT = "no history is shown or saved until it is fixed"
+NOTHING_KEPT = "no history is shown or saved until it is fixed and the app restarted"
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,8 @@ def sign_in_setup() -> SignInSetup:
     try:
         auth = st.secrets.get("auth")
     except StreamlitSecretNotFoundError as exc:
-        if getattr(exc, "error_id", None) == "no-secrets-found":  # no secrets at all: fine
-            return SignInSetup(False)
+        if getattr(exc, "error_id", None) == "no-secrets-found" or not _secrets_exist():
+            return SignInSetup(False)  # no secrets at all: fine
         reason = exc.exec_kwargs.get("error") or "it is not valid TOML"
         return SignInSetup(
             True, f"The app's secrets file cannot be read ({reason}), so {NOTHING_KEPT}."
@@ -107,6 +108,13 @@ def sign_in_setup() -> SignInSetup:
     if auth is None:
         return SignInSetup(False)
     return SignInSetup(True, _auth_problem(auth))
+
+
+def _secrets_exist() -> bool:
+    """Tell whether any file or folder Streamlit reads secrets from is there."""
+    from streamlit import config
+
+    return any(Path(path).exists() for path in config.get_option("secrets.files") or ())
 
 
 def _auth_problem(auth: object) -> str | None:
@@ -141,7 +149,11 @@ def mode(setup: SignInSetup | None = None) -> str:
 def visitor() -> Visitor:
     """Return who is on the page now (read from `st.user` on every run: it is cheap)."""
     setup = sign_in_setup()
-    if (problem := setup.problem or get_settings().history_problem) is not None:
+    problem = setup.problem
+    if problem is None and get_settings().history_problem is not None:
+        _log_once(get_settings().history_problem)  # names the file: for whoever runs the app
+        problem = f"The app's secrets cannot name the history database, so {NOTHING_KEPT}."
+    if problem is not None:
         return Visitor(mode(setup), False, problem=problem)
     current = Visitor(mode(setup), setup.configured)
     if not setup.configured:
@@ -158,6 +170,15 @@ def visitor() -> Visitor:
     email = user.get("email") if isinstance(user.get("email"), str) else None
     name = user.get("name") if isinstance(user.get("name"), str) else None
     return Visitor(current.mode, True, owner, email, name, is_admin(owner, email, user))
+
+
+_logged: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _logged:
+        _logged.add(message)
+        log.error(message)
 
 
 def is_admin(owner: str, email: str | None, claims) -> bool:

@@ -5,16 +5,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from classifier import zoo
 from classifier.config import SettingsError, get_settings
 from ui import resources
 
 ROOT = Path(__file__).resolve().parents[1]
+_this_run = threading.local()  # through_entry: this script run is inside main()
 PAGES = ROOT / "pages"
 FAVICON = ROOT / "assets" / "favicon.png"  # shipped: no font fetched from a CDN
 # (file in pages/, title, icon); the first one opens by default.
@@ -52,9 +53,11 @@ def main() -> None:
         target = PAGES / file if problem is None else misconfigured_page(problem)
         url_path = Path(file).stem
         pages.append(st.Page(target, title=title, icon=icon, url_path=url_path, default=not number))
+    _this_run.through_entry = True
     try:
         st.navigation(pages).run()
     finally:  # the first run's end, also after st.stop() or a rerun
+        _this_run.through_entry = False
         resources.freeze_imported_objects()
 
 
@@ -66,8 +69,10 @@ def through_the_entry() -> None:
     request of a fresh server for `/history` runs `pages/history.py` alone, with no page
     configuration, no settings check and Streamlit's list of files as navigation. Here
     such a run does what the entry does (which runs this page again, now through the
-    app's navigation), and stops.
+    app's navigation), and stops. Whether this run came through the entry is known per
+    run (each script run has a thread of its own), not from Streamlit's process-wide flag,
+    which another visitor's first run may change while this one is under way.
     """
-    if PagesManager.uses_pages_directory:
+    if not getattr(_this_run, "through_entry", False):
         main()
         st.stop()

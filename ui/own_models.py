@@ -13,7 +13,7 @@ from pathlib import PurePath
 import pandas as pd
 import streamlit as st
 
-from classifier import added, charts, history, images
+from classifier import added, charts, history, images, zoo
 from classifier.config import get_settings
 from classifier.history.registry import ModelNameTaken
 from classifier.modelfiles import SCALINGS
@@ -234,8 +234,8 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
     """Classify a test picture with the model that is not kept yet, and show the answer."""
     try:
         prediction = classify(data, candidate.loaded(scaling_name))
-    except images.ImageError as exc:
-        st.error(str(exc))
+    except (images.ImageError, zoo.ModelError) as exc:  # a model may fail on a picture
+        st.error(plain(str(exc)))
         return
     top = prediction.top(5)
     results.show_headline(top)
