@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -125,9 +126,11 @@ def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
     key = (content_digest, model_name, version)
     had_it = key in seen
     first_had = seen.setdefault(key, asked)
+    if had_it:  # always the moment this visit first had it, even if the cache made it anew
+        return replace(prediction, computed_at=first_had, cached=True)
     if prediction.computed_at < first_had:  # made before this visit asked: by another one
         prediction = replace(prediction, computed_at=first_had)
-    return replace(prediction, cached=True) if had_it else prediction
+    return prediction
 
 
 @st.cache_resource(show_spinner=False)
@@ -189,9 +192,28 @@ def added_model_names() -> dict[str, str]:
     scope = model_scope()
     if scope is None:
         return {}
+    _drop_orphaned_files_now_and_then()
     try:
         models = added.all_models(scope)
         return {m.name: "taught" if m.taught else "added" for m in models}
     except Exception:
         log.exception("Listing the added models failed")
         return {}
+
+
+ORPHAN_SWEEP_SECONDS = 600
+_swept_at: float | None = None
+
+
+def _drop_orphaned_files_now_and_then() -> None:
+    """Delete, every ORPHAN_SWEEP_SECONDS, this server's copies of models removed elsewhere."""
+    from classifier import added
+
+    global _swept_at
+    if _swept_at is not None and time.monotonic() - _swept_at < ORPHAN_SWEEP_SECONDS:
+        return
+    _swept_at = time.monotonic()
+    try:
+        added.drop_orphaned_files()
+    except Exception:  # tidying up never stops the page
+        log.exception("Deleting the files of removed models failed")
