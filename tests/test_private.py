@@ -527,7 +527,8 @@ def test_a_persons_pictures_are_sent_in_the_page_never_as_fetchable_media(two_pe
 
     assert not at.exception
     # the photo, both "What the model saw" pictures and the map; the permalink's thumbnail
-    assert len(mine) == 5, mine
+    # (and its map, when the map model was open in this process before the answer was saved)
+    assert len(mine) >= 5, mine
     assert [url[:22] for url, _ in mine if not url.startswith("data:image/")] == []
 
 
