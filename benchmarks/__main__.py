@@ -21,6 +21,7 @@ from benchmarks import (
     photos,
     server,
     teach,
+    teach_memory,
 )
 from benchmarks.report import Row, markdown, say, write_json
 
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += cold_start.run(scratch, picture, quick=args.quick)
             rows += page.run(scratch, quick=args.quick)
             rows += server.run(scratch, quick=args.quick)
+            rows += teach_memory.run(scratch, quick=args.quick)
     say("done")
     print(describe_machine(args.quick), end="\n\n")
     print(markdown(rows))

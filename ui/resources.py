@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
 import time
+import weakref
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import streamlit as st
+from streamlit import config as streamlit_config
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from classifier import engine, history, images, zoo
 from classifier.config import get_settings
@@ -21,6 +27,7 @@ from ui.columns import plain
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 640  # the picture kept with a cached answer, for display and thumbnails
 images.hand_back_large_buffers()  # sessions decoding large pictures must not stack up memory
+RELEASE_MARGIN_SECONDS = 5  # after Streamlit's own time for a reconnect (disconnectedSessionTTL)
 
 
 def load_model(name: str) -> engine.LoadedModel | None:
@@ -87,7 +94,8 @@ def freeze_imported_objects() -> None:
     run, when one visit at most has made objects of its own: a frozen object that later
     becomes garbage in a reference cycle is never collected, so freezing again when a
     page imports more (about 10 ms a collection for all the pages' later imports) would
-    pin the sessions open at that moment.
+    pin the sessions open at that moment. The one visit open at the freeze is released
+    when it is over (`_release_when_over`).
     """
     global _frozen
     with _freezing:
@@ -96,6 +104,83 @@ def freeze_imported_objects() -> None:
         _frozen = True
         gc.collect()  # what is garbage now is freed, not frozen
         gc.freeze()
+        try:
+            _release_when_over(get_script_run_ctx(suppress_warning=True))
+        except Exception:  # another Streamlit: that session stays, as it did before
+            log.exception("Cannot watch the first session to release it when it is over")
+
+
+def _release_when_over(ctx) -> None:
+    """Drop what the session frozen with the imports holds, once it is over.
+
+    That session (the process's first) is in reference cycles the collector no longer
+    looks at, so Streamlit never frees it: not its uploaded files, nor its session state
+    (a Teach session's photos). Once it has been disconnected for longer than Streamlit
+    keeps a session for a reconnect, a thread drops both, as freeing it would have, and
+    hands the memory back. Only Streamlit's thread-safe calls are made from that thread.
+    """
+    if ctx is None or not runtime.exists():
+        return  # not a server (AppTest, a script)
+    server = runtime.get_instance()
+    session = server.get_app_session(ctx.session_id)
+    if session is None:
+        return
+    session_id, state, files = ctx.session_id, session.session_state, server.uploaded_file_mgr
+    wait = float(streamlit_config.get_option("server.disconnectedSessionTTL"))
+    wait += RELEASE_MARGIN_SECONDS
+
+    def release() -> None:
+        seen = time.monotonic()  # when it was last seen connected
+        while time.monotonic() - seen < wait:
+            time.sleep(0.5)
+            if server.is_active_session(session_id):
+                seen = time.monotonic()
+        files.remove_session_files(session_id)
+        state.clear()
+        give_back_freed_memory()
+
+    threading.Thread(target=release, name="release-first-session", daemon=True).start()
+
+
+def give_back_freed_memory() -> bool:
+    """Hand the memory freed inside the heap back to the system now (glibc's malloc_trim).
+
+    Freed blocks below the mmap threshold (a 12 MP JPEG upload, ~3.5 MB) stay in the
+    arena of the thread that allocated them, counted in the server's RSS, until reused.
+    Takes ~10-100 ms (the GIL is released meanwhile); returns whether it could be done.
+    """
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+class GiveBackWhenFreed:
+    """Kept in a session's state: when the state is freed (its session over, with the photos
+    and uploads it held), the memory freed with it goes back to the system a moment later."""
+
+    def __init__(self) -> None:
+        weakref.finalize(self, _give_back_soon).atexit = False
+
+
+_give_back_due = False
+
+
+def _give_back_soon() -> None:
+    """Give memory back in a second, once the collection that freed a session has finished."""
+    global _give_back_due
+    if _give_back_due:
+        return
+    _give_back_due = True
+
+    def give_back() -> None:
+        global _give_back_due
+        _give_back_due = False
+        give_back_freed_memory()
+
+    timer = threading.Timer(1.0, give_back)
+    timer.daemon = True
+    timer.start()
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)

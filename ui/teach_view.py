@@ -46,7 +46,11 @@ class TeachClass:
 
 
 def _state() -> dict[str, Any]:
-    state = st.session_state.setdefault("teach", {"next_id": 0, "classes": []})
+    if "teach" not in st.session_state:
+        # The photos go with the session; the memory they took goes back to the system then.
+        memory = resources.GiveBackWhenFreed()
+        st.session_state["teach"] = {"next_id": 0, "classes": [], "memory": memory}
+    state = st.session_state["teach"]
     if not state["classes"]:
         for _ in range(STARTING_CLASSES):
             _new_class(state)
@@ -89,7 +93,7 @@ def teach_page() -> None:
         "Add a class",
         icon=":material/add:",
         disabled=len(state["classes"]) >= teach.MAX_CLASSES,
-        on_click=lambda: _new_class(state),
+        on_click=_add_class,
     )
     st.divider()
     _train_section(state, base)
@@ -178,7 +182,7 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             help="Remove this class",
             disabled=len(state["classes"]) <= 1,
             on_click=_remove_class,
-            args=(state, key),
+            args=(key,),
         )
         st.file_uploader(
             "Photos of this class",
@@ -186,7 +190,7 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             accept_multiple_files=True,
             key=f"teach_upload_{key}",
             on_change=_read_uploads,
-            args=(state, taught),
+            args=(key,),
         )
         if taught.refused:  # Markdown, the file names made plain
             st.warning(taught.refused, icon=":material/block:")
@@ -206,18 +210,36 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
                 "Clear photos",
                 key=f"teach_clear_{key}",
                 on_click=_clear_photos,
-                args=(taught,),
+                args=(key,),
                 help="Forget this class's new photos (those the saved model knew stay).",
             )
 
 
-def _read_uploads(state: dict[str, Any], taught: TeachClass) -> None:
+def _class(key: int) -> TeachClass | None:
+    """Return this session's class with this id (None once removed).
+
+    The widgets' callbacks name a class by its id: Streamlit keeps a callback's arguments
+    with the widget, so a class (and its photos) given there could outlive the session's
+    state (see `resources.freeze_imported_objects`).
+    """
+    classes = st.session_state["teach"]["classes"]
+    return next((c for c in classes if c.id == key), None)
+
+
+def _add_class() -> None:
+    _new_class(st.session_state["teach"])
+
+
+def _read_uploads(key: int) -> None:
     """Take a class's uploader's files (before the page is drawn, so its count is current).
 
     Only on a change: coming back from another page, the uploader is empty but the
     class keeps its photos. Files over the size limit, and photos past the limit of one
     training, are not taken (the card says which): the session holds what it takes.
     """
+    state, taught = st.session_state["teach"], _class(key)
+    if taught is None:
+        return
     settings = get_settings()
     others = sum(len(c.photos()) + c.previous for c in state["classes"] if c is not taught)
     room = settings.teach_max_photos - others - taught.previous - len(taught.added)
@@ -243,13 +265,15 @@ def _read_uploads(state: dict[str, Any], taught: TeachClass) -> None:
     taught.refused = f"Not taken: {'; '.join(reasons)}." if reasons else ""
 
 
-def _remove_class(state: dict[str, Any], key: int) -> None:
+def _remove_class(key: int) -> None:
+    state = st.session_state["teach"]
     state["classes"] = [c for c in state["classes"] if c.id != key]
 
 
-def _clear_photos(taught: TeachClass) -> None:
-    taught.uploaded.clear()
-    taught.added.clear()
+def _clear_photos(key: int) -> None:
+    if (taught := _class(key)) is not None:
+        taught.uploaded.clear()
+        taught.added.clear()
 
 
 def _history_picker(taught: TeachClass) -> None:
@@ -294,18 +318,19 @@ def _history_picker(taught: TeachClass) -> None:
         key=f"teach_history_add_{key}",
         disabled=not picked,
         on_click=_add_from_history,
-        args=(taught, [by_id[i] for i in picked]),
+        args=(key, [by_id[i] for i in picked]),
     )
 
 
-def _add_from_history(taught: TeachClass, records: list[history.Record]) -> None:
+def _add_from_history(key: int, records: list[history.Record]) -> None:
     """Add the picked rows' pictures (their saved thumbnails) to a class; empty the picker."""
-    for record in records:
-        thumbnail = record.thumbnail or b""
-        taught.added[images.content_digest(thumbnail)] = teach.Photo(
-            f"history #{record.id} ({record.file_name})", thumbnail, ""
-        )
-    st.session_state[f"teach_history_pick_{taught.id}"] = []
+    if (taught := _class(key)) is not None:
+        for record in records:
+            thumbnail = record.thumbnail or b""
+            taught.added[images.content_digest(thumbnail)] = teach.Photo(
+                f"history #{record.id} ({record.file_name})", thumbnail, ""
+            )
+    st.session_state[f"teach_history_pick_{key}"] = []
 
 
 def _collect(
