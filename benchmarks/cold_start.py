@@ -57,8 +57,8 @@ import sys
 import tensorflow as tf
 import numpy as np
 from PIL import Image
-from classifier import zoo
-spec = zoo.get_spec(sys.argv[1])
+from classifier import models
+spec = models.get_spec(sys.argv[1])
 model = spec.build(spec.weights_file())
 image = Image.open(sys.argv[2]).convert("RGB").resize((spec.input_size, spec.input_size))
 model.predict(spec.preprocess(np.asarray(image, dtype=np.float32)[np.newaxis]), verbose=0)

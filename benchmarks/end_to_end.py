@@ -10,7 +10,7 @@ from PIL import Image
 from benchmarks import lite0, photos
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import Stats, compare, seconds
-from classifier import images, zoo
+from classifier import images, models
 from classifier.predict import classify, classify_many
 
 GROUP = "End to end, bytes → top-k"
@@ -20,7 +20,7 @@ TARGETED_INPUT = "12 MP JPEG"
 TOP_K = 5  # both paths end with the same ranked classes
 
 
-def classify_naively(data: bytes, model, spec: zoo.ModelSpec) -> np.ndarray:
+def classify_naively(data: bytes, model, spec: models.ModelSpec) -> np.ndarray:
     """Return the top-k class indices the obvious way: full decode, squash, `model.predict`."""
     image = Image.open(io.BytesIO(data)).convert("RGB").resize((spec.input_size, spec.input_size))
     batch = spec.preprocess(np.asarray(image, dtype=np.float32)[np.newaxis])

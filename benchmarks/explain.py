@@ -16,7 +16,7 @@ import numpy as np
 from benchmarks import lite0, photos
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import compare
-from classifier import explain, images
+from classifier import explain, images, models
 
 GROUP = "Where it looked (EfficientNet-Lite0)"
 TARGET_MAP_OVER_PLAIN = 1.3
@@ -27,9 +27,7 @@ def _grad_cam_recipe(pixels: np.ndarray):
     import keras
     import tensorflow as tf
 
-    from classifier import zoo
-
-    spec = zoo.get_spec(lite0.NAME)
+    spec = models.get_spec(lite0.NAME)
     model = spec.build("imagenet")
     pooling = next(x for x in model.layers if isinstance(x, keras.layers.GlobalAveragePooling2D))
     dense = model.get_layer("predictions")

@@ -10,7 +10,7 @@ import numpy as np
 from benchmarks import lite0, photos
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import compare
-from classifier import engine, images, zoo
+from classifier import images, models
 from classifier.config import get_settings
 
 GROUP = "Inference, 1 image"
@@ -21,7 +21,7 @@ PREDICT = "Keras model.predict"
 FUNCTION = "tf.function (KerasEngine)"
 
 
-def model_input(spec: zoo.ModelSpec) -> np.ndarray:
+def model_input(spec: models.ModelSpec) -> np.ndarray:
     """Return the cat photo as the model's preprocessed (1, size, size, 3) float32 batch."""
     pixels = images.fit_to_input(photos.sample_photo("cat"), spec.input_size)
     return spec.preprocess(pixels[np.newaxis].astype(np.float32))
@@ -45,11 +45,11 @@ def raw_litert(path: Path, batch: np.ndarray) -> Callable[[], np.ndarray]:
 
 
 def measure_model(
-    name: str, app_engine: engine.Engine, tflite: Path, model, *, quick: bool, note: str = ""
+    name: str, app_engine: models.Engine, tflite: Path, model, *, quick: bool, note: str = ""
 ) -> list[Row]:
     """Time the four ways of running one model on the same preprocessed image."""
-    batch = model_input(zoo.get_spec(name))
-    keras_engine = engine.KerasEngine(model)
+    batch = model_input(models.get_spec(name))
+    keras_engine = models.KerasEngine(model)
     stats = compare(
         {
             APP: lambda: app_engine.run(batch),
@@ -91,12 +91,12 @@ def measure_model(
 def run(scratch: Path, *, quick: bool) -> list[Row]:
     """Measure MobileNetV2 (random weights, exported here) and EfficientNet-Lite0 (real weights)."""
     say("inference: building MobileNetV2 (weights=None) and exporting it to LiteRT")
-    mobilenet = zoo.get_spec("mobilenet_v2").build(None)
-    mobilenet_file = engine.export_litert(mobilenet, scratch / "mobilenet_v2.tflite")
+    mobilenet = models.get_spec("mobilenet_v2").build(None)
+    mobilenet_file = models.export_litert(mobilenet, scratch / "mobilenet_v2.tflite")
     say("inference: timing mobilenet_v2")
     rows = measure_model(
         "mobilenet_v2",
-        engine.LiteRTEngine(mobilenet_file, get_settings().num_threads),
+        models.LiteRTEngine(mobilenet_file, get_settings().num_threads),
         mobilenet_file,
         mobilenet,
         quick=quick,

@@ -18,7 +18,7 @@ from benchmarks import photos
 from benchmarks.inference import TARGET_OVER_RAW
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import Stats, compare
-from classifier import added, engine, images
+from classifier import images, models
 from classifier.config import get_settings
 
 GROUP = "Own model, 3 classes (MobileNetV2 0.35)"
@@ -88,21 +88,21 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
     labels = "\n".join(CLASSES).encode()
     say("own model: adding it (checked and converted in a child process, then kept)")
     started = time.perf_counter()
-    candidate = added.read_model(path.read_bytes(), labels)
-    added.save("Own Keras model", candidate, "minus_one_to_one")
+    candidate = models.read_model(path.read_bytes(), labels)
+    models.save("Own Keras model", candidate, "minus_one_to_one")
     add_seconds = time.perf_counter() - started
 
     pixels = images.fit_to_input(photos.sample_photo("cat"), 224, 1.0)
     batch = pixels[np.newaxis].astype(np.float32) / np.float32(127.5) - np.float32(1)
     say("own model: quantizing it as Teachable Machine's quantized export")
     quantized = _quantized(model, batch)
-    added.save(
+    models.save(
         "Own quantized model",
-        added.read_model(quantized, labels),
+        models.read_model(quantized, labels),
         "minus_one_to_one",
     )
-    float_engine = engine.load_model("Own Keras model").engine
-    quantized_engine = engine.load_model("Own quantized model").engine
+    float_engine = models.load("Own Keras model").engine
+    quantized_engine = models.load("Own quantized model").engine
     say("own model: timing the app's engine against raw LiteRT")
     stats = compare(
         {

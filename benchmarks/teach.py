@@ -24,7 +24,7 @@ from benchmarks import lite0, photos
 from benchmarks.inference import raw_litert
 from benchmarks.report import Row, ratio, say
 from benchmarks.timing import Stats, compare, seconds
-from classifier import engine, images, teach, zoo
+from classifier import images, models, teach
 
 GROUP = "Teach, on EfficientNet-Lite0"
 TARGET_TRAIN_SECONDS = 1.5  # "about a second" for 20 classes x 50 photos
@@ -69,7 +69,7 @@ def _embed_one_by_one(
     return run
 
 
-def _decode_one_by_one(chosen: list[teach.Photo], spec: zoo.ModelSpec) -> Callable[[], object]:
+def _decode_one_by_one(chosen: list[teach.Photo], spec: models.ModelSpec) -> Callable[[], object]:
     """Return a call doing embed's work before the extractor, one photo after the other."""
     queue: Iterator[teach.Photo] = iter(chosen)
     min_side = images.min_side_for(spec.input_size, teach.CROP_FRACTION)
@@ -92,7 +92,7 @@ def _raw_script_one_by_one(chosen: list[teach.Photo], path: Path) -> Callable[[]
     interpreter.allocate_tensors()
     given = interpreter.get_input_details()[0]["index"]
     answer = interpreter.get_output_details()[0]["index"]
-    spec = zoo.get_spec(lite0.NAME)
+    spec = models.get_spec(lite0.NAME)
     size = spec.input_size
     queue: Iterator[teach.Photo] = iter(chosen)
 
@@ -137,7 +137,7 @@ def _embedding_rows(quick: bool) -> tuple[list[Row], teach.Examples]:
     started = time.perf_counter()
     extractor = teach.extractor(lite0.NAME)
     export_seconds = time.perf_counter() - started
-    spec = zoo.get_spec(lite0.NAME)
+    spec = models.get_spec(lite0.NAME)
     cat = images.fit_to_input(photos.sample_photo("cat"), spec.input_size, teach.CROP_FRACTION)
     ready = spec.batch(cat)
     rounds, calls, warmup = (1, 5, 2) if quick else (3, 10, 2)
@@ -254,11 +254,11 @@ def _training_rows(real: teach.Examples, quick: bool) -> tuple[list[Row], teach.
 def _inference_rows(scratch: Path, taught: teach.Taught, quick: bool) -> list[Row]:
     say("teach: keeping the taught model and building its Teachable Machine zip (child process)")
     teach.save(TAUGHT_NAME, taught)
-    with zipfile.ZipFile(io.BytesIO(teach.teachable_machine_zip(TAUGHT_NAME))) as archive:
+    with zipfile.ZipFile(io.BytesIO(models.download(TAUGHT_NAME))) as archive:
         fused = scratch / "taught-model_unquant.tflite"
         fused.write_bytes(archive.read("model_unquant.tflite"))
     base = lite0.load()
-    app = engine.load_model(TAUGHT_NAME)
+    app = models.load(TAUGHT_NAME)
     pixels = images.fit_to_input(
         photos.sample_photo("cat"), app.spec.input_size, teach.CROP_FRACTION
     )

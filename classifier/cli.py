@@ -30,9 +30,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from classifier import engine, images, zoo
+from classifier import files, images, models
 from classifier.config import SettingsError, get_settings
-from classifier.modelfiles import SCALINGS
 from classifier.predict import Prediction, classify
 
 if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
@@ -49,7 +48,7 @@ def _top_k(value: str) -> int:
 
 
 MAX_TOP_K = 10_000  # an added model may have this many classes; fewer are shown if it has fewer
-SCALING_NAMES = tuple(SCALINGS)
+SCALING_NAMES = tuple(models.SCALINGS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="NAME",
-        help=f"{', '.join(zoo.MODELS)} or an added model; "
+        help=f"{', '.join(models.MODELS)} or an added model; "
         f"default: {get_settings().default_model} (CLASSIFIER_MODEL)",
     )
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
@@ -83,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write where the model looked: one PNG per picture and class shown, into DIR",
     )
 
-    models = commands.add_parser("models", help="list, add or remove models")
-    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_parser = commands.add_parser("models", help="list, add or remove models")
+    model_commands = models_parser.add_subparsers(dest="models_command", metavar="ACTION")
     model_commands.add_parser("list", help="list the models and what is available here")
     add = model_commands.add_parser(
         "add", help="add your own model: a Teachable Machine zip, .keras, .h5 or .tflite"
@@ -115,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     teach.add_argument(
         "--base",
-        choices=tuple(zoo.MODELS),
+        choices=tuple(models.MODELS),
         default="efficientnet_lite0",
         metavar="MODEL",
-        help=f"the built-in network giving the features: {', '.join(zoo.MODELS)} "
+        help=f"the built-in network giving the features: {', '.join(models.MODELS)} "
         "(default: efficientnet_lite0)",
     )
 
@@ -203,11 +202,11 @@ def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
     saver = _Saver() if args.save else None  # a history that cannot be opened: said first
     try:
-        model = engine.load_model(args.model)
-    except zoo.UnknownModel as exc:  # a usage error, like a mistyped option
+        model = models.load(args.model)
+    except models.UnknownModel as exc:  # a usage error, like a mistyped option
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except zoo.ModelError as exc:
+    except models.ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if model.notice:
@@ -228,13 +227,13 @@ def run_predict(args: argparse.Namespace) -> int:
             saver.close()
     if args.json:
         print(json.dumps(entries, indent=2))
-    engine.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
+    models.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
     return 1 if failed else 0
 
 
 def _classify_each(
     args: argparse.Namespace,
-    model: engine.LoadedModel,
+    model: models.LoadedModel,
     pictures: list[Path],
     entries: list[dict],
     saver: _Saver | None,
@@ -249,7 +248,7 @@ def _classify_each(
             prediction = classify(data, model)
         except OSError as exc:
             message = f"cannot read the file ({exc.strerror or exc})"
-        except (images.ImageError, zoo.ModelError) as exc:  # a picture an added model fails on
+        except (images.ImageError, models.ModelError) as exc:  # a picture an added model fails on
             message = str(exc)
         else:
             overlay = None
@@ -402,7 +401,7 @@ def run_history(args: argparse.Namespace) -> int:
             print(f"deleted {store.clear()} prediction(s)", file=sys.stderr)
             return 0
         data = (
-            store.export_csv(model_title=zoo.title_of)
+            store.export_csv(model_title=models.title_of)
             if args.format == "csv"
             else store.export_json()
         )
@@ -412,7 +411,7 @@ def run_history(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         return 0
     try:  # all or nothing: a full disk leaves the previous file as it was
-        history.write_atomically(args.output, data)
+        files.write_atomically(args.output, data)
     except OSError as exc:
         print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -425,18 +424,16 @@ def run_models(args: argparse.Namespace) -> int:
         return run_models_add(args)
     if args.models_command == "remove":
         return run_models_remove(args)
-    for spec in zoo.MODELS.values():
-        status = zoo.weights_status(spec.name)
-        cached = engine.cached_engine_path(spec.name)
+    for spec in models.MODELS.values():
+        status = models.weights_status(spec.name)
+        cached = models.cached_engine_path(spec.name)
         weights = "available" if status.available else f"missing ({status.reason})"
         print(f"{spec.name}  {spec.title}")
         print(f"  input      {spec.input_size}x{spec.input_size}")
         print(f"  weights    {weights}")
         print(f"  source     {status.source}")
         print(f"  engine     {'cached: ' + str(cached) if cached else 'not built yet'}")
-    from classifier import added
-
-    for model in added.all_models():
+    for model in models.all_models():
         classes = model.class_names
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         print(f"{model.name}  (added {model.entry.created_at:%Y-%m-%d %H:%M} UTC)")
@@ -449,17 +446,16 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_models_add(args: argparse.Namespace) -> int:
     """Check, convert and keep a model file under a name."""
-    from classifier import added
-    from classifier.history.registry import ModelNameTaken
-
     try:
-        name = added.check_name(args.name)
-        if added.exists(name):
-            raise ModelNameTaken(f"A model called “{name}” exists already; pick another name.")
+        name = models.check_name(args.name)
+        if models.exists(name):
+            raise models.ModelNameTaken(
+                f"A model called “{name}” exists already; pick another name."
+            )
         data = args.file.read_bytes()
         labels = args.labels.read_bytes() if args.labels else None
         print(f"reading {args.file} ...", file=sys.stderr)
-        candidate = added.read_model(data, labels)
+        candidate = models.read_model(data, labels)
         scaling_name = args.preprocess or candidate.detected_scaling
         if scaling_name is None:
             print(
@@ -468,8 +464,8 @@ def run_models_add(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        model = added.save(name, candidate, scaling_name)
-    except (added.ModelFileError, ModelNameTaken) as exc:
+        model = models.save(name, candidate, scaling_name)
+    except (models.ModelFileError, models.ModelNameTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(
@@ -482,12 +478,10 @@ def run_models_add(args: argparse.Namespace) -> int:
 
 def run_models_remove(args: argparse.Namespace) -> int:
     """Remove an added model; its predictions stay in the history."""
-    from classifier import added
-
-    if args.name in zoo.MODELS:
+    if args.name in models.MODELS:
         print(f"error: {args.name} is a built-in model and cannot be removed", file=sys.stderr)
         return 1
-    if not added.remove(args.name):
+    if not models.remove(args.name):
         print(f"error: no added model is called {args.name!r}", file=sys.stderr)
         return 1
     print(f"removed {args.name}", file=sys.stderr)
@@ -517,14 +511,13 @@ def class_folders(folder: Path) -> tuple[dict[str, list[Path]], list[Path]]:
 
 def run_teach(args: argparse.Namespace) -> int:
     """Teach (or retrain) a model from a folder per class; print its cross-validated accuracy."""
-    from classifier import added, teach
-    from classifier.history.registry import ModelNameTaken
+    from classifier import teach
 
     try:
-        name = added.check_name(args.name)
-        replace = added.exists(name)
-        if replace and not added.find(name).taught:
-            raise ModelNameTaken(
+        name = models.check_name(args.name)
+        replace = models.exists(name)
+        if replace and not models.find(name).taught:
+            raise models.ModelNameTaken(
                 f"“{name}” is an added model; a taught model needs a name of its own."
             )
         teach.check_base(args.base)
@@ -544,14 +537,14 @@ def run_teach(args: argparse.Namespace) -> int:
                     skipped.append((path, f"larger than {images.size_text(limit)}"))
                 else:
                     photos.append(teach.Photo(str(path), path, label))  # read in its turn
-        title = zoo.title_of(args.base)
+        title = models.title_of(args.base)
         print(f"reading {len(photos):,} photos with {title} ...", file=sys.stderr)
         examples = teach.embed(photos, args.base, progress=_progress_printer())
         for photo_name, why in [*((str(p), w) for p, w in skipped), *examples.unreadable]:
             print(f"skipped {photo_name}: {why}", file=sys.stderr)
         taught = teach.train(examples, class_names)
         model = teach.save(name, taught, replace=replace)
-    except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
+    except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     counts = examples.counts()
@@ -595,12 +588,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
     try:
         get_settings()
-        zoo.default_model()  # CLASSIFIER_MODEL names a model this version has
+        models.default_model()  # CLASSIFIER_MODEL names a model this version has
     except SettingsError as exc:  # a mistyped environment variable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
-    engine.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+    models.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
     # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
     # elsewhere while it runs, and an interruption must still be said.
     terminal = os.fdopen(os.dup(2), "w", closefd=True)
@@ -629,14 +622,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {history.public_message(exc, url=url, detail=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        abandoned = engine.abandon_exports()
+        abandoned = models.abandon_exports()
         for title in abandoned:
             print(f"interrupted: {title} will be prepared again next time", file=terminal)
         terminal.flush()
         if abandoned:  # their threads are still converting: exit without waiting for them
             sys.stdout.flush()
             sys.stderr.flush()
-            engine.sweep_abandoned()
+            models.sweep_abandoned()
             os._exit(130)
         return 130
     finally:

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from classifier import engine, zoo
+from classifier.models import builtin, derived
+from classifier.models.errors import DerivedFileFailed
+from classifier.models.spec import LoadedModel, ModelSpec
+from classifier.runtime.engines import Engine, LiteRTEngine
 
 log = logging.getLogger(__name__)
-MAPS_FORMAT = 1  # part of the map model's file name
 # The built-in networks whose head is global average pooling + one linear layer.
 CAM_MODELS = frozenset({"mobilenet", "mobilenet_v2", "efficientnet_lite0"})
 OCCLUSION_SECONDS = 1.0  # the most an occlusion map should take
@@ -83,31 +85,11 @@ def upsample(grid_map: np.ndarray, size: int) -> np.ndarray:
 # --- The map model of a built-in network ---------------------------------------------------
 
 
-def map_model_path(base: str) -> Path:
-    """Return where this server keeps a built-in network's map model (LiteRT).
-
-    Raises:
-        ExplainError: the network's weights are not here, or no engine folder can be written.
-    """
-    spec = zoo.get_spec(base)
-    if not spec.weights_file().is_file():
-        raise ExplainError(f"{spec.title}'s ImageNet weights are not on this server.")
-    folder = engine.writable_cache_dir()
-    if folder is None:
-        raise ExplainError("No folder for map models can be written on this server.")
-    return engine.engine_path(f"{base}-maps{MAPS_FORMAT}", spec.weights_file(), folder)
-
-
-def head_path(model_path: Path) -> Path:
-    """Return the file beside a map model holding its network's linear layer (NumPy)."""
-    return model_path.with_name(f"{model_path.stem}-head.npz")
-
-
 @dataclass(frozen=True)
 class MapEngine:
     """A network's map model: one LiteRT call gives the feature map; the head is NumPy."""
 
-    runner: engine.LiteRTEngine
+    runner: LiteRTEngine
     weights: np.ndarray  # (C, 1000)
     bias: np.ndarray
 
@@ -119,7 +101,7 @@ class MapEngine:
 @functools.cache
 def _head(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a map model's linear layer once per process (never unpickling anything)."""
-    with np.load(head_path(path), allow_pickle=False) as npz:
+    with np.load(path, allow_pickle=False) as npz:
         return npz["weights"].astype(np.float32), npz["bias"].astype(np.float32)
 
 
@@ -130,18 +112,12 @@ def map_engine(base: str) -> MapEngine:
         ExplainError: the network has no class activation map, or the export failed.
     """
     if base not in CAM_MODELS:
-        raise ExplainError(f"{zoo.title_of(base)} has no class activation map.")
-    from classifier import added
-    from classifier.modelfiles import ModelFileError
-
-    path = map_model_path(base)
-    if not added.is_open(path) and not head_path(path).is_file():
-        engine.checksum_path(path).unlink(missing_ok=True)  # exported again, head first
+        raise ExplainError(f"{builtin.title_of(base)} has no class activation map.")
     try:
-        opened = added.open_exported(path, "maps", base)
-    except ModelFileError as exc:
-        raise ExplainError(f"The map model of {zoo.title_of(base)}: {exc}") from exc
-    return MapEngine(opened, *_head(path))
+        opened, head = derived.open_map_model(builtin.get_spec(base))
+    except DerivedFileFailed as exc:
+        raise ExplainError(f"The map model of {builtin.title_of(base)}: {exc}") from exc
+    return MapEngine(opened, *_head(head))
 
 
 _preparing: set[str] = set()
@@ -165,30 +141,22 @@ def prepare_in_background(base: str) -> None:
     threading.Thread(target=prepare, name=f"maps {base}", daemon=True).start()
 
 
-def map_ready(spec: zoo.ModelSpec) -> bool:
+def map_ready(spec: ModelSpec) -> bool:
     """Tell whether a model's map needs no export first (open, on disk, or occlusion)."""
-    base = spec.base or (None if spec.added else spec.name)
-    if base not in CAM_MODELS:
+    if spec.network not in CAM_MODELS:
         return True
-    from classifier import added
-
-    try:
-        path = map_model_path(base)
-    except ExplainError:
-        return True  # nothing to wait for: asking for a map will say why there is none
-    return added.is_open(path) or path.is_file()
+    return derived.map_model_ready(builtin.get_spec(spec.network))
 
 
 # --- Explaining one picture -------------------------------------------------------------
 
 
-def method_for(spec: zoo.ModelSpec) -> str:
+def method_for(spec: ModelSpec) -> str:
     """Return how a model's maps are made: CAM or OCCLUSION."""
-    base = spec.base or (None if spec.added else spec.name)
-    return CAM if base in CAM_MODELS else OCCLUSION
+    return CAM if spec.network in CAM_MODELS else OCCLUSION
 
 
-def explain(loaded: engine.LoadedModel, pixels: np.ndarray) -> Explanation:
+def explain(loaded: LoadedModel, pixels: np.ndarray) -> Explanation:
     """Return the answer and every class's map for a crop (the model's input, uint8).
 
     Raises:
@@ -198,8 +166,7 @@ def explain(loaded: engine.LoadedModel, pixels: np.ndarray) -> Explanation:
     batch = spec.batch(pixels)
     if method_for(spec) == OCCLUSION:
         return occlusion(loaded.engine, spec, pixels)
-    base = spec.base or spec.name
-    maps = map_engine(base)
+    maps = map_engine(spec.network)
     features = maps.features(batch)
     # A taught model: the base's feature map, its own head (its engine holds it).
     head = loaded.engine if spec.base is not None else maps
@@ -213,7 +180,7 @@ def explain(loaded: engine.LoadedModel, pixels: np.ndarray) -> Explanation:
     return Explanation(probabilities, CAM, features, weights)
 
 
-def occlusion(model_engine: engine.Engine, spec: zoo.ModelSpec, pixels: np.ndarray) -> Explanation:
+def occlusion(model_engine: Engine, spec: ModelSpec, pixels: np.ndarray) -> Explanation:
     """Grey out one square at a time; the map is how much each class's probability drops.
 
     The grid is as fine as about OCCLUSION_SECONDS allows (3x3 to 7x7 squares).

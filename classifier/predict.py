@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from classifier import images
-from classifier.engine import LoadedModel, load_model
 from classifier.labels import TopClass, rank
+from classifier.models import LoadedModel
+from classifier.models import load as load_model
 
 if TYPE_CHECKING:
     from classifier import history

@@ -15,7 +15,7 @@ The head is scikit-learn's LogisticRegression (balanced class weights, L2, C=1) 
 the vectors as they are: on few photos it beat standardized vectors (100 % against
 98-99 % held-out on the tests' six classes with 2 to 8 photos each). A taught model is
 `softmax(features @ weights + bias)`. It is kept like an added model
-(`classifier.added`, one database row and one file), the file being a NumPy `.npz`
+(`classifier.models.own`, one database row and one file), the file being a NumPy `.npz`
 (read with `allow_pickle=False`) that also holds the training vectors, so photos added
 later retrain it under the same name.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier import engine, images, zoo
+from classifier import files, images
 from classifier.config import get_settings
+from classifier.models import builtin, derived, own
+from classifier.models.errors import DerivedFileFailed
+from classifier.models.spec import ModelSpec
+from classifier.models.taught import read_weights, softmax
+from classifier.runtime.engines import LiteRTEngine
 
 log = logging.getLogger(__name__)
 FEATURES_FORMAT = 1  # part of the feature file's and the vector cache's names
@@ -42,7 +46,7 @@ CROP_FRACTION = 1.0  # the whole centre square, as added (Teachable Machine) mod
 MIN_CLASSES, MAX_CLASSES = 2, 50
 MIN_PHOTOS = 2  # per class
 MAX_FOLDS = 5
-DEFAULT_BASE = zoo.FALLBACK_MODEL  # EfficientNet-Lite0: its weights ship with the app
+DEFAULT_BASE = builtin.FALLBACK_MODEL  # EfficientNet-Lite0: its weights ship with the app
 
 
 class TeachError(ValueError):
@@ -54,20 +58,20 @@ class TeachError(ValueError):
 
 def bases() -> list[str]:
     """Return the built-in networks that can give features here (their weights are here)."""
-    return [name for name in zoo.MODELS if zoo.get_spec(name).weights_file().is_file()]
+    return [name for name in builtin.MODELS if builtin.get_spec(name).weights_file().is_file()]
 
 
-def check_base(base: str) -> zoo.ModelSpec:
+def check_base(base: str) -> ModelSpec:
     """Return a base network's spec, or raise TeachError saying why it cannot be used here."""
-    if base not in zoo.MODELS:
+    if base not in builtin.MODELS:
         raise TeachError(
-            f"Expected one of the built-in models {', '.join(zoo.MODELS)} as the base. "
+            f"Expected one of the built-in models {', '.join(builtin.MODELS)} as the base. "
             f"Received: {base!r}"
         )
-    status = zoo.weights_status(base)
+    status = builtin.weights_status(base)
     if not status.available:
-        raise TeachError(f"{zoo.title_of(base)} cannot be the base here: {status.reason}.")
-    spec = zoo.get_spec(base)
+        raise TeachError(f"{builtin.title_of(base)} cannot be the base here: {status.reason}.")
+    spec = builtin.get_spec(base)
     if not spec.weights_file().is_file():  # downloadable, not downloaded yet
         raise TeachError(
             f"{spec.title}'s ImageNet weights are not on this server yet: classify a photo "
@@ -83,36 +87,32 @@ def features_path(base: str) -> Path:
         TeachError: the base's weights are not here, or no engine folder can be written.
     """
     spec = check_base(base)
-    folder = engine.writable_cache_dir()
-    if folder is None:
-        raise TeachError("No folder for the feature extractor can be written on this server.")
-    return engine.engine_path(f"{base}-features{FEATURES_FORMAT}", spec.weights_file(), folder)
+    try:
+        return derived.features_path(spec)
+    except DerivedFileFailed as exc:
+        raise TeachError(str(exc)) from exc
 
 
-def extractor(base: str) -> engine.LiteRTEngine:
+def extractor(base: str) -> LiteRTEngine:
     """Return a base network's feature extractor, exported once (in a child process) if needed.
 
     Raises:
         TeachError: the base cannot be used here, or its export failed (one sentence).
     """
-    from classifier import added
-    from classifier.modelfiles import ModelFileError
-
+    spec = check_base(base)
     try:
-        return added.open_exported(features_path(base), "features", base)
-    except ModelFileError as exc:
-        raise TeachError(f"The feature extractor of {zoo.title_of(base)}: {exc}") from exc
+        return derived.extractor(spec)
+    except DerivedFileFailed as exc:
+        raise TeachError(f"The feature extractor of {spec.title}: {exc}") from exc
 
 
 def extractor_ready(base: str) -> bool:
     """Tell whether a base's feature extractor is open or on disk (no export would be needed)."""
-    from classifier import added
-
     try:
-        path = features_path(base)
+        spec = check_base(base)
     except TeachError:
         return True  # nothing to wait for: using it will say why it cannot be
-    return added.is_open(path) or path.is_file()
+    return derived.extractor_ready(spec)
 
 
 # --- Vectors -----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def embed(
     spec = check_base(base)
     folder = _cache_folder(base)
     vectors, kept, unreadable = [], [], []
-    opened: engine.LiteRTEngine | None = None
+    opened: LiteRTEngine | None = None
     for number, photo in enumerate(photos, start=1):
         try:  # a file is read only now: one photo's bytes in memory at a time
             data = photo.data if isinstance(photo.data, bytes) else photo.data.read_bytes()
@@ -261,7 +261,7 @@ def _write_cached(path: Path, vector: np.ndarray) -> None:
     """
     buffer = io.BytesIO()
     np.save(buffer, vector.astype(np.float32), allow_pickle=False)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary = files.temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_bytes(buffer.getvalue())
@@ -315,13 +315,6 @@ class Taught:
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(vectors, np.float32) @ self.weights + self.bias)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits - logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
 
 
 def tidy(name: str) -> str:
@@ -477,51 +470,17 @@ class Head:
 
 def read_head(path_or_data: Path | bytes, base: str) -> Head:
     """Read a taught model's file (never unpickling anything)."""
+    weights, bias, class_names = read_weights(path_or_data)
     source = io.BytesIO(path_or_data) if isinstance(path_or_data, bytes) else path_or_data
     with np.load(source, allow_pickle=False) as npz:
-        vectors = npz["vectors"].astype(np.float32)
         examples = Examples(
             base=base,
-            vectors=vectors,
+            vectors=npz["vectors"].astype(np.float32),
             labels=tuple(npz["labels"].tolist()),
             names=tuple(npz["names"].tolist()),
             digests=tuple(npz["digests"].tolist()),
         )
-        return Head(
-            weights=npz["weights"].astype(np.float32),
-            bias=npz["bias"].astype(np.float32),
-            class_names=tuple(npz["class_names"].tolist()),
-            examples=examples,
-        )
-
-
-class HeadEngine:
-    """A taught model: the base network's feature extractor, then the head, in NumPy."""
-
-    backend = "LiteRT"
-
-    def __init__(self, features: engine.LiteRTEngine, head: Head):
-        self._features = features
-        self.weights, self.bias = head.weights, head.bias  # (dimensions, classes), (classes,)
-        self.classes = len(head.class_names)
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        # einsum, not BLAS: after a LiteRT call OpenBLAS's threads wait for XNNPACK's.
-        features = self._features.run(batch)
-        return softmax(np.einsum("nk,kc->nc", features, self.weights) + self.bias)
-
-    def wait(self) -> None:
-        return None
-
-
-def open_engine(spec: zoo.ModelSpec) -> HeadEngine:
-    """Return the engine of a taught model's spec (`spec.base` set, `engine_file` its head)."""
-    assert spec.base is not None and spec.engine_file is not None
-    try:
-        features = extractor(spec.base)
-    except TeachError as exc:
-        raise zoo.ModelError(f"{spec.title} cannot run here: {exc}") from exc
-    return HeadEngine(features, read_head(spec.engine_file, spec.base))
+    return Head(weights=weights, bias=bias, class_names=class_names, examples=examples)
 
 
 def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
@@ -533,7 +492,7 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
             model in the scope can be replaced.
 
     Returns:
-        The kept model (`added.AddedModel`).
+        The kept model (`models.AddedModel`).
 
     Raises:
         ModelFileError: the name is not usable.
@@ -542,16 +501,15 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
         HistoryReadOnlyError: the database cannot be written.
     """
 
-    from classifier import added
     from classifier.history import owners, registry
 
     scope = scope or owners.EVERYONE
-    name = added.check_name(name)
-    existing = registry.get_model(added.store().scoped(scope), name)
+    name = own.check_name(name)
+    existing = registry.get_model(own.store().scoped(scope), name)
     if existing is not None and replace and existing.details.get("kind") != "taught":
         raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
     data = head_file(taught)
-    base = zoo.get_spec(taught.examples.base)
+    base = builtin.get_spec(taught.examples.base)
     classes, dimensions = len(taught.class_names), taught.weights.shape[0]
     photos = len(taught.examples.labels)
     details = {
@@ -568,49 +526,17 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
     }
     source = f"Taught from {photos:,} photos on {base.title}"
     replacing = existing if replace else None
-    return added.keep(name, source, details, data, replacing=replacing, scope=scope)
+    return own.keep(name, source, details, data, replacing=replacing, scope=scope)
 
 
 def taught_examples(name: str) -> tuple[str, Examples]:
     """Return a taught model's base and training vectors, to add photos and retrain it.
 
     Raises:
-        TeachError: no taught model has this name.
+        TeachError: the model is an added one, not a taught one.
+        ModelError: no model has this name.
     """
-    from classifier import added
-
-    model = added.find(name)
+    model = own.find(name)
     if not model.taught or model.base is None:
         raise TeachError(f"“{name}” is an added model, not a taught one.")
-    return model.base, read_head(added.materialize(model.entry), model.base).examples
-
-
-def teachable_machine_zip(name: str) -> bytes:
-    """Return a taught model as Teachable Machine's LiteRT export: base and head fused in
-    `model_unquant.tflite` (input scaled to [-1, 1], output probabilities) + `labels.txt`.
-
-    Built once per model by a child process (TensorFlow), then kept in the data folder.
-
-    Raises:
-        TeachError: the model is not a taught one, or the export failed.
-    """
-    from classifier import added, history
-    from classifier.modelfiles import ModelFileError
-
-    model = added.find(name)
-    if model.base is None:
-        raise TeachError(f"“{name}” is an added model, not a taught one.")
-    check_base(model.base)
-    path = added.teachable_machine_zip_path(model.entry)
-    if not path.is_file():
-        head = added.materialize(model.entry)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        try:
-            added._run_child("fuse", model.base, str(head), str(partial))
-            data = partial.read_bytes()
-        except ModelFileError as exc:
-            raise TeachError(f"The download could not be made: {exc}") from exc
-        finally:
-            partial.unlink(missing_ok=True)
-        history.write_atomically(path, data)
-    return path.read_bytes()
+    return model.base, read_head(own.materialize(model.entry), model.base).examples

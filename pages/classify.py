@@ -1,8 +1,10 @@
 """Classify: drop photos or take one, and see what the network says is in them."""
 
+import dataclasses
+
 import streamlit as st
 
-from classifier import zoo
+from classifier import models
 from classifier.predict import Prediction
 from ui import entry, resources, results, saving, sidebar, uploads
 from ui.columns import plain
@@ -14,7 +16,7 @@ st.title("What's in this photo?")
 st.caption(
     "Drop a photo and a pretrained ImageNet network names what it sees "
     "among 1,000 everyday classes."
-    if choices.model in zoo.MODELS
+    if choices.model in models.MODELS
     else f"Drop a photo and {plain(choices.model)}, your own model, says which of its classes "
     "it shows."
 )
@@ -28,9 +30,13 @@ def classify_pictures(choices: sidebar.Choices) -> None:
     if not pictures:
         st.info("Drop one or more photos above, take one with the camera, or pick an example.")
         return
-    if resources.load_model(choices.model) is None:  # it said why
+    # The model is resolved once per run (its engine opened once per process), then passed
+    # down to classifying, saving and "Where it looked".
+    loaded = resources.load_model(choices.model, choices.own)
+    if loaded is None:  # it said why
         return
-    outcomes = saving.classify_uploads(pictures, choices.model)
+    choices = dataclasses.replace(choices, loaded=loaded)
+    outcomes = saving.classify_uploads(pictures, loaded)
     # Each answer is saved to the history as it is drawn, after its chart and table.
     if len(pictures) > 1:
         results.show_many(pictures, outcomes, choices)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from classifier import engine, zoo
+from classifier import models
 from ui import account, entry, own_models, resources
 
 entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
@@ -17,35 +17,37 @@ st.caption(
     "the app."
 )
 # Keyed by the model that ran: a model that falls back is timed as the one that answers.
-latencies: dict[str, engine.Latency] = st.session_state.setdefault("latencies", {})
+latencies: dict[str, models.Latency] = st.session_state.setdefault("latencies", {})
 # A "Measure latency" click is handled before the table is drawn, so the table shows it.
 if (pending := st.session_state.pop("measure", None)) and (loaded := resources.load_model(pending)):
     with st.spinner(f"Measuring {loaded.spec.title}…"):
-        latencies[loaded.name] = engine.measure_latency(loaded)
+        latencies[loaded.name] = models.measure_latency(loaded)
 
-statuses = {name: zoo.weights_status(name) for name in zoo.MODELS}
+statuses = {name: models.weights_status(name) for name in models.MODELS}
 
 
 def latency_text(name: str) -> str:
     """Say a model's measured latency, or which model answers for it."""
     if not statuses[name].available:
-        return f"answered by {zoo.title_of(zoo.FALLBACK_MODEL)}"
+        return f"answered by {models.title_of(models.FALLBACK_MODEL)}"
     return f"{latencies[name].median_ms:.1f} ms" if name in latencies else "not measured"
 
 
 st.dataframe(
     pd.DataFrame(
         {
-            "model": [spec.title for spec in zoo.MODELS.values()],
-            "name": list(zoo.MODELS),
-            "input": [f"{spec.input_size}×{spec.input_size}" for spec in zoo.MODELS.values()],
-            "parameters": [spec.parameters for spec in zoo.MODELS.values()],
+            "model": [spec.title for spec in models.MODELS.values()],
+            "name": list(models.MODELS),
+            "input": [f"{spec.input_size}×{spec.input_size}" for spec in models.MODELS.values()],
+            "parameters": [spec.parameters for spec in models.MODELS.values()],
             "weights": [
                 "available" if statuses[name].available else "not available here"
-                for name in zoo.MODELS
+                for name in models.MODELS
             ],
-            "engine cached": [engine.cached_engine_path(name) is not None for name in zoo.MODELS],
-            "latency": [latency_text(name) for name in zoo.MODELS],
+            "engine cached": [
+                models.cached_engine_path(name) is not None for name in models.MODELS
+            ],
+            "latency": [latency_text(name) for name in models.MODELS],
         }
     ),
     hide_index=True,
@@ -60,14 +62,14 @@ st.dataframe(
     },
 )
 
-for name, spec in zoo.MODELS.items():
+for name, spec in models.MODELS.items():
     status = statuses[name]
     with st.expander(spec.title, expanded=name in latencies):
         st.text(f"Weights: {spec.weights_origin}")
         if not status.available:
             st.warning(
                 f"{spec.title} is not available here: {status.reason}. "
-                f"{zoo.title_of(zoo.FALLBACK_MODEL)} answers in its place."
+                f"{models.title_of(models.FALLBACK_MODEL)} answers in its place."
             )
         else:
             st.button(

@@ -55,29 +55,21 @@ pytest.MonkeyPatch.delenv = _resetting(pytest.MonkeyPatch.delenv)
 
 @pytest.fixture(autouse=True)
 def fresh_settings():
-    """Read the settings anew for each test, after the previous test's changes were undone.
-
-    Also export built-in models in this process, as the command line does, unless a test
-    runs the app (which turns child exports on for itself).
-    """
-    from classifier import engine
-
+    """Read the settings anew for each test, after the previous test's changes were undone."""
     config.reset_settings()
-    engine.export_in_child_processes(False)
     yield
     config.reset_settings()
-    engine.export_in_child_processes(False)
 
 
 @pytest.fixture
 def own_database(tmp_path, monkeypatch):
     """A database and data folder of the test's own, so added and taught models never leak."""
-    from classifier import added
+    from classifier.models import own
 
     monkeypatch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
     monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
     yield
-    added.close_stores()
+    own.close_stores()
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +98,18 @@ def photo_files(tmp_path_factory, chelsea_png, coffee_jpeg) -> dict[str, Path]:
     return files
 
 
+@pytest.fixture
+def lite0_tflite(lite0) -> bytes:
+    """The app's own EfficientNet-Lite0 LiteRT file: a real model, 224 x 224 input."""
+    from classifier import models
+
+    return models.cached_engine_path("efficientnet_lite0").read_bytes()
+
+
 @pytest.fixture(scope="session")
 def lite0():
     """The real EfficientNet-Lite0, loaded once per run (exports its engine on first use)."""
-    from classifier.engine import load_model
+    from classifier.models import load as load_model
 
     loaded = load_model("efficientnet_lite0")
     loaded.engine.wait()  # tests below expect the LiteRT engine, not the interim Keras one

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from classifier import added, engine, history, images, modelfiles, zoo
+from classifier import history, images, models
 from classifier.config import SettingsError, read_settings
 from classifier.history import registry
-from classifier.modelfiles import ModelFileError
+from classifier.models import ModelFileError, own, upload
 from classifier.predict import classify
 from tests import model_fixtures as mf
 from tests.conftest import ROOT
@@ -47,7 +47,7 @@ def crop(name: str) -> np.ndarray:
 
 
 def test_teachable_machine_labels_lose_their_numbers():
-    assert modelfiles.parse_labels(b"0 Cat\n1 Golden retriever\n2 Bird\n") == (
+    assert upload.parse_labels(b"0 Cat\n1 Golden retriever\n2 Bird\n") == (
         "Cat",
         "Golden retriever",
         "Bird",
@@ -55,10 +55,10 @@ def test_teachable_machine_labels_lose_their_numbers():
 
 
 def test_plain_and_json_labels_are_read_as_written():
-    assert modelfiles.parse_labels(b"cat\r\ndog\n\n") == ("cat", "dog")
-    assert modelfiles.parse_labels(json.dumps(["a b", "ç"]).encode()) == ("a b", "ç")
+    assert upload.parse_labels(b"cat\r\ndog\n\n") == ("cat", "dog")
+    assert upload.parse_labels(json.dumps(["a b", "ç"]).encode()) == ("a b", "ç")
     # Numbers that are not 0, 1, 2... in order are part of the names.
-    assert modelfiles.parse_labels(b"1 one\n2 two\n") == ("1 one", "2 two")
+    assert upload.parse_labels(b"1 one\n2 two\n") == ("1 one", "2 two")
 
 
 @pytest.mark.parametrize(
@@ -76,12 +76,12 @@ def test_plain_and_json_labels_are_read_as_written():
 )
 def test_unusable_labels_get_one_sentence(data, message):
     with pytest.raises(ModelFileError, match=re.escape(message)):
-        modelfiles.parse_labels(data)
+        upload.parse_labels(data)
 
 
-def read_upload(data: bytes, labels: bytes | None = None) -> modelfiles.ModelFile:
+def read_upload(data: bytes, labels: bytes | None = None) -> upload.ModelFile:
     """Read an upload under the default model size limit."""
-    return modelfiles.read_upload(data, labels, 100 * 1024 * 1024)
+    return upload.read_upload(data, labels, 100 * 1024 * 1024)
 
 
 def test_a_file_that_is_no_model_is_named_so(chelsea_png):
@@ -103,11 +103,11 @@ def test_a_zip_whose_model_is_past_the_limit_is_refused_before_it_is_read():
     with pytest.raises(
         ModelFileError, match=r"model\.tflite in this zip is 2 MB; a file up to 1 MB"
     ):
-        modelfiles.read_upload(data, None, 1024 * 1024)
+        upload.read_upload(data, None, 1024 * 1024)
 
 
 def test_a_zip_with_too_many_files_is_refused():
-    data = mf.zip_of({f"f{i}.txt": b"" for i in range(modelfiles.MAX_ZIP_ENTRIES + 1)})
+    data = mf.zip_of({f"f{i}.txt": b"" for i in range(upload.MAX_ZIP_ENTRIES + 1)})
     with pytest.raises(ModelFileError, match="at most 64 are accepted"):
         read_upload(data)
 
@@ -133,7 +133,7 @@ def test_formats_are_told_by_content_not_name():
 
 def test_a_model_without_labels_asks_for_them():
     with pytest.raises(ModelFileError, match="needs a labels file"):
-        added.read_model(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+        models.read_model(b"\x1c\x00\x00\x00TFL3" + bytes(32))
 
 
 @pytest.mark.parametrize(
@@ -148,12 +148,12 @@ def test_a_model_without_labels_asks_for_them():
 def test_the_scaling_of_a_quantized_input_is_read_from_its_quantization(
     scale, zero_point, expected
 ):
-    assert modelfiles.scaling_for_quantized_input(scale, zero_point) == expected
+    assert upload.scaling_for_quantized_input(scale, zero_point) == expected
 
 
 def test_each_scaling_maps_pixels_as_its_title_says():
     pixels = np.array([[0.0, 127.5, 255.0]], dtype=np.float32)[..., np.newaxis].repeat(3, -1)
-    scaled = {name: s.scale(pixels)[0, :, 0] for name, s in modelfiles.SCALINGS.items()}
+    scaled = {name: s.scale(pixels)[0, :, 0] for name, s in upload.SCALINGS.items()}
     np.testing.assert_allclose(scaled["minus_one_to_one"], [-1, 0, 1])
     np.testing.assert_allclose(scaled["zero_to_one"], [0, 0.5, 1])
     np.testing.assert_allclose(scaled["raw"], [0, 127.5, 255])
@@ -173,11 +173,11 @@ def test_each_scaling_maps_pixels_as_its_title_says():
 )
 def test_unusable_model_names_are_refused(name, message):
     with pytest.raises(ModelFileError, match=re.escape(message)):
-        added.check_name(name)
+        models.check_name(name)
 
 
 def test_names_are_tidied():
-    assert added.check_name("  Cats   and dogs ") == "Cats and dogs"
+    assert models.check_name("  Cats   and dogs ") == "Cats and dogs"
 
 
 def test_adding_models_can_be_turned_off_and_a_typo_is_named():
@@ -263,18 +263,18 @@ def reference(model, pixels: np.ndarray) -> np.ndarray:
 
 def nothing_kept(tmp_path: Path) -> bool:
     folder = tmp_path / "data" / "models"
-    return added.all_models() == [] and (not folder.exists() or not any(folder.iterdir()))
+    return models.all_models() == [] and (not folder.exists() or not any(folder.iterdir()))
 
 
 @pytest.mark.slow
 def test_a_teachable_machine_keras_zip_answers_as_the_original_model(made, tmp_path):
-    candidate = added.read_model(made["keras_zip"])
+    candidate = models.read_model(made["keras_zip"])
     assert candidate.source == "Teachable Machine zip (keras_model.h5)"
     assert candidate.class_names == mf.TM_CLASSES
     assert candidate.detected_scaling == "minus_one_to_one"
     assert candidate.details["size"] == 224 and candidate.details["outputs"] == "probabilities"
-    kept = added.save("Desk things", candidate, candidate.detected_scaling)
-    loaded = engine.load_model("Desk things")
+    kept = models.save("Desk things", candidate, candidate.detected_scaling)
+    loaded = models.load("Desk things")
     assert loaded.engine.backend == "LiteRT"
     for name, label in zip(PHOTOS, mf.TM_CLASSES, strict=True):
         prediction = classify(photo(name), loaded)
@@ -292,10 +292,10 @@ def test_a_teachable_machine_keras_zip_answers_as_the_original_model(made, tmp_p
 def test_a_teachable_machine_float_litert_zip_answers_as_the_raw_interpreter(made):
     from ai_edge_litert.interpreter import Interpreter
 
-    candidate = added.read_model(made["float_zip"])
+    candidate = models.read_model(made["float_zip"])
     assert candidate.detected_scaling == "minus_one_to_one"
-    added.save("Desk things float", candidate, "minus_one_to_one")
-    loaded = engine.load_model("Desk things float")
+    models.save("Desk things float", candidate, "minus_one_to_one")
+    loaded = models.load("Desk things float")
     raw = Interpreter(model_content=candidate.tflite)
     raw.allocate_tensors()
     for name, label in zip(PHOTOS, mf.TM_CLASSES, strict=True):
@@ -314,13 +314,13 @@ def test_a_teachable_machine_float_litert_zip_answers_as_the_raw_interpreter(mad
 def test_a_quantized_export_is_dequantized_and_matches_its_reference(made):
     from ai_edge_litert.interpreter import Interpreter
 
-    candidate = added.read_model(made["quantized_zip"])
+    candidate = models.read_model(made["quantized_zip"])
     assert (
         candidate.details["input_dtype"] == "uint8" and candidate.details["output_dtype"] == "uint8"
     )
     assert candidate.detected_scaling == "minus_one_to_one"
-    added.save("Desk things quantized", candidate, "minus_one_to_one")
-    loaded = engine.load_model("Desk things quantized")
+    models.save("Desk things quantized", candidate, "minus_one_to_one")
+    loaded = models.load("Desk things quantized")
     raw = Interpreter(model_content=made["quantized"])
     raw.allocate_tensors()
     given, answer = raw.get_input_details()[0], raw.get_output_details()[0]
@@ -344,12 +344,12 @@ def test_a_quantized_export_is_dequantized_and_matches_its_reference(made):
 @pytest.mark.slow
 def test_a_keras_3_file_that_rescales_itself_and_gives_logits(made, chelsea_png):
     labels = b'["north", "south", "east", "west"]'
-    candidate = added.read_model(made["rescaling"], labels)
+    candidate = models.read_model(made["rescaling"], labels)
     assert candidate.source == "Keras 3 file"
     assert candidate.detected_scaling == "raw"  # a Rescaling layer: the model scales itself
     assert candidate.details["outputs"] == "logits" and candidate.details["size"] == 96
-    added.save("Compass", candidate, "raw")
-    prediction = classify(chelsea_png, engine.load_model("Compass"))
+    models.save("Compass", candidate, "raw")
+    prediction = classify(chelsea_png, models.load("Compass"))
     assert prediction.probabilities.sum() == pytest.approx(1, abs=1e-5)  # softmax applied
     assert {c.label for c in prediction.top(10)} == {"north", "south", "east", "west"}
 
@@ -370,14 +370,14 @@ def test_unsafe_or_mismatched_models_are_refused_and_nothing_is_kept(
     if key == "keras_zip_wrong_labels":
         data = mf.zip_of(
             {
-                "model_unquant.tflite": added.read_model(made["float_zip"]).tflite,
+                "model_unquant.tflite": models.read_model(made["float_zip"]).tflite,
                 "labels.txt": b"0 only\n1 two\n",
             }
         )
     else:
         data = made[key]
     with pytest.raises(ModelFileError, match=re.escape(message)):
-        added.read_model(data, labels)
+        models.read_model(data, labels)
     assert nothing_kept(tmp_path)
 
 
@@ -386,30 +386,30 @@ def test_a_damaged_litert_file_is_one_sentence_not_a_crash(made):
     broken = made["quantized"][: len(made["quantized"]) // 3]
     starts = r"^(LiteRT cannot open this model|This file could|This LiteRT file is damaged)"
     with pytest.raises(ModelFileError, match=starts):
-        added.read_model(broken, b"a\nb\nc\n")
+        models.read_model(broken, b"a\nb\nc\n")
 
 
 @pytest.mark.slow
 def test_a_damaged_copy_in_the_data_folder_is_rewritten_from_the_database(made):
-    model = added.save("Desk things", added.read_model(made["float_zip"]), "minus_one_to_one")
+    model = models.save("Desk things", models.read_model(made["float_zip"]), "minus_one_to_one")
     path = model.path()
     path.write_bytes(b"garbage")
-    spec = added.find("Desk things").spec()
+    spec = models.find("Desk things").spec()
     assert spec.engine_file == path
     assert hashlib.sha256(path.read_bytes()).hexdigest() == model.entry.sha256
 
 
 @pytest.mark.slow
 def test_removing_a_model_removes_its_file_and_its_engine(made):
-    model = added.save("Gone soon", added.read_model(made["float_zip"]), "minus_one_to_one")
-    engine.load_model("Gone soon")
-    assert added.remove("Gone soon") is True
+    model = models.save("Gone soon", models.read_model(made["float_zip"]), "minus_one_to_one")
+    models.load("Gone soon")
+    assert models.remove("Gone soon") is True
     assert not model.path().exists()
-    assert not engine.is_loaded("Gone soon")
+    assert not models.is_loaded("Gone soon")
     with pytest.raises(
-        zoo.UnknownModel, match=re.escape("or an added model. Received: 'Gone soon'")
+        models.UnknownModel, match=re.escape("or an added model. Received: 'Gone soon'")
     ):
-        engine.load_model("Gone soon")
+        models.load("Gone soon")
 
 
 @pytest.mark.slow
@@ -428,7 +428,7 @@ def test_the_command_line_adds_predicts_with_and_removes_a_model(made, tmp_path)
     assert answer["model"] == "Desk things"
     assert answer["top_k"][0]["label"] == "Cat"
     assert len(answer["top_k"]) == 3  # the default top 5, but the model has 3 classes
-    expected = classify(photo("cat"), engine.load_model("Desk things"))
+    expected = classify(photo("cat"), models.load("Desk things"))
     assert answer["top_k"][0]["probability"] == pytest.approx(expected.top1.probability, abs=1e-6)
     again = cli("models", "add", "Desk things", str(zip_path))
     assert again.returncode == 1 and "exists already" in again.stderr
@@ -440,7 +440,7 @@ def test_the_command_line_adds_predicts_with_and_removes_a_model(made, tmp_path)
 @pytest.mark.slow
 def test_the_command_line_asks_for_the_preprocessing_when_the_file_does_not_say(made, tmp_path):
     model_path, labels_path = tmp_path / "plain.tflite", tmp_path / "labels.txt"
-    model_path.write_bytes(added.read_model(made["float_zip"]).tflite)
+    model_path.write_bytes(models.read_model(made["float_zip"]).tflite)
     labels_path.write_text("cat\ncoffee\nrocket\n")
     args = [sys.executable, "-m", "classifier", "models", "add", "Plain", str(model_path)]
     done = subprocess.run(
@@ -454,7 +454,7 @@ def test_the_command_line_asks_for_the_preprocessing_when_the_file_does_not_say(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert [m.name for m in added.all_models()] == ["Plain"]
+    assert [m.name for m in models.all_models()] == ["Plain"]
 
 
 # --- In the app (AppTest) -------------------------------------------------------------
@@ -507,7 +507,7 @@ def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made)
     assert at.selectbox(key="add_scaling_0").value == "minus_one_to_one"  # detected
     at.file_uploader(key="add_test_0").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
     assert at.subheader[0].value.startswith("Cat · ")  # the answer before keeping it
-    assert added.all_models() == []
+    assert models.all_models() == []
     at.text_input(key="add_name_0").set_value("Desk things").run()
     next(b for b in at.button if b.label == "Add model").click().run()
     assert not at.exception
@@ -523,12 +523,12 @@ def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made)
     assert chart_labels(at)[0] == "Coffee"
     assert sorted(chart_labels(at)) == sorted(mf.TM_CLASSES)  # top 5 of a 3-class model: 3 bars
     assert any("Added model: Teachable Machine zip" in c.value for c in at.caption)
-    (saved,) = added.store().find()
+    (saved,) = own.store().find()
     assert saved.model == "Desk things" and saved.top_k[0].label == "Coffee"
     at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
     assert at.selectbox(key=f"correction_{saved.id}").options == list(mf.TM_CLASSES)
     at.selectbox(key=f"correction_{saved.id}").set_value("Cat").run()
-    assert added.store().get(saved.id).corrected_label == "Cat"
+    assert own.store().get(saved.id).corrected_label == "Cat"
 
     at.switch_page("pages/history.py").run()
     assert "Desk things" in at.sidebar.multiselect(key="h_models").options
@@ -539,7 +539,7 @@ def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made)
 
 @pytest.mark.slow
 def test_removing_a_model_asks_first_and_the_picker_forgets_it(made):
-    added.save("Desk things", added.read_model(made["float_zip"]), "minus_one_to_one")
+    models.save("Desk things", models.read_model(made["float_zip"]), "minus_one_to_one")
     at = app().run()
     assert "Desk things (added)" in at.sidebar.selectbox(key="model").options
     at.sidebar.selectbox(key="model").set_value("Desk things").run()
@@ -548,11 +548,11 @@ def test_removing_a_model_asks_first_and_the_picker_forgets_it(made):
     assert "Remove Desk things? Its predictions stay in the history." in [
         w.value for w in at.warning
     ]
-    assert added.exists("Desk things")  # not yet
+    assert models.exists("Desk things")  # not yet
     at.button(key="remove_yes_Desk things").click().run()
     assert not at.exception
     assert any(s.value == "Removed Desk things." for s in at.success)
-    assert not added.exists("Desk things")
+    assert not models.exists("Desk things")
     at.switch_page("pages/classify.py").run()
     assert "Desk things (added)" not in at.sidebar.selectbox(key="model").options
     assert at.sidebar.selectbox(key="model").value == "efficientnet_lite0"  # back to the default
@@ -561,9 +561,9 @@ def test_removing_a_model_asks_first_and_the_picker_forgets_it(made):
 @pytest.mark.slow
 def test_a_model_with_10000_classes_works_on_every_page(tmp_path):
     names = [f"class {i:05d}" for i in range(10_000)]
-    candidate = added.read_model(mf.many_classes_tflite(10_000), json.dumps(names).encode())
+    candidate = models.read_model(mf.many_classes_tflite(10_000), json.dumps(names).encode())
     assert candidate.details["classes"] == 10_000 and candidate.detected_scaling is None
-    added.save("Ten thousand", candidate, "zero_to_one")
+    models.save("Ten thousand", candidate, "zero_to_one")
     at = app().run()
     at.sidebar.selectbox(key="model").set_value("Ten thousand").run()
     at.file_uploader(key="uploads").set_value(
@@ -573,12 +573,12 @@ def test_a_model_with_10000_classes_works_on_every_page(tmp_path):
     summary = at.dataframe[0].value
     assert len(summary) == 2 and summary["top-1"].str.startswith("class ").all()
     assert len(chart_labels(at)) == 5
-    rows = added.store().find()
+    rows = own.store().find()
     assert len(rows) == 2 and {r.model for r in rows} == {"Ten thousand"}
     at.switch_page("pages/history.py").run()
     at.sidebar.multiselect(key="h_models").set_value(["Ten thousand"]).run()
     at.sidebar.text_input(key="h_label").set_value(rows[0].top_k[0].label).run()
     assert not at.exception
     assert rows[0].top_k[0].label in at.dataframe[0].value["top-1"].tolist()
-    exported = added.store().export_csv().decode()
+    exported = own.store().export_csv().decode()
     assert exported.count("Ten thousand") == 2

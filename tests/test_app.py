@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from classifier import engine
+from classifier.runtime import engines
 from tests.conftest import ROOT
 from tests.helpers import CAT_CLASSES
 
@@ -30,14 +30,14 @@ def engine_calls(monkeypatch) -> list[int]:
     """Count how many images a LiteRT classifier (1,000 classes) runs: not the map model
     that "Where it looked" opens, which a saved thumbnail's overlay uses once it is open."""
     calls: list[int] = []
-    original = engine.LiteRTEngine.run
+    original = engines.LiteRTEngine.run
 
     def counting(self, batch):
         if self.classes == 1000:
             calls.append(len(batch))
         return original(self, batch)
 
-    monkeypatch.setattr(engine.LiteRTEngine, "run", counting)
+    monkeypatch.setattr(engines.LiteRTEngine, "run", counting)
     return calls
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifier.checkpoint import CheckpointError, load_state_dict
-from classifier.zoo import lite0_weights_path
+from classifier.models.builtin import lite0_weights_path
 
 
 def test_reads_the_shipped_lite0_checkpoint():

@@ -16,16 +16,15 @@ pytestmark = pytest.mark.slow
 
 SERVER_LIKE = """
 import json, sys
-from classifier import engine, images
+from classifier import models
 from classifier.predict import classify
-engine.export_in_child_processes()
-loaded = engine.load_model("efficientnet_lite0")
+loaded = models.load("efficientnet_lite0", in_child=True)
 prediction = classify(open(sys.argv[1], "rb").read(), loaded)
 print(json.dumps({
     "tensorflow": "tensorflow" in sys.modules or "keras" in sys.modules,
     "backend": loaded.engine.backend,
     "top1": prediction.top(1)[0].label,
-    "cached": [p.name for p in engine.cached_engine_path(loaded.name).parent.glob("*.tflite")],
+    "cached": [p.name for p in models.cached_engine_path(loaded.name).parent.glob("*.tflite")],
 }))
 """
 
@@ -47,17 +46,18 @@ def test_a_first_load_exports_in_a_child_and_never_imports_tensorflow(tmp_path, 
 
 
 def test_a_failed_child_export_is_one_sentence(tmp_path, monkeypatch):
-    from classifier import added, engine, zoo
+    from classifier import models
+    from classifier.models import derived
+    from classifier.runtime.child import ChildFailed
 
     monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(tmp_path / "engines"))
 
     def refuse(*arguments):
-        raise added.ModelFileError("The model could not be built (out of memory).")
+        raise ChildFailed("The model could not be built (out of memory).")
 
-    monkeypatch.setattr(added, "_run_child", refuse)
-    engine.export_in_child_processes()
-    with pytest.raises(zoo.ModelError) as error:
-        engine.load_model("efficientnet_lite0")
+    monkeypatch.setattr(derived, "run_convert", refuse)
+    with pytest.raises(models.ModelError) as error:
+        models.load("efficientnet_lite0", in_child=True)
     assert str(error.value) == (
         "EfficientNet-Lite0 could not be prepared on this server: "
         "The model could not be built (out of memory)."

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier import zoo
+from classifier import files, models
 from classifier.cli import main
 from classifier.history import HistoryStore
 from tests.conftest import ROOT
@@ -78,7 +78,12 @@ def bad_files(tmp_path_factory, coffee_jpeg):
     return written
 
 
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "classifier"], ["classifier"]])
+# The console script installed with this interpreter (a virtual environment's own, which
+# need not be on PATH), not whichever `classifier` PATH finds first.
+INSTALLED_COMMAND = str(Path(sys.executable).with_name("classifier"))
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "classifier"], [INSTALLED_COMMAND]])
 def test_the_installed_command_runs_from_any_folder(lite0, photo_files, tmp_path, command):
     """The real processes: the entry points, their imports and their exit status."""
     done = subprocess.run(
@@ -200,7 +205,7 @@ def test_models_lists_every_model_with_its_state(lite0, run_cli):
             name = line.split()[0]
             blocks[name] = ""
         blocks[name] += line + "\n"
-    assert list(blocks) == list(zoo.MODELS)
+    assert list(blocks) == list(models.MODELS)
     assert "224x224" in blocks["efficientnet_lite0"]
     assert "weights    available" in blocks["efficientnet_lite0"]
     assert "engine     cached: " in blocks["efficientnet_lite0"]
@@ -399,8 +404,6 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
     import errno
     import os
 
-    from classifier import history
-
     HistoryStore(history_url).dispose()
     folder = tmp_path / "exports"
     folder.mkdir()
@@ -411,8 +414,8 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
         os.write(descriptor, data[:5])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    write_all = history.files._write_all
-    monkeypatch.setattr(history.files, "_write_all", disk_fills_up)
+    write_all = files._write_all
+    monkeypatch.setattr(files, "_write_all", disk_fills_up)
     done = run_cli("history", "export", "--all", "--output", str(target))
 
     assert done.returncode == 1
@@ -420,7 +423,7 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
     assert target.read_bytes() == b"yesterday's export\n"
     assert list(folder.iterdir()) == [target]  # no temporary file left behind
 
-    monkeypatch.setattr(history.files, "_write_all", write_all)  # the disk has room again
+    monkeypatch.setattr(files, "_write_all", write_all)  # the disk has room again
     assert run_cli("history", "export", "--all", "--output", str(target)).returncode == 0
     assert target.read_bytes().startswith(b"id,created_at,file_name,")
     assert list(folder.iterdir()) == [target]

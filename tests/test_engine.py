@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from classifier import engine, zoo
+from classifier import models
+from classifier.models import derived
+from classifier.runtime import cache, engines
 from tests.conftest import ROOT
 from tests.helpers import CAT_CLASSES
 
@@ -36,10 +38,10 @@ def randomize(model, rng: np.random.Generator) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(zoo.MODELS))
+@pytest.mark.parametrize("name", list(models.MODELS))
 def test_litert_matches_keras(name, inputs, tmp_path):
-    spec = zoo.get_spec(name)
-    if name == zoo.FALLBACK_MODEL:
+    spec = models.get_spec(name)
+    if name == models.FALLBACK_MODEL:
         model = spec.build(spec.weights_file())  # its real ImageNet weights ship
     else:
         model = spec.build(None)  # the architecture; ImageNet weights are not to be had here
@@ -47,9 +49,9 @@ def test_litert_matches_keras(name, inputs, tmp_path):
     assert model.count_params() == spec.parameters  # what the models page shows
     batch = spec.preprocess(inputs)
     expected = np.asarray(model(batch, training=False))
-    path = engine.export_litert(model, tmp_path / f"{name}.tflite")
+    path = cache.export_litert(model, tmp_path / f"{name}.tflite")
 
-    litert = engine.LiteRTEngine(path, num_threads=2).run(batch)
+    litert = engines.LiteRTEngine(path, num_threads=2).run(batch)
     assert litert.shape == (2, 1000)
     np.testing.assert_allclose(litert, expected, atol=1e-4)
     np.testing.assert_allclose(litert.sum(axis=1), 1.0, atol=1e-4)  # softmax applied once
@@ -58,7 +60,7 @@ def test_litert_matches_keras(name, inputs, tmp_path):
 
 def test_keras_fallback_engine_matches_litert(lite0, inputs):
     batch = lite0.spec.preprocess(inputs)
-    keras_engine = engine.KerasEngine(lite0.spec.build(lite0.spec.weights_file()))
+    keras_engine = engines.KerasEngine(lite0.spec.build(lite0.spec.weights_file()))
     np.testing.assert_allclose(keras_engine.run(batch), lite0.engine.run(batch), atol=1e-4)
 
 
@@ -69,14 +71,14 @@ def test_engine_handles_changing_batch_sizes(lite0, inputs):
     np.testing.assert_allclose(single[0], pair[1], atol=1e-5)
 
 
-def load_into(cache_dir, monkeypatch) -> engine.LoadedModel:
+def load_into(cache_dir, monkeypatch) -> models.LoadedModel:
     """Load EfficientNet-Lite0 with an engine cache of its own: a first-ever load."""
     monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(cache_dir))
-    return engine.load_model("efficientnet_lite0")
+    return models.load("efficientnet_lite0")
 
 
 def test_default_model_falls_back_to_lite0_offline_with_a_notice():
-    loaded = engine.load_model("mobilenet_v2")
+    loaded = models.load("mobilenet_v2")
     assert loaded.name == "efficientnet_lite0"
     assert loaded.requested == "mobilenet_v2"
     assert "MobileNetV2 is not available here" in loaded.notice
@@ -84,10 +86,10 @@ def test_default_model_falls_back_to_lite0_offline_with_a_notice():
 
 
 def test_cached_engine_is_found_by_key(lite0):
-    path = engine.cached_engine_path("efficientnet_lite0")
+    path = models.cached_engine_path("efficientnet_lite0")
     assert path is not None and path.is_file()
-    assert engine.verify_engine_file(path) is None  # its export recorded size and sha256
-    assert engine.cached_engine_path("mobilenet_v2") is None  # no weights, no engine
+    assert cache.verify_engine_file(path) is None  # its export recorded size and sha256
+    assert models.cached_engine_path("mobilenet_v2") is None  # no weights, no engine
 
 
 @pytest.mark.slow
@@ -95,14 +97,14 @@ def test_first_load_answers_while_the_litert_file_is_exported(tmp_path, monkeypa
     from classifier.predict import classify
 
     loaded = load_into(tmp_path, monkeypatch)
-    assert isinstance(loaded.engine, engine.ExportingEngine)
+    assert isinstance(loaded.engine, engines.ExportingEngine)
     early = classify(coffee_jpeg, loaded)
     assert early.backend == "Keras"  # the export starts only after this first answer
     assert early.top1.label == "espresso"
     loaded.engine.wait()
     assert loaded.engine.backend == "LiteRT"
-    path = engine.cached_engine_path("efficientnet_lite0", tmp_path)
-    assert path is not None and engine.verify_engine_file(path) is None
+    path = models.cached_engine_path("efficientnet_lite0", tmp_path)
+    assert path is not None and cache.verify_engine_file(path) is None
     assert loaded.cache_notice == ""  # a first load is nothing to tell
     late = classify(coffee_jpeg, loaded)
     np.testing.assert_allclose(late.probabilities, early.probabilities, atol=1e-4)
@@ -117,23 +119,23 @@ def test_a_failed_export_leaves_a_compiled_keras_model_answering(
     def fail(model, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(engine, "export_litert", fail)
+    monkeypatch.setattr(cache, "export_litert", fail)
     loaded = load_into(tmp_path, monkeypatch)
     classify(coffee_jpeg, loaded)
     loaded.engine.wait()
     after = classify(coffee_jpeg, loaded)
     assert after.backend == "Keras"
     assert after.top1.label == "espresso"
-    assert engine.cached_engine_path("efficientnet_lite0", tmp_path) is None
+    assert models.cached_engine_path("efficientnet_lite0", tmp_path) is None
 
 
 @pytest.mark.slow
 def test_without_litert_a_compiled_keras_model_answers(tmp_path, monkeypatch, coffee_jpeg):
     from classifier.predict import classify
 
-    monkeypatch.setattr(engine, "litert_available", lambda: False)
+    monkeypatch.setattr(derived, "litert_available", lambda: False)
     loaded = load_into(tmp_path, monkeypatch)
-    assert isinstance(loaded.engine, engine.KerasEngine)
+    assert isinstance(loaded.engine, engines.KerasEngine)
     prediction = classify(coffee_jpeg, loaded)
     assert prediction.backend == "Keras"
     assert prediction.top1.label == "espresso"
@@ -141,8 +143,8 @@ def test_without_litert_a_compiled_keras_model_answers(tmp_path, monkeypatch, co
 
 
 def test_models_that_fall_back_share_one_engine(lite0):
-    first = engine.load_model("mobilenet_v2")
-    second = engine.load_model("mobilenet_v3_small")
+    first = models.load("mobilenet_v2")
+    second = models.load("mobilenet_v3_small")
     assert first.requested == "mobilenet_v2" and second.requested == "mobilenet_v3_small"
     assert first.engine is second.engine is lite0.engine
 
@@ -150,9 +152,9 @@ def test_models_that_fall_back_share_one_engine(lite0):
 def test_new_weights_get_a_new_engine_file(tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"one")
-    first = engine.engine_path("efficientnet_lite0", weights, tmp_path)
+    first = cache.engine_path("efficientnet_lite0", weights, tmp_path)
     weights.write_bytes(b"other")
-    assert engine.engine_path("efficientnet_lite0", weights, tmp_path) != first
+    assert cache.engine_path("efficientnet_lite0", weights, tmp_path) != first
 
 
 def test_loading_a_cached_model_does_not_import_tensorflow(lite0, chelsea_png, tmp_path):

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier import cli, engine
+from classifier import cli, models
+from classifier.runtime import cache, engines
 from tests.conftest import ROOT
 
 NAME = "efficientnet_lite0"
@@ -34,12 +35,12 @@ UNVERIFIED = (
 
 def copy_engine(lite0, folder: Path) -> Path:
     """Copy the session's exported EfficientNet-Lite0 file and its checksum into a folder."""
-    source = engine.cached_engine_path(NAME)
-    assert source is not None and engine.verify_engine_file(source) is None
+    source = models.cached_engine_path(NAME)
+    assert source is not None and cache.verify_engine_file(source) is None
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name
     shutil.copyfile(source, target)
-    shutil.copyfile(engine.checksum_path(source), engine.checksum_path(target))
+    shutil.copyfile(cache.checksum_path(source), cache.checksum_path(target))
     return target
 
 
@@ -65,13 +66,15 @@ def damage(path: Path, kind: str) -> None:
 
 def engine_warnings(caplog) -> list[logging.LogRecord]:
     return [
-        r for r in caplog.records if r.name == "classifier.engine" and r.levelno >= logging.WARNING
+        r
+        for r in caplog.records
+        if r.name.startswith("classifier.runtime.") and r.levelno >= logging.WARNING
     ]
 
 
-def load_into(cache_dir: Path, monkeypatch) -> engine.LoadedModel:
+def load_into(cache_dir: Path, monkeypatch) -> models.LoadedModel:
     monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(cache_dir))
-    return engine.load_model(NAME)
+    return models.load(NAME)
 
 
 def finished_pid() -> int:
@@ -86,21 +89,21 @@ def finished_pid() -> int:
 
 def test_an_exported_file_verifies_and_needs_its_checksum(lite0, tmp_path):
     path = copy_engine(lite0, tmp_path)
-    assert engine.verify_engine_file(path) is None
-    record = json.loads(engine.checksum_path(path).read_text())
+    assert cache.verify_engine_file(path) is None
+    record = json.loads(cache.checksum_path(path).read_text())
     assert record["size"] == path.stat().st_size and len(record["sha256"]) == 64
 
-    engine.checksum_path(path).write_text("{not json")
-    assert engine.verify_engine_file(path) == "its checksum file cannot be read"
-    engine.checksum_path(path).unlink()
-    assert engine.verify_engine_file(path) == engine.NO_CHECKSUM
+    cache.checksum_path(path).write_text("{not json")
+    assert cache.verify_engine_file(path) == "its checksum file cannot be read"
+    cache.checksum_path(path).unlink()
+    assert cache.verify_engine_file(path) == cache.NO_CHECKSUM
 
 
 @pytest.mark.parametrize("kind", list(DAMAGES))
 def test_verification_refuses_every_damaged_file(kind, lite0, tmp_path):
     path = copy_engine(lite0, tmp_path)
     damage(path, kind)
-    assert engine.verify_engine_file(path) is not None
+    assert cache.verify_engine_file(path) is not None
 
 
 @pytest.mark.slow
@@ -116,10 +119,10 @@ def test_a_damaged_engine_file_is_set_aside_and_rebuilt(
 
     path = copy_engine(lite0, tmp_path)
     if kind == "no checksum file":
-        engine.checksum_path(path).unlink()
+        cache.checksum_path(path).unlink()
     elif kind == "checksum matches but LiteRT refuses it":
         path.write_bytes(b"this is not a model\n" * 1000)
-        engine.checksum_path(path).write_text(
+        cache.checksum_path(path).write_text(
             json.dumps(
                 {
                     "size": path.stat().st_size,
@@ -136,18 +139,18 @@ def test_a_damaged_engine_file_is_set_aside_and_rebuilt(
     [warning] = engine_warnings(caplog)
     assert str(path) in warning.getMessage() and warning.exc_info is None
     assert path.with_name(path.name + ".corrupt").read_bytes() == damaged  # kept aside
-    assert isinstance(loaded.engine, engine.ExportingEngine)  # rebuilt like a first load
+    assert isinstance(loaded.engine, engines.ExportingEngine)  # rebuilt like a first load
     assert classify(coffee_jpeg, loaded).top1.label == "espresso"
 
     loaded.engine.wait()
     assert loaded.engine.backend == "LiteRT"
-    assert engine.verify_engine_file(path) is None
+    assert cache.verify_engine_file(path) is None
     assert classify(coffee_jpeg, loaded).top1.label == "espresso"
-    assert engine.load_model(NAME).cache_notice == ""  # said once
+    assert models.load(NAME).cache_notice == ""  # said once
 
     monkeypatch.setenv("CLASSIFIER_THREADS", "1")  # another engine: as the next process would
-    again = engine.load_model(NAME)
-    assert isinstance(again.engine, engine.LiteRTEngine) and again.cache_notice == ""
+    again = models.load(NAME)
+    assert isinstance(again.engine, engines.LiteRTEngine) and again.cache_notice == ""
     assert classify(coffee_jpeg, again).top1.label == "espresso"
     assert len(engine_warnings(caplog)) == 1
 
@@ -158,22 +161,23 @@ def test_a_damaged_engine_file_is_set_aside_and_rebuilt(
 def test_opening_an_engine_removes_stale_temporary_files(lite0, tmp_path, monkeypatch):
     path = copy_engine(lite0, tmp_path)
     dead, alive, stem = finished_pid(), os.getpid(), path.stem
+    name = path.name
     stale = [
-        tmp_path / f".{stem}.{dead}.1.tflite",  # a killed export
-        tmp_path / f".{stem}.{dead}.2.tflite",  # killed before writing anything
-        tmp_path / f".mobilenet_v2-0123456789abcdef.{dead}.3.tflite",  # another model's
-        tmp_path / f".{stem}.json.{dead}.4.tmp",  # a checksum file being written
-        tmp_path / f".{stem}.{alive}.5.tflite",  # a running process, but hours old
+        tmp_path / f".{name}.{dead}.0000000a.tflite",  # a killed export
+        tmp_path / f".{name}.{dead}.0000000b.tflite",  # killed before writing anything
+        tmp_path / f".mobilenet_v2-0123456789abcdef.tflite.{dead}.0000000c.tflite",  # another's
+        tmp_path / f".{stem}.json.{dead}.0000000d.tmp",  # a checksum file being written
+        tmp_path / f".{name}.{alive}.0000000e.tflite",  # a running process, but hours old
     ]
-    running = tmp_path / f".{stem}.{alive}.6.tflite"  # an export under way: kept
-    others = [path, engine.checksum_path(path), tmp_path / "notes.txt", tmp_path / ".hidden"]
+    running = tmp_path / f".{name}.{alive}.0000000f.tflite"  # an export under way: kept
+    others = [path, cache.checksum_path(path), tmp_path / "notes.txt", tmp_path / ".hidden"]
     for i, file in enumerate([*stale, running, *others[2:]]):
         file.write_bytes(b"x" * 1000 * (i % 2))
     two_hours_ago = time.time() - 2 * 3600
     os.utime(stale[-1], (two_hours_ago, two_hours_ago))
 
     loaded = load_into(tmp_path, monkeypatch)
-    assert isinstance(loaded.engine, engine.LiteRTEngine)
+    assert isinstance(loaded.engine, engines.LiteRTEngine)
     assert [file for file in stale if file.exists()] == []
     assert running.exists() and all(file.exists() for file in others)
 
@@ -195,33 +199,33 @@ def test_an_unwritable_cache_folder_is_replaced_by_a_temporary_one_said_once(
 ):
     blocked = tmp_path / "cache"
     blocked.write_text("a file where the cache folder should be")
-    fallback = engine.fallback_cache_dir()
+    fallback = cache.fallback_cache_dir()
     assert fallback.parent == temporary_folder
     fallback.mkdir(mode=0o700)
     warm = copy_engine(lite0, fallback)  # what an earlier run exported there
 
     loaded = load_into(blocked, monkeypatch)
-    assert isinstance(loaded.engine, engine.LiteRTEngine) and loaded.engine.path == warm
+    assert isinstance(loaded.engine, engines.LiteRTEngine) and loaded.engine.path == warm
     assert (
         loaded.cache_notice
         == f"The engine cache folder {blocked} cannot be written; using {fallback}."
     )
     [warning] = engine_warnings(caplog)
     assert warning.exc_info is None and "cannot be written" in warning.getMessage()
-    assert engine.cached_engine_path(NAME) == warm  # the models page and CLI see it
+    assert models.cached_engine_path(NAME) == warm  # the models page and CLI see it
 
     monkeypatch.setenv("CLASSIFIER_THREADS", "1")  # another engine in the same process
-    assert engine.load_model(NAME).cache_notice == ""
+    assert models.load(NAME).cache_notice == ""
     assert len(engine_warnings(caplog)) == 1
 
 
 def test_a_shared_temporary_folder_that_is_not_ours_alone_is_not_used(temporary_folder):
-    fallback = engine.fallback_cache_dir()
+    fallback = cache.fallback_cache_dir()
     fallback.mkdir()
     fallback.chmod(0o777)
-    assert "others may write" in engine._why_not_private(fallback)
+    assert "others may write" in cache._why_not_private(fallback)
     fallback.chmod(0o700)
-    assert engine._why_not_private(fallback) is None
+    assert cache._why_not_private(fallback) is None
 
 
 def cli_environment(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
@@ -290,7 +294,7 @@ def test_abandoning_an_export_deletes_its_partial_file_and_keeps_nothing(tmp_pat
 
     def export():
         try:
-            engine.export_litert(model, tmp_path / "m.tflite", "Model M")
+            cache.export_litert(model, tmp_path / "m.tflite", "Model M")
         except BaseException as exc:
             outcome.append(exc)
         finally:
@@ -303,23 +307,23 @@ def test_abandoning_an_export_deletes_its_partial_file_and_keeps_nothing(tmp_pat
         [partial] = tmp_path.iterdir()
         assert partial.name.startswith(".m.") and partial.suffix == ".tflite"
 
-        assert engine.abandon_exports() == ["Model M"]
+        assert cache.abandon_exports() == ["Model M"]
         assert not partial.exists()
     finally:
         model.finish.set()
         thread.join()
     [abandoned] = outcome  # the export ended without moving its file into place
-    assert isinstance(abandoned, engine.ExportAbandoned)
+    assert isinstance(abandoned, cache.ExportAbandoned)
     assert list(tmp_path.iterdir()) == []
-    assert engine.abandon_exports() == []
+    assert cache.abandon_exports() == []
 
 
 def test_an_export_without_interruption_writes_its_checksum(tmp_path):
     model = BlockingModel()
     model.finish.set()
-    path = engine.export_litert(model, tmp_path / "m.tflite")
+    path = cache.export_litert(model, tmp_path / "m.tflite")
     assert path.read_bytes() == b"whole"
-    assert engine.verify_engine_file(path) is None
+    assert cache.verify_engine_file(path) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tflite"]
 
 
@@ -327,7 +331,7 @@ def test_ctrl_c_with_no_export_under_way_exits_130(monkeypatch, capsys, photo_fi
     def interrupted(name=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "load_model", interrupted)
+    monkeypatch.setattr(models, "load", interrupted)
     assert cli.main(["predict", str(photo_files["coffee"])]) == 130
     assert "interrupted" not in capsys.readouterr().err
 
@@ -373,15 +377,15 @@ def _interrupt_a_first_export(folder: Path, photo_files) -> int | None:
     _, stderr = process.communicate()
     assert "Traceback" not in stderr and "terminate called" not in stderr
     assert partials() == []
-    finished = engine.cached_engine_path(NAME, cache)
+    finished = models.cached_engine_path(NAME, cache)
     if process.returncode == 0:  # it had finished before the signal: a whole, verified file
         assert "interrupted" not in stderr
-        assert finished is not None and engine.verify_engine_file(finished) is None
+        assert finished is not None and cache.verify_engine_file(finished) is None
         return None
     assert process.returncode == 130, stderr
     if "interrupted: EfficientNet-Lite0 will be prepared again next time" in stderr.splitlines():
         assert finished is None  # prepared again next time, as it said
     else:  # on a busy machine the export can end between the check above and the signal
         assert finished is not None, f"no engine file, and nothing said: {stderr}"
-        assert engine.verify_engine_file(finished) is None
+        assert cache.verify_engine_file(finished) is None
     return process.returncode

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier import added, engine, explain, images, zoo
+from classifier import explain, images, models
+from classifier.models import own
 from classifier.predict import classify
 from tests.conftest import ROOT
 from tests.helpers import cli
@@ -68,7 +69,7 @@ def bright_left(size: int = 28) -> np.ndarray:
 
 
 def test_occlusion_shows_the_squares_a_class_depends_on():
-    spec = zoo.get_spec(LITE0)
+    spec = models.get_spec(LITE0)
     found = explain.occlusion(LeftHalfEngine(), spec, bright_left())
     assert found.method == explain.OCCLUSION and found.grid.shape == (7, 7, 2)
     left_class = found.map(0)
@@ -77,7 +78,7 @@ def test_occlusion_shows_the_squares_a_class_depends_on():
 
 
 def test_occlusion_takes_a_coarser_grid_for_a_slow_model():
-    spec = zoo.get_spec(LITE0)
+    spec = models.get_spec(LITE0)
     slow = LeftHalfEngine(seconds=0.05)  # 20 looks a second: a 4x4 grid
     found = explain.occlusion(slow, spec, bright_left())
     assert found.grid.shape[:2] == (4, 4)
@@ -86,9 +87,9 @@ def test_occlusion_takes_a_coarser_grid_for_a_slow_model():
 
 def test_which_models_get_class_activation_maps():
     for name in ("mobilenet", "mobilenet_v2", LITE0):
-        assert explain.method_for(zoo.get_spec(name)) == explain.CAM
+        assert explain.method_for(models.get_spec(name)) == explain.CAM
     for name in ("mobilenet_v3_small", "mobilenet_v3_large"):
-        assert explain.method_for(zoo.get_spec(name)) == explain.OCCLUSION
+        assert explain.method_for(models.get_spec(name)) == explain.OCCLUSION
 
 
 def test_an_overlay_is_the_crop_tinted_by_the_map_and_the_legend_runs_dark_to_bright():
@@ -125,7 +126,7 @@ def test_the_litert_map_equals_grad_cam_from_tensorflows_gradient_tape(lite0):
     assert found.method == explain.CAM
     assert found.probabilities == pytest.approx(prediction.probabilities, abs=1e-4)
 
-    model = zoo.get_spec(LITE0).build("imagenet")
+    model = models.get_spec(LITE0).build("imagenet")
     pooling = next(x for x in model.layers if isinstance(x, keras.layers.GlobalAveragePooling2D))
     dense = model.get_layer("predictions")
     to_features = keras.Model(model.inputs, pooling.input)
@@ -180,8 +181,8 @@ def test_an_added_model_gets_an_occlusion_map_with_its_own_answer():
     model = mf.build_teachable_machine_model(pictures)
     labels = mf.teachable_machine_labels()
     archive = mf.zip_of({"model_unquant.tflite": mf.float_tflite(model), "labels.txt": labels})
-    added.save("Desk things", added.read_model(archive), "minus_one_to_one")
-    loaded = engine.load_model("Desk things")
+    models.save("Desk things", models.read_model(archive), "minus_one_to_one")
+    loaded = models.load("Desk things")
     prediction = classify(photo("coffee"), loaded)
     found = explain.explain(loaded, prediction.model_input)
     assert found.method == explain.OCCLUSION
@@ -210,7 +211,7 @@ def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
     with Image.open(out / cat_maps[0]) as first, Image.open(out / cat_maps[1]) as second:
         assert first.size == (224, 224)
         assert np.abs(np.asarray(first, int) - np.asarray(second, int)).mean() > 1  # per class
-    saved = added.store().find()
+    saved = own.store().find()
     assert len(saved) == 3 and all(row.overlay for row in saved)  # --save keeps the top map
 
     blocked = tmp_path / "a file"
@@ -264,7 +265,7 @@ def test_the_history_keeps_where_it_looked_with_the_thumbnail(lite0):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
     at.file_uploader(key="uploads").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
     assert not at.exception
-    (saved,) = added.store().find()
+    (saved,) = own.store().find()
     assert saved.thumbnail and saved.overlay
     with Image.open(io.BytesIO(saved.overlay)) as kept:
         assert kept.size == (224, 224)  # the crop, as on the page
@@ -276,7 +277,7 @@ def test_the_history_keeps_where_it_looked_with_the_thumbnail(lite0):
     at.switch_page("pages/classify.py").run()
     at.sidebar.toggle(key="save_thumbnails").set_value(False).run()
     at.file_uploader(key="uploads").set_value(("coffee.jpg", photo("coffee"), "image/jpeg")).run()
-    newest = added.store().find(limit=1)[0]
+    newest = own.store().find(limit=1)[0]
     assert newest.file_name == "coffee.jpg" and newest.thumbnail is None and newest.overlay is None
 
 

@@ -8,11 +8,9 @@ Without it those tests are skipped, except with CI=true, where they fail.
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import multiprocessing
-import os
 import re
 import sqlite3
 import subprocess
@@ -686,44 +684,6 @@ def test_json_export_keeps_formula_like_text_exactly(store: HistoryStore) -> Non
 
     assert exported == json.dumps(expected, ensure_ascii=False, indent=2).encode("utf-8")
     assert [row["file_name"] for row in json.loads(exported)] == list(FORMULAS.values())
-
-
-def test_write_atomically_replaces_the_file_and_keeps_its_permissions(tmp_path: Path) -> None:
-    target = tmp_path / "export.csv"
-    target.write_bytes(b"old")
-    target.chmod(0o640)
-
-    history.write_atomically(target, b"new content")
-
-    assert target.read_bytes() == b"new content"
-    assert target.stat().st_mode & 0o777 == 0o640
-    assert [p.name for p in tmp_path.iterdir()] == ["export.csv"]
-    history.write_atomically(tmp_path / "fresh.json", b"[]")
-    assert (tmp_path / "fresh.json").read_bytes() == b"[]"
-
-
-@pytest.mark.parametrize("existing", [b"the previous export\n", None], ids=["existing", "new"])
-def test_write_atomically_leaves_nothing_half_written_on_a_full_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existing: bytes | None
-) -> None:
-    target = tmp_path / "export.csv"
-    if existing is not None:
-        target.write_bytes(existing)
-
-    def disk_fills_up(descriptor: int, data: bytes) -> None:
-        os.write(descriptor, data[:10])  # some bytes made it before the disk was full
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(history.files, "_write_all", disk_fills_up)
-
-    with pytest.raises(OSError, match="No space left on device"):
-        history.write_atomically(target, b"x" * 100_000)
-
-    if existing is None:
-        assert list(tmp_path.iterdir()) == []
-    else:
-        assert target.read_bytes() == existing
-        assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
 
 
 # --- Summary aggregates -----------------------------------------------------------------

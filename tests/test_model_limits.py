@@ -19,8 +19,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from classifier import added, engine, modelfiles
-from classifier.modelfiles import ModelFileError
+from classifier import models
+from classifier.models import ModelFileError, derived, own, upload
+from classifier.runtime import child
 from tests import model_fixtures as mf
 
 MB = 1024 * 1024
@@ -28,18 +29,12 @@ LITE0_LABELS = "\n".join(f"class {i}" for i in range(1000)).encode()
 CHEAP_MB = 500  # what a refused file may cost the child, at most
 
 
-@pytest.fixture
-def lite0_tflite(lite0) -> bytes:
-    """The app's own EfficientNet-Lite0 LiteRT file: a real model, 224 x 224 input."""
-    return engine.cached_engine_path("efficientnet_lite0").read_bytes()
-
-
 def child_peaks(caplog) -> list[int]:
     """Return the peak memory, in MB, of each child process that read a file."""
     return [
         int(match[1])
         for record in caplog.records
-        if (match := re.search(r"classifier\.convert \w+: \w+, peak (\d+) MB", record.message))
+        if (match := re.search(r"models\.convert \w+: \w+, peak (\d+) MB", record.message))
     ]
 
 
@@ -74,9 +69,9 @@ def keras_zip(config: bytes | None = None, *, chunks: tuple[bytes, int] | None =
 
 def refused(caplog, data: bytes, labels: bytes | None, message: str) -> None:
     """Assert that adding the file is refused with `message`, cheaply."""
-    caplog.set_level(logging.INFO, logger="classifier.added")
+    caplog.set_level(logging.INFO, logger="classifier.runtime.child")
     with pytest.raises(ModelFileError, match=re.escape(message)) as raised:
-        added.read_model(data, labels)
+        models.read_model(data, labels)
     assert "\n" not in str(raised.value)
     assert all(peak < CHEAP_MB for peak in child_peaks(caplog)), child_peaks(caplog)
 
@@ -99,8 +94,8 @@ def test_bytes_after_a_litert_model_are_refused(caplog, lite0_tflite):
 
 
 def test_the_real_litert_model_is_accepted(caplog, lite0_tflite):
-    caplog.set_level(logging.INFO, logger="classifier.added")
-    candidate = added.read_model(lite0_tflite, LITE0_LABELS)
+    caplog.set_level(logging.INFO, logger="classifier.runtime.child")
+    candidate = models.read_model(lite0_tflite, LITE0_LABELS)
     assert candidate.details["size"] == 224
     assert candidate.details["failing_scalings"] == []
     [peak] = child_peaks(caplog)
@@ -125,7 +120,7 @@ def test_a_model_file_over_the_setting_is_refused(monkeypatch, lite0_tflite):
     monkeypatch.setenv("CLASSIFIER_MAX_MODEL_BYTES", str(10 * MB))
     with pytest.raises(ModelFileError, match=re.escape("This file is 17.8 MB; model files up "
                                                        "to 10 MB are accepted.")):  # fmt: skip
-        added.read_model(lite0_tflite, LITE0_LABELS)
+        models.read_model(lite0_tflite, LITE0_LABELS)
 
 
 # --- Keras files: refused before TensorFlow is imported ------------------------------------
@@ -166,7 +161,7 @@ def test_a_100_mb_labels_file_is_refused_before_it_is_decoded(lite0_tflite):
     tracemalloc.start()
     try:
         with pytest.raises(ModelFileError, match="labels files up to 4 MB are accepted"):
-            added.read_model(lite0_tflite, labels)
+            models.read_model(lite0_tflite, labels)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -175,7 +170,7 @@ def test_a_100_mb_labels_file_is_refused_before_it_is_decoded(lite0_tflite):
 
 def test_deeply_nested_json_labels_are_one_sentence():
     with pytest.raises(ModelFileError, match="must be a list of class names"):
-        modelfiles.parse_labels(b"[" * 100_000 + b"]" * 100_000)
+        upload.parse_labels(b"[" * 100_000 + b"]" * 100_000)
 
 
 def zip_of_empty_files(count: int) -> bytearray:
@@ -192,7 +187,7 @@ def costs_the_server(data: bytes, message: str) -> int:
     tracemalloc.start()
     try:
         with pytest.raises(ModelFileError, match=message):
-            modelfiles.read_upload(data, None, 100 * MB)
+            upload.read_upload(data, None, 100 * MB)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -253,12 +248,12 @@ def slow_model_tflite(steps: int) -> bytes:
 def test_non_numbers_for_a_preprocessing_are_refused_for_it_and_never_shown(chelsea_png):
     from classifier.predict import classify
 
-    candidate = added.read_model(sqrt_model_tflite(), b"left\nright\n")
+    candidate = models.read_model(sqrt_model_tflite(), b"left\nright\n")
     assert sorted(candidate.details["failing_scalings"]) == [
         "imagenet", "minus_one_to_one", "zero_to_one"
     ]  # fmt: skip
     with pytest.raises(ModelFileError, match=r"non-numbers .* pick another preprocessing"):
-        added.save("Square roots", candidate, "minus_one_to_one")
+        models.save("Square roots", candidate, "minus_one_to_one")
     with pytest.raises(Exception, match="its scores are not numbers") as raised:
         classify(chelsea_png, candidate.loaded("minus_one_to_one"))
     assert type(raised.value).__name__ == "ModelError"
@@ -268,16 +263,16 @@ def test_non_numbers_for_a_preprocessing_are_refused_for_it_and_never_shown(chel
 
 @pytest.mark.slow
 def test_a_slow_model_is_refused_and_holds_up_no_export_of_the_apps_own(caplog, tmp_path):
-    caplog.set_level(logging.INFO, logger="classifier.added")
+    caplog.set_level(logging.INFO, logger="classifier.runtime.child")
     slow = slow_model_tflite(100_000_000)  # 15-30 s of processor time a picture
     with pytest.raises(ModelFileError, match=r"takes [\d.]+ s of processor time per picture; "
                                              r"at most 5 s are accepted"):  # fmt: skip
-        added.read_model(slow, b"up\ndown\n")
+        models.read_model(slow, b"up\ndown\n")
 
     # A person's file being checked (the checks' lock held) never holds up the app's own
     # exports: they take turns among themselves only.
-    with added._checking:
-        maps = added.open_exported(tmp_path / "maps.tflite", "maps", "efficientnet_lite0")
+    with child._light:
+        maps = derived.open_exported(tmp_path / "maps.tflite", "maps", "efficientnet_lite0")
     assert maps.classes > 0
 
 
@@ -288,14 +283,14 @@ def test_a_model_removed_on_another_server_leaves_no_file_on_this_one(own_databa
                                                                       lite0_tflite):  # fmt: skip
     from classifier.history import registry
 
-    kept = added.save("Lite copy", added.read_model(lite0_tflite, LITE0_LABELS), "raw")
-    path = added.file_path(kept.entry)
+    kept = models.save("Lite copy", models.read_model(lite0_tflite, LITE0_LABELS), "raw")
+    path = own.file_path(kept.entry)
     assert path.is_file()
-    registry.remove_model(added.store(), "Lite copy")  # another server: the row, not our file
-    assert added.drop_orphaned_files() == 0  # a file this new may be a model being kept
-    monkeypatch.setattr(added, "ORPHAN_GRACE_SECONDS", 0)
+    registry.remove_model(own.store(), "Lite copy")  # another server: the row, not our file
+    assert models.drop_orphaned_files() == 0  # a file this new may be a model being kept
+    monkeypatch.setattr(own, "ORPHAN_GRACE_SECONDS", 0)
 
-    assert added.drop_orphaned_files() == 1
+    assert models.drop_orphaned_files() == 1
     assert not path.exists()
 
 
@@ -304,18 +299,18 @@ def test_a_file_left_by_a_killed_server_while_adding_is_deleted_later(own_databa
     import time
 
     scratch = tmp_path / "data" / "tmp"
-    left = scratch / f"{added.SCRATCH_PREFIX}killed"  # as `kill -9` during a check leaves it
-    recent = scratch / f"{added.SCRATCH_PREFIX}running"  # another check, still running
+    left = scratch / f"{upload.SCRATCH_PREFIX}killed"  # as `kill -9` during a check leaves it
+    recent = scratch / f"{upload.SCRATCH_PREFIX}running"  # another check, still running
     for folder in (left, recent):
         folder.mkdir(parents=True)
         (folder / "source.tflite").write_bytes(b"model")
-    old = time.time() - added.STALE_SCRATCH_SECONDS - 60
+    old = time.time() - upload.STALE_SCRATCH_SECONDS - 60
     os.utime(left, (old, old))
 
     with pytest.raises(ModelFileError):
-        added.read_model(b"not a model", None)
+        models.read_model(b"not a model", None)
     with pytest.raises(ModelFileError, match="needs a labels file"):
-        added.read_model(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+        models.read_model(b"\x1c\x00\x00\x00TFL3" + bytes(32))
 
     assert not left.exists()
     assert (recent / "source.tflite").read_bytes() == b"model"
@@ -325,7 +320,7 @@ def test_labels_that_do_not_match_say_so_in_plain_numbers(lite0_tflite):
     with pytest.raises(ModelFileError, match=re.escape(
         "The model gives 1,000 class scores but the labels name 1 class; they must match."
     )):  # fmt: skip
-        added.read_model(lite0_tflite, b"only\n")
+        models.read_model(lite0_tflite, b"only\n")
 
 
 @pytest.mark.slow
@@ -334,9 +329,9 @@ def test_a_keras_file_keras_cannot_load_is_one_sentence_without_its_internals(ca
              "config": {"name": "dense", "units": "many"}}  # fmt: skip
     config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
               "config": {"name": "broken", "layers": [layer]}}  # fmt: skip
-    caplog.set_level(logging.INFO, logger="classifier.added")
+    caplog.set_level(logging.INFO, logger="classifier.runtime.child")
     with pytest.raises(ModelFileError) as raised:
-        added.read_model(keras_zip(json.dumps(config).encode()), b"a\nb\n")
+        models.read_model(keras_zip(json.dumps(config).encode()), b"a\nb\n")
     assert str(raised.value) == (
         "Keras cannot load this model: it may be damaged, or saved by a Keras version this "
         "app cannot read."

@@ -18,9 +18,10 @@ import streamlit as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from classifier import added, engine, teach
+from classifier import models, teach
 from classifier.history import HistoryStore, registry
 from classifier.labels import TopClass
+from classifier.models import own
 from tests.conftest import ROOT
 from tests.helpers import make_record
 from ui.columns import WORD_JOINER
@@ -130,7 +131,7 @@ def test_an_underscore_between_letters_stays_and_no_other_makes_emphasis():
 def test_the_models_page_shows_a_models_name_and_source_as_written():
     details = {"kind": "taught", "class_names": ["a", "b"], "base": "efficientnet_lite0"}
     details.update(size=224, input_dtype="float32", accuracy=0.5)
-    registry.add_model(added.store(), HOSTILE, HOSTILE, "ab" * 32, details, b"x")
+    registry.add_model(own.store(), HOSTILE, HOSTILE, "ab" * 32, details, b"x")
     at = app().run()
     at.switch_page("pages/models.py").run()
 
@@ -142,20 +143,20 @@ def test_the_models_page_shows_a_models_name_and_source_as_written():
     assert_shown_as_written(with_text(at.warning, "Its predictions stay"), HOSTILE)
     at.button(key=f"remove_yes_{HOSTILE}").click().run()
     assert not at.exception
-    assert not added.all_models()
+    assert not models.all_models()
     assert_shown_as_written(with_text(at.success, "Removed"), HOSTILE)
 
 
-def candidate(source: str) -> added.Candidate:
+def candidate(source: str) -> models.Candidate:
     details = {"size": 224, "input_dtype": "float32", "outputs": "probabilities", "classes": 2}
-    return added.Candidate(source, b"x", ("a", "b"), details, "minus_one_to_one")
+    return models.Candidate(source, b"x", ("a", "b"), details, "minus_one_to_one")
 
 
 def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatch):
     """The zip's member names in what was found (or why not), the name in the notices."""
     found = iter(
         [
-            added.ModelFileError(
+            models.ModelFileError(
                 f"This zip holds 2 models ({MEMBER} 1.tflite, {MEMBER} 2.tflite); "
                 "add them one at a time."
             ),
@@ -170,7 +171,7 @@ def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatc
             raise outcome
         return outcome
 
-    monkeypatch.setattr(added, "read_model", read_model)
+    monkeypatch.setattr(models, "read_model", read_model)
     at = app().run()
     at.switch_page("pages/models.py").run()
     at.file_uploader(key="add_model_0").set_value(("two.zip", b"PK", "application/zip")).run()
@@ -181,7 +182,7 @@ def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatc
     at.text_input(key="add_name_0").set_value(MODEL_NAME).run()
     next(b for b in at.button if b.label == "Add model").click().run()
     assert not at.exception
-    assert [m.name for m in added.all_models()] == [MODEL_NAME]
+    assert [m.name for m in models.all_models()] == [MODEL_NAME]
     assert_shown_as_written(with_text(at.success, "It is picked in the sidebar"), MODEL_NAME)
 
     # The same name again: taken.
@@ -198,13 +199,13 @@ def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatc
 def hostile_model(lite0) -> list[str]:
     """A model someone added (EfficientNet-Lite0's LiteRT file) whose zip member and class
     names are hostile; return its class names."""
-    data = engine.cached_engine_path("efficientnet_lite0").read_bytes()
+    data = models.cached_engine_path("efficientnet_lite0").read_bytes()
     classes = [f"{HOSTILE} {i}" for i in range(1000)]
     details = {"kind": "added", "class_names": classes, "size": 224, "input_dtype": "float32"}
     details.update(scaling="minus_one_to_one", outputs="probabilities")
     source = f"zip ({MEMBER}.tflite)"
     sha256 = hashlib.sha256(data).hexdigest()
-    registry.add_model(added.store(), MODEL_NAME, source, sha256, details, data)
+    registry.add_model(own.store(), MODEL_NAME, source, sha256, details, data)
     return classes
 
 

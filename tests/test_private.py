@@ -15,9 +15,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from classifier import zoo
+from classifier import models
 from classifier.history import HistoryStore, owners, registry
 from classifier.history.owners import Scope
+from classifier.models import own
 from tests.conftest import ROOT
 from tests.test_history_page import chart_frame, record
 from ui.uploads import EXAMPLES
@@ -48,9 +49,8 @@ def store(tmp_path, monkeypatch, lite0) -> HistoryStore:
     store = HistoryStore(url)
     yield store
     store.dispose()
-    from classifier import added
 
-    added.close_stores()
+    own.close_stores()
 
 
 @pytest.fixture
@@ -285,7 +285,7 @@ def test_an_admin_may_be_named_by_owner_id(two_people, monkeypatch):
     assert len(table_labels(at)) == 6
 
 
-MODEL_TITLES = {zoo.title_of(name) for name in zoo.MODELS}
+MODEL_TITLES = {models.title_of(name) for name in models.MODELS}
 
 
 def add_models(store) -> None:

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from classifier import added, engine, teach
+from classifier import models, teach
 from classifier.history.registry import ModelNameTaken
+from classifier.models import derived, own
 from classifier.predict import classify
+from classifier.runtime import cache
 from tests.conftest import ROOT
 from tests.helpers import cli
 
@@ -167,11 +169,11 @@ def test_a_taught_model_is_kept_replaced_only_when_asked_and_never_over_an_added
     retrained = teach.train(made_up_examples(classes=2))
     again = teach.save("Desk things", retrained, replace=True)
     assert again.class_names == ("class 0", "class 1")
-    assert [m.name for m in added.all_models()] == ["Desk things"]
+    assert [m.name for m in models.all_models()] == ["Desk things"]
     assert again.spec().version.split(":")[0] != model.entry.sha256  # not the old answers
     assert not model.path().exists() and again.path().is_file()  # the old head is gone
 
-    added.registry.add_model(added.store(), "Plain", "a file", "0" * 64, {"size": 224}, b"x")
+    own.registry.add_model(own.store(), "Plain", "a file", "0" * 64, {"size": 224}, b"x")
     with pytest.raises(teach.TeachError, match="“Plain” is an added model, not a taught one"):
         teach.save("Plain", taught, replace=True)
 
@@ -317,7 +319,7 @@ def test_the_downloaded_zip_answers_as_the_app_raw_and_added_back(image_folder):
     interpreter.allocate_tensors()
     given, answer = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
-    added.save("Three things again", added.read_model(archive), "minus_one_to_one")
+    models.save("Three things again", models.read_model(archive), "minus_one_to_one")
     for data in [*photos["Cat"][:2], *photos["Coffee"][:2], *photos["Dotted"][:2]]:
         ours = classify(data, "Three things")
         pixels = ours.model_input.astype(np.float32)[np.newaxis] / 127.5 - 1
@@ -422,7 +424,7 @@ def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_
     at.file_uploader(key="uploads").set_value(uploads(photos, "Coffee", 6)[5:]).run()
     assert not at.exception
     assert at.subheader[0].value.startswith("Coffee · ")
-    (saved,) = added.store().find()
+    (saved,) = own.store().find()
     assert saved.model == "Cat or coffee" and saved.top_k[0].label == "Coffee"
 
     # Later: a third class and more photos, trained again under the same name.
@@ -440,17 +442,17 @@ def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_
     assert at.text_input(key="teach_model_name").value == "Cat or coffee"
     button(at, "Save model").click().run()
     assert not at.exception and not at.error
-    (model,) = added.all_models()
+    (model,) = models.all_models()
     assert model.name == "Cat or coffee" and model.class_names == ("Cat", "Coffee", "Rocket")
     assert model.entry.details["photos"] == 11
-    assert engine.load_model("Cat or coffee").engine.classes == 3
+    assert models.load("Cat or coffee").engine.classes == 3
 
 
 def test_photos_saved_in_the_history_can_be_added_to_a_class():
     from classifier import images
     from tests.helpers import make_record, ranked
 
-    store = added.store()  # the history's database
+    store = own.store()  # the history's database
     for name, label in (("cat.jpg", "tabby cat"), ("coffee.jpg", "espresso")):
         picture = images.decode_image((EXAMPLES / name).read_bytes()).image
         store.add(
@@ -494,7 +496,7 @@ def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():
 @pytest.mark.slow
 def test_every_built_in_network_gives_the_vector_its_classifier_reads():
     """Any base can be picked where its weights are: each gives its pooled features."""
-    from classifier import convert, zoo
+    from classifier.models import convert
 
     dimensions = {
         "mobilenet_v2": 1280,
@@ -503,9 +505,9 @@ def test_every_built_in_network_gives_the_vector_its_classifier_reads():
         "mobilenet_v3_large": 1280,
         LITE0: 1280,
     }
-    assert set(dimensions) == set(zoo.MODELS)
+    assert set(dimensions) == set(models.MODELS)
     for name, expected in dimensions.items():
-        model = zoo.get_spec(name).build(None)  # random weights: the same layers
+        model = models.get_spec(name).build(None)  # random weights: the same layers
         features = convert._feature_model(model)
         assert features.output_shape == (None, expected), name
         batch = np.random.default_rng(0).uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)
@@ -570,26 +572,26 @@ def test_training_past_the_photo_limit_is_refused(monkeypatch):
 def test_an_unwritable_cache_folder_is_replaced_and_a_failed_export_is_not_retried_at_once(
     tmp_path, monkeypatch
 ):
-    from classifier.modelfiles import ModelFileError
+    from classifier.runtime.child import ChildFailed
 
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(blocker / "cache"))
     path = teach.features_path(LITE0)
-    assert path.parent == engine.fallback_cache_dir()  # as the classifier's own engine files
+    assert path.parent == cache.fallback_cache_dir()  # as the classifier's own engine files
     calls = []
 
     def failing_child(*arguments):
         calls.append(arguments)
-        raise ModelFileError("The program reading it stopped (exit status 1).")
+        raise ChildFailed("The program reading it stopped (exit status 1).")
 
-    monkeypatch.setattr(added, "_run_child", failing_child)
-    monkeypatch.setattr(engine, "verify_engine_file", lambda path: "there is no such file")
+    monkeypatch.setattr(derived, "run_convert", failing_child)
+    monkeypatch.setattr(cache, "verify_engine_file", lambda path: "there is no such file")
     for _ in range(2):
         with pytest.raises(teach.TeachError, match="The program reading it stopped"):
             teach.extractor(LITE0)
     assert len(calls) == 1  # the failure is remembered for a while
-    added._export_failures.clear()
+    derived._export_failures.clear()
 
 
 def test_the_teach_page_refuses_files_over_the_size_limit_as_they_arrive(monkeypatch):

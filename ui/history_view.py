@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from classifier import charts, history, zoo
+from classifier import charts, history, models
 from classifier.config import get_settings
 from ui import account, columns, permalink, resources
 
@@ -98,7 +98,7 @@ def _export(store: history.HistoryStore, kind: str, filters: history.Filters, so
     """Build a download when it is clicked; a failure logs the details, never shows SQL."""
     try:
         return (
-            store.export_csv(filters, sort, model_title=zoo.title_of)
+            store.export_csv(filters, sort, model_title=models.title_of)
             if kind == "CSV"
             else store.export_json(filters, sort)
         )
@@ -149,11 +149,11 @@ def filter_sidebar() -> tuple[history.Filters, str]:
             placeholder="e.g. cat",
             max_chars=history.MAX_LABEL_LENGTH,
         )
-        models = st.multiselect(
+        picked_models = st.multiselect(
             "Models",
-            [*zoo.MODELS, *resources.added_model_names()],
+            [*models.MODELS, *resources.own_models()],
             key="h_models",
-            format_func=zoo.title_of,
+            format_func=models.title_of,
             placeholder="All models",
         )
         low, high = st.slider(
@@ -171,7 +171,7 @@ def filter_sidebar() -> tuple[history.Filters, str]:
     start, end = day_range(first, last)
     filters = history.Filters(
         label=label.strip(),
-        models=tuple(models),
+        models=tuple(picked_models),
         min_confidence=low if low > 0 else None,
         max_confidence=high if high < 1 else None,
         start=start,
@@ -231,7 +231,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "looked": [columns.thumbnail_uri(r.overlay) for r in records],
             "time": [r.created_at for r in records],
             "file": [r.file_name for r in records],
-            "model": [zoo.title_of(r.model) for r in records],
+            "model": [models.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
             "link": [permalink.link_to(r.public_id) if r.public_id else None for r in records],
@@ -400,5 +400,5 @@ def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
     if accuracy.empty:
         right.info("Rate predictions as right or wrong on the Classify page to see accuracy here.")
     else:
-        accuracy["model"] = accuracy["model"].map(zoo.title_of)
+        accuracy["model"] = accuracy["model"].map(models.title_of)
         right.altair_chart(charts.accuracy_chart(accuracy), width="stretch")

@@ -13,10 +13,8 @@ from pathlib import PurePath
 import pandas as pd
 import streamlit as st
 
-from classifier import added, charts, history, images, zoo
+from classifier import charts, history, images, models
 from classifier.config import get_settings
-from classifier.history.registry import ModelNameTaken
-from classifier.modelfiles import SCALINGS
 from classifier.predict import classify
 from ui import account, resources, results, teach_view
 from ui.columns import plain
@@ -34,7 +32,7 @@ def your_models() -> None:
     st.header("Your models")
     try:
         scope = resources.model_scope()
-        models = added.all_models(scope) if scope is not None else []
+        kept = models.all_models(scope) if scope is not None else []
     except Exception:
         log.exception("Listing the added models failed")
         st.error("The added models cannot be listed: the database cannot be reached.")
@@ -47,7 +45,7 @@ def your_models() -> None:
     person = account.visitor()
     if person.admin and person.mode == "private":
         st.caption(":material/shield_person: As an admin you see everyone's models here.")
-    if not models:
+    if not kept:
         st.caption(
             "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "
             "it then appears in the sidebar's model picker."
@@ -56,12 +54,12 @@ def your_models() -> None:
     st.dataframe(
         pd.DataFrame(
             {
-                "name": [m.name for m in models],
-                "classes": [len(m.class_names) for m in models],
-                "input": [f"{m.input_size}×{m.input_size}" for m in models],
-                "preprocessing": [m.preprocessing for m in models],
-                "source": [m.entry.source for m in models],
-                "added": [m.entry.created_at for m in models],
+                "name": [m.name for m in kept],
+                "classes": [len(m.class_names) for m in kept],
+                "input": [f"{m.input_size}×{m.input_size}" for m in kept],
+                "preprocessing": [m.preprocessing for m in kept],
+                "source": [m.entry.source for m in kept],
+                "added": [m.entry.created_at for m in kept],
             }
         ),
         hide_index=True,
@@ -74,7 +72,7 @@ def your_models() -> None:
             "added": st.column_config.DatetimeColumn("Added (UTC)", format="YYYY-MM-DD HH:mm"),
         },
     )
-    for model in models:
+    for model in kept:
         with st.expander(plain(model.name)):
             names = model.class_names
             more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
@@ -117,7 +115,7 @@ def _remove(name: str) -> None:
     st.session_state.pop("confirm_remove", None)
     try:
         scope = resources.model_scope()
-        removed = scope is not None and added.remove(name, scope)
+        removed = scope is not None and models.remove(name, scope)
     except history.HistoryReadOnlyError as exc:
         st.session_state["own_models_error"] = plain(str(exc))
         return
@@ -174,17 +172,17 @@ def add_a_model() -> None:
     name = st.text_input(
         "Name",
         value="" if stem in ("converted_keras", "converted_tflite", "model") else stem,
-        max_chars=added.MAX_NAME_LENGTH,
+        max_chars=models.MAX_NAME_LENGTH,
         key=f"add_name_{round_}",
         placeholder="e.g. Cats and dogs",
     )
-    options = list(SCALINGS)
+    options = list(models.SCALINGS)
     detected = candidate.detected_scaling
     scaling_name = st.selectbox(
         "Preprocessing",
         options,
         index=options.index(detected) if detected else None,
-        format_func=lambda option: SCALINGS[option].title,
+        format_func=lambda option: models.SCALINGS[option].title,
         placeholder="How were pixels scaled when the model was trained?",
         key=f"add_scaling_{round_}",
     )
@@ -207,7 +205,7 @@ def add_a_model() -> None:
         _save(name, candidate, scaling_name)
 
 
-def _read(model_file, labels_file) -> added.Candidate | str:
+def _read(model_file, labels_file) -> models.Candidate | str:
     """Read the uploaded model once per upload (kept for this visit); return it or why not.
 
     Keyed by the uploads' ids, so a rerun neither hashes nor copies a large file again.
@@ -220,8 +218,8 @@ def _read(model_file, labels_file) -> added.Candidate | str:
     labels = labels_file.getvalue() if labels_file else None
     try:
         with st.spinner("Checking the model (a Keras model is converted: up to a minute)…"):
-            outcome: added.Candidate | str = added.read_model(data, labels)
-    except added.ModelFileError as exc:
+            outcome: models.Candidate | str = models.read_model(data, labels)
+    except models.ModelFileError as exc:
         outcome = str(exc)
     except Exception:
         log.exception("Reading an uploaded model failed")
@@ -230,11 +228,11 @@ def _read(model_file, labels_file) -> added.Candidate | str:
     return outcome
 
 
-def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
+def _try(candidate: models.Candidate, scaling_name: str, data: bytes) -> None:
     """Classify a test picture with the model that is not kept yet, and show the answer."""
     try:
         prediction = classify(data, candidate.loaded(scaling_name))
-    except (images.ImageError, zoo.ModelError) as exc:  # a model may fail on a picture
+    except (images.ImageError, models.ModelError) as exc:  # a model may fail on a picture
         st.error(plain(str(exc)))
         return
     top = prediction.top(5)
@@ -242,14 +240,14 @@ def _try(candidate: added.Candidate, scaling_name: str, data: bytes) -> None:
     results.show_chart(charts.top_k_frame(top))
 
 
-def _save(name: str, candidate: added.Candidate, scaling_name: str) -> None:
+def _save(name: str, candidate: models.Candidate, scaling_name: str) -> None:
     try:
         scope = resources.model_scope()
         if scope is None or (blocked := resources.why_models_are_not_kept()):
             st.error(blocked or "Models cannot be kept here.")
             return
-        model = added.save(name, candidate, scaling_name, scope)
-    except (added.ModelFileError, ModelNameTaken, history.HistoryReadOnlyError) as exc:
+        model = models.save(name, candidate, scaling_name, scope)
+    except (models.ModelFileError, models.ModelNameTaken, history.HistoryReadOnlyError) as exc:
         st.error(plain(str(exc)))  # it may say the name
         return
     except Exception:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
 
-from classifier import history, zoo
+from classifier import history, models
 from ui import pictures, resources, results, saving
 from ui.columns import plain
 
@@ -46,14 +46,12 @@ def _back_to_list() -> None:
 def class_names_of(record: history.Record) -> tuple[str, ...] | None:
     """Return the classes a correction may name: None for ImageNet's, else the model's own
     among the visitor's models (or, if it is not there, the classes the prediction lists)."""
-    if record.model in zoo.MODELS:
+    if record.model in models.MODELS:
         return None
-    from classifier import added
-
     named = tuple(entry.label for entry in record.top_k)
     scope = resources.model_scope()
     try:
-        mine = added.all_models(scope) if scope is not None else []
+        mine = models.all_models(scope) if scope is not None else []
     except Exception:  # unreadable: offer what the prediction named
         return named
     return next((m.class_names for m in mine if m.name == record.model), named)
@@ -86,7 +84,8 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
         top = record.top_k
         results.show_headline(top)
         results.show_top_k(top)
-        st.caption(f"{plain(zoo.title_of(record.model))} · {record.inference_ms:.1f} ms inference")
+        title = plain(models.title_of(record.model))
+        st.caption(f"{title} · {record.inference_ms:.1f} ms inference")
         class_names = class_names_of(record)
         _show_stored_feedback(record, class_names)
         saving.ask_feedback(record.id, class_names)

@@ -17,7 +17,7 @@ from streamlit import config as streamlit_config
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from classifier import engine, history, images, zoo
+from classifier import history, images, models
 from classifier.config import get_settings
 from classifier.history import owners
 from classifier.predict import Prediction, classify
@@ -30,23 +30,27 @@ images.hand_back_large_buffers()  # sessions decoding large pictures must not st
 RELEASE_MARGIN_SECONDS = 5  # after Streamlit's own time for a reconnect (disconnectedSessionTTL)
 
 
-def load_model(name: str) -> engine.LoadedModel | None:
+def load_model(
+    name: str, own: dict[str, models.AddedModel] | None = None
+) -> models.LoadedModel | None:
     """Return the model that answers for a name; on failure show why and return None.
 
-    The engine layer keeps each model open once per process; only a first load
-    shows a spinner (a spinner costs ~20 ms a rerun).
+    The name is resolved once: a model among `own` (the visitor's, as the sidebar listed
+    them in this run) without asking the database again, another with one query. The
+    catalog keeps each engine open once per process, and only a first load shows a
+    spinner (a spinner costs ~20 ms a rerun). A built-in model's first-ever export runs in
+    a child process: the server never holds TensorFlow, which at its peak would double or
+    triple its memory.
     """
-    # A built-in model's first-ever export runs in a child process: the server never holds
-    # TensorFlow, which at its peak would double or triple its memory.
-    engine.export_in_child_processes()
     try:
-        if engine.is_loaded(name):
-            loaded = engine.load_model(name)
+        choice = models.choose(own[name] if own and name in own else name)
+        if models.is_loaded(choice):
+            loaded = models.load(choice, in_child=True)
         else:
-            with st.spinner(_loading_text(name)):
-                loaded = engine.load_model(name)
-    except zoo.UnknownModel:
-        if name in zoo.MODELS:
+            with st.spinner(_loading_text(choice)):
+                loaded = models.load(choice, in_child=True)
+    except models.UnknownModel:
+        if name in models.MODELS:
             raise
         st.error(
             f"The model “{plain(name)}” is not here any more: it was removed. Pick another "
@@ -54,7 +58,7 @@ def load_model(name: str) -> engine.LoadedModel | None:
             icon=":material/delete:",
         )
         return None
-    except zoo.ModelError as exc:
+    except models.ModelError as exc:
         st.error(str(exc))
         return None
     if loaded.cache_notice:  # set on the load that repaired or moved the engine cache: once
@@ -62,15 +66,16 @@ def load_model(name: str) -> engine.LoadedModel | None:
     return loaded
 
 
-def _loading_text(name: str) -> str:
+def _loading_text(choice: models.Choice) -> str:
     """Say what a first load waits for: opening the engine file, or making it (once)."""
+    answering = choice.spec
     try:
-        answering = zoo.choose(name).spec
         first_time = (
-            answering.name in zoo.MODELS and engine.cached_engine_path(answering.name) is None
+            answering.kind is models.Kind.BUILTIN
+            and models.cached_engine_path(answering.name) is None
         )
     except Exception:  # the load itself will say what is wrong
-        return f"Loading {zoo.title_of(name)}…"
+        return f"Loading {models.title_of(choice.requested)}…"
     if first_time:
         return (
             f"Preparing {answering.title} for this server: a one-time export, "
@@ -184,18 +189,20 @@ def _give_back_soon() -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _predict(content_digest: str, model_name: str, version: str, _data: bytes) -> Prediction:
+def _predict(
+    content_digest: str, model_name: str, version: str, _data: bytes, _loaded: models.LoadedModel
+) -> Prediction:
     """Classify bytes once per (content, model); the bytes' sha256 is the cache key.
 
     `version` tells apart two added models that had the same name.
     """
-    prediction = classify(_data, engine.load_model(model_name))
+    prediction = classify(_data, _loaded)
     preview = prediction.image.copy()
     preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
     return replace(prediction, image=preview)
 
 
-def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
+def predict(content_digest: str, loaded: models.LoadedModel, data: bytes) -> Prediction:
     """Classify bytes, reusing the server's answer for the same picture and model.
 
     Reruns, slider moves and other sessions reuse an answer. One this visit already
@@ -205,8 +212,8 @@ def predict(content_digest: str, model_name: str, data: bytes) -> Prediction:
     someone else classified the same picture, or when.
     """
     asked = datetime.now(UTC)
-    version = "" if model_name in zoo.MODELS else zoo.choose(model_name).spec.version
-    prediction = _predict(content_digest, model_name, version, data)
+    model_name, version = loaded.requested, loaded.spec.version
+    prediction = _predict(content_digest, model_name, version, data, loaded)
     seen: dict[tuple[str, str, str], datetime] = st.session_state.setdefault("answers_seen", {})
     key = (content_digest, model_name, version)
     had_it = key in seen
@@ -266,21 +273,18 @@ def why_models_are_not_kept() -> str | None:
     return "Sign-in is not configured on this server, so models cannot be kept."
 
 
-def added_model_names() -> dict[str, str]:
-    """Return the names of the models this visitor may use that people added or taught,
-    each with "added" or "taught"; none (and a log line) if the database fails.
+def own_models() -> dict[str, models.AddedModel]:
+    """Return the models this visitor may use that people added or taught, by name; none
+    (and a log line) if the database fails. One database query.
 
     The picker then offers the built-in models only, and the Models page says why.
     """
-    from classifier import added
-
     scope = model_scope()
     if scope is None:
         return {}
     _drop_orphaned_files_now_and_then()
     try:
-        models = added.all_models(scope)
-        return {m.name: "taught" if m.taught else "added" for m in models}
+        return {m.name: m for m in models.all_models(scope)}
     except Exception:
         log.exception("Listing the added models failed")
         return {}
@@ -292,13 +296,11 @@ _swept_at: float | None = None
 
 def _drop_orphaned_files_now_and_then() -> None:
     """Delete, every ORPHAN_SWEEP_SECONDS, this server's copies of models removed elsewhere."""
-    from classifier import added
-
     global _swept_at
     if _swept_at is not None and time.monotonic() - _swept_at < ORPHAN_SWEEP_SECONDS:
         return
     _swept_at = time.monotonic()
     try:
-        added.drop_orphaned_files()
+        models.drop_orphaned_files()
     except Exception:  # tidying up never stops the page
         log.exception("Deleting the files of removed models failed")

@@ -32,7 +32,7 @@ def weights_origin(prediction: Prediction) -> str:
     """Say where the model's weights come from, as Markdown: an added model's origin names
     the file (or the zip member) someone added, which shows as written."""
     origin = prediction.weights_origin
-    if origin.startswith(ADDED_ORIGIN):  # classifier.added's "Added model: <its file>"
+    if origin.startswith(ADDED_ORIGIN):  # classifier.models.upload's "Added model: <its file>"
         return ADDED_ORIGIN + plain(origin.removeprefix(ADDED_ORIGIN))
     return plain(origin)
 
@@ -114,7 +114,8 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
         row_id = save_once(upload, prediction, choices)
         if row_id is not None:
             ask_feedback(row_id, prediction.class_names)
-    explain_view.where_it_looked(upload.key, upload.digest, prediction, top)
+    if choices.loaded is not None:
+        explain_view.where_it_looked(upload.key, upload.digest, prediction, top, choices.loaded)
     with st.expander("What the model saw"):
         size = prediction.model_input.shape[0]
         whole, crop = st.columns(2)

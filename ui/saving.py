@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from classifier import history, images, labels, zoo
+from classifier import history, images, labels, models
 from classifier.predict import Prediction
 from ui import explain_view, resources
 from ui.columns import plain
@@ -21,25 +21,25 @@ from ui.uploads import Upload
 log = logging.getLogger(__name__)
 
 
-def classify_upload(upload: Upload, model: str) -> Prediction | str:
+def classify_upload(upload: Upload, loaded: models.LoadedModel) -> Prediction | str:
     """Classify one upload; return the prediction or a message for the person."""
     try:
-        return resources.predict(upload.digest, model, upload.data)
-    except (images.ImageError, zoo.ModelError) as exc:
+        return resources.predict(upload.digest, loaded, upload.data)
+    except (images.ImageError, models.ModelError) as exc:
         return str(exc)
     except Exception:  # the page shows a message, the server log keeps the traceback
         log.exception("Classifying %r failed", upload.name)
         return "Something went wrong while classifying this picture. Please try another one."
 
 
-def classify_uploads(uploads: list[Upload], model: str) -> list[Prediction | str]:
+def classify_uploads(uploads: list[Upload], loaded: models.LoadedModel) -> list[Prediction | str]:
     """Classify every upload in turn, with a progress bar when there are several."""
     if len(uploads) == 1:
-        return [classify_upload(uploads[0], model)]
+        return [classify_upload(uploads[0], loaded)]
     progress = st.progress(0.0, text=f"Classifying {len(uploads)} pictures…")
     outcomes = []
     for done, upload in enumerate(uploads, start=1):
-        outcomes.append(classify_upload(upload, model))
+        outcomes.append(classify_upload(upload, loaded))
         progress.progress(done / len(uploads), text=f"Classified {done} of {len(uploads)}")
     progress.empty()
     return outcomes
@@ -54,8 +54,8 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     record = prediction.to_record(
         upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
     )
-    if choices.save_thumbnails:
-        overlay = explain_view.overlay_thumbnail(upload.digest, prediction)
+    if choices.save_thumbnails and choices.loaded is not None:
+        overlay = explain_view.overlay_thumbnail(upload.digest, prediction, choices.loaded)
         record = dataclasses.replace(record, overlay=overlay)
     try:
         store = resources.store()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
-from classifier import zoo
+from classifier import models
 from ui import account, resources
 from ui.state import kept
 
@@ -22,6 +22,8 @@ class Choices:
     threshold: float
     save: bool
     save_thumbnails: bool
+    own: dict[str, models.AddedModel] = field(default_factory=dict)  # as listed in this run
+    loaded: models.LoadedModel | None = None  # the model that answers, once resolved
 
 
 def model_title(name: str, own: dict[str, str] | None = None) -> str:
@@ -30,10 +32,10 @@ def model_title(name: str, own: dict[str, str] | None = None) -> str:
     `own` says which of the people's models were "added", which "taught", and which
     picked one was "removed" since.
     """
-    if name not in zoo.MODELS:  # a model someone added or taught
+    if name not in models.MODELS:  # a model someone added or taught
         return f"{name} ({(own or {}).get(name, 'added')})"
-    title = zoo.title_of(name)
-    return title if zoo.weights_status(name).available else f"{title} (unavailable)"
+    title = models.title_of(name)
+    return title if models.weights_status(name).available else f"{title} (unavailable)"
 
 
 PICKER_HELP = (
@@ -47,13 +49,14 @@ PICKER_HELP = (
 
 def settings_sidebar() -> Choices:
     """Draw the classifier settings in the sidebar and return them."""
-    default, opened_elsewhere = zoo.runnable_default()
+    default, opened_elsewhere = models.runnable_default()
     person = account.visitor()
     account.account_sidebar(person)
     with st.sidebar:
         st.header("Settings")
-        own = resources.added_model_names()
-        names = [*zoo.MODELS, *own]
+        listed = resources.own_models()
+        own = {name: "taught" if model.taught else "added" for name, model in listed.items()}
+        names = [*models.MODELS, *own]
         kept_model = st.session_state.get("kept_model")
         if kept_model is not None and kept_model not in names:
             # Removed since it was picked (maybe on another replica): it stays picked, marked,
@@ -70,8 +73,8 @@ def settings_sidebar() -> Choices:
         if opened_elsewhere and not st.session_state.get("told_default"):
             st.session_state["told_default"] = True  # once per visit
             st.info(opened_elsewhere, icon=":material/info:")
-        if model in zoo.MODELS and not zoo.weights_status(model).available:
-            st.caption(f"Answers come from {zoo.title_of(zoo.FALLBACK_MODEL)}.")
+        if model in models.MODELS and not models.weights_status(model).available:
+            st.caption(f"Answers come from {models.title_of(models.FALLBACK_MODEL)}.")
         top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
         threshold = st.slider(
             "Confidence threshold",
@@ -103,4 +106,4 @@ def settings_sidebar() -> Choices:
                 st.caption(f":material/history_toggle_off: {account.MODE_TEXT['off']}")
             elif person.sign_in:
                 st.caption(":material/lock: Predictions are not saved until you sign in.")
-    return Choices(model, top_k, threshold, save, save_thumbnails)
+    return Choices(model, top_k, threshold, save, save_thumbnails, listed)

@@ -16,9 +16,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from classifier import added, charts, history, images, teach, zoo
+from classifier import charts, history, images, models, teach
 from classifier.config import get_settings
-from classifier.history.registry import ModelNameTaken
 from ui import account, pictures, resources
 from ui.columns import plain
 
@@ -103,7 +102,7 @@ def _start_from(state: dict[str, Any]) -> None:
     """Offer to retrain a taught model: its classes come back with the photos it knew."""
     try:
         scope = resources.model_scope()
-        mine = added.all_models(scope) if scope is not None else []
+        mine = models.all_models(scope) if scope is not None else []
         taught_names = [m.name for m in mine if m.taught]
     except Exception:
         log.exception("Listing the taught models failed")
@@ -130,7 +129,7 @@ def _start_from(state: dict[str, Any]) -> None:
         return
     try:
         base, examples = teach.taught_examples(start)
-    except (teach.TeachError, zoo.ModelError) as exc:
+    except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
     state["previous"] = examples
@@ -147,14 +146,14 @@ def _base_picker(state: dict[str, Any]) -> str | None:
         return None
     if state.get("previous") is not None:  # retraining: the base the model was taught on
         base = state["base"]
-        st.caption(f"Built on {plain(zoo.title_of(base))}, as when it was first taught.")
+        st.caption(f"Built on {plain(models.title_of(base))}, as when it was first taught.")
         return base
     default = teach.DEFAULT_BASE if teach.DEFAULT_BASE in available else available[0]
     return st.selectbox(
         "Built on",
         available,
         index=available.index(default),
-        format_func=zoo.title_of,
+        format_func=models.title_of,
         key="teach_base",
         help="The built-in network that describes each photo. EfficientNet-Lite0 is a good "
         "default; networks whose weights are not on this server are not offered.",
@@ -379,7 +378,7 @@ def _train_section(state: dict[str, Any], base: str) -> None:
     name = st.text_input(
         "Model name",
         key="teach_model_name",
-        max_chars=added.MAX_NAME_LENGTH,
+        max_chars=models.MAX_NAME_LENGTH,
         placeholder="e.g. Mugs on my desk",
         disabled=bool(continuing),
         help="Retraining a model keeps its name." if continuing else None,
@@ -414,7 +413,7 @@ def _train(
         class_names = teach.check_classes(names)  # before any work; embed checks the count
         if not teach.extractor_ready(base):
             with st.spinner(
-                f"Preparing {plain(zoo.title_of(base))} to describe photos (once per server, "
+                f"Preparing {plain(models.title_of(base))} to describe photos (once per server, "
                 "about 10 seconds)…"
             ):
                 teach.extractor(base)
@@ -512,7 +511,7 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
             st.error(blocked or "Models cannot be kept here.")
             return
         model = teach.save(name, result, replace=replace, scope=scope)
-    except (teach.TeachError, added.ModelFileError, ModelNameTaken) as exc:
+    except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
         st.error(plain(str(exc)))  # it may say the name
         return
     except history.HistoryReadOnlyError as exc:
@@ -537,9 +536,8 @@ def download_section(name: str) -> None:
     gets its own; the page holds no copy of it (the button reads it when clicked).
     """
     try:
-        model = added.find(name)
-        path = added.teachable_machine_zip_path(model.entry)
-    except zoo.ModelError as exc:
+        path = models.download_path(name)
+    except models.ModelError as exc:
         st.error(plain(str(exc)))  # it says the model's name
         return
     if not path.is_file():
@@ -553,8 +551,8 @@ def download_section(name: str) -> None:
             return
         try:
             with st.spinner("Building the model file (about 15 seconds)…"):
-                teach.teachable_machine_zip(name)
-        except (teach.TeachError, zoo.ModelError, OSError) as exc:
+                models.download(name)
+        except (models.ModelError, OSError) as exc:
             st.error(plain(str(exc)))  # it may say the model's name
             return
     st.download_button(

@@ -21,7 +21,6 @@ from classifier.history.errors import (
     masked_url,
     public_message,
 )
-from classifier.history.files import write_atomically
 from classifier.history.records import (
     FEEDBACK_FILTERS,
     FEEDBACK_VALUES,
@@ -54,7 +53,6 @@ __all__ = [
     "masked_url",
     "public_message",
     "stats",
-    "write_atomically",
 ]
 
 

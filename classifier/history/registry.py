@@ -20,13 +20,9 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from classifier.history.errors import HistoryError
+from classifier.errors import ModelNameTaken
 from classifier.history.schema import model_files, models
 from classifier.history.store import HistoryStore
-
-
-class ModelNameTaken(HistoryError):
-    """Another added model already has this name."""
 
 
 @dataclass(frozen=True)

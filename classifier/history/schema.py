@@ -163,7 +163,7 @@ thumbnails = Table(
 # Models people added (schema version 2). The model file itself is kept in the
 # database, in its own table like the thumbnails, so every server sharing a
 # PostgreSQL database serves the same models; each copies the file into its data
-# folder on first use (`classifier.added`).
+# folder on first use (`classifier.models.own`).
 models = Table(
     "models",
     metadata,

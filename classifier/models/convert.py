@@ -1,21 +1,21 @@
 """Open a model file someone added, in a process of its own, and report what it is.
 
-    python -m classifier.convert inspect MODEL.tflite
-    python -m classifier.convert convert keras|h5 SOURCE OUTPUT.tflite
-    python -m classifier.convert classifier MODEL OUTPUT.tflite
-    python -m classifier.convert features BASE OUTPUT.tflite
-    python -m classifier.convert fuse BASE HEAD.npz OUTPUT.zip
-    python -m classifier.convert maps BASE OUTPUT.tflite
+    python -m classifier.models.convert inspect MODEL.tflite
+    python -m classifier.models.convert convert keras|h5 SOURCE OUTPUT.tflite
+    python -m classifier.models.convert classifier MODEL OUTPUT.tflite
+    python -m classifier.models.convert features BASE OUTPUT.tflite
+    python -m classifier.models.convert fuse BASE HEAD.npz OUTPUT.zip
+    python -m classifier.models.convert maps BASE OUTPUT.tflite
 
-`classifier` exports a built-in network as the server runs it (`classifier.engine`),
-`features` exports a built-in network's feature extractor and `fuse` a taught model
-as one LiteRT file (`classifier.teach`); `maps` exports a network's last feature map and
-its linear head (`classifier.explain`). They build Keras models, so they run here too.
+`classifier` exports a built-in network as the server runs it, `features` its feature
+extractor (for taught models), `fuse` a taught model as one LiteRT file (its download)
+and `maps` a network's last feature map and its linear head ("Where it looked"): the
+files of `classifier.models.derived`. They build Keras models, so they run here too.
 
-The parent (`classifier.added`) runs this as a child process: a model file can carry
-code, or be crafted to crash the program that parses it, and converting a Keras model
-imports TensorFlow (about 700 MB), which the server should never hold. The child
-prints one JSON object on its last line: `{"ok": true, ...details}` or
+The parent (`classifier.models.derived.run_convert`) runs this as a child process: a
+model file can carry code, or be crafted to crash the program that parses it, and
+converting a Keras model imports TensorFlow (about 700 MB), which the server should
+never hold. The child prints one JSON object on its last line: `{"ok": true, ...details}` or
 `{"ok": false, "message": "one sentence"}`.
 
 Keras files are read without running anything they carry: their configuration is
@@ -292,7 +292,7 @@ def inspect(path: Path) -> dict[str, Any]:
     kind, failing = _output_kind(interpreter, given, answer, classes)
     hint = None
     if np.dtype(given["dtype"]) != np.float32:
-        from classifier.modelfiles import scaling_for_quantized_input
+        from classifier.models.upload import scaling_for_quantized_input
 
         hint = scaling_for_quantized_input(
             float(in_scale), int(in_zero), signed=np.dtype(given["dtype"]) == np.int8
@@ -357,7 +357,7 @@ def _check_input_sides(interpreter) -> None:
 def _test_inputs(given) -> list[tuple[str, np.ndarray]]:
     """Return test pictures as each preprocessing a person may pick makes them (random
     pixels, scaled), or as random values for a quantized input."""
-    from classifier.modelfiles import SCALINGS
+    from classifier.models.upload import SCALINGS
 
     rng = np.random.default_rng(0)
     dtype = np.dtype(given["dtype"])
@@ -435,21 +435,23 @@ def classifier(name: str, output: Path) -> dict[str, Any]:
     """Export a built-in network with its ImageNet weights (and its checksum file) to
     `output`: the engine file a server opens, made without TensorFlow in the server."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from classifier import engine, zoo
+    from classifier.models import builtin
+    from classifier.runtime import cache
 
-    spec = zoo.get_spec(name)
-    engine.export_litert(spec.build("imagenet"), output, spec.title)
+    spec = builtin.get_spec(name)
+    cache.export_litert(spec.build("imagenet"), output, spec.title)
     return {"ok": True}
 
 
 def features(base: str, output: Path) -> dict[str, Any]:
     """Export a built-in network's feature extractor (with its checksum file) to `output`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from classifier import engine, zoo
+    from classifier.models import builtin
+    from classifier.runtime import cache
 
-    spec = zoo.get_spec(base)
+    spec = builtin.get_spec(base)
     model = _feature_model(spec.build("imagenet"))
-    engine.export_litert(model, output, f"{spec.title} features")
+    cache.export_litert(model, output, f"{spec.title} features")
     return {"ok": True, "dimensions": int(model.output_shape[-1])}
 
 
@@ -463,9 +465,9 @@ def fuse(base: str, head: Path, output: Path) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from classifier import zoo
+    from classifier.models import builtin
 
-    spec = zoo.get_spec(base)
+    spec = builtin.get_spec(base)
     with np.load(head, allow_pickle=False) as npz:
         weights, bias = npz["weights"], npz["bias"]
         class_names = npz["class_names"].tolist()
@@ -502,9 +504,11 @@ def maps(base: str, output: Path) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from classifier import engine, history, zoo
+    from classifier import files
+    from classifier.models import builtin
+    from classifier.runtime import cache
 
-    spec = zoo.get_spec(base)
+    spec = builtin.get_spec(base)
     model = spec.build("imagenet")
     pooling = [
         i for i, x in enumerate(model.layers) if isinstance(x, keras.layers.GlobalAveragePooling2D)
@@ -530,9 +534,9 @@ def maps(base: str, output: Path) -> dict[str, Any]:
     kernel, bias = (np.asarray(w, dtype=np.float32) for w in head.get_weights())
     buffer = io.BytesIO()
     np.savez(buffer, weights=kernel.reshape(-1, kernel.shape[-1]), bias=bias)
-    history.write_atomically(output.with_name(f"{output.stem}-head.npz"), buffer.getvalue())
+    files.write_atomically(output.with_name(f"{output.stem}-head.npz"), buffer.getvalue())
     features = keras.Model(model.inputs, model.layers[pooling[-1]].input, name=f"{model.name}_maps")
-    engine.export_litert(features, output, f"{spec.title} maps")
+    cache.export_litert(features, output, f"{spec.title} maps")
     return {"ok": True, "shape": [int(d) for d in features.output_shape[1:]]}
 
 

