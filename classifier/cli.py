@@ -258,7 +258,7 @@ def _classify_each(
             if saver is not None:  # before the answer is printed: a printed answer is kept
                 digest = images.content_digest(data)
                 name = "standard input" if file == STDIN else file.name
-                record = prediction.to_record(name, digest, top_k=args.top_k)
+                record = saver.record(prediction, name, digest, args.top_k)
                 saver.add(dataclasses.replace(record, overlay=overlay))
             if args.json:
                 entries.append(_as_json(file, prediction, args.top_k))
@@ -347,6 +347,13 @@ class _Saver:
         self.pending: list[history.NewRecord] = []
         self.saved = 0
         self.flushed_at = time.monotonic()
+
+    @staticmethod
+    def record(prediction: Prediction, name: str, digest: str, top_k: int) -> history.NewRecord:
+        """Return the history row of a prediction (the history, SQLAlchemy, imported now)."""
+        from classifier import history
+
+        return history.NewRecord.from_prediction(prediction, name, digest, top_k)
 
     def add(self, record: history.NewRecord) -> None:
         self.pending.append(record)
@@ -447,11 +454,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_models_add(args: argparse.Namespace) -> int:
     """Check, convert and keep a model file under a name."""
     try:
-        name = models.check_name(args.name)
-        if models.exists(name):
-            raise models.ModelNameTaken(
-                f"A model called “{name}” exists already; pick another name."
-            )
+        name = models.check_new_name(args.name)
         data = args.file.read_bytes()
         labels = args.labels.read_bytes() if args.labels else None
         print(f"reading {args.file} ...", file=sys.stderr)
@@ -514,12 +517,8 @@ def run_teach(args: argparse.Namespace) -> int:
     from classifier import teach
 
     try:
-        name = models.check_name(args.name)
-        replace = models.exists(name)
-        if replace and not models.find(name).taught:
-            raise models.ModelNameTaken(
-                f"“{name}” is an added model; a taught model needs a name of its own."
-            )
+        name, retrained = teach.retraining(args.name)
+        replace = retrained is not None
         teach.check_base(args.base)
         classes, loose = class_folders(args.folder)
         if loose:

@@ -5,7 +5,7 @@ Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6, a fixed stem of
 padding. The checkpoint's tensor names follow the `efficientnet_pytorch` layout
 (`_blocks.N._expand_conv.weight`, ...).
 
-Importing this module imports Keras (and so TensorFlow): only the model zoo's
+Importing this module imports Keras (and so TensorFlow): only the built-in models'
 builders do, never the warm inference path.
 """
 

@@ -3,8 +3,9 @@
 Everything the app writes that another process may read (engine files and their
 checksums, kept models, exports, cached vectors) goes through `write_atomically` or a
 `temporary_path` moved into place, so readers never see half a file. Every temporary
-name has one shape, `.<name>.<pid>.<random>.<suffix>`, so `remove_stale_files` knows
-them all: those of a process that is gone, or over an hour old.
+name has one shape, `.<name>.<pid>.<random>.<suffix>` (an export's private folder too),
+so `remove_stale_files` knows them all: those of a process that is gone, or over an hour
+old.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -43,10 +45,11 @@ def temporary_path(path: Path, suffix: str = ".tmp") -> Path:
 
 
 def remove_stale_files(folder: Path) -> list[Path]:
-    """Delete the temporary files that killed or crashed writers left in a folder.
+    """Delete the temporary files (and an export's private folders) that killed or crashed
+    writers left in a folder.
 
-    A temporary file is stale when the process named in it is not running, or when it
-    is over an hour old. Returns what was deleted.
+    One is stale when the process named in it is not running, or when it is over an hour
+    old. Returns what was deleted.
     """
     try:
         entries = list(os.scandir(folder))
@@ -59,12 +62,15 @@ def remove_stale_files(folder: Path) -> list[Path]:
             continue
         try:
             info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode):
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
                 continue
             fresh = now - info.st_mtime < STALE_AFTER_SECONDS
             if fresh and process_running(int(match["pid"])):
                 continue
-            os.unlink(entry.path)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
         except OSError:  # removed meanwhile, or a folder we may not write to
             continue
         removed.append(Path(entry.path))

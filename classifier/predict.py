@@ -6,7 +6,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -15,9 +14,6 @@ from classifier import images
 from classifier.labels import TopClass, rank
 from classifier.models import LoadedModel
 from classifier.models import load as load_model
-
-if TYPE_CHECKING:
-    from classifier import history
 
 ImageInput = bytes | Image.Image | images.DecodedImage
 
@@ -75,28 +71,6 @@ class Prediction:
     def top1(self) -> TopClass:
         return self.top(1)[0]
 
-    def to_record(
-        self, file_name: str, sha256: str, top_k: int, with_thumbnail: bool = True
-    ) -> history.NewRecord:
-        """Return the history row of this prediction, keeping its `top_k` best classes.
-
-        Args:
-            sha256: The digest of the classified bytes (`images.content_digest`).
-        """
-        from classifier import history  # SQLAlchemy: only for callers that save
-
-        return history.NewRecord(
-            file_name=file_name,
-            sha256=sha256,
-            width=self.width,
-            height=self.height,
-            image_format=self.image_format,
-            model=self.model,
-            top_k=self.top(top_k),
-            inference_ms=self.timings.inference_ms,
-            thumbnail=images.make_thumbnail(self.image) if with_thumbnail else None,
-        )
-
 
 def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:
     started = time.perf_counter()
@@ -114,7 +88,7 @@ def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Predi
     """Classify one picture (bytes, a Pillow image or a decoded image).
 
     Args:
-        model: A loaded model, a zoo name, or None for the configured default.
+        model: A loaded model, a model name, or None for the configured default.
 
     Raises:
         ImageError: the bytes are not a picture we can read.

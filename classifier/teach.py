@@ -483,6 +483,24 @@ def read_head(path_or_data: Path | bytes, base: str) -> Head:
     return Head(weights=weights, bias=bias, class_names=class_names, examples=examples)
 
 
+def retraining(name: str, scope=None):
+    """Return a taught model's name tidied up, and the kept model it would retrain (None:
+    a new one). The one rule: a taught model is retrained under its name, a model someone
+    added never is.
+
+    Raises:
+        ModelFileError: the name is not usable.
+        TeachError: the name is an added model's.
+    """
+    from classifier.history import owners, registry
+
+    name = own.check_name(name)
+    existing = registry.get_model(own.store().scoped(scope or owners.EVERYONE), name)
+    if existing is not None and existing.details.get("kind") != "taught":
+        raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
+    return name, existing
+
+
 def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
     """Keep a taught model under a name, so the picker, the CLI and the history have it.
 
@@ -500,14 +518,13 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
         TeachError: the name is an added model's, which retraining cannot replace.
         HistoryReadOnlyError: the database cannot be written.
     """
-
-    from classifier.history import owners, registry
+    from classifier.history import owners
 
     scope = scope or owners.EVERYONE
-    name = own.check_name(name)
-    existing = registry.get_model(own.store().scoped(scope), name)
-    if existing is not None and replace and existing.details.get("kind") != "taught":
-        raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
+    if replace:
+        name, replacing = retraining(name, scope)
+    else:  # a name taken by any model: ModelNameTaken when kept
+        name, replacing = own.check_name(name), None
     data = head_file(taught)
     base = builtin.get_spec(taught.examples.base)
     classes, dimensions = len(taught.class_names), taught.weights.shape[0]
@@ -525,7 +542,6 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
         "parameters": (base.parameters or 0) + dimensions * classes + classes,
     }
     source = f"Taught from {photos:,} photos on {base.title}"
-    replacing = existing if replace else None
     return own.keep(name, source, details, data, replacing=replacing, scope=scope)
 
 

@@ -36,21 +36,29 @@ from classifier import config  # noqa: E402  (after the environment above is set
 from tests.helpers import encode  # noqa: E402
 
 
-def _resetting(change):
-    """Wrap a MonkeyPatch method so that changing a setting drops the cached settings."""
+class SettingsAwareMonkeyPatch(pytest.MonkeyPatch):
+    """pytest's MonkeyPatch, except that changing a setting has the app read its settings
+    anew (it reads them once per process), and undoing the changes does too."""
 
-    def wrapper(self, name, *args, **kwargs):
-        change(self, name, *args, **kwargs)
-        if name.startswith(("CLASSIFIER_", "KERAS_")):
-            config.reset_settings()
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        super().setenv(name, value, prepend)
+        config.reset_settings()
 
-    return wrapper
+    def delenv(self, name: str, raising: bool = True) -> None:
+        super().delenv(name, raising)
+        config.reset_settings()
+
+    def undo(self) -> None:
+        super().undo()
+        config.reset_settings()
 
 
-# The app reads its settings once per process; a test that changes one through
-# monkeypatch gets them read again, and every test starts from the environment above.
-pytest.MonkeyPatch.setenv = _resetting(pytest.MonkeyPatch.setenv)
-pytest.MonkeyPatch.delenv = _resetting(pytest.MonkeyPatch.delenv)
+@pytest.fixture
+def monkeypatch() -> Iterator[SettingsAwareMonkeyPatch]:
+    """The `monkeypatch` every test gets: settings changed through it take effect at once."""
+    patch = SettingsAwareMonkeyPatch()
+    yield patch
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)
@@ -211,3 +219,123 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def with_psycopg(url: sa.URL) -> sa.URL:
     return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
+
+
+# --- Teach: made-up vectors and a folder of photos per class -----------------------------
+# (tests/test_teach.py, test_teach_page.py and test_teach_cli.py)
+
+from typing import TYPE_CHECKING  # noqa: E402  (for the annotations below)
+
+EXAMPLES = ROOT / "assets" / "examples"
+LITE0 = "efficientnet_lite0"
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from classifier import teach
+
+
+def made_up_examples(
+    classes: int = 3, per_class: int = 12, dimensions: int = 64, seed: int = 0
+) -> teach.Examples:
+    """Vectors with class structure (a mean per class plus noise, non-negative like ReLU's)."""
+    import numpy as np
+
+    from classifier import teach
+
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(0, 2, (classes, dimensions))
+    vectors, labels = [], []
+    for c in range(classes):
+        vectors.append(np.maximum(means[c] + rng.normal(0, 0.6, (per_class, dimensions)), 0))
+        labels += [f"class {c}"] * per_class
+    n = classes * per_class
+    return teach.Examples(
+        base=LITE0,
+        vectors=np.concatenate(vectors).astype(np.float32),
+        labels=tuple(labels),
+        names=tuple(f"photo{i}.jpg" for i in range(n)),
+        digests=tuple(f"{i:064x}" for i in range(n)),
+    )
+
+
+def jpeg(picture: Image.Image, quality: int = 90) -> bytes:
+    """Return a picture as JPEG bytes."""
+    import io
+
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def variations(picture: Image.Image, count: int, seed: int) -> list[Image.Image]:
+    """Crops, flips, small turns and colour shifts of a picture."""
+    import numpy as np
+    from PIL import Image, ImageEnhance, ImageOps
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        w, h = picture.size
+        left, top = rng.uniform(0, 0.15) * w, rng.uniform(0, 0.15) * h
+        right, bottom = w - rng.uniform(0, 0.15) * w, h - rng.uniform(0, 0.15) * h
+        varied = picture.crop((int(left), int(top), int(right), int(bottom)))
+        if rng.random() < 0.5:
+            varied = ImageOps.mirror(varied)
+        varied = varied.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR)
+        varied = ImageEnhance.Color(varied).enhance(rng.uniform(0.6, 1.4))
+        varied = ImageEnhance.Brightness(varied).enhance(rng.uniform(0.75, 1.25))
+        out.append(varied)
+    return out
+
+
+def drawn(kind: str, seed: int) -> Image.Image:
+    """A picture of stripes, dots or nothing, in random colours and spacing."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    background = tuple(int(v) for v in rng.integers(0, 256, 3))
+    ink = tuple(int(v) for v in rng.integers(0, 256, 3))
+    picture = Image.new("RGB", (320, 256), background)
+    draw = ImageDraw.Draw(picture)
+    step = int(rng.integers(16, 40))
+    if kind == "Striped":
+        for x in range(0, 640, step):
+            draw.line([(x, 0), (x - 256, 256)], fill=ink, width=step // 3)
+    elif kind == "Dotted":
+        for x in range(step // 2, 320, step):
+            for y in range(step // 2, 256, step):
+                r = step // 5
+                draw.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+    noise = rng.normal(0, 6, (256, 320, 3))
+    return Image.fromarray(np.clip(np.asarray(picture) + noise, 0, 255).astype(np.uint8))
+
+
+TRAIN_PER_CLASS, HELD_OUT_PER_CLASS = 8, 6
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> tuple[Path, dict[str, list[bytes]]]:
+    """An ImageFolder (one folder per class) to teach from, and held-out photos per class."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("image_folder")
+    held_out: dict[str, list[bytes]] = {}
+    classes: dict[str, list[Image.Image]] = {}
+    for number, name in enumerate(("cat", "coffee", "rocket")):
+        with Image.open(EXAMPLES / f"{name}.jpg") as photo:
+            classes[name.capitalize()] = variations(
+                photo.convert("RGB"), TRAIN_PER_CLASS + HELD_OUT_PER_CLASS, seed=number
+            )
+    for number, kind in enumerate(("Striped", "Dotted", "Plain")):
+        count = TRAIN_PER_CLASS + HELD_OUT_PER_CLASS
+        classes[kind] = [drawn(kind, seed=100 * number + i) for i in range(count)]
+    for name, pictures in classes.items():
+        folder = root / name
+        folder.mkdir()
+        for i, picture in enumerate(pictures[:TRAIN_PER_CLASS]):
+            (folder / f"{i:02d}.jpg").write_bytes(jpeg(picture))
+        held_out[name] = [jpeg(p) for p in pictures[TRAIN_PER_CLASS:]]
+    (root / "Plain" / "notes.txt").write_text("not a photo")
+    return root, held_out

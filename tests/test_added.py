@@ -25,7 +25,7 @@ from classifier.models import ModelFileError, own, upload
 from classifier.predict import classify
 from tests import model_fixtures as mf
 from tests.conftest import ROOT
-from tests.helpers import cli
+from tests.helpers import app_test, cli
 
 EXAMPLES = ROOT / "assets" / "examples"
 PHOTOS = ("cat", "coffee", "rocket")  # the shipped examples, one per fixture class
@@ -462,10 +462,9 @@ def test_the_command_line_asks_for_the_preprocessing_when_the_file_does_not_say(
 
 def app():
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     st.cache_data.clear()
-    return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    return app_test(300)
 
 
 def chart_labels(at, number: int = 0) -> list[str]:

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from classifier.runtime import engines
 from tests.conftest import ROOT
-from tests.helpers import CAT_CLASSES
+from tests.helpers import CAT_CLASSES, app_test
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -42,7 +42,7 @@ def engine_calls(monkeypatch) -> list[int]:
 
 
 def start(model: str = "efficientnet_lite0") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     at.run()
     at.sidebar.selectbox(key="model").set_value(model).run()
     return at
@@ -56,7 +56,7 @@ def chart_rows(at: AppTest, number: int = 0):
 
 @pytest.mark.parametrize("page", ["pages/classify.py", "pages/history.py", "pages/models.py"])
 def test_every_page_runs_without_exception(page):
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = app_test(120)
     at.run()
     at.switch_page(page).run()
     assert not at.exception
@@ -65,7 +65,7 @@ def test_every_page_runs_without_exception(page):
 
 def test_a_mistyped_setting_is_a_message_not_a_traceback(monkeypatch):
     monkeypatch.setenv("CLASSIFIER_MAX_BYTES", "20MB")
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     assert not at.exception
     assert (
         "environment variable CLASSIFIER_MAX_BYTES" in at.error[0].value
@@ -74,7 +74,7 @@ def test_a_mistyped_setting_is_a_message_not_a_traceback(monkeypatch):
 
 
 def test_first_visit_explains_what_to_do():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     assert "Drop one or more photos" in at.info[0].value
     assert not at.get("vega_lite_chart")
 
@@ -201,7 +201,7 @@ def test_picking_an_unavailable_model_says_who_answers_once_not_on_every_answer(
 
 
 def test_offline_the_app_opens_on_a_model_that_can_run_with_one_note():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     assert at.sidebar.selectbox(key="model").value == "efficientnet_lite0"
     [note] = at.sidebar.info
     assert note.value == (
@@ -214,7 +214,7 @@ def test_offline_the_app_opens_on_a_model_that_can_run_with_one_note():
 
 def test_an_unknown_default_model_names_its_variable(monkeypatch):
     monkeypatch.setenv("CLASSIFIER_MODEL", "resnet")
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     assert not at.exception
     assert "CLASSIFIER_MODEL" in at.error[0].value and "'resnet'" in at.error[0].value
 
@@ -297,7 +297,7 @@ def test_settings_survive_a_page_switch():
 
 
 def test_models_page_lists_every_model():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     at.switch_page("pages/models.py").run()
     table = at.dataframe[0].value
     assert list(table["name"]) == [
@@ -309,7 +309,7 @@ def test_models_page_lists_every_model():
 
 
 def test_models_page_measures_latency_on_demand():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     at.switch_page("pages/models.py").run()
     at.button(key="measure_efficientnet_lite0").click().run()
     [result] = at.success
@@ -320,7 +320,7 @@ def test_models_page_measures_latency_on_demand():
 
 
 def test_a_model_that_falls_back_is_timed_as_the_model_that_answers():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     at.switch_page("pages/models.py").run()
     table = at.dataframe[0].value.set_index("name")
     assert table.loc["mobilenet_v2", "latency"] == "answered by EfficientNet-Lite0"
@@ -332,7 +332,7 @@ def test_a_model_that_falls_back_is_timed_as_the_model_that_answers():
 
 
 def test_the_models_page_shows_no_server_paths():
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     at.switch_page("pages/models.py").run()
     shown = [element.value for element in (*at.text, *at.warning, *at.markdown, *at.caption)]
     assert shown and not any("/" in text for text in shown), shown
@@ -347,7 +347,7 @@ def test_use_camera_shows_the_camera():
 
 def test_a_broken_secrets_file_is_said_on_every_run(broken_secrets, tmp_path, monkeypatch):
     monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     cannot = "The app's secrets cannot name the history database"
     assert any(error.value.startswith(cannot) for error in at.sidebar.error)
     at.sidebar.slider(key="top_k").set_value(3).run()

@@ -435,7 +435,7 @@ def test_history_export_reads_a_history_in_a_read_only_folder(
     """Simulated: tests run as root, whom chmod does not stop (see test_history_store)."""
     import sqlite3
 
-    from classifier.history import schema
+    from classifier.history import connecting
     from tests.helpers import make_record
 
     store = HistoryStore(history_url)
@@ -454,8 +454,8 @@ def test_history_export_reads_a_history_in_a_read_only_folder(
     no_side_files = sqlite_error(
         sqlite3.SQLITE_READONLY_DIRECTORY, "attempt to write a readonly database"
     )
-    monkeypatch.setattr(schema, "_switch_to_wal", no_side_files)  # any read-write open fails
-    monkeypatch.setattr(schema, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
+    monkeypatch.setattr(connecting, "_switch_to_wal", no_side_files)  # any read-write open fails
+    monkeypatch.setattr(connecting, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
     assert run_cli("history", "clear", "--all", "--yes").stderr.startswith(
         f"error: The history database folder {tmp_path} is read-only; predictions cannot be saved"
     )
@@ -466,7 +466,7 @@ def test_history_export_reads_a_history_in_a_read_only_folder(
     assert [row["file_name"] for row in json.loads(done.stdout)] == ["kept.jpg"]
 
     cannot_open = sqlite_error(sqlite3.SQLITE_CANTOPEN, "unable to open database file")
-    monkeypatch.setattr(schema, "_sqlite_connect", cannot_open)  # not even read-only
+    monkeypatch.setattr(connecting, "_sqlite_connect", cannot_open)  # not even read-only
     done = run_cli("history", "export", "--all", "--format", "json")
 
     assert done.returncode == 1

@@ -19,7 +19,7 @@ from classifier import explain, images, models
 from classifier.models import own
 from classifier.predict import classify
 from tests.conftest import ROOT
-from tests.helpers import cli
+from tests.helpers import app_test, cli
 
 EXAMPLES = ROOT / "assets" / "examples"
 LITE0 = "efficientnet_lite0"
@@ -223,11 +223,10 @@ def test_the_command_line_writes_one_map_per_picture_and_class(tmp_path):
 @pytest.mark.slow
 def test_where_it_looked_on_the_classify_page_follows_the_class_picked(lite0):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     top = classify(photo("cat"), lite0).top(5)
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+    at = app_test(300).run()
     at.file_uploader(key="uploads").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
     shown_before = len(at.get("image"))
     next(t for t in at.toggle if t.label == "Where it looked").set_value(True).run()
@@ -258,11 +257,10 @@ def overlay_of(at):
 @pytest.mark.slow
 def test_the_history_keeps_where_it_looked_with_the_thumbnail(lite0):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     explain.map_engine(LITE0)  # ready, as on a server that showed a map before
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+    at = app_test(300).run()
     at.file_uploader(key="uploads").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
     assert not at.exception
     (saved,) = own.store().find()
@@ -284,11 +282,10 @@ def test_the_history_keeps_where_it_looked_with_the_thumbnail(lite0):
 @pytest.mark.slow
 def test_each_of_several_pictures_offers_where_it_looked(lite0):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     espresso = classify(photo("coffee"), lite0).top1.label
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+    at = app_test(300).run()
     pictures = [(f"{name}.jpg", photo(name), "image/jpeg") for name in ("cat", "coffee")]
     at.file_uploader(key="uploads").set_value(pictures).run()
     switches = [t for t in at.toggle if t.label == "Where it looked"]

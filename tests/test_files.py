@@ -61,12 +61,16 @@ def test_every_temporary_name_is_swept_once_its_writer_is_gone(tmp_path: Path) -
     kept = tmp_path / ".hidden.but.not.ours"
     for path in (mine, export, dead, old, kept):
         path.write_bytes(b"partial")
+    dead_export = target.with_name(f".{target.name}.999999999.0123abce.tmp")  # a folder
+    (dead_export / target.name).parent.mkdir()
+    (dead_export / target.name).write_bytes(b"half an engine")
     hours_ago = time.time() - files.STALE_AFTER_SECONDS - 60
     os.utime(old, (hours_ago, hours_ago))
 
     removed = files.remove_stale_files(tmp_path)
 
-    assert sorted(removed) == sorted([dead, old])
+    assert sorted(removed) == sorted([dead, dead_export, old])
+    assert not dead_export.exists()
     assert mine.exists() and export.exists() and kept.exists()
     assert mine.name.startswith(".model.tflite.") and mine.name.endswith(".tmp")
     assert export.name.endswith(".tflite") and str(os.getpid()) in export.name

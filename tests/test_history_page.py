@@ -14,10 +14,11 @@ import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from classifier.history import Filters, HistoryStore, NewRecord, schema
+from classifier import history
+from classifier.history import Filters, HistoryStore, NewRecord, connecting
 from classifier.labels import TopClass
 from tests.conftest import ROOT
-from ui import resources
+from tests.helpers import app_test
 
 APP = str(ROOT / "streamlit_app.py")
 NASTY_NAME = "'); DROP TABLE predictions;-- <b>x</b> [y](javascript:z).png"
@@ -63,7 +64,7 @@ def seeded(store) -> HistoryStore:
 
 
 def history_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = app_test(120).run()
     return at.switch_page("pages/history.py").run()
 
 
@@ -262,7 +263,7 @@ def test_download_buttons_offer_csv_and_json(seeded):
 
 
 def classify_page(model: str = "efficientnet_lite0") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300).run()
+    at = app_test(300).run()
     at.sidebar.selectbox(key="model").set_value(model).run()
     return at
 
@@ -425,7 +426,7 @@ def backend_seeded(database_url, monkeypatch, lite0) -> HistoryStore:
         ]
     )
     yield store
-    resources._store.clear()
+    history.close_shared_stores()
     store.dispose()
 
 
@@ -512,8 +513,8 @@ def read_only_folder(seeded, tmp_path, monkeypatch) -> HistoryStore:
             sqlite3.SQLITE_READONLY_DIRECTORY, "attempt to write a readonly database"
         )
 
-    monkeypatch.setattr(schema, "_switch_to_wal", no_wal_files)
-    monkeypatch.setattr(schema, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
+    monkeypatch.setattr(connecting, "_switch_to_wal", no_wal_files)
+    monkeypatch.setattr(connecting, "_is_writable", lambda path: not path.is_relative_to(tmp_path))
     return seeded
 
 
@@ -531,7 +532,7 @@ def test_a_history_that_cannot_even_be_read_says_why(read_only_folder, tmp_path,
     def refuse(uri):
         raise sqlite_error(sqlite3.SQLITE_CANTOPEN, "unable to open database file")
 
-    monkeypatch.setattr(schema, "_sqlite_connect", refuse)
+    monkeypatch.setattr(connecting, "_sqlite_connect", refuse)
     at = history_page()
 
     assert not at.exception

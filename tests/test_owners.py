@@ -238,8 +238,8 @@ def raw(database_url: str) -> Iterator[sa.Engine]:
 def test_a_version_3_database_is_upgraded_with_its_rows_belonging_to_nobody(
     database_url: str, raw: sa.Engine
 ) -> None:
-    from classifier.history.schema import create_engine, open_schema
-    from tests.test_history_store import create_version_1_database, describe_schema
+    from classifier.history.connecting import create_engine, open_schema
+    from tests.test_history_tables_and_migrations import create_version_1_database, describe_schema
 
     fresh = HistoryStore(database_url)
     new_schema = describe_schema(raw)

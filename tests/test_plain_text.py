@@ -23,7 +23,7 @@ from classifier.history import HistoryStore, registry
 from classifier.labels import TopClass
 from classifier.models import own
 from tests.conftest import ROOT
-from tests.helpers import make_record
+from tests.helpers import app_test, make_record
 from ui.columns import WORD_JOINER
 
 APP = str(ROOT / "streamlit_app.py")
@@ -84,7 +84,7 @@ def assert_shown_as_written(markdown: str, *names: str) -> None:
 
 
 def app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=300)
+    return app_test(300)
 
 
 def with_text(elements, text: str) -> str:
@@ -290,17 +290,19 @@ def test_file_names_refused_or_unreadable_show_as_written(monkeypatch):
     at = teach_page()
     at.text_input(key="teach_name_0").set_value(f"{HOSTILE} a")
     at.text_input(key="teach_name_1").set_value(f"{HOSTILE} b")
+    # Class a: one file over the size limit (not taken) and two that are no pictures;
+    # class b: two that are no pictures. Each class has the 2 files training asks for.
+    unreadable = [(f"{HOSTILE} {i}.jpg", b"not a picture %d" % i, "image/jpeg") for i in range(4)]
     at.file_uploader(key="teach_upload_0").set_value(
-        [(f"{HOSTILE}.jpg", b"x" * 2000, "image/jpeg")]
+        [(f"{HOSTILE}.jpg", b"x" * 2000, "image/jpeg"), *unreadable[:2]]
     ).run()
     assert_shown_as_written(with_text(at.warning, "Not taken"), f"{HOSTILE}.jpg")
 
-    unreadable = [(f"{HOSTILE} {i}.jpg", b"not a picture %d" % i, "image/jpeg") for i in range(2)]
-    at.file_uploader(key="teach_upload_1").set_value(unreadable).run()
+    at.file_uploader(key="teach_upload_1").set_value(unreadable[2:]).run()
     press(at, "Train")
     assert not at.exception
     skipped = with_text(at.warning, "could not be read")
-    assert_shown_as_written(skipped, f"{HOSTILE} 0.jpg", f"{HOSTILE} 1.jpg")
+    assert_shown_as_written(skipped, *(f"{HOSTILE} {i}.jpg" for i in range(4)))
     assert_shown_as_written(with_text(at.error, "has 0 photos"), f"{HOSTILE} a")
 
 

@@ -20,6 +20,7 @@ from classifier.history import HistoryStore, owners, registry
 from classifier.history.owners import Scope
 from classifier.models import own
 from tests.conftest import ROOT
+from tests.helpers import app_test
 from tests.test_history_page import chart_frame, record
 from ui.uploads import EXAMPLES
 
@@ -69,7 +70,7 @@ def two_people(store) -> dict[str, list[str]]:
 
 def open_app(*, signed_in: dict | None = None, auth: bool = True, page: str | None = None,
              query: dict | None = None) -> AppTest:  # fmt: skip
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     if auth:
         at.secrets["auth"] = AUTH
     if signed_in is not None:
@@ -190,7 +191,7 @@ def test_an_admin_sees_everyone_and_is_told_so(two_people, monkeypatch):
 
 def test_an_unverified_email_on_the_admin_list_is_not_an_admin(two_people, monkeypatch):
     monkeypatch.setenv("CLASSIFIER_ADMINS", "alice@example.com")
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     at.secrets["auth"] = AUTH
     at.user.update(is_logged_in=True, iss=ISSUER, email_verified=False, **ALICE)
     at.run().switch_page("pages/history.py").run()
@@ -267,7 +268,7 @@ def test_a_mistyped_mode_is_a_sentence(store, monkeypatch):
 @pytest.mark.parametrize("claim", [None, "false", "true"])
 def test_an_email_the_provider_did_not_verify_makes_no_admin(two_people, monkeypatch, claim):
     monkeypatch.setenv("CLASSIFIER_ADMINS", "alice@example.com")
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     at.secrets["auth"] = AUTH
     at.user.update(is_logged_in=True, iss=ISSUER, **ALICE)
     if claim is not None:  # a provider that sends it as text, or not at all
@@ -441,7 +442,7 @@ def test_unreadable_secrets_close_even_a_history_set_to_shared(
     ],
 )
 def test_an_incomplete_auth_table_closes_the_history(two_people, store, coffee_jpeg, drop, named):
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     at.secrets["auth"] = {key: value for key, value in AUTH.items() if key != drop}
     at.run()
     at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
@@ -458,7 +459,7 @@ def test_an_incomplete_auth_table_closes_the_history(two_people, store, coffee_j
 
 def test_an_auth_table_with_a_default_provider_table_is_complete(two_people):
     provider = {key: AUTH[key] for key in ("client_id", "client_secret", "server_metadata_url")}
-    at = AppTest.from_file(APP, default_timeout=300)
+    at = app_test(300)
     at.secrets["auth"] = {
         "redirect_uri": AUTH["redirect_uri"],
         "cookie_secret": AUTH["cookie_secret"],

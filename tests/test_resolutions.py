@@ -15,7 +15,7 @@ import pytest
 from classifier import models
 from classifier.history import registry
 from classifier.models import catalog
-from tests.conftest import ROOT
+from tests.helpers import app_test
 
 LABELS = "\n".join(f"class {i}" for i in range(1000)).encode()
 QUERIES = ("get_model", "list_models", "model_data")
@@ -44,11 +44,10 @@ def test_an_upload_and_a_slider_move_resolve_an_added_model_once(
     own_database, lite0_tflite, coffee_jpeg, counted
 ):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     models.save("Lite copy", models.read_model(lite0_tflite, LABELS), "raw")
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+    at = app_test(300).run()
     at.sidebar.selectbox(key="model").set_value("Lite copy").run()
     assert not at.exception
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from classifier import history
 from classifier.cli import main
-from classifier.history import schema
+from classifier.history import connecting
 from tests.helpers import make_record
 
 FULL = (
@@ -84,7 +84,7 @@ def test_a_locked_sqlite_database_is_busy_not_unreachable_on_the_command_line(
     history_url, monkeypatch, capsys
 ):
     monkeypatch.setenv("CLASSIFIER_DATABASE_URL", history_url)
-    monkeypatch.setattr(schema, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(connecting, "SQLITE_BUSY_TIMEOUT_MS", 100)
     holder = sqlite3.connect(sa.engine.make_url(history_url).database, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another program writing, for longer than the timeout
     try:
@@ -97,7 +97,7 @@ def test_a_locked_sqlite_database_is_busy_not_unreachable_on_the_command_line(
 
 
 def test_saving_to_a_locked_sqlite_database_says_it_is_busy(history_url, monkeypatch):
-    monkeypatch.setattr(schema, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(connecting, "SQLITE_BUSY_TIMEOUT_MS", 100)
     store = history.HistoryStore(history_url)
     holder = sqlite3.connect(sa.engine.make_url(history_url).database, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

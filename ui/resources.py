@@ -225,11 +225,6 @@ def predict(content_digest: str, loaded: models.LoadedModel, data: bytes) -> Pre
     return prediction
 
 
-@st.cache_resource(show_spinner=False)
-def _store(url: str) -> history.HistoryStore:
-    return history.HistoryStore.open_readable(url)
-
-
 def store() -> history.HistoryStore | None:
     """Return the history as this visitor may see and change it; None where they have none.
 
@@ -242,7 +237,7 @@ def store() -> history.HistoryStore | None:
     person = account.visitor()
     if person.scope is None:
         return None
-    whole = _store(get_settings().history_url())
+    whole = history.shared_store(get_settings().history_url())
     account.remember_once(whole, person)
     return whole.scoped(person.scope)
 

@@ -51,8 +51,12 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     key = (upload.key, prediction.model)
     if key in saved or not choices.save:
         return saved.get(key)
-    record = prediction.to_record(
-        upload.name, upload.digest, choices.top_k, with_thumbnail=choices.save_thumbnails
+    record = history.NewRecord.from_prediction(
+        prediction,
+        upload.name,
+        upload.digest,
+        choices.top_k,
+        with_thumbnail=choices.save_thumbnails,
     )
     if choices.save_thumbnails and choices.loaded is not None:
         overlay = explain_view.overlay_thumbnail(upload.digest, prediction, choices.loaded)

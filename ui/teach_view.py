@@ -1,17 +1,17 @@
-"""The Teach page: name classes, give each a few photos, train, check, save.
+"""The Teach page's parts (pages/teach.py draws them): name classes, give each a few photos,
+train, check, save.
 
-The classes live in the session (`teach_classes`), so they survive a visit to another
-page; each class keeps the photos its uploader, the camera and the history gave it,
-by content digest. Training embeds the photos (cached by digest), cross-validates the
-head and keeps the result with a fingerprint of what it was trained on: a class or
-photo changed afterwards asks for training again before saving.
+The classes live in the session (`TeachSession`, kept as `st.session_state["teach"]`), so
+they survive a visit to another page; each class keeps the photos its uploader, the camera
+and the history gave it, by content digest. Training embeds the photos (cached by digest),
+cross-validates the head and keeps the result with a fingerprint of what it was trained
+on: a class or photo changed afterwards asks for training again before saving.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -28,7 +28,7 @@ MISTAKES_SHOWN = 24
 STARTING_CLASSES = 2
 
 
-@dataclass
+@dataclass(eq=False)
 class TeachClass:
     """One class being taught: its photos (digest -> photo) and, when retraining, old vectors."""
 
@@ -43,62 +43,78 @@ class TeachClass:
         """Return the class's new photos by content digest."""
         return {**self.uploaded, **self.added}
 
+    def count(self) -> int:
+        """Return how many photos the class would be trained on (new and from before)."""
+        return len(self.photos()) + self.previous
 
-def _state() -> dict[str, Any]:
+
+@dataclass(eq=False)
+class TeachSession:
+    """What one visit to the Teach page keeps (`st.session_state["teach"]`, see `session`).
+
+    Widgets name a class by its id (an int), never the class itself: Streamlit keeps a
+    callback's arguments with the widget, so a class (and its photos) given there could
+    outlive the session's state (see `resources.freeze_imported_objects`). A class's name
+    is its text box's value, `st.session_state[f"teach_name_{id}"]`.
+    """
+
+    classes: list[TeachClass] = field(default_factory=list)
+    next_id: int = 0  # the id of the next class added (ids are never reused)
+    continuing: str = NEW_MODEL  # the taught model picked under "Start from"
+    base: str | None = None  # the base network of the model being retrained
+    previous: teach.Examples | None = None  # its vectors, when retraining
+    result: teach.Taught | None = None  # the last training
+    trained_on: tuple | None = None  # what that training was given (`_fingerprint`)
+    saved_name: str | None = None  # the model this visit saved last
+    saved_result: teach.Taught | None = None  # the training saved under it
+    # The photos go with the session; the memory they took goes back to the system then.
+    memory: resources.GiveBackWhenFreed = field(
+        default_factory=resources.GiveBackWhenFreed, repr=False
+    )
+
+    def add_class(self, name: str = "", previous: int = 0) -> TeachClass:
+        """Add a class (named `name`, with `previous` photos from the saved model) at the end."""
+        taught = TeachClass(self.next_id, previous=previous, previous_name=name)
+        self.next_id += 1
+        self.classes.append(taught)
+        st.session_state[f"teach_name_{taught.id}"] = name
+        return taught
+
+    def remove_class(self, key: int) -> None:
+        """Remove the class with this id (nothing if it is gone already)."""
+        self.classes = [c for c in self.classes if c.id != key]
+
+    def find(self, key: int) -> TeachClass | None:
+        """Return the class with this id (None once removed)."""
+        return next((c for c in self.classes if c.id == key), None)
+
+    def fill(self) -> None:
+        """Give a session without classes (a new one, or one starting over) its first ones."""
+        if not self.classes:
+            for _ in range(STARTING_CLASSES):
+                self.add_class()
+
+    def start_over(self, model: str) -> None:
+        """Forget the classes, the training and what was saved: start from `model` (or anew)."""
+        self.continuing = model
+        self.classes, self.result, self.previous = [], None, None
+        self.saved_name = self.saved_result = None
+
+    def photo_count(self, but: TeachClass | None = None) -> int:
+        """Return how many photos the classes hold (new and from before), but one class's."""
+        return sum(c.count() for c in self.classes if c is not but)
+
+
+def session() -> TeachSession:
+    """Return this visit's Teach session, made on its first visit, with classes to fill in."""
     if "teach" not in st.session_state:
-        # The photos go with the session; the memory they took goes back to the system then.
-        memory = resources.GiveBackWhenFreed()
-        st.session_state["teach"] = {"next_id": 0, "classes": [], "memory": memory}
-    state = st.session_state["teach"]
-    if not state["classes"]:
-        for _ in range(STARTING_CLASSES):
-            _new_class(state)
+        st.session_state["teach"] = TeachSession()
+    state: TeachSession = st.session_state["teach"]
+    state.fill()
     return state
 
 
-def _new_class(state: dict[str, Any], name: str = "", previous: int = 0) -> TeachClass:
-    taught = TeachClass(state["next_id"], previous=previous, previous_name=name)
-    state["next_id"] += 1
-    state["classes"].append(taught)
-    st.session_state[f"teach_name_{taught.id}"] = name
-    return taught
-
-
-def teach_page() -> None:
-    """Draw the whole Teach page."""
-    st.title("Teach a model your own classes")
-    st.caption(
-        "Name a few classes, give each a handful of photos, and train: a built-in network "
-        "describes each photo and a small classifier learns your classes from those "
-        "descriptions, in seconds. The saved model works like any other: pick it in the "
-        "sidebar, see it in the history, download it."
-    )
-    if not get_settings().allow_model_uploads:
-        st.info(
-            "Teaching models is turned off on this server (CLASSIFIER_ALLOW_MODEL_UPLOADS=0).",
-            icon=":material/block:",
-        )
-        return
-    state = _state()
-    if notice := st.session_state.pop("teach_notice", None):  # Markdown, its name made plain
-        st.success(notice, icon=":material/check_circle:")
-    _start_from(state)
-    base = _base_picker(state)
-    if base is None:
-        return
-    for taught in list(state["classes"]):
-        _class_card(state, taught)
-    st.button(
-        "Add a class",
-        icon=":material/add:",
-        disabled=len(state["classes"]) >= teach.MAX_CLASSES,
-        on_click=_add_class,
-    )
-    st.divider()
-    _train_section(state, base)
-
-
-def _start_from(state: dict[str, Any]) -> None:
+def start_from(state: TeachSession) -> None:
     """Offer to retrain a taught model: its classes come back with the photos it knew."""
     try:
         scope = resources.model_scope()
@@ -108,7 +124,7 @@ def _start_from(state: dict[str, Any]) -> None:
         log.exception("Listing the taught models failed")
         taught_names = []
     if not taught_names:
-        state["continuing"] = NEW_MODEL
+        state.continuing = NEW_MODEL
         return
     start = st.selectbox(
         "Start from",
@@ -118,13 +134,11 @@ def _start_from(state: dict[str, Any]) -> None:
         help="Pick a model taught before to add photos or classes and train it again; "
         "it keeps its name.",
     )
-    if start == state.get("continuing", NEW_MODEL):
+    if start == state.continuing:
         return
-    state["continuing"] = start
-    state["classes"], state["result"], state["previous"] = [], None, None
-    state["saved_name"] = state["saved_result"] = None
+    state.start_over(start)
     if start == NEW_MODEL:
-        _state()
+        state.fill()
         st.session_state["teach_model_name"] = ""
         return
     try:
@@ -132,20 +146,20 @@ def _start_from(state: dict[str, Any]) -> None:
     except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
-    state["previous"] = examples
-    state["base"] = base
+    state.previous, state.base = examples, base
     st.session_state["teach_model_name"] = start
     for name, count in examples.counts().items():
-        _new_class(state, name, previous=count)
+        state.add_class(name, previous=count)
 
 
-def _base_picker(state: dict[str, Any]) -> str | None:
+def base_picker(state: TeachSession) -> str | None:
+    """Return the base network to teach on (picked, or the retrained model's); None if none."""
     available = teach.bases()
     if not available:
         st.error("No built-in network has its weights on this server, so nothing can be taught.")
         return None
-    if state.get("previous") is not None:  # retraining: the base the model was taught on
-        base = state["base"]
+    if state.previous is not None and state.base is not None:  # retraining: its base
+        base = state.base
         st.caption(f"Built on {plain(models.title_of(base))}, as when it was first taught.")
         return base
     default = teach.DEFAULT_BASE if teach.DEFAULT_BASE in available else available[0]
@@ -160,7 +174,8 @@ def _base_picker(state: dict[str, Any]) -> str | None:
     )
 
 
-def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
+def class_card(state: TeachSession, taught: TeachClass) -> None:
+    """Draw a class's card: its name, photo count, uploader, camera, history and buttons."""
     key = taught.id
     with st.container(border=True):
         name_col, count_col, remove_col = st.columns([4, 2, 1], vertical_alignment="bottom")
@@ -171,7 +186,7 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             placeholder="e.g. Mug",
         )
         photos = taught.photos()
-        count = len(photos) + taught.previous
+        count = taught.count()
         previous = f" ({taught.previous} from before)" if taught.previous else ""
         count_col.markdown(f"**{count} photo{'' if count == 1 else 's'}**{previous}")
         remove_col.button(
@@ -179,7 +194,7 @@ def _class_card(state: dict[str, Any], taught: TeachClass) -> None:
             icon=":material/delete:",
             key=f"teach_remove_{key}",
             help="Remove this class",
-            disabled=len(state["classes"]) <= 1,
+            disabled=len(state.classes) <= 1,
             on_click=_remove_class,
             args=(key,),
         )
@@ -221,12 +236,12 @@ def _class(key: int) -> TeachClass | None:
     with the widget, so a class (and its photos) given there could outlive the session's
     state (see `resources.freeze_imported_objects`).
     """
-    classes = st.session_state["teach"]["classes"]
-    return next((c for c in classes if c.id == key), None)
+    return session().find(key)
 
 
-def _add_class() -> None:
-    _new_class(st.session_state["teach"])
+def add_class() -> None:
+    """The "Add a class" button's callback: an empty class at the end."""
+    session().add_class()
 
 
 def _read_uploads(key: int) -> None:
@@ -236,11 +251,12 @@ def _read_uploads(key: int) -> None:
     class keeps its photos. Files over the size limit, and photos past the limit of one
     training, are not taken (the card says which): the session holds what it takes.
     """
-    state, taught = st.session_state["teach"], _class(key)
+    state = session()
+    taught = state.find(key)
     if taught is None:
         return
     settings = get_settings()
-    others = sum(len(c.photos()) + c.previous for c in state["classes"] if c is not taught)
+    others = state.photo_count(but=taught)
     room = settings.teach_max_photos - others - taught.previous - len(taught.added)
     files = st.session_state.get(f"teach_upload_{taught.id}") or []
     taught.uploaded, too_big, no_room = {}, [], 0
@@ -265,8 +281,7 @@ def _read_uploads(key: int) -> None:
 
 
 def _remove_class(key: int) -> None:
-    state = st.session_state["teach"]
-    state["classes"] = [c for c in state["classes"] if c.id != key]
+    session().remove_class(key)
 
 
 def _clear_photos(key: int) -> None:
@@ -333,7 +348,7 @@ def _add_from_history(key: int, records: list[history.Record]) -> None:
 
 
 def _collect(
-    state: dict[str, Any],
+    state: TeachSession,
 ) -> tuple[list[str], list[tuple[str, teach.Photo]], dict[str, str]]:
     """Return the class names as typed, every new photo (with its digest) labelled with its
     class, and the saved model's class names (being retrained) mapped to their names now.
@@ -341,7 +356,7 @@ def _collect(
     A photo given to two classes is in the list twice: training then says so.
     """
     names, photos, renamed = [], [], {}
-    for taught in state["classes"]:
+    for taught in state.classes:
         name = st.session_state.get(f"teach_name_{taught.id}", "")
         names.append(name)
         for digest, photo in taught.photos().items():
@@ -355,17 +370,18 @@ def _fingerprint(base: str, names: list[str], photos: list[tuple[str, teach.Phot
     return base, tuple(names), tuple(sorted((p.label, d) for d, p in photos))
 
 
-def _train_section(state: dict[str, Any], base: str) -> None:
+def train_section(state: TeachSession, base: str) -> None:
+    """The Train button, then the last training's result and its saving."""
     names, photos, renamed = _collect(state)
     fingerprint = _fingerprint(base, names, photos)
     if st.button("Train", type="primary", icon=":material/model_training:"):
-        state["result"] = None
-        state["result"] = _train(state, base, names, [p for _, p in photos], renamed)
-        state["trained_on"] = fingerprint
-    result: teach.Taught | None = state.get("result")
+        state.result = None
+        state.result = _train(state, base, names, [p for _, p in photos], renamed)
+        state.trained_on = fingerprint
+    result = state.result
     if result is None:
         return
-    stale = state.get("trained_on") != fingerprint
+    stale = state.trained_on != fingerprint
     _show_result(result, dict(photos))
     st.subheader("Save")
     if stale:
@@ -373,7 +389,7 @@ def _train_section(state: dict[str, Any], base: str) -> None:
             "The classes or photos changed since this training; train again to save them.",
             icon=":material/sync_problem:",
         )
-    continuing = state.get("continuing") or NEW_MODEL
+    continuing = state.continuing
     st.session_state.setdefault("teach_model_name", continuing)
     name = st.text_input(
         "Model name",
@@ -383,7 +399,7 @@ def _train_section(state: dict[str, Any], base: str) -> None:
         disabled=bool(continuing),
         help="Retraining a model keeps its name." if continuing else None,
     )
-    saved = state.get("saved_result") is result
+    saved = state.saved_result is result
     blocked = resources.why_models_are_not_kept()
     if blocked:
         st.info(blocked, icon=":material/lock:")
@@ -394,15 +410,15 @@ def _train_section(state: dict[str, Any], base: str) -> None:
     ):
         # Training again what this visit saved (or the model picked under "Start from")
         # replaces it under the same name.
-        ours = {continuing, state.get("saved_name")} - {NEW_MODEL, None}
+        ours = {continuing, state.saved_name} - {NEW_MODEL, None}
         _save(state, name, result, replace=" ".join(name.split()) in ours)
     if saved:
-        st.caption(f"Saved as {plain(state['saved_name'])}.")
-        download_section(state["saved_name"])
+        st.caption(f"Saved as {plain(state.saved_name)}.")
+        download_section(state.saved_name)
 
 
 def _train(
-    state: dict[str, Any],
+    state: TeachSession,
     base: str,
     names: list[str],
     photos: list[teach.Photo],
@@ -410,7 +426,8 @@ def _train(
 ) -> teach.Taught | None:
     """Embed the photos (with a progress bar) and train; show any problem as one sentence."""
     try:
-        class_names = teach.check_classes(names)  # before any work; embed checks the count
+        class_names = teach.check_classes(names)  # before any work
+        _check_counts(state, class_names)  # before preparing the extractor (15-25 s)
         if not teach.extractor_ready(base):
             with st.spinner(
                 f"Preparing {plain(models.title_of(base))} to describe photos (once per server, "
@@ -424,7 +441,7 @@ def _train(
 
         examples = teach.embed(photos, base, progress=progress) if photos else None
         bar.empty()
-        previous: teach.Examples | None = state.get("previous")
+        previous = state.previous
         if examples is not None and examples.unreadable:
             listed = "; ".join(
                 f"{plain(name)}: {plain(why)}" for name, why in examples.unreadable[:10]
@@ -448,6 +465,24 @@ def _train(
         log.exception("Teaching a model failed")
         st.error("Training failed; the server log has the details.")
     return None
+
+
+def _check_counts(state: TeachSession, class_names: tuple[str, ...]) -> None:
+    """Refuse a training that cannot be: a class with too few photos, counting those the
+    saved model knew (the photos not yet read are counted; an unreadable one is found later).
+
+    Raises:
+        teach.TeachError: which class is short, or the hint when every class is.
+    """
+    counts = [taught.count() for taught in state.classes]
+    if all(count < teach.MIN_PHOTOS for count in counts):
+        raise teach.TeachError(f"Give each class at least {teach.MIN_PHOTOS} photos, then train.")
+    for name, count in zip(class_names, counts, strict=True):
+        if count < teach.MIN_PHOTOS:
+            raise teach.TeachError(
+                f"The class “{name}” has {count} photo{'' if count == 1 else 's'}; "
+                f"each class needs at least {teach.MIN_PHOTOS}."
+            )
 
 
 def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
@@ -504,7 +539,7 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
         st.image([pictures.inline(s) for s in shown], caption=captions, width=120)
 
 
-def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bool) -> None:
+def _save(state: TeachSession, name: str, result: teach.Taught, *, replace: bool) -> None:
     try:
         scope = resources.model_scope()
         if scope is None or (blocked := resources.why_models_are_not_kept()):
@@ -521,7 +556,7 @@ def _save(state: dict[str, Any], name: str, result: teach.Taught, *, replace: bo
         log.exception("Saving the taught model %r failed", name)
         st.error("The model could not be saved; the server log has the details.")
         return
-    state["saved_name"], state["saved_result"] = model.name, result
+    state.saved_name, state.saved_result = model.name, result
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     st.session_state["teach_notice"] = (
         f"Saved {plain(model.name)}. It is now the model on the Classify page: try it on a photo."

@@ -1,16 +1,21 @@
 """The prediction history: every successful classification, kept in SQLite or PostgreSQL.
 
 `HistoryStore(url)` adds, finds, rates, deletes and exports saved predictions
-(`records` defines what they hold, `schema` the tables and their upgrades).
-`errors` says what went wrong without giving away the database password, and
-`files` writes exports all at once. The summary counts for the charts are in
-`stats`, the only part that imports pandas; it is loaded on first use of
-`history.stats`.
+(`records` defines what they hold). `tables` defines the tables, `migrations`
+upgrades those of older releases, and `connecting` makes the engine for a URL
+and opens (creates or upgrades) the tables. `registry` keeps the models people
+added and `owners` whose rows a store acts on; both query through the store.
+`errors` says what went wrong without giving away the database password. The
+summary counts for the charts are in `stats`, the only part that imports pandas; it
+is loaded on first use of `history.stats`. `shared_store(url)` is the process's one
+store for a database (one connection pool for the pages, the models people keep and
+the command line).
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from classifier.history.errors import (
@@ -52,8 +57,33 @@ __all__ = [
     "log_message",
     "masked_url",
     "public_message",
+    "shared_store",
     "stats",
 ]
+
+_shared: dict[str, HistoryStore] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_store(url: str) -> HistoryStore:
+    """Return this process's one store for a database, opened on first use (readable also
+    where a SQLite file cannot be written: `HistoryStore.open_readable`).
+
+    Raises:
+        HistoryError: it cannot be opened (tried again on the next call).
+    """
+    with _shared_lock:
+        if url not in _shared:
+            _shared[url] = HistoryStore.open_readable(url)
+        return _shared[url]
+
+
+def close_shared_stores() -> None:
+    """Close the stores `shared_store` opened (tests that switch databases)."""
+    with _shared_lock:
+        for opened in _shared.values():
+            opened.dispose()
+        _shared.clear()
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from classifier.history.errors import HistoryError
-from classifier.history.schema import models, people, predictions
+from classifier.history.tables import models, people, predictions
 
 MAX_OWNER_LENGTH = 1000  # an issuer URL and a subject; both are short in practice
 
@@ -103,9 +103,8 @@ def remember(store, owner: str, email: str | None, name: str | None) -> None:
     Raises:
         HistoryReadOnlyError: the store is read-only.
     """
-    store._require_writable()
     values = {"email": email or None, "name": name or None, "last_seen": datetime.now(UTC)}
-    with store._engine.begin() as conn:
+    with store.begin() as conn:
         updated = conn.execute(update(people).where(people.c.owner == owner).values(**values))
         if updated.rowcount:
             return
@@ -119,7 +118,7 @@ def remember(store, owner: str, email: str | None, name: str | None) -> None:
 def everyone_known(store) -> list[Person]:
     """Return every person who signed in, most recent first."""
     query = select(people).order_by(people.c.last_seen.desc(), people.c.owner)
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         return [Person(**row) for row in conn.execute(query).mappings()]
 
 
@@ -131,7 +130,7 @@ def find_owner(store, who: str) -> str:
         HistoryError: nobody who signed in here used that email, or several did.
     """
     who = who.strip()
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         if " " in who:  # an owner id, as `history people` lists them: one that owns something
             known = union(
                 select(people.c.owner).where(people.c.owner == who),

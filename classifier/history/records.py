@@ -6,9 +6,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from classifier.labels import TopClass
+
+
+class Classified(Protocol):
+    """What the history keeps of an answer (`classifier.predict.Prediction` is one)."""
+
+    width: int
+    height: int
+    image_format: str
+    model: str
+    image: Any  # the decoded picture (PIL), for the thumbnail
+
+    @property
+    def timings(self) -> Any: ...  # its inference_ms
+
+    def top(self, k: int) -> tuple[TopClass, ...]: ...
 
 FEEDBACK_VALUES = ("correct", "wrong")
 FEEDBACK_FILTERS = ("any", "correct", "wrong", "unrated")
@@ -76,6 +91,36 @@ class NewRecord:
     thumbnail: bytes | None = None  # None when the user opted out of saving thumbnails
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     overlay: bytes | None = None  # "where it looked" for the top class, kept with thumbnails
+
+    @classmethod
+    def from_prediction(
+        cls,
+        prediction: Classified,
+        file_name: str,
+        sha256: str,
+        top_k: int,
+        *,
+        with_thumbnail: bool = True,
+    ) -> NewRecord:
+        """Return the history row of a prediction, keeping its `top_k` best classes.
+
+        Args:
+            sha256: The digest of the classified bytes (`images.content_digest`).
+            with_thumbnail: keep a small copy of the picture (off: the labels only).
+        """
+        from classifier import images
+
+        return cls(
+            file_name=file_name,
+            sha256=sha256,
+            width=prediction.width,
+            height=prediction.height,
+            image_format=prediction.image_format,
+            model=prediction.model,
+            top_k=prediction.top(top_k),
+            inference_ms=prediction.timings.inference_ms,
+            thumbnail=images.make_thumbnail(prediction.image) if with_thumbnail else None,
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "top_k", tuple(self.top_k))

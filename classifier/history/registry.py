@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from classifier.errors import ModelNameTaken
-from classifier.history.schema import model_files, models
 from classifier.history.store import HistoryStore
+from classifier.history.tables import model_files, models
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,10 @@ def add_model(
         ModelNameTaken: a model of that name exists (and `replace` is false).
         HistoryReadOnlyError: the store was opened read-only.
     """
-    store._require_writable()
     owner = store.scope.owner
     entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details, owner)
     try:
-        with store._engine.begin() as conn:
+        with store.begin() as conn:
             if replace:
                 replaced = delete(models).where(models.c.name == name, *_mine(store))
                 if conn.execute(replaced).rowcount:  # its file goes with it (cascade)
@@ -111,7 +110,7 @@ def add_model(
 def list_models(store: HistoryStore) -> list[ModelEntry]:
     """Return every added model in the store's scope, oldest first."""
     query = select(*_COLUMNS).where(*_mine(store)).order_by(models.c.created_at, models.c.name)
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(query)
         return [_entry(row) for row in rows]
 
@@ -119,7 +118,7 @@ def list_models(store: HistoryStore) -> list[ModelEntry]:
 def get_model(store: HistoryStore, name: str) -> ModelEntry | None:
     """Return one added model in the store's scope by name, or None."""
     query = select(*_COLUMNS).where(models.c.name == name, *_mine(store))
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else _entry(row)
 
@@ -131,7 +130,7 @@ def model_data(store: HistoryStore, name: str) -> bytes | None:
         .join(models, models.c.name == model_files.c.name)
         .where(model_files.c.name == name, *_mine(store))
     )
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         return conn.execute(query).scalar_one_or_none()
 
 
@@ -140,8 +139,7 @@ def remove_model(store: HistoryStore, name: str) -> bool:
 
     Predictions it made stay in the history, under its name.
     """
-    store._require_writable()
-    with store._engine.begin() as conn:
+    with store.begin() as conn:
         if not conn.execute(delete(models).where(models.c.name == name, *_mine(store))).rowcount:
             return False
         conn.execute(delete(model_files).where(model_files.c.name == name))

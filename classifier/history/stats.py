@@ -14,8 +14,8 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from classifier.history.records import NO_FILTERS, Filters
-from classifier.history.schema import predictions
 from classifier.history.store import HistoryStore
+from classifier.history.tables import predictions
 
 
 def count_by_day(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def count_by_hour(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.Data
     Returns:
         Columns `hour` (datetime64, on the hour, UTC, naive) and `count`.
     """
-    if store._engine.dialect.name == "sqlite":  # the stored text is already UTC
+    if store.backend == "sqlite":  # the stored text is already UTC
         hour = func.strftime("%Y-%m-%d %H:00:00", predictions.c.created_at)
     else:
         hour = func.date_trunc("hour", func.timezone("UTC", predictions.c.created_at))
@@ -47,7 +47,7 @@ def _count_over_time(
     bucket = bucket.label(name)
     query = (
         select(bucket, func.count().label("count"))
-        .where(*store._where(filters))
+        .where(*store.conditions(filters))
         .group_by(bucket)
         .order_by(bucket)
     )
@@ -67,7 +67,7 @@ def count_by_label(
     count = func.count().label("count")
     query = (
         select(predictions.c.top1_label.label("label"), count)
-        .where(*store._where(filters))
+        .where(*store.conditions(filters))
         .group_by(predictions.c.top1_label)
         .order_by(count.desc(), predictions.c.top1_label)
         .limit(top)
@@ -85,8 +85,8 @@ def count_by_confidence(store: HistoryStore, filters: Filters = NO_FILTERS) -> p
     # Compare with i/10 rather than truncating probability*10: exact at bin edges
     # and identical on both backends (PostgreSQL rounds when casting to integer).
     bin_index = case(*((probability < (i + 1) / 10, i) for i in range(9)), else_=9).label("bin")
-    query = select(bin_index, func.count()).where(*store._where(filters)).group_by(bin_index)
-    with store._engine.connect() as conn:
+    query = select(bin_index, func.count()).where(*store.conditions(filters)).group_by(bin_index)
+    with store.connect() as conn:
         counts = dict(conn.execute(query).all())
     return pd.DataFrame(
         {
@@ -106,7 +106,7 @@ def count_feedback_by_model(store: HistoryStore, filters: Filters = NO_FILTERS) 
     correct = func.sum(case((predictions.c.feedback == "correct", 1), else_=0))
     query = (
         select(predictions.c.model, func.count(), correct)
-        .where(*store._where(filters), predictions.c.feedback.is_not(None))
+        .where(*store.conditions(filters), predictions.c.feedback.is_not(None))
         .group_by(predictions.c.model)
         .order_by(predictions.c.model)
     )
@@ -117,11 +117,11 @@ def count_feedback_by_model(store: HistoryStore, filters: Filters = NO_FILTERS) 
 
 
 def _frame(store: HistoryStore, query: Select[Any], columns: list[str]) -> pd.DataFrame:
-    with store._engine.connect() as conn:
+    with store.connect() as conn:
         return pd.DataFrame(conn.execute(query).all(), columns=columns)
 
 
 def _utc_date(store: HistoryStore, created_at: ColumnElement[datetime]) -> ColumnElement[Any]:
-    if store._engine.dialect.name == "sqlite":
+    if store.backend == "sqlite":
         return func.date(created_at)  # the stored text is already UTC
     return func.date(func.timezone("UTC", created_at))

@@ -9,14 +9,25 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, Text, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, Text, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
+from classifier.history.connecting import (
+    cannot_write,
+    check_schema,
+    create_engine,
+    open_schema,
+    read_only_message,
+    sqlite_file,
+    unwritable,
+)
 from classifier.history.errors import HistoryError, HistoryReadOnlyError
+from classifier.history.migrations import MIGRATIONS, Migration
 from classifier.history.owners import EVERYONE, Scope
 from classifier.history.records import (
     EXPORT_FIELDS,
@@ -31,21 +42,7 @@ from classifier.history.records import (
     to_export_row,
     to_row,
 )
-from classifier.history.schema import (
-    MIGRATIONS,
-    Migration,
-    cannot_write,
-    check_schema,
-    create_engine,
-    new_public_id,
-    open_schema,
-    overlays,
-    predictions,
-    read_only_message,
-    sqlite_file,
-    thumbnails,
-    unwritable,
-)
+from classifier.history.tables import new_public_id, overlays, predictions, thumbnails
 
 # What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
@@ -58,13 +55,15 @@ class HistoryStore:
 
     A Streamlit app opens one store and caches it (`st.cache_resource`):
     `HistoryStore(get_settings().database_url)`. It pools connections itself.
-    The summary queries live in `classifier.history.stats`, which reads the
-    store's `_engine` and builds its WHERE clauses with `_where`.
+    The modules beside it (`stats`, `registry`, `owners`) run their own queries
+    through its public parts only: `connect()` to read, `begin()` to write,
+    `conditions(filters)` for the WHERE clause of a query on predictions, and
+    `backend` where SQLite and PostgreSQL need different SQL.
 
     A store opened from a URL acts on every row. `store.scoped(scope)` returns the
     same store limited to one owner's rows (see `owners.Scope`): every read, count,
-    summary, export, rating and delete then goes through `_where` or `_mine`, and
-    everything it saves is that owner's.
+    summary, export, rating and delete then goes through `conditions` or `_mine`
+    (`scope.condition` for the other tables), and everything it saves is that owner's.
 
     Args:
         url: A SQLAlchemy URL, `sqlite:///path/to/history.db` or
@@ -179,6 +178,31 @@ class HistoryStore:
         """Return the schema version this code writes: 1 plus one per upgrade step."""
         return 1 + len(self.migrations)
 
+    @property
+    def backend(self) -> str:
+        """Return the kind of database: "sqlite" or "postgresql"."""
+        return self._engine.dialect.name
+
+    def connect(self) -> Connection:
+        """Return a pooled connection to read with: `with store.connect() as conn: ...`.
+
+        A query on it sees every row: keep it to the store's scope with
+        `conditions(filters)` (predictions) or `scope.condition(column)` (other tables).
+        """
+        return self._engine.connect()
+
+    def begin(self) -> AbstractContextManager[Connection]:
+        """Start a transaction to write in: `with store.begin() as conn: ...`.
+
+        It commits when the block ends, or rolls back if the block raises. As with
+        `connect`, keep each statement to the store's scope.
+
+        Raises:
+            HistoryReadOnlyError: If the store is read-only (before connecting).
+        """
+        self._require_writable()
+        return self._engine.begin()
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
@@ -192,8 +216,7 @@ class HistoryStore:
         records = list(records)
         if not records:
             return []
-        self._require_writable()
-        with self._engine.begin() as conn:
+        with self.begin() as conn:
             ids = (
                 conn.execute(
                     insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True),
@@ -220,7 +243,7 @@ class HistoryStore:
         query = _select_records(with_thumbnails=True).where(
             predictions.c.id == record_id, *self._mine()
         )
-        with self._engine.connect() as conn:
+        with self.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else from_row(row)
 
@@ -235,7 +258,7 @@ class HistoryStore:
         query = _select_records(with_thumbnails=True).where(
             predictions.c.public_id == public_id, *self._mine()
         )
-        with self._engine.connect() as conn:
+        with self.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else from_row(row)
 
@@ -260,20 +283,20 @@ class HistoryStore:
         # Sort and skip on ids alone, which an index answers; then read only the page.
         page_ids = (
             select(predictions.c.id)
-            .where(*self._where(filters))
+            .where(*self.conditions(filters))
             .order_by(*order_by)
             .limit(limit)
             .offset(offset)
         )
         query = _select_records(with_thumbnails).where(predictions.c.id.in_(page_ids))
         query = query.order_by(*order_by)
-        with self._engine.connect() as conn:
+        with self.connect() as conn:
             return [from_row(row) for row in conn.execute(query).mappings()]
 
     def count(self, filters: Filters = NO_FILTERS) -> int:
         """Return how many predictions match the filters."""
-        query = select(func.count()).select_from(predictions).where(*self._where(filters))
-        with self._engine.connect() as conn:
+        query = select(func.count()).select_from(predictions).where(*self.conditions(filters))
+        with self.connect() as conn:
             return conn.execute(query).scalar_one()
 
     def set_feedback(
@@ -301,13 +324,12 @@ class HistoryStore:
                 "Expected a corrected label only with feedback 'wrong'. "
                 f"Received: feedback {feedback!r} with corrected label {corrected_label!r}"
             )
-        self._require_writable()
         query = (
             update(predictions)
             .where(predictions.c.id == record_id, *self._mine())
             .values(feedback=feedback, corrected_label=corrected_label)
         )
-        with self._engine.begin() as conn:
+        with self.begin() as conn:
             return conn.execute(query).rowcount == 1
 
     def delete(self, ids: Iterable[int]) -> int:
@@ -315,15 +337,13 @@ class HistoryStore:
         ids = list(ids)
         if not ids:
             return 0
-        self._require_writable()
         query = delete(predictions).where(predictions.c.id.in_(ids), *self._mine())
-        with self._engine.begin() as conn:
+        with self.begin() as conn:
             return conn.execute(query).rowcount
 
     def clear(self) -> int:
         """Delete every prediction in scope; return how many there were."""
-        self._require_writable()
-        with self._engine.begin() as conn:
+        with self.begin() as conn:
             return conn.execute(delete(predictions).where(*self._mine())).rowcount
 
     def export_csv(
@@ -359,9 +379,12 @@ class HistoryStore:
         rows = self._export_rows(filters, sort)
         return json.dumps(rows, ensure_ascii=False, indent=2).encode("utf-8")
 
-    def _where(self, filters: Filters) -> list[ColumnElement[bool]]:
-        """Turn filters into WHERE conditions, within the scope; every list, count, summary
-        and export goes through here."""
+    def conditions(self, filters: Filters) -> list[ColumnElement[bool]]:
+        """Return the WHERE conditions on `tables.predictions` for these filters, in scope.
+
+        Every list, count, summary and export goes through here, so none of them
+        reads beyond the store's scope: `select(...).where(*store.conditions(filters))`.
+        """
         columns = predictions.c
         conditions = self._mine()
         label = filters.label  # already cleaned and bounded by Filters
@@ -394,16 +417,17 @@ class HistoryStore:
 
     def _contains(self, column: ColumnElement[str], text: str) -> ColumnElement[bool]:
         """Match a case-insensitive substring; a "%" or "_" in it matches only itself."""
-        if self._engine.dialect.name != "sqlite":
+        if self.backend != "sqlite":
             return column.icontains(text, autoescape=True)  # PostgreSQL knows every letter's case
         if text.isascii():
             # SQLite's LIKE already ignores ASCII case; a function would double the scan time.
             return column.contains(text, autoescape=True)
         # LIKE ignores the case of ASCII letters only: compare caseless forms (É, é; ß, SS).
-        folded = func.casefold(column, type_=Text)  # registered on each connection (schema)
+        folded = func.casefold(column, type_=Text)  # registered on each connection (connecting)
         return folded.contains(text.casefold(), autoescape=True)
 
     def _require_writable(self) -> None:
+        """Refuse to write in a read-only store (see `begin`)."""
         if self.read_only:
             where = f" ({self.sqlite_path})" if self.sqlite_path is not None else ""
             raise HistoryReadOnlyError(

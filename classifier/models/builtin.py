@@ -172,7 +172,7 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def get_spec(name: str) -> ModelSpec:
-    """Return a model's spec by its zoo name."""
+    """Return a model's spec by its name."""
     try:
         return MODELS[name]
     except KeyError:
@@ -182,7 +182,7 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def title_of(name: str) -> str:
-    """Return a model's title; an added model's name, or one the zoo no longer has, as it is."""
+    """Return a model's title; an added model's name, or one the app no longer has, as it is."""
     return MODELS[name].title if name in MODELS else name
 
 
@@ -264,7 +264,7 @@ def default_model() -> str:
     """Return the configured default model's name (CLASSIFIER_MODEL, else mobilenet_v2).
 
     Raises:
-        SettingsError: CLASSIFIER_MODEL names no model of the zoo.
+        SettingsError: CLASSIFIER_MODEL names no built-in model.
     """
     name = get_settings().default_model
     if name not in MODELS:

@@ -23,7 +23,7 @@ from classifier.config import get_settings
 from classifier.history import registry
 from classifier.history.owners import EVERYONE, Scope
 from classifier.models import builtin, engines
-from classifier.models.errors import ModelError, ModelFileError, UnknownModel
+from classifier.models.errors import ModelError, ModelFileError, ModelNameTaken, UnknownModel
 from classifier.models.spec import Kind, ModelSpec
 from classifier.models.upload import (
     SCALINGS,
@@ -49,6 +49,21 @@ def check_name(name: str) -> str:
     built_in = {n.casefold() for spec in builtin.MODELS.values() for n in (spec.name, spec.title)}
     if name.casefold() in built_in:
         raise ModelFileError(f"“{name}” is the name of a built-in model; pick another name.")
+    return name
+
+
+def check_new_name(name: str, scope: Scope = EVERYONE) -> str:
+    """Return a model name tidied up, if it is usable and no model in the scope has it.
+
+    Adding checks this first, before any file is read; keeping checks it again.
+
+    Raises:
+        ModelFileError: the name is not usable.
+        ModelNameTaken: a model in the scope has it.
+    """
+    name = check_name(name)
+    if exists(name, scope):
+        raise ModelNameTaken(f"A model called “{name}” exists already; pick another name.")
     return name
 
 
@@ -179,25 +194,14 @@ def materialize(entry: registry.ModelEntry) -> Path:
     return path
 
 
-_stores: dict[str, history.HistoryStore] = {}
-_stores_lock = threading.Lock()
-
-
 def store() -> history.HistoryStore:
     """Return this process's store for the configured database (the history's)."""
-    url = get_settings().history_url()
-    with _stores_lock:
-        if url not in _stores:
-            _stores[url] = history.HistoryStore.open_readable(url)
-        return _stores[url]
+    return history.shared_store(get_settings().history_url())
 
 
 def close_stores() -> None:
-    """Close the stores `store()` opened (tests that switch databases)."""
-    with _stores_lock:
-        for opened in _stores.values():
-            opened.dispose()
-        _stores.clear()
+    """Close this process's stores (tests that switch databases)."""
+    history.close_shared_stores()
 
 
 def all_models(scope: Scope = EVERYONE) -> list[AddedModel]:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import stat
 import tempfile
 import threading
@@ -67,10 +68,10 @@ def verify_engine_file(path: Path) -> str | None:
 
 
 class ExportAbandoned(Exception):
-    """An export whose partial file was deleted by `abandon_exports`."""
+    """An export whose private folder was deleted by `abandon_exports`."""
 
 
-# Exports under way in this process: partial file -> the model's title.
+# Exports under way in this process: their private folder -> the model's title.
 _running: dict[Path, str] = {}
 _running_lock = threading.Lock()
 
@@ -78,36 +79,43 @@ _running_lock = threading.Lock()
 def export_litert(model, path: Path, title: str = "") -> Path:
     """Export a Keras model to a .tflite file with its checksum file.
 
-    The file is written under a temporary name and moved into place, so readers
-    never see half a file; its checksum file is in place first, so a file without
-    one is never the result of a finished export. The partial file exists from the
-    start, so `abandon_exports` and the clean-up of stale files can find it.
+    The file is written in a private folder beside `path` (a temporary name, so the
+    clean-up of stale files knows it) and moved into place, so readers never see half a
+    file; its checksum file is in place first, so a file without one is never the result
+    of a finished export. `abandon_exports` deletes the folder whole: a write that comes
+    later finds no folder to write into, so nothing of the export is left behind.
 
     Raises:
         ExportAbandoned: `abandon_exports` was called while this export ran.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = files.temporary_path(path, ".tflite")
-    partial.write_bytes(b"")
+    workspace = files.temporary_path(path)
+    workspace.mkdir(mode=0o700)
+    partial = workspace / path.name
     with _running_lock:
-        _running[partial] = title or path.name
+        _running[workspace] = title or path.name
     try:
-        model.export(str(partial), format="litert", verbose=False)
-        size, digest = partial.stat().st_size, files.sha256_of_file(partial)
+        try:
+            model.export(str(partial), format="litert", verbose=False)
+            size, digest = partial.stat().st_size, files.sha256_of_file(partial)
+        except OSError:
+            if workspace.exists():
+                raise
+            raise ExportAbandoned(f"the export of {path.name} was abandoned") from None
         with _running_lock:  # abandoned, or moved into place: never half of each
-            if _running.pop(partial, None) is None:
+            if _running.pop(workspace, None) is None:
                 raise ExportAbandoned(f"the export of {path.name} was abandoned")
             files.write_atomically(checksum_path(path), _checksum_record(path, size, digest))
             os.replace(partial, path)
     finally:
         with _running_lock:
-            _running.pop(partial, None)
-        partial.unlink(missing_ok=True)
+            _running.pop(workspace, None)
+        shutil.rmtree(workspace, ignore_errors=True)
     return path
 
 
 def abandon_exports() -> list[str]:
-    """Delete the partial files of the exports under way; return their models' titles.
+    """Delete the private folders of the exports under way; return their models' titles.
 
     For a process that exits at once instead of waiting for them (the command line
     on Ctrl-C): nothing they wrote stays behind, and the next start exports again.
@@ -116,8 +124,8 @@ def abandon_exports() -> list[str]:
         running = dict(_running)
         _running.clear()
         _abandoned.extend(running)
-    for partial in running:
-        partial.unlink(missing_ok=True)
+    for workspace in running:
+        shutil.rmtree(workspace, ignore_errors=True)
     return list(dict.fromkeys(running.values()))
 
 
@@ -125,15 +133,12 @@ _abandoned: list[Path] = []
 
 
 def sweep_abandoned() -> None:
-    """Delete the abandoned exports' partial files again, right before the process exits.
-
-    An export thread cannot be stopped: one that was finishing may have written its file
-    after `abandon_exports` deleted it.
-    """
+    """Delete the abandoned exports' folders again, right before the process exits (an
+    export that was creating its folder's file at that moment may have left one)."""
     with _running_lock:
         abandoned = list(_abandoned)
-    for partial in abandoned:
-        partial.unlink(missing_ok=True)
+    for workspace in abandoned:
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def folders() -> list[Path]:

@@ -289,7 +289,7 @@ class BlockingModel:
         Path(path).write_bytes(b"whole")
 
 
-def test_abandoning_an_export_deletes_its_partial_file_and_keeps_nothing(tmp_path):
+def test_abandoning_an_export_deletes_its_folder_and_a_late_write_keeps_nothing(tmp_path):
     model, outcome = BlockingModel(), []
 
     def export():
@@ -304,13 +304,14 @@ def test_abandoning_an_export_deletes_its_partial_file_and_keeps_nothing(tmp_pat
     thread.start()
     try:
         model.exporting.wait()
-        [partial] = tmp_path.iterdir()
-        assert partial.name.startswith(".m.") and partial.suffix == ".tflite"
+        [workspace] = tmp_path.iterdir()  # the export's private folder, with its partial file
+        assert workspace.name.startswith(".m.tflite.") and workspace.is_dir()
+        assert [p.read_bytes() for p in workspace.iterdir()] == [b"half"]
 
         assert cache.abandon_exports() == ["Model M"]
-        assert not partial.exists()
+        assert not workspace.exists()
     finally:
-        model.finish.set()
+        model.finish.set()  # the export writes its file again, late: it has no folder now
         thread.join()
     [abandoned] = outcome  # the export ended without moving its file into place
     assert isinstance(abandoned, cache.ExportAbandoned)
@@ -349,13 +350,13 @@ def test_ctrl_c_during_a_first_export_ends_cleanly(tmp_path, photo_files):
 
 def _interrupt_a_first_export(folder: Path, photo_files) -> int | None:
     """Press Ctrl-C during a first export; check the outcome; None if the export had ended."""
-    cache = folder / "engines"
-    cache.mkdir(parents=True)
+    cache_dir = folder / "engines"
+    cache_dir.mkdir(parents=True)
     (folder / "tmp").mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", "classifier", "predict", "--model", NAME,
          str(photo_files["coffee"])],
-        env=cli_environment(folder, cache), cwd=ROOT,
+        env=cli_environment(folder, cache_dir), cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     printed = []
@@ -365,10 +366,10 @@ def _interrupt_a_first_export(folder: Path, photo_files) -> int | None:
             break
     assert any("espresso" in line for line in printed), process.communicate()[1]
 
-    def partials() -> list[Path]:
-        return [p for p in cache.iterdir() if p.name.startswith(".") and p.suffix == ".tflite"]
+    def partials() -> list[Path]:  # the export's private folder, and anything hidden
+        return [p for p in cache_dir.iterdir() if p.name.startswith(".")]
 
-    for _ in range(6000):  # the partial file exists from the export's start
+    for _ in range(6000):  # the export's private folder exists from its start
         if partials() or process.poll() is not None:
             break
         time.sleep(0.01)
@@ -377,7 +378,7 @@ def _interrupt_a_first_export(folder: Path, photo_files) -> int | None:
     _, stderr = process.communicate()
     assert "Traceback" not in stderr and "terminate called" not in stderr
     assert partials() == []
-    finished = models.cached_engine_path(NAME, cache)
+    finished = models.cached_engine_path(NAME, cache_dir)
     if process.returncode == 0:  # it had finished before the signal: a whole, verified file
         assert "interrupted" not in stderr
         assert finished is not None and cache.verify_engine_file(finished) is None

@@ -1,4 +1,4 @@
-"""The LiteRT engine against Keras, for every model of the zoo."""
+"""The LiteRT engine against Keras, for every built-in model."""
 
 import subprocess
 import sys

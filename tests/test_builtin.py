@@ -1,4 +1,4 @@
-"""The model registry: names, preprocessing, weights availability, offline behaviour."""
+"""The built-in models: names, preprocessing, weights availability, offline behaviour."""
 
 import socket
 import time

@@ -1,0 +1,210 @@
+"""The versioned upgrades of the history's tables, and the version number that tracks them.
+
+A database stores its schema version in the `schema_version` table. A release
+that changes the tables in `tables` appends an upgrade step to `MIGRATIONS`, so a
+history written by an older release is upgraded in place when it is opened.
+`create_or_upgrade` creates the tables in an empty database or runs the steps it
+has not had yet; `check_version` only checks, for a database opened read-only.
+Both work on a connection that `connecting.open_schema` or `check_schema` opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import sqlalchemy
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+    update,
+)
+
+from classifier.history.errors import HistoryError
+from classifier.history.tables import (
+    MAX_MODEL_NAME_LENGTH,
+    PUBLIC_ID_LENGTH,
+    UTCDateTime,
+    metadata,
+    new_public_id,
+    predictions,
+    schema_version_table,
+)
+
+Migration = Callable[[Connection], None]
+
+# Upgrade steps, oldest first: MIGRATIONS[0] turns a version-1 database into
+# version 2, MIGRATIONS[1] turns version 2 into 3, and so on. Never edit or
+# remove a step once released; a database remembers which ones it has had.
+# tests/test_history_tables_and_migrations.py keeps a hand-written version-1 database
+# and checks that, once upgraded, it matches a database created from scratch.
+
+
+def _add_models_tables(conn: Connection) -> None:
+    """Version 1 -> 2: the tables of added models, as version 2 defined them."""
+    version_2 = MetaData()
+    Table(
+        "models",
+        version_2,
+        Column("name", String(MAX_MODEL_NAME_LENGTH), primary_key=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("source", Text, nullable=False),
+        Column("sha256", String(64), nullable=False),
+        Column("size", Integer, nullable=False),
+        Column("details", JSON, nullable=False),
+    )
+    Table(
+        "model_files",
+        version_2,
+        Column(
+            "name",
+            String(MAX_MODEL_NAME_LENGTH),
+            ForeignKey("models.name", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("data", LargeBinary, nullable=False),
+    )
+    version_2.create_all(conn)
+
+
+def _add_overlays_table(conn: Connection) -> None:
+    """Version 2 -> 3: the table of overlay thumbnails, as version 3 defined it."""
+    version_3 = MetaData()
+    Table("predictions", version_3, Column("id", Integer, primary_key=True))
+    Table(
+        "overlays",
+        version_3,
+        Column(
+            "prediction_id",
+            Integer,
+            ForeignKey("predictions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("image", LargeBinary, nullable=False),
+    )
+    version_3.tables["overlays"].create(conn)
+
+
+def _add_owners(conn: Connection) -> None:
+    """Version 3 -> 4: owners of predictions and models, public ids, and the people table.
+
+    Every existing row belongs to nobody (owner NULL) and gets a random public id.
+    """
+    conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN owner TEXT")
+    public_id = f"public_id VARCHAR({PUBLIC_ID_LENGTH})"
+    conn.exec_driver_sql(f"ALTER TABLE predictions ADD COLUMN {public_id}")
+    conn.exec_driver_sql("ALTER TABLE models ADD COLUMN owner TEXT")
+    ids = conn.exec_driver_sql("SELECT id FROM predictions").scalars().all()
+    table = sqlalchemy.table("predictions", sqlalchemy.column("id"), sqlalchemy.column("public_id"))
+    statement = (
+        update(table)
+        .where(table.c.id == sqlalchemy.bindparam("row_id"))
+        .values(public_id=sqlalchemy.bindparam("new_id"))
+    )
+    for start in range(0, len(ids), 10_000):
+        batch = ids[start : start + 10_000]
+        conn.execute(statement, [{"row_id": i, "new_id": new_public_id()} for i in batch])
+    version_4 = MetaData()
+    Table(
+        "predictions",
+        version_4,
+        Column("id", Integer, primary_key=True),
+        *(Column(name, Text) for name in ("owner", "model", "feedback", "top1_label")),
+        Column("corrected_label", Text),
+        Column("created_at", UTCDateTime),
+        Column("top1_probability", Float),
+        Column("public_id", String(PUBLIC_ID_LENGTH)),
+    )
+    columns = version_4.tables["predictions"].c
+    Index(
+        "ix_predictions_owner",
+        columns.owner,
+        columns.created_at,
+        columns.id,
+        columns.top1_probability,
+        *(columns[name] for name in ("model", "feedback", "top1_label", "corrected_label")),
+    ).create(conn)
+    Index("ix_predictions_public_id", columns.public_id, unique=True).create(conn)
+    Table(
+        "people",
+        version_4,
+        Column("owner", Text, primary_key=True),
+        Column("email", Text),
+        Column("name", Text),
+        Column("last_seen", UTCDateTime, nullable=False),
+    ).create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_add_models_tables, _add_overlays_table, _add_owners)
+
+
+def create_or_upgrade(conn: Connection, migrations: Sequence[Migration]) -> None:
+    """Create the tables in an empty database, or run the upgrade steps it has not had.
+
+    The newest schema version is `1 + len(migrations)`. Call it inside a
+    transaction that only one process holds at a time (`connecting.open_schema`).
+
+    Raises:
+        HistoryError: If the database holds a foreign predictions table or a newer schema.
+    """
+    newest = 1 + len(migrations)
+    tables = inspect(conn)
+    if not tables.has_table(schema_version_table.name):
+        if tables.has_table(predictions.name):
+            raise HistoryError(
+                "This database has a 'predictions' table but no schema version, so it was "
+                "not created by this app. Set CLASSIFIER_DATABASE_URL to another database."
+            )
+        metadata.create_all(conn)
+        conn.execute(insert(schema_version_table).values(version=newest))
+        return
+    found = conn.execute(select(schema_version_table.c.version)).scalar_one()
+    if found > newest:
+        raise HistoryError(_newer_schema_message(found, newest))
+    for migrate in migrations[found - 1 :]:
+        migrate(conn)
+    if found < newest:
+        conn.execute(update(schema_version_table).values(version=newest))
+
+
+def check_version(conn: Connection, migrations: Sequence[Migration]) -> None:
+    """Check, changing nothing, that the tables exist in the version this code reads.
+
+    Raises:
+        HistoryError: If there are no tables, or an older or newer schema (an
+            upgrade would need to write).
+    """
+    newest = 1 + len(migrations)
+    if not inspect(conn).has_table(schema_version_table.name):
+        raise HistoryError(
+            "This database holds no prediction history yet, and opened read-only "
+            "the tables cannot be created."
+        )
+    found = conn.execute(select(schema_version_table.c.version)).scalar_one()
+    if found > newest:
+        raise HistoryError(_newer_schema_message(found, newest))
+    if found < newest:
+        raise HistoryError(
+            f"This history database has schema version {found} and needs an upgrade to "
+            f"version {newest}, which cannot be done read-only. Open it once with write access."
+        )
+
+
+def _newer_schema_message(found: int, newest: int) -> str:
+    return (
+        f"This history database was written by a newer version of the app (schema "
+        f"version {found}; this version reads up to {newest}). Upgrade "
+        "the app, or set CLASSIFIER_DATABASE_URL to another database."
+    )

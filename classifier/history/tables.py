@@ -1,0 +1,195 @@
+"""The history's tables, as SQLAlchemy Table objects in their newest version.
+
+`predictions` holds one row per saved classification, `thumbnails` and `overlays`
+its small pictures, `models` and `model_files` the models people added, `people`
+those who signed in, and `schema_version` the version number that `migrations`
+upgrades. Nothing here connects to a database: `connecting` makes the engine and
+creates these tables. Change a table only together with a new step in
+`migrations.MIGRATIONS`, which brings older databases to the same tables.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+MAX_MODEL_NAME_LENGTH = 60
+PUBLIC_ID_LENGTH = 32  # room for `secrets.token_urlsafe(16)` (22 characters)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store UTC and read back timezone-aware UTC datetimes, also on SQLite (which has no zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        # SQLite keeps the text "YYYY-MM-DD HH:MM:SS.ffffff"; all in UTC, it sorts correctly.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The schema, in its newest version. Change it only with a new step in `migrations.MIGRATIONS`.
+metadata = MetaData()
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("image_format", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("top_k", JSON, nullable=False),
+    Column("top1_label", Text, nullable=False),
+    Column("top1_probability", Float, nullable=False),
+    Column("inference_ms", Float, nullable=False),
+    Column("feedback", Text),
+    Column("corrected_label", Text),
+    # Schema version 4. Who saved it: "issuer subject" of a signed-in person (see
+    # `classifier.history.owners`), or NULL for nobody (saved anonymously, or before owners).
+    Column("owner", Text),
+    # The prediction's name in links (`?prediction=...`): random, so links cannot be guessed.
+    # Always set by the store; nullable only because older rows got theirs in an upgrade.
+    Column("public_id", String(PUBLIC_ID_LENGTH)),
+    CheckConstraint("feedback IN ('correct', 'wrong')", name="ck_predictions_feedback"),
+)
+
+# One index per sort order, each also holding every column a filter reads, so
+# count() and the search for a page's ids never touch the full rows. Separate
+# indexes on model or feedback would hurt: SQLite keeps no statistics unless
+# ANALYZE runs, assumes any index is selective, and would then look up half
+# the table row by row for "model = 'mobilenet_v2'".
+_FILTERED_COLUMNS = ("model", "feedback", "top1_label", "corrected_label")
+Index(
+    "ix_predictions_newest",
+    predictions.c.created_at,
+    predictions.c.id,
+    predictions.c.top1_probability,
+    *_FILTERED_COLUMNS,
+)
+Index(
+    "ix_predictions_confidence",
+    predictions.c.top1_probability,
+    predictions.c.id,
+    predictions.c.created_at,
+    *_FILTERED_COLUMNS,
+)
+
+# A person's own history, newest first: the same columns, after the owner.
+Index(
+    "ix_predictions_owner",
+    predictions.c.owner,
+    predictions.c.created_at,
+    predictions.c.id,
+    predictions.c.top1_probability,
+    *_FILTERED_COLUMNS,
+)
+Index("ix_predictions_public_id", predictions.c.public_id, unique=True)
+
+# Thumbnails live in their own table so that reading predictions never reads
+# pictures: SQLite stores a blob inside its row, which would make the
+# predictions table many times larger to scan or export.
+thumbnails = Table(
+    "thumbnails",
+    metadata,
+    Column(
+        "prediction_id",
+        Integer,
+        ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("image", LargeBinary, nullable=False),
+)
+
+# Models people added (schema version 2). The model file itself is kept in the
+# database, in its own table like the thumbnails, so every server sharing a
+# PostgreSQL database serves the same models; each copies the file into its data
+# folder on first use (`classifier.models.own`).
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(MAX_MODEL_NAME_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("owner", Text),  # schema version 4: who added or taught it; NULL for nobody
+)
+
+model_files = Table(
+    "model_files",
+    metadata,
+    Column(
+        "name",
+        String(MAX_MODEL_NAME_LENGTH),
+        ForeignKey("models.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# "Where it looked" of each saved prediction's top class (schema version 3): a small
+# picture like the thumbnail, kept when thumbnails are.
+overlays = Table(
+    "overlays",
+    metadata,
+    Column(
+        "prediction_id",
+        Integer,
+        ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("image", LargeBinary, nullable=False),
+)
+
+# The people who signed in (schema version 4): how an owner is named on the command line
+# (`--owner EMAIL`) and on an admin's History page.
+people = Table(
+    "people",
+    metadata,
+    Column("owner", Text, primary_key=True),
+    Column("email", Text),
+    Column("name", Text),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
+
+schema_version_table = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+
+def new_public_id() -> str:
+    """Return a prediction's public id: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)

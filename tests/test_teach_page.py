@@ -1,0 +1,226 @@
+"""The Teach page (AppTest): bad input named before any work, training, saving and
+retraining, photos from the history, files refused as they arrive; and a taught model on
+the Models page.
+
+The slow tests use EfficientNet-Lite0's real feature extractor on the shipped photos'
+variations and drawn classes (`image_folder` in conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from classifier import models, teach
+from classifier.models import own
+from tests.conftest import EXAMPLES, LITE0, made_up_examples
+from tests.helpers import app_test
+
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
+
+
+def app():
+    import streamlit as st
+
+    st.cache_data.clear()
+    return app_test(300)
+
+
+def uploads(held_out: dict[str, list[bytes]], name: str, count: int) -> list[tuple]:
+    return [(f"{name}{i}.jpg", data, "image/jpeg") for i, data in enumerate(held_out[name][:count])]
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_the_teach_page_says_when_teaching_is_turned_off(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_ALLOW_MODEL_UPLOADS", "0")
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    assert not at.exception
+    assert "Teaching models is turned off on this server" in at.info[0].value
+    assert not at.get("file_uploader")
+
+
+def test_the_teach_page_names_bad_input_before_any_work():
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("Mug")
+    at.text_input(key="teach_name_1").set_value("mug").run()
+    button(at, "Train").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("Two classes are called “mug”")
+    at.text_input(key="teach_name_1").set_value("Cup").run()
+    button(at, "Train").click().run()
+    assert at.error[0].value == "Give each class at least 2 photos, then train."
+    assert not at.metric  # nothing trained, nothing to save
+    assert "Save model" not in [b.label for b in at.button]
+
+
+def test_too_few_photos_are_named_at_once_before_the_feature_extractor_is_prepared(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(tmp_path / "cache"))  # nothing exported
+    assert not teach.extractor_ready(LITE0)
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("Mug")
+    at.text_input(key="teach_name_1").set_value("Cup")
+    cat = ("cat.jpg", (EXAMPLES / "cat.jpg").read_bytes(), "image/jpeg")
+    at.file_uploader(key="teach_upload_0").set_value([cat]).run()
+    assert [m.value for m in at.markdown if "photo" in m.value] == ["**1 photo**", "**0 photos**"]
+    button(at, "Train").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Give each class at least 2 photos, then train."]
+    assert not at.metric
+    assert not teach.extractor_ready(LITE0)  # nothing was prepared for it
+
+
+@pytest.mark.slow
+def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_folder):
+    _, photos = image_folder
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("Cat")
+    at.text_input(key="teach_name_1").set_value("Coffee")
+    at.file_uploader(key="teach_upload_0").set_value(uploads(photos, "Cat", 4)).run()
+    at.file_uploader(key="teach_upload_1").set_value(uploads(photos, "Coffee", 1)).run()
+    assert [m.value for m in at.markdown if "photo" in m.value] == ["**4 photos**", "**1 photo**"]
+    button(at, "Train").click().run()
+    assert at.error[0].value.startswith("The class “Coffee” has 1 photo; each class needs")
+
+    at.file_uploader(key="teach_upload_1").set_value(uploads(photos, "Coffee", 4)).run()
+    button(at, "Train").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == "100%"
+    table = at.dataframe[0].value
+    assert table["class"].tolist() == ["Cat", "Coffee"] and table["photos"].tolist() == [4, 4]
+    assert len(at.get("vega_lite_chart")) == 1  # the confusion matrix
+    at.text_input(key="teach_model_name").set_value("Cat or coffee").run()
+    button(at, "Save model").click().run()
+    assert any(s.value.startswith("Saved Cat or coffee.") for s in at.success)
+    assert at.session_state["kept_model"] == "Cat or coffee"
+    assert button(at, "Save model").disabled  # saved: nothing new to save
+    assert "Saved as Cat or coffee." in [c.value for c in at.caption]
+    assert at.button(key="prepare_download_Cat or coffee")
+
+    at.switch_page("pages/classify.py").run()
+    picker = at.sidebar.selectbox(key="model")
+    assert picker.value == "Cat or coffee"
+    assert "Cat or coffee (taught)" in picker.options  # as the person reads them
+    at.file_uploader(key="uploads").set_value(uploads(photos, "Coffee", 6)[5:]).run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("Coffee · ")
+    (saved,) = own.store().find()
+    assert saved.model == "Cat or coffee" and saved.top_k[0].label == "Coffee"
+
+    # Later: a third class and more photos, trained again under the same name.
+    at.switch_page("pages/teach.py").run()
+    at.selectbox(key="teach_start").set_value("Cat or coffee").run()
+    assert [m.value for m in at.markdown if "photo" in m.value] == [
+        "**4 photos** (4 from before)",
+        "**4 photos** (4 from before)",
+    ]
+    button(at, "Add a class").click().run()
+    at.text_input(key="teach_name_4").set_value("Rocket")
+    at.file_uploader(key="teach_upload_4").set_value(uploads(photos, "Striped", 3)).run()
+    button(at, "Train").click().run()
+    assert at.dataframe[0].value["photos"].tolist() == [4, 4, 3]
+    assert at.text_input(key="teach_model_name").value == "Cat or coffee"
+    button(at, "Save model").click().run()
+    assert not at.exception and not at.error
+    (model,) = models.all_models()
+    assert model.name == "Cat or coffee" and model.class_names == ("Cat", "Coffee", "Rocket")
+    assert model.entry.details["photos"] == 11
+    assert models.load("Cat or coffee").engine.classes == 3
+
+
+def test_photos_saved_in_the_history_can_be_added_to_a_class():
+    from classifier import images
+    from tests.helpers import make_record, ranked
+
+    store = own.store()  # the history's database
+    for name, label in (("cat.jpg", "tabby cat"), ("coffee.jpg", "espresso")):
+        picture = images.decode_image((EXAMPLES / name).read_bytes()).image
+        store.add(
+            make_record(
+                file_name=name, top_k=ranked(label, 0.9), thumbnail=images.make_thumbnail(picture)
+            )
+        )
+    store.add(make_record(file_name="no picture kept.jpg", thumbnail=None))
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.toggle(key="teach_use_history_0").set_value(True).run()
+    picker = at.multiselect(key="teach_history_pick_0")
+    assert len(picker.options) == 2  # the row without a picture is not offered
+    at.text_input(key="teach_history_search_0").set_value("tabby").run()
+    picker = at.multiselect(key="teach_history_pick_0")
+    (only,) = picker.options
+    assert "cat.jpg · tabby cat" in only
+    picker.set_value([only]).run()
+    button(at, "Add them").click().run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if "photo" in m.value] == ["**1 photo**", "**0 photos**"]
+
+
+def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():
+    teach.save("Made up", teach.train(made_up_examples()))
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    yours = at.dataframe[1].value
+    assert yours["name"].tolist() == ["Made up"]
+    assert yours["preprocessing"].tolist() == ["as EfficientNet-Lite0"]
+    assert yours["source"].tolist() == ["Taught from 36 photos on EfficientNet-Lite0"]
+    assert any(
+        c.value == "Taught from 36 photos on EfficientNet-Lite0; cross-validated accuracy "
+        "100%. Retrain it on the Teach page."
+        for c in at.caption
+    )
+    assert at.button(key="prepare_download_Made up").label == "Prepare a download"
+
+
+@pytest.mark.slow
+def test_photos_taken_for_another_class_are_shown_with_what_they_were_taken_for(image_folder):
+    _, photos = image_folder
+    mixed = [*photos["Cat"][:3], *photos["Coffee"][:3]]  # both classes hold the same kinds
+    other = [*photos["Cat"][3:6], *photos["Coffee"][3:6]]
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("Left")
+    at.text_input(key="teach_name_1").set_value("Right")
+    at.file_uploader(key="teach_upload_0").set_value(
+        [(f"left{i}.jpg", data, "image/jpeg") for i, data in enumerate(mixed)]
+    ).run()
+    at.file_uploader(key="teach_upload_1").set_value(
+        [(f"right{i}.jpg", data, "image/jpeg") for i, data in enumerate(other)]
+    ).run()
+    button(at, "Train").click().run()
+    assert not at.exception and not at.error
+    accuracy = int(at.metric[0].value.rstrip("%"))
+    assert accuracy < 100
+    (heading,) = [m.value for m in at.markdown if m.value.startswith("**Taken for another")]
+    mistakes = int(heading.split("(")[1].rstrip(")*"))
+    assert mistakes == round(12 * (100 - accuracy) / 100)
+    captions = [c for element in at.get("image") for c in element.proto.imgs if c.caption]
+    assert len(captions) == mistakes
+    pattern = r"(left|right)\d\.jpg: (Left, taken for Right|Right, taken for Left)"
+    assert all(re.fullmatch(pattern, c.caption) for c in captions), captions
+
+
+def test_the_teach_page_refuses_files_over_the_size_limit_as_they_arrive(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_MAX_BYTES", str(30_000))
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    small = (EXAMPLES / "cat.jpg").read_bytes()
+    assert len(small) < 30_000
+    big = (EXAMPLES / "coffee.jpg").read_bytes()
+    assert len(big) > 30_000
+    at.file_uploader(key="teach_upload_0").set_value(
+        [("cat.jpg", small, "image/jpeg"), ("coffee.jpg", big, "image/jpeg")]
+    ).run()
+    assert not at.exception
+    assert next(m.value for m in at.markdown if "photo" in m.value) == "**1 photo**"
+    assert at.warning[0].value.startswith("Not taken: coffee.jpg (over ")
