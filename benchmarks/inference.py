@@ -12,6 +12,7 @@ from benchmarks.report import Row, ratio, say
 from benchmarks.timing import compare
 from classifier import images, models
 from classifier.config import get_settings
+from classifier.runtime import cache, engines
 
 GROUP = "Inference, 1 image"
 TARGET_OVER_RAW = 1.25  # the app's engine may cost at most 25% more than raw LiteRT
@@ -45,11 +46,11 @@ def raw_litert(path: Path, batch: np.ndarray) -> Callable[[], np.ndarray]:
 
 
 def measure_model(
-    name: str, app_engine: models.Engine, tflite: Path, model, *, quick: bool, note: str = ""
+    name: str, app_engine: engines.Engine, tflite: Path, model, *, quick: bool, note: str = ""
 ) -> list[Row]:
     """Time the four ways of running one model on the same preprocessed image."""
     batch = model_input(models.get_spec(name))
-    keras_engine = models.KerasEngine(model)
+    keras_engine = engines.KerasEngine(model)
     stats = compare(
         {
             APP: lambda: app_engine.run(batch),
@@ -92,11 +93,11 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
     """Measure MobileNetV2 (random weights, exported here) and EfficientNet-Lite0 (real weights)."""
     say("inference: building MobileNetV2 (weights=None) and exporting it to LiteRT")
     mobilenet = models.get_spec("mobilenet_v2").build(None)
-    mobilenet_file = models.export_litert(mobilenet, scratch / "mobilenet_v2.tflite")
+    mobilenet_file = cache.export_litert(mobilenet, scratch / "mobilenet_v2.tflite")
     say("inference: timing mobilenet_v2")
     rows = measure_model(
         "mobilenet_v2",
-        models.LiteRTEngine(mobilenet_file, get_settings().num_threads),
+        engines.LiteRTEngine(mobilenet_file, get_settings().num_threads),
         mobilenet_file,
         mobilenet,
         quick=quick,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from classifier import models
 from classifier.config import get_settings
+from classifier.runtime import engines
 
 NAME = models.FALLBACK_MODEL
 
@@ -18,8 +19,8 @@ def load() -> models.LoadedModel:
     open it the way a later process's load_model does.
     """
     loaded = models.load(NAME)
-    if isinstance(loaded.engine, models.LiteRTEngine):
+    if isinstance(loaded.engine, engines.LiteRTEngine):
         return loaded
     loaded.engine.wait()
     path = models.cached_engine_path(NAME)
-    return replace(loaded, engine=models.LiteRTEngine(path, get_settings().num_threads))
+    return replace(loaded, engine=engines.LiteRTEngine(path, get_settings().num_threads))

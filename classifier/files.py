@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 STALE_AFTER_SECONDS = 3600  # a temporary file this old is left over, whoever wrote it
-_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?:tmp|tflite)$")
+# `.<name>.<pid>.<8 hex digits>.tmp|tflite`; also the earlier releases' `.<name>.<pid>.<thread
+# id>.tmp|tflite|partial`, which an upgraded server may find left over.
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.(?:[0-9a-f]{8}|\d+)\.(?:tmp|tflite|partial)$")
 log = logging.getLogger(__name__)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import hashlib
 import io
 import logging
 import math
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageOps, features
 
+from classifier import files
 from classifier.config import get_settings
 
 CROP_FRACTION = 0.875
@@ -123,7 +123,7 @@ class DecodedImage:
 
 def content_digest(data: bytes) -> str:
     """Return the sha256 of a file's bytes in hex: the key of a picture's cached answer."""
-    return hashlib.sha256(data).hexdigest()
+    return files.sha256_of(data)
 
 
 def decode_image(

@@ -12,7 +12,7 @@ from PIL import Image
 
 from classifier import images
 from classifier.labels import TopClass, rank
-from classifier.models import LoadedModel
+from classifier.models import Kind, LoadedModel
 from classifier.models import load as load_model
 
 ImageInput = bytes | Image.Image | images.DecodedImage
@@ -120,7 +120,7 @@ def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Predi
         height=decoded.height,
         image=decoded.image,
         model_input=pixels,
-        class_names=None if not spec.added else spec.class_names,
+        class_names=None if spec.kind is Kind.BUILTIN else spec.class_names,
         weights_origin=spec.weights_origin,
         crop_fraction=spec.crop_fraction,
     )

@@ -35,13 +35,12 @@ import numpy as np
 from classifier import files, images
 from classifier.config import get_settings
 from classifier.models import builtin, derived, own
-from classifier.models.errors import DerivedFileFailed
+from classifier.models.errors import DerivedFileFailed, ModelError
 from classifier.models.spec import ModelSpec
 from classifier.models.taught import read_weights, softmax
 from classifier.runtime.engines import LiteRTEngine
 
 log = logging.getLogger(__name__)
-FEATURES_FORMAT = 1  # part of the feature file's and the vector cache's names
 CROP_FRACTION = 1.0  # the whole centre square, as added (Teachable Machine) models see it
 MIN_CLASSES, MAX_CLASSES = 2, 50
 MIN_PHOTOS = 2  # per class
@@ -63,21 +62,10 @@ def bases() -> list[str]:
 
 def check_base(base: str) -> ModelSpec:
     """Return a base network's spec, or raise TeachError saying why it cannot be used here."""
-    if base not in builtin.MODELS:
-        raise TeachError(
-            f"Expected one of the built-in models {', '.join(builtin.MODELS)} as the base. "
-            f"Received: {base!r}"
-        )
-    status = builtin.weights_status(base)
-    if not status.available:
-        raise TeachError(f"{builtin.title_of(base)} cannot be the base here: {status.reason}.")
-    spec = builtin.get_spec(base)
-    if not spec.weights_file().is_file():  # downloadable, not downloaded yet
-        raise TeachError(
-            f"{spec.title}'s ImageNet weights are not on this server yet: classify a photo "
-            "with it once (that downloads them), then teach on it."
-        )
-    return spec
+    try:
+        return builtin.base_here(base)
+    except ModelError as exc:
+        raise TeachError(str(exc)) from None
 
 
 def features_path(base: str) -> Path:

@@ -339,3 +339,49 @@ def image_folder(tmp_path_factory) -> tuple[Path, dict[str, list[bytes]]]:
         held_out[name] = [jpeg(p) for p in pictures[TRAIN_PER_CLASS:]]
     (root / "Plain" / "notes.txt").write_text("not a photo")
     return root, held_out
+
+
+# --- Added models: real model files, made once per run ----------------------------------
+# (tests/test_upload.py, test_own_models.py and test_models_page.py)
+
+import numpy as np  # noqa: E402
+
+from classifier import images  # noqa: E402
+from tests import model_fixtures as mf  # noqa: E402
+
+PHOTOS = ("cat", "coffee", "rocket")  # the shipped examples, one per fixture class
+
+
+def photo(name: str) -> bytes:
+    return (EXAMPLES / f"{name}.jpg").read_bytes()
+
+
+def crop(name: str) -> np.ndarray:
+    picture = images.decode_image(photo(name)).image
+    return images.fit_to_input(picture, mf.SIZE, 1.0)
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory) -> dict[str, object]:
+    """Every model file the slow tests use, made once per run."""
+    folder = tmp_path_factory.mktemp("models")
+    pictures = [crop(name) for name in PHOTOS]
+    model = mf.build_teachable_machine_model(pictures)
+    model.save(folder / "keras_model.h5")
+    labels = mf.teachable_machine_labels()
+    float_file = mf.float_tflite(model)
+    quantized_file = mf.quantized_tflite(model, pictures)
+    return {
+        "model": model,
+        "labels": labels,
+        "keras_zip": mf.zip_of(
+            {"keras_model.h5": (folder / "keras_model.h5").read_bytes(), "labels.txt": labels}
+        ),
+        "float_zip": mf.zip_of({"model_unquant.tflite": float_file, "labels.txt": labels}),
+        "quantized_zip": mf.zip_of({"model.tflite": quantized_file, "labels.txt": labels}),
+        "quantized": quantized_file,
+        "lambda": mf.lambda_keras(folder / "lambda.keras").read_bytes(),
+        "rescaling": mf.rescaling_keras(folder / "rescaling.keras").read_bytes(),
+        "custom_layer": mf.custom_layer_h5(folder / "custom.h5").read_bytes(),
+        "custom_op": mf.custom_op_tflite(),
+    }

@@ -165,7 +165,7 @@ def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatc
         ]
     )
 
-    def read_model(data, labels=None):  # as classifier.modelfiles describes a zip
+    def read_model(data, labels=None):  # as classifier.models.upload describes a zip
         outcome = next(found)
         if isinstance(outcome, Exception):
             raise outcome

@@ -67,3 +67,31 @@ def test_an_upload_and_a_slider_move_resolve_an_added_model_once(
     assert upload["registry queries"] <= 1 and upload["name resolutions"] <= 1, upload
     assert slider["registry queries"] <= 1 and slider["name resolutions"] <= 1, slider
     assert upload["name resolutions"] == 1  # the counting itself works
+
+
+def test_an_upload_in_a_fragment_rerun_looks_a_removed_model_up_again(
+    own_database, lite0_tflite, coffee_jpeg, monkeypatch
+):
+    """A fragment's rerun (an upload, in a browser) gets the sidebar's list of the last full
+    run; a model removed since (here on another server: its row, not this server's file)
+    must not answer from that list."""
+    import streamlit as st
+
+    from classifier.models import own
+    from ui import resources
+
+    models.save("Lite copy", models.read_model(lite0_tflite, LABELS), "raw")
+    listed = resources.own_models  # the sidebar's list, as it was before the removal
+    stale = {model.name: model for model in models.all_models()}
+    monkeypatch.setattr(resources, "own_models", lambda: stale)
+    st.cache_data.clear()
+    at = app_test().run()
+    at.sidebar.selectbox(key="model").set_value("Lite copy").run()
+    assert not at.exception and listed is not resources.own_models
+
+    registry.remove_model(own.store(), "Lite copy")  # another server removes it
+    monkeypatch.setattr(resources, "in_fragment_rerun", lambda: True)
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    assert not at.exception
+    assert any("is not here any more" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.get("vega_lite_chart")  # nothing answered

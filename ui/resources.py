@@ -36,14 +36,17 @@ def load_model(
     """Return the model that answers for a name; on failure show why and return None.
 
     The name is resolved once: a model among `own` (the visitor's, as the sidebar listed
-    them in this run) without asking the database again, another with one query. The
+    them in this same run) without asking the database again, another with one query. A
+    fragment's rerun (an upload) gets the sidebar's list of the last full run, which may
+    name a model removed since: there the name is looked up again. The
     catalog keeps each engine open once per process, and only a first load shows a
     spinner (a spinner costs ~20 ms a rerun). A built-in model's first-ever export runs in
     a child process: the server never holds TensorFlow, which at its peak would double or
     triple its memory.
     """
     try:
-        choice = models.choose(own[name] if own and name in own else name)
+        listed = own if own and not in_fragment_rerun() else {}
+        choice = models.choose(listed.get(name, name))
         if models.is_loaded(choice):
             loaded = models.load(choice, in_child=True)
         else:
@@ -64,6 +67,13 @@ def load_model(
     if loaded.cache_notice:  # set on the load that repaired or moved the engine cache: once
         st.warning(loaded.cache_notice, icon=":material/build:")
     return loaded
+
+
+def in_fragment_rerun() -> bool:
+    """Tell whether this script run reruns fragments only (their arguments are those of the
+    last full run), not the whole page."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return bool(ctx is not None and getattr(ctx, "fragment_ids_this_run", None))
 
 
 def _loading_text(choice: models.Choice) -> str:

@@ -26,14 +26,14 @@ class Choices:
     loaded: models.LoadedModel | None = None  # the model that answers, once resolved
 
 
-def model_title(name: str, own: dict[str, str] | None = None) -> str:
+def model_title(name: str, kinds: dict[str, str] | None = None) -> str:
     """Return a model's title, marked when this server would answer with the fallback.
 
-    `own` says which of the people's models were "added", which "taught", and which
+    `kinds` says which of the people's models were "added", which "taught", and which
     picked one was "removed" since.
     """
     if name not in models.MODELS:  # a model someone added or taught
-        return f"{name} ({(own or {}).get(name, 'added')})"
+        return f"{name} ({(kinds or {}).get(name, 'added')})"
     title = models.title_of(name)
     return title if models.weights_status(name).available else f"{title} (unavailable)"
 
@@ -55,18 +55,18 @@ def settings_sidebar() -> Choices:
     with st.sidebar:
         st.header("Settings")
         listed = resources.own_models()
-        own = {name: "taught" if model.taught else "added" for name, model in listed.items()}
-        names = [*models.MODELS, *own]
+        kinds = {name: "taught" if model.taught else "added" for name, model in listed.items()}
+        names = [*models.MODELS, *kinds]
         kept_model = st.session_state.get("kept_model")
         if kept_model is not None and kept_model not in names:
             # Removed since it was picked (maybe on another replica): it stays picked, marked,
             # and answers nothing, rather than another model quietly answering in its place.
             names.append(kept_model)
-            own = {**own, kept_model: "removed"}
+            kinds = {**kinds, kept_model: "removed"}
         model = st.selectbox(
             "Model",
             names,
-            format_func=lambda name: model_title(name, own),
+            format_func=lambda name: model_title(name, kinds),
             help=PICKER_HELP,
             **kept("model", default),
         )

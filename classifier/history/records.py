@@ -25,6 +25,7 @@ class Classified(Protocol):
 
     def top(self, k: int) -> tuple[TopClass, ...]: ...
 
+
 FEEDBACK_VALUES = ("correct", "wrong")
 FEEDBACK_FILTERS = ("any", "correct", "wrong", "unrated")
 SORTS = ("newest", "oldest", "confidence_desc", "confidence_asc")

@@ -18,7 +18,7 @@ Rooms, each with one concern:
 - `taught`: a taught model at run time (features, then its head).
 - `derived`: every file made from a model once per server (engine, features, maps,
   the fused download), each by a child process.
-- `catalog`: every model by name, its engine opened once.
+- `catalog`: every model by name, its engine opened once (`open_engines`).
 - `convert`: the child process's entry point.
 - `errors`: the `ModelError` family.
 

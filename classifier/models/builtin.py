@@ -181,6 +181,30 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+def base_here(name: str) -> ModelSpec:
+    """Return a built-in network that taught models can stand on here: its ImageNet weights
+    are on this server (not only downloadable).
+
+    Raises:
+        ModelError: it is not a built-in network, or its weights are not here (one sentence).
+    """
+    if name not in MODELS:
+        raise ModelError(
+            f"Expected one of the built-in models {', '.join(MODELS)} as the base. "
+            f"Received: {name!r}"
+        )
+    status = weights_status(name)
+    if not status.available:
+        raise ModelError(f"{title_of(name)} cannot be the base here: {status.reason}.")
+    spec = get_spec(name)
+    if not spec.weights_file().is_file():  # downloadable, not downloaded yet
+        raise ModelError(
+            f"{spec.title}'s ImageNet weights are not on this server yet: classify a photo "
+            "with it once (that downloads them), then teach on it."
+        )
+    return spec
+
+
 def title_of(name: str) -> str:
     """Return a model's title; an added model's name, or one the app no longer has, as it is."""
     return MODELS[name].title if name in MODELS else name

@@ -21,7 +21,7 @@ import numpy as np
 
 from classifier import files
 from classifier.config import get_settings
-from classifier.models import builtin, derived, engines, taught
+from classifier.models import builtin, derived, open_engines, taught
 from classifier.models.errors import DerivedFileFailed, ModelError
 from classifier.models.spec import Choice, Kind, LoadedModel, ModelSpec, WeightsStatus
 from classifier.runtime.engines import Engine, LiteRTEngine
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from classifier.history.owners import Scope
     from classifier.models.own import AddedModel
 
-forget = engines.forget
+forget = open_engines.forget
 
 
 def choose(model: str | AddedModel) -> Choice:
@@ -62,7 +62,7 @@ def names(scope: Scope | None) -> list[str]:
     return [*builtin.MODELS, *(model.name for model in own.all_models(scope))]
 
 
-def _key(spec: ModelSpec) -> engines.EngineKey:
+def _key(spec: ModelSpec) -> open_engines.EngineKey:
     settings = get_settings()
     return spec.name, spec.version, settings.cache_dir, settings.num_threads
 
@@ -80,7 +80,7 @@ def load(model: str | Choice | None = None, *, in_child: bool = False) -> Loaded
     choice = model if isinstance(model, Choice) else choose(model or get_settings().default_model)
     spec = choice.spec
     try:
-        (engine, notice), opened_now = engines.opened.get(
+        (engine, notice), opened_now = open_engines.opened.get(
             _key(spec), lambda: _open(spec, choice.status.path, in_child)
         )
     except ModelError:
@@ -116,7 +116,7 @@ def is_loaded(model: str | Choice) -> bool:
         spec = model.spec if isinstance(model, Choice) else choose(model).spec
     except ModelError:
         return False
-    return _key(spec) in engines.opened
+    return _key(spec) in open_engines.opened
 
 
 def cached_engine_path(name: str, cache_dir: Path | None = None) -> Path | None:
@@ -177,9 +177,7 @@ def download(name: str) -> bytes:
     model = own.find(name)
     if not model.taught or model.base is None:
         raise ModelError(f"“{name}” is an added model, not a taught one.")
-    status = builtin.weights_status(model.base)
-    if not status.available:
-        raise ModelError(f"{builtin.title_of(model.base)} cannot be used here: {status.reason}.")
+    builtin.base_here(model.base)  # its base's weights are here, or one sentence
     path = own.teachable_machine_zip_path(model.entry)
     if not path.is_file():
         head = own.materialize(model.entry)

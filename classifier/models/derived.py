@@ -271,8 +271,3 @@ def fuse(base: str, head: Path, output: Path) -> None:
         run_convert("fuse", base, str(head), str(output))
     except ChildFailed as exc:
         raise DerivedFileFailed(str(exc)) from None
-
-
-def forget_opened() -> None:
-    """Close this process's derived files (tests that switch cache folders)."""
-    _exported.clear()

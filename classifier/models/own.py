@@ -22,7 +22,7 @@ from classifier import files, history
 from classifier.config import get_settings
 from classifier.history import registry
 from classifier.history.owners import EVERYONE, Scope
-from classifier.models import builtin, engines
+from classifier.models import builtin, open_engines
 from classifier.models.errors import ModelError, ModelFileError, ModelNameTaken, UnknownModel
 from classifier.models.spec import Kind, ModelSpec
 from classifier.models.upload import (
@@ -184,7 +184,7 @@ def materialize(entry: registry.ModelEntry) -> Path:
             return path
         data = registry.model_data(store(), entry.name)
         if data is None:
-            raise ModelError(f"The model “{entry.name}” was removed.")
+            raise UnknownModel(f"The model “{entry.name}” was removed.")
         if files.sha256_of(data) != entry.sha256:
             raise ModelError(f"The stored file of the model “{entry.name}” is damaged.")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,7 @@ def keep(
         store().scoped(scope), name, source, digest, details, data, replace=replacing is not None
     )
     if replacing is not None:
-        engines.forget(name)
+        open_engines.forget(name)
         drop_files(replacing)  # the old file (and its download), unless shared
     try:
         materialize(entry)  # now, so the first answer does not wait for it
@@ -322,7 +322,7 @@ def remove(name: str, scope: Scope = EVERYONE) -> bool:
     entry = registry.get_model(mine, name)
     if entry is None or not registry.remove_model(mine, name):
         return False
-    engines.forget(name)
+    open_engines.forget(name)
     drop_files(entry)
     return True
 

@@ -59,11 +59,6 @@ class ModelSpec:
     kind: Kind = Kind.BUILTIN
 
     @property
-    def added(self) -> bool:
-        """Whether someone added or taught it (it is not one of the app's networks)."""
-        return self.kind is not Kind.BUILTIN
-
-    @property
     def network(self) -> str | None:
         """The built-in network that runs it, wholly or for its features (None: added)."""
         return self.name if self.kind is Kind.BUILTIN else self.base

@@ -62,11 +62,10 @@ def open_engine(spec: ModelSpec) -> HeadEngine:
         ModelError: its base's feature extractor cannot be had here (one sentence).
     """
     assert spec.base is not None and spec.engine_file is not None
-    base = builtin.get_spec(spec.base)
-    status = builtin.weights_status(spec.base)
-    if not status.available or not base.weights_file().is_file():
-        reason = status.reason or "its ImageNet weights are not on this server yet"
-        raise ModelError(f"{spec.title} cannot run here: {base.title}: {reason}.")
+    try:
+        base = builtin.base_here(spec.base)
+    except ModelError as exc:
+        raise ModelError(f"{spec.title} cannot run here: {exc}") from exc
     try:
         features = derived.extractor(base)
     except DerivedFileFailed as exc:

@@ -5,7 +5,7 @@ weights file's name, size and modification time, ENGINE_FORMAT), so new weights 
 new file. Each export records the file's size and sha256 beside it (`<stem>.json`,
 written before the file is moved into place), and every open checks them first: a file
 that is damaged, has no record, or that LiteRT cannot open is moved aside to
-`<name>.corrupt` (`open_cached` returns None, and the caller exports anew). A cache
+`<name>.corrupt` (`engines.open_cached` returns None, and the caller exports anew). A cache
 folder that cannot be written is replaced by a per-user temporary folder, told once.
 """
 

@@ -1,0 +1,143 @@
+"""The app's Models page (`pages/models.py`, `ui/own_models.py`), through AppTest: adding,
+trying and removing a model, and classifying with it on the other pages.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from classifier import models
+from classifier.models import own
+from tests import model_fixtures as mf
+from tests.conftest import photo
+from tests.helpers import app_test
+
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
+
+
+# --- In the app (AppTest) -------------------------------------------------------------
+
+
+def app():
+    import streamlit as st
+
+    st.cache_data.clear()
+    return app_test(300)
+
+
+def chart_labels(at, number: int = 0) -> list[str]:
+    import pyarrow as pa
+
+    proto = at.get("vega_lite_chart")[number].proto
+    return list(pa.ipc.open_stream(proto.datasets[0].data.data).read_all().to_pandas()["label"])
+
+
+def test_the_models_page_says_when_adding_models_is_turned_off(monkeypatch):
+    monkeypatch.setenv("CLASSIFIER_ALLOW_MODEL_UPLOADS", "0")
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert any("Adding models is turned off on this server" in i.value for i in at.info)
+    assert not at.get("file_uploader")
+
+
+def test_a_file_that_is_no_model_gets_its_sentence_on_the_models_page(chelsea_png):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    at.file_uploader(key="add_model_0").set_value(("cat.zip", chelsea_png, "image/png")).run()
+    assert not at.exception
+    assert "not a model this app can read" in at.error[0].value
+    assert "Add model" not in [b.label for b in at.button]  # nothing to add
+
+
+@pytest.mark.slow
+def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    zip_upload = ("converted_tflite.zip", made["float_zip"], "application/zip")
+    at.file_uploader(key="add_model_0").set_value(zip_upload).run()
+    assert not at.exception
+    assert at.success[0].value.startswith(
+        "Teachable Machine zip (model_unquant.tflite): 3 classes, input 224×224 float32"
+    )
+    assert at.text_input(key="add_name_0").value == ""  # Teachable Machine's file name says nothing
+    assert at.selectbox(key="add_scaling_0").value == "minus_one_to_one"  # detected
+    at.file_uploader(key="add_test_0").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
+    assert at.subheader[0].value.startswith("Cat · ")  # the answer before keeping it
+    assert models.all_models() == []
+    at.text_input(key="add_name_0").set_value("Desk things").run()
+    next(b for b in at.button if b.label == "Add model").click().run()
+    assert not at.exception
+    assert any("Added Desk things" in s.value for s in at.success)
+    assert at.session_state["kept_model"] == "Desk things"  # picked for the person
+    assert "Desk things" in at.dataframe[1].value["name"].tolist()  # under "Your models"
+
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.selectbox(key="model").value == "Desk things"
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", photo("coffee"), "image/jpeg")).run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("Coffee · ")
+    assert chart_labels(at)[0] == "Coffee"
+    assert sorted(chart_labels(at)) == sorted(mf.TM_CLASSES)  # top 5 of a 3-class model: 3 bars
+    assert any("Added model: Teachable Machine zip" in c.value for c in at.caption)
+    (saved,) = own.store().find()
+    assert saved.model == "Desk things" and saved.top_k[0].label == "Coffee"
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    assert at.selectbox(key=f"correction_{saved.id}").options == list(mf.TM_CLASSES)
+    at.selectbox(key=f"correction_{saved.id}").set_value("Cat").run()
+    assert own.store().get(saved.id).corrected_label == "Cat"
+
+    at.switch_page("pages/history.py").run()
+    assert "Desk things" in at.sidebar.multiselect(key="h_models").options
+    at.sidebar.multiselect(key="h_models").set_value(["Desk things"]).run()
+    assert not at.exception
+    assert at.dataframe[0].value["model"].tolist() == ["Desk things"]
+
+
+@pytest.mark.slow
+def test_removing_a_model_asks_first_and_the_picker_forgets_it(made):
+    models.save("Desk things", models.read_model(made["float_zip"]), "minus_one_to_one")
+    at = app().run()
+    assert "Desk things (added)" in at.sidebar.selectbox(key="model").options
+    at.sidebar.selectbox(key="model").set_value("Desk things").run()
+    at.switch_page("pages/models.py").run()
+    at.button(key="remove_Desk things").click().run()
+    assert "Remove Desk things? Its predictions stay in the history." in [
+        w.value for w in at.warning
+    ]
+    assert models.exists("Desk things")  # not yet
+    at.button(key="remove_yes_Desk things").click().run()
+    assert not at.exception
+    assert any(s.value == "Removed Desk things." for s in at.success)
+    assert not models.exists("Desk things")
+    at.switch_page("pages/classify.py").run()
+    assert "Desk things (added)" not in at.sidebar.selectbox(key="model").options
+    assert at.sidebar.selectbox(key="model").value == "efficientnet_lite0"  # back to the default
+
+
+@pytest.mark.slow
+def test_a_model_with_10000_classes_works_on_every_page(tmp_path):
+    names = [f"class {i:05d}" for i in range(10_000)]
+    candidate = models.read_model(mf.many_classes_tflite(10_000), json.dumps(names).encode())
+    assert candidate.details["classes"] == 10_000 and candidate.detected_scaling is None
+    models.save("Ten thousand", candidate, "zero_to_one")
+    at = app().run()
+    at.sidebar.selectbox(key="model").set_value("Ten thousand").run()
+    at.file_uploader(key="uploads").set_value(
+        [("cat.jpg", photo("cat"), "image/jpeg"), ("coffee.jpg", photo("coffee"), "image/jpeg")]
+    ).run()
+    assert not at.exception
+    summary = at.dataframe[0].value
+    assert len(summary) == 2 and summary["top-1"].str.startswith("class ").all()
+    assert len(chart_labels(at)) == 5
+    rows = own.store().find()
+    assert len(rows) == 2 and {r.model for r in rows} == {"Ten thousand"}
+    at.switch_page("pages/history.py").run()
+    at.sidebar.multiselect(key="h_models").set_value(["Ten thousand"]).run()
+    at.sidebar.text_input(key="h_label").set_value(rows[0].top_k[0].label).run()
+    assert not at.exception
+    assert rows[0].top_k[0].label in at.dataframe[0].value["top-1"].tolist()
+    exported = own.store().export_csv().decode()
+    assert exported.count("Ten thousand") == 2
