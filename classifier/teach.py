@@ -36,7 +36,7 @@ from classifier import files, images
 from classifier.config import get_settings
 from classifier.models import builtin, derived, own
 from classifier.models.errors import DerivedFileFailed, ModelError
-from classifier.models.spec import ModelSpec
+from classifier.models.spec import Kind, ModelSpec, OwnDetails
 from classifier.models.taught import read_weights, softmax
 from classifier.runtime.engines import LiteRTEngine
 
@@ -484,7 +484,7 @@ def retraining(name: str, scope=None):
 
     name = own.check_name(name)
     existing = registry.get_model(own.store().scoped(scope or owners.EVERYONE), name)
-    if existing is not None and existing.details.get("kind") != "taught":
+    if existing is not None and OwnDetails.kind_of(existing.details) is not Kind.TAUGHT:
         raise TeachError(f"“{name}” is an added model, not a taught one; pick another name.")
     return name, existing
 

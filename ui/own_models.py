@@ -78,7 +78,7 @@ def your_models() -> None:
             more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
             st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
             if model.taught:
-                accuracy = model.entry.details.get("accuracy")
+                accuracy = model.details.accuracy
                 said = f"; cross-validated accuracy {accuracy:.0%}" if accuracy is not None else ""
                 st.caption(f"{plain(model.entry.source)}{said}. Retrain it on the Teach page.")
                 teach_view.download_section(model.name)

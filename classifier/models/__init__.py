@@ -56,7 +56,14 @@ from classifier.models.errors import (
     ModelNameTaken,
     UnknownModel,
 )
-from classifier.models.spec import Choice, Kind, LoadedModel, ModelSpec, WeightsStatus
+from classifier.models.spec import (
+    Choice,
+    Kind,
+    LoadedModel,
+    ModelSpec,
+    OwnDetails,
+    WeightsStatus,
+)
 from classifier.models.upload import SCALINGS, Candidate, read_model
 from classifier.runtime.cache import abandon_exports, sweep_abandoned
 from classifier.runtime.engines import quiet_native_logs, wait_for_exports
@@ -102,6 +109,7 @@ __all__ = [
     "ModelFileError",
     "ModelNameTaken",
     "ModelSpec",
+    "OwnDetails",
     "UnknownModel",
     "WeightsStatus",
     "abandon_exports",

@@ -13,6 +13,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from classifier.history import registry
 from classifier.history.owners import EVERYONE, Scope
 from classifier.models import builtin, open_engines
 from classifier.models.errors import ModelError, ModelFileError, ModelNameTaken, UnknownModel
-from classifier.models.spec import Kind, ModelSpec
+from classifier.models.spec import Kind, ModelSpec, OwnDetails
 from classifier.models.upload import (
     SCALINGS,
     WHOLE_PICTURE,
@@ -77,23 +78,32 @@ class AddedModel:
     def name(self) -> str:
         return self.entry.name
 
+    @cached_property
+    def details(self) -> OwnDetails:
+        """What was kept with it, typed: its classes, input, preprocessing or base."""
+        return OwnDetails.read(self.entry.details)
+
+    @property
+    def kind(self) -> Kind:
+        return self.details.kind
+
+    @property
+    def taught(self) -> bool:
+        return self.details.kind is Kind.TAUGHT
+
     @property
     def class_names(self) -> tuple[str, ...]:
-        return tuple(self.entry.details["class_names"])
+        return self.details.class_names
 
     @property
     def scaling(self) -> str | None:
         """The preprocessing's name (SCALINGS); None for a taught model, scaled as its base."""
-        return self.entry.details.get("scaling")
+        return self.details.scaling
 
     @property
     def base(self) -> str | None:
         """The built-in network a taught model stands on; None for an added model."""
-        return self.entry.details.get("base") if self.taught else None
-
-    @property
-    def taught(self) -> bool:
-        return self.entry.details.get("kind") == "taught"
+        return self.details.base
 
     @property
     def preprocessing(self) -> str:
@@ -104,11 +114,11 @@ class AddedModel:
 
     @property
     def input_size(self) -> int:
-        return int(self.entry.details["size"])
+        return self.details.size
 
     @property
     def quantized(self) -> bool:
-        return self.entry.details.get("input_dtype") != "float32"
+        return self.details.quantized
 
     def path(self) -> Path:
         """Return where this server keeps the model's file (copied there on demand)."""
@@ -125,7 +135,7 @@ class AddedModel:
                 name=self.name,
                 title=self.name,
                 input_size=base.input_size,
-                parameters=self.entry.details.get("parameters"),
+                parameters=self.details.parameters,
                 preprocess=base.preprocess,
                 weights_file=lambda: path,
                 build=None,
@@ -137,9 +147,7 @@ class AddedModel:
                 base=self.base,
                 kind=Kind.TAUGHT,
             )
-        return added_spec(
-            self.name, self.entry.details, self.class_names, path, self.entry.source, version
-        )
+        return added_spec(self.name, self.details, path, self.entry.source, version)
 
 
 def models_folder() -> Path:
@@ -148,7 +156,7 @@ def models_folder() -> Path:
 
 def file_path(entry: registry.ModelEntry) -> Path:
     """Return where this server keeps a model's file: LiteRT, or a taught model's head."""
-    suffix = ".npz" if entry.details.get("kind") == "taught" else ".tflite"
+    suffix = ".npz" if OwnDetails.kind_of(entry.details) is Kind.TAUGHT else ".tflite"
     return models_folder() / f"{entry.sha256}{suffix}"
 
 

@@ -9,10 +9,10 @@ a linear head). The spec says which in `kind`, and carries what each kind needs.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -74,6 +74,56 @@ class ModelSpec:
     def prepare(self, image: Image.Image) -> np.ndarray:
         """Return an RGB picture as the network's float32 input batch of one."""
         return self.batch(self.crop(image))
+
+
+@dataclass(frozen=True)
+class OwnDetails:
+    """What is kept with a model someone added or taught (its row's JSON), typed.
+
+    Added: what the check found in its file (`size`, `input_dtype`, `outputs`) and the
+    preprocessing picked (`scaling`). Taught: its `base` network and how it was taught.
+    """
+
+    kind: Kind  # ADDED or TAUGHT
+    class_names: tuple[str, ...]
+    size: int  # input side, in pixels
+    input_dtype: str = "float32"
+    outputs: str = "probabilities"  # or "logits", which the engine turns into probabilities
+    scaling: str | None = None  # an added model's preprocessing (upload.SCALINGS)
+    base: str | None = None  # a taught model's built-in network
+    parameters: int | None = None
+    accuracy: float | None = None  # a taught model's cross-validated accuracy
+    photos: int | None = None  # how many photos taught it
+
+    @staticmethod
+    def kind_of(stored: Mapping[str, Any]) -> Kind:
+        """Return the kind a row's JSON says (added, unless it says taught)."""
+        return Kind.TAUGHT if stored.get("kind") == "taught" else Kind.ADDED
+
+    @classmethod
+    def read(cls, stored: Mapping[str, Any]) -> OwnDetails:
+        """Return the typed details of a row's JSON (keys it does not know are left out)."""
+        taught = cls.kind_of(stored) is Kind.TAUGHT
+        return cls(
+            kind=cls.kind_of(stored),
+            class_names=tuple(stored["class_names"]),
+            size=int(stored["size"]),
+            input_dtype=str(stored.get("input_dtype", "float32")),
+            outputs=str(stored.get("outputs", "probabilities")),
+            scaling=stored.get("scaling"),
+            base=stored.get("base") if taught else None,
+            parameters=stored.get("parameters"),
+            accuracy=stored.get("accuracy"),
+            photos=stored.get("photos"),
+        )
+
+    @property
+    def quantized(self) -> bool:
+        return self.input_dtype != "float32"
+
+    @property
+    def logits(self) -> bool:
+        return self.outputs == "logits"
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from classifier.config import get_settings
 from classifier.images import size_text
 from classifier.models import derived
 from classifier.models.errors import ModelFileError
-from classifier.models.spec import Kind, LoadedModel, ModelSpec
+from classifier.models.spec import Kind, LoadedModel, ModelSpec, OwnDetails
 from classifier.runtime.child import ChildFailed
 from classifier.runtime.engines import LiteRTEngine
 
@@ -420,8 +420,8 @@ class Candidate:
 
     def spec(self, scaling_name: str, name: str = "new model") -> ModelSpec:
         """Return the spec this candidate would have, to classify a test picture."""
-        details = self.details | {"scaling": scaling_name}
-        return added_spec(name, details, self.class_names, None, self.source, self.sha256)
+        stored = self.details | {"scaling": scaling_name, "class_names": self.class_names}
+        return added_spec(name, OwnDetails.read(stored), None, self.source, self.sha256)
 
     def loaded(self, scaling_name: str) -> LoadedModel:
         """Return the candidate as a loaded model, for a test answer before it is kept."""
@@ -503,27 +503,23 @@ def _check(*arguments: str) -> dict[str, Any]:
 
 
 def added_spec(
-    name: str,
-    details: dict[str, Any],
-    class_names: tuple[str, ...],
-    path: Path | None,
-    source: str,
-    version: str,
+    name: str, details: OwnDetails, path: Path | None, source: str, version: str
 ) -> ModelSpec:
     """Return the spec of an added model (`path` None: not kept yet, run from memory)."""
+    assert details.scaling is not None
     return ModelSpec(
         name=name,
         title=name,
-        input_size=int(details["size"]),
-        parameters=details.get("parameters"),
-        preprocess=scaling(details["scaling"]).scale,
+        input_size=details.size,
+        parameters=details.parameters,
+        preprocess=scaling(details.scaling).scale,
         weights_file=lambda: path or Path(),
         build=None,
         weights_origin=f"Added model: {source}",
-        class_names=class_names,
+        class_names=details.class_names,
         crop_fraction=WHOLE_PICTURE,
         engine_file=path or Path(),
-        softmax=details.get("outputs") == "logits",
+        softmax=details.logits,
         version=version,
         kind=Kind.ADDED,
     )

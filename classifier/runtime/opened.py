@@ -22,6 +22,7 @@ class OpenOnce(Generic[T]):
     def __init__(self) -> None:
         self._opened: dict[Hashable, T] = {}
         self._locks: dict[Hashable, threading.Lock] = {}
+        self._forgotten: dict[Hashable, int] = {}  # how often each key was forgotten
         self._lock = threading.Lock()  # held briefly; a slow open holds only its key's lock
 
     def get(self, key: Hashable, open_it: Callable[[], T]) -> tuple[T, bool]:
@@ -35,9 +36,11 @@ class OpenOnce(Generic[T]):
             with self._lock:
                 if key in self._opened:
                     return self._opened[key], False
+                forgotten = self._forgotten.get(key, 0)
             opened = open_it()
             with self._lock:
-                self._opened[key] = opened
+                if self._forgotten.get(key, 0) == forgotten:  # not forgotten while it opened
+                    self._opened[key] = opened
             return opened, True
 
     def __contains__(self, key: Hashable) -> bool:
@@ -47,8 +50,9 @@ class OpenOnce(Generic[T]):
     def forget(self, which: Callable[[Hashable], bool]) -> None:
         """Drop what the keys `which` accepts opened to (the next `get` opens it anew)."""
         with self._lock:
-            for key in [key for key in self._opened if which(key)]:
-                del self._opened[key]
+            for key in [key for key in self._opened.keys() | self._locks.keys() if which(key)]:
+                self._opened.pop(key, None)
+                self._forgotten[key] = self._forgotten.get(key, 0) + 1
 
     def clear(self) -> None:
         with self._lock:
