@@ -80,16 +80,26 @@ class AddedModel:
 
     @cached_property
     def details(self) -> OwnDetails:
-        """What was kept with it, typed: its classes, input, preprocessing or base."""
-        return OwnDetails.read(self.entry.details)
+        """What was kept with it, typed: its classes, input, preprocessing or base.
+
+        Raises:
+            ModelError: its row lacks what running it needs (one sentence).
+        """
+        try:
+            return OwnDetails.read(self.entry.details)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(
+                f"The model “{self.name}” cannot be used: what was kept with it is incomplete "
+                f"({exc})."
+            ) from None
 
     @property
     def kind(self) -> Kind:
-        return self.details.kind
+        return OwnDetails.kind_of(self.entry.details)  # also for a row it cannot run
 
     @property
     def taught(self) -> bool:
-        return self.details.kind is Kind.TAUGHT
+        return self.kind is Kind.TAUGHT
 
     @property
     def class_names(self) -> tuple[str, ...]:
