@@ -7,12 +7,19 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from classifier import teach
+    from classifier.history import HistoryStore
 
 # Set before anything imports Keras, which reads KERAS_HOME once at import.
 _SANDBOX = Path(tempfile.mkdtemp(prefix="classifier-tests-"))
@@ -217,6 +224,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.fixture
+def open_store(database_url: str) -> Iterator[Callable[..., HistoryStore]]:
+    """Open stores on the test database (any HistoryStore class); close them afterwards."""
+    from classifier.history import HistoryStore
+
+    stores: list[HistoryStore] = []
+
+    def open_(store_class: type[HistoryStore] = HistoryStore) -> HistoryStore:
+        store = store_class(database_url)
+        stores.append(store)
+        return store
+
+    yield open_
+    for store in stores:
+        store.dispose()
+
+
+@pytest.fixture
+def store(open_store: Callable[..., HistoryStore]) -> HistoryStore:
+    """A store on the test database (SQLite, and PostgreSQL when it is configured)."""
+    return open_store()
+
+
+@pytest.fixture
+def raw(database_url: str) -> Iterator[sa.Engine]:
+    """An engine that bypasses the store, to arrange and inspect the database."""
+    engine = sa.create_engine(with_psycopg(make_url(database_url)))
+    yield engine
+    engine.dispose()
+
+
 def with_psycopg(url: sa.URL) -> sa.URL:
     return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
 
@@ -224,15 +262,8 @@ def with_psycopg(url: sa.URL) -> sa.URL:
 # --- Teach: made-up vectors and a folder of photos per class -----------------------------
 # (tests/test_teach.py, test_teach_page.py and test_teach_cli.py)
 
-from typing import TYPE_CHECKING  # noqa: E402  (for the annotations below)
-
 EXAMPLES = ROOT / "assets" / "examples"
 LITE0 = "efficientnet_lite0"
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from classifier import teach
 
 
 def made_up_examples(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -20,42 +20,12 @@ from threading import Barrier
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from classifier import history
 from classifier.history import Filters, HistoryError, HistoryStore, stats
-from tests.conftest import with_psycopg
 from tests.helpers import SEED, make_record, names, seed
 
 # --- Backends ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_store(database_url: str) -> Iterator[Callable[..., HistoryStore]]:
-    """Open stores on the test database (any HistoryStore class); close them afterwards."""
-    stores: list[HistoryStore] = []
-
-    def open_(store_class: type[HistoryStore] = HistoryStore) -> HistoryStore:
-        store = store_class(database_url)
-        stores.append(store)
-        return store
-
-    yield open_
-    for store in stores:
-        store.dispose()
-
-
-@pytest.fixture
-def store(open_store: Callable[..., HistoryStore]) -> HistoryStore:
-    return open_store()
-
-
-@pytest.fixture
-def raw(database_url: str) -> Iterator[sa.Engine]:
-    """An engine that bypasses the store, to arrange and inspect the database."""
-    engine = sa.create_engine(with_psycopg(make_url(database_url)))
-    yield engine
-    engine.dispose()
 
 
 # --- URLs -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import fields
@@ -37,12 +37,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from classifier import history
 from classifier.history import Filters, HistoryStore, NewRecord, Record, stats
 from classifier.labels import TopClass
-from tests.conftest import ROOT, with_psycopg
+from tests.conftest import ROOT
 from tests.helpers import (
     HOSTILE_NAME,
     PLUS_TWO,
@@ -62,34 +61,6 @@ EXPORT_HEADER = (
 
 
 # --- Backends ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_store(database_url: str) -> Iterator[Callable[..., HistoryStore]]:
-    """Open stores on the test database (any HistoryStore class); close them afterwards."""
-    stores: list[HistoryStore] = []
-
-    def open_(store_class: type[HistoryStore] = HistoryStore) -> HistoryStore:
-        store = store_class(database_url)
-        stores.append(store)
-        return store
-
-    yield open_
-    for store in stores:
-        store.dispose()
-
-
-@pytest.fixture
-def store(open_store: Callable[..., HistoryStore]) -> HistoryStore:
-    return open_store()
-
-
-@pytest.fixture
-def raw(database_url: str) -> Iterator[sa.Engine]:
-    """An engine that bypasses the store, to arrange and inspect the database."""
-    engine = sa.create_engine(with_psycopg(make_url(database_url)))
-    yield engine
-    engine.dispose()
 
 
 # --- Round trips ------------------------------------------------------------------------

@@ -9,41 +9,16 @@ PostgreSQL: see test_history_store.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from classifier.history import Filters, HistoryError, HistoryStore, Record
 from classifier.labels import TopClass
-from tests.conftest import with_psycopg
 from tests.helpers import HOSTILE_NAME, T0, make_record, seed
 
 # --- Backends ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_store(database_url: str) -> Iterator[Callable[..., HistoryStore]]:
-    """Open stores on the test database (any HistoryStore class); close them afterwards."""
-    stores: list[HistoryStore] = []
-
-    def open_(store_class: type[HistoryStore] = HistoryStore) -> HistoryStore:
-        store = store_class(database_url)
-        stores.append(store)
-        return store
-
-    yield open_
-    for store in stores:
-        store.dispose()
-
-
-@pytest.fixture
-def raw(database_url: str) -> Iterator[sa.Engine]:
-    """An engine that bypasses the store, to arrange and inspect the database."""
-    engine = sa.create_engine(with_psycopg(make_url(database_url)))
-    yield engine
-    engine.dispose()
 
 
 # --- Schema versions --------------------------------------------------------------------

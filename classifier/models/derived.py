@@ -98,17 +98,15 @@ def _export_once(path: Path, arguments: tuple[str, ...]) -> None:
         problem = cache.verify_engine_file(path)
         if problem is not None:
             raise DerivedFileFailed(f"The file made for it cannot be used: {problem}.")
-    except ChildFailed as exc:
+    except (ChildFailed, DerivedFileFailed) as exc:
         _export_failures[path] = (time.monotonic(), str(exc))
         raise DerivedFileFailed(str(exc)) from None
-    except DerivedFileFailed as exc:
-        _export_failures[path] = (time.monotonic(), str(exc))
-        raise
     _export_failures.pop(path, None)
 
 
-def _derived_path(spec: ModelSpec, what: str) -> Path:
-    """Return where this server keeps a file made from a built-in network's weights.
+def _derived_path(spec: ModelSpec, what: str, tag: str) -> Path:
+    """Return where this server keeps a file made from a built-in network's weights
+    (`<network>-<tag>-<key>.tflite` in the engine cache folder).
 
     Raises:
         DerivedFileFailed: the weights are not here, or no engine folder can be written.
@@ -118,7 +116,16 @@ def _derived_path(spec: ModelSpec, what: str) -> Path:
     folder = cache.writable_cache_dir()
     if folder is None:
         raise DerivedFileFailed(f"No folder for the {what} can be written on this server.")
-    return folder
+    return cache.engine_path(f"{spec.name}-{tag}", spec.weights_file(), folder)
+
+
+def _ready(path_of, spec: ModelSpec) -> bool:
+    """Tell whether a derived file is open or on disk (no export would be needed)."""
+    try:
+        path = path_of(spec)
+    except DerivedFileFailed:
+        return True  # nothing to wait for: using it will say why it cannot be
+    return is_open(path) or path.is_file()
 
 
 # --- A built-in network's engine --------------------------------------------------------
@@ -196,8 +203,7 @@ def features_path(spec: ModelSpec) -> Path:
     Raises:
         DerivedFileFailed: its weights are not here, or no engine folder can be written.
     """
-    folder = _derived_path(spec, "feature extractor")
-    return cache.engine_path(f"{spec.name}-features{FEATURES_FORMAT}", spec.weights_file(), folder)
+    return _derived_path(spec, "feature extractor", f"features{FEATURES_FORMAT}")
 
 
 def extractor(spec: ModelSpec) -> LiteRTEngine:
@@ -211,11 +217,7 @@ def extractor(spec: ModelSpec) -> LiteRTEngine:
 
 def extractor_ready(spec: ModelSpec) -> bool:
     """Tell whether a feature extractor is open or on disk (no export would be needed)."""
-    try:
-        path = features_path(spec)
-    except DerivedFileFailed:
-        return True  # nothing to wait for: using it will say why it cannot be
-    return is_open(path) or path.is_file()
+    return _ready(features_path, spec)
 
 
 # --- A built-in network's map model -----------------------------------------------------
@@ -227,8 +229,7 @@ def map_model_path(spec: ModelSpec) -> Path:
     Raises:
         DerivedFileFailed: its weights are not here, or no engine folder can be written.
     """
-    folder = _derived_path(spec, "map models")
-    return cache.engine_path(f"{spec.name}-maps{MAPS_FORMAT}", spec.weights_file(), folder)
+    return _derived_path(spec, "map models", f"maps{MAPS_FORMAT}")
 
 
 def map_head_path(model_path: Path) -> Path:
@@ -250,11 +251,7 @@ def open_map_model(spec: ModelSpec) -> tuple[LiteRTEngine, Path]:
 
 def map_model_ready(spec: ModelSpec) -> bool:
     """Tell whether a map model is open or on disk (no export would be needed)."""
-    try:
-        path = map_model_path(spec)
-    except DerivedFileFailed:
-        return True  # nothing to wait for: asking for a map will say why there is none
-    return is_open(path) or path.is_file()
+    return _ready(map_model_path, spec)
 
 
 # --- A taught model, fused --------------------------------------------------------------

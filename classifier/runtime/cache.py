@@ -26,7 +26,6 @@ from classifier.config import APP_NAME, get_settings
 
 ENGINE_FORMAT = 1
 NO_CHECKSUM = "there is no checksum file beside it"
-remove_stale_files = files.remove_stale_files
 log = logging.getLogger(__name__)
 _replaced_folders: set[Path] = set()  # cache folders already said to be unwritable
 

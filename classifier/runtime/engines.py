@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from classifier import files
 from classifier.errors import ModelError
 from classifier.runtime import cache
 
@@ -252,7 +253,7 @@ class ExportingEngine:
 
 def open_cached(title: str, path: Path, threads: int, notices: list[str]) -> LiteRTEngine | None:
     """Open a verified engine file; set a damaged one aside (saying so) and return None."""
-    cache.remove_stale_files(path.parent)
+    files.remove_stale_files(path.parent)
     if not path.is_file():
         return None
     problem = cache.verify_engine_file(path)
