@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from classifier import files, images, models
 from classifier.config import SettingsError, get_settings
-from classifier.predict import Prediction, classify
+from classifier.predict import MAX_TOP_K, Prediction, classify
 
 if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
     from classifier import history
@@ -47,7 +47,6 @@ def _top_k(value: str) -> int:
     return k
 
 
-MAX_TOP_K = 10_000  # an added model may have this many classes; fewer are shown if it has fewer
 SCALING_NAMES = tuple(models.SCALINGS)
 
 
@@ -353,7 +352,7 @@ class _Saver:
         """Return the history row of a prediction (the history, SQLAlchemy, imported now)."""
         from classifier import history
 
-        return history.NewRecord.from_prediction(prediction, name, digest, top_k)
+        return history.NewRecord.from_prediction(prediction, name, digest, top_k, source="cli")
 
     def add(self, record: history.NewRecord) -> None:
         self.pending.append(record)

@@ -24,6 +24,8 @@ DEFAULT_MAX_MODEL_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_TEACH_MAX_PHOTOS = 2000
+DEFAULT_API_QUEUE = 32
+MAX_API_CONCURRENCY = 64
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -58,6 +60,11 @@ class Settings:
     # Why no history can be opened: a secrets file that cannot be read, or that means to
     # name the database and does not. Nothing then falls back to another database.
     history_problem: str | None = None
+    api_enabled: bool = True  # the HTTP API under /api/ (CLASSIFIER_API)
+    # Pictures the API classifies at once in this process, and how many more requests may
+    # wait for their turn before the API answers 503 (busy).
+    api_concurrency: int = 2
+    api_queue: int = DEFAULT_API_QUEUE
 
     def history_url(self) -> str:
         """Return the history database's URL.
@@ -210,6 +217,14 @@ def read_settings(
             if entry.strip()
         ),
         history_problem=problems[0] if problems else None,
+        api_enabled=_bool(environ, "CLASSIFIER_API", True),
+        api_concurrency=_int(
+            environ,
+            "CLASSIFIER_API_CONCURRENCY",
+            min(2, os.cpu_count() or 1),
+            maximum=MAX_API_CONCURRENCY,
+        ),
+        api_queue=_int(environ, "CLASSIFIER_API_QUEUE", DEFAULT_API_QUEUE, maximum=10_000),
     )
 
 

@@ -108,7 +108,20 @@ _log = logging.getLogger(__name__)
 
 
 class ImageError(ValueError):
-    """A file that is not a picture we can read; the message tells a person what to do."""
+    """A file that is not a picture we can read; the message tells a person what to do.
+
+    Its subclasses say which limit it met, for an HTTP status: `TooLarge` (the file's
+    size), `NotAPicture` (its format); any other is a picture that cannot be used
+    (damaged, too many pixels, too small).
+    """
+
+
+class TooLarge(ImageError):
+    """A file over the size limit (`max_bytes`)."""
+
+
+class NotAPicture(ImageError):
+    """A file in no format the app reads."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +165,7 @@ def decode_image(
         raise ImageError("The file is empty.")
     if len(data) > max_bytes:
         size, limit = size_text(len(data), round_up=True), size_text(max_bytes)
-        raise ImageError(f"This file is {size}; the limit is {limit}.")
+        raise TooLarge(f"This file is {size}; the limit is {limit}.")
     brands = _ftyp_brands(data)
     if _AVIF_BRANDS.intersection(brands):
         raise _not_a_picture(data)
@@ -304,7 +317,7 @@ def _claimed_format(data: bytes) -> str | None:
 
 
 def _not_a_picture(data: bytes) -> ImageError:
-    return ImageError(
+    return NotAPicture(
         f"This file is not a picture we can read (detected: {_describe_other(data)}). "
         f"Accepted: {', '.join(ACCEPTED_FORMATS)}."
     )

@@ -16,6 +16,8 @@ from classifier.models import Kind, LoadedModel
 from classifier.models import load as load_model
 
 ImageInput = bytes | Image.Image | images.DecodedImage
+MAX_TOP_K = 10_000  # classes one answer may list (an added model may have this many)
+UNSURE_BELOW = 0.25  # the default confidence threshold: a top class below it is "unsure"
 
 
 @dataclass(frozen=True)

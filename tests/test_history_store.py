@@ -56,7 +56,7 @@ from tests.helpers import (
 UNICODE_NAME = "Фото кота 猫の写真 🐱 café\u0301 ﬁle.HEIC"
 EXPORT_HEADER = (
     "id,created_at,file_name,sha256,width,height,image_format,model,top_k,"
-    "top1_label,top1_probability,inference_ms,feedback,corrected_label"
+    "top1_label,top1_probability,inference_ms,feedback,corrected_label,source"
 )
 
 
@@ -500,6 +500,7 @@ def test_exports_hold_exactly_the_filtered_rows(store: HistoryStore, filters: Fi
             "inference_ms": r.inference_ms,
             "feedback": r.feedback,
             "corrected_label": r.corrected_label,
+            "source": r.source,
         }
         for r in expected
     ]
@@ -548,7 +549,7 @@ def test_export_bytes_keep_their_format(store: HistoryStore) -> None:
             f"{record_id},2024-03-01T12:00:00+00:00,cat.jpg,{sha256},640,480,JPEG,mobilenet_v2,"
             '"[{""label"": ""tabby cat"", ""index"": 281, ""probability"": 0.75}, '
             '{""label"": ""lynx"", ""index"": 287, ""probability"": 0.125}]",'
-            "tabby cat,0.75,12.5,wrong,tiger cat\r\n"
+            "tabby cat,0.75,12.5,wrong,tiger cat,app\r\n"
         ).encode()
     )
     assert store.export_json().decode() == EXPORTED_JSON.format(id=record_id, sha256=sha256)
@@ -580,7 +581,8 @@ EXPORTED_JSON = """[
     "top1_probability": 0.75,
     "inference_ms": 12.5,
     "feedback": "wrong",
-    "corrected_label": "tiger cat"
+    "corrected_label": "tiger cat",
+    "source": "app"
   }}
 ]"""
 

@@ -135,6 +135,7 @@ def test_opens_a_version_1_database_with_rows_intact(
         thumbnail=b"\x89PNG old",
         owner=None,
         public_id=old.public_id,
+        source=None,  # saved before sources were kept
     )
     hostile = store.get(hostile_id)
     assert (hostile.file_name, hostile.feedback, hostile.corrected_label) == (
@@ -145,6 +146,7 @@ def test_opens_a_version_1_database_with_rows_intact(
     assert store.count(Filters(label="lynx")) == 1
     new_id = store.add(make_record())
     assert new_id not in (old_id, hostile_id)
+    assert store.get(new_id).source == "app"
     assert store.count() == 3
     assert stored_version(raw) == CURRENT_VERSION
 
@@ -184,7 +186,7 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     with raw.begin() as conn:
         # Every table a version-1 database did not have, too.
         tables = ("overlays", "thumbnails", "predictions", "schema_version")
-        tables += ("model_files", "models", "people")
+        tables += ("model_files", "models", "people", "api_tokens")
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
     create_version_1_database(raw)

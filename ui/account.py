@@ -185,12 +185,8 @@ def is_admin(owner: str, email: str | None, claims) -> bool:
     """Tell whether CLASSIFIER_ADMINS names this person: by owner id, or by an email the
     provider says it verified (`email_verified` true: some providers let people type any
     address, and a missing claim proves nothing)."""
-    admins = get_settings().admins
-    if owner in admins:
-        return True
-    verified = claims.get("email_verified") is True
-    emails = {entry.lower() for entry in admins if " " not in entry}
-    return bool(email and verified and email.lower() in emails)
+    verified = email if claims.get("email_verified") is True else None
+    return owners.is_admin(owner, verified, get_settings().admins)
 
 
 def remember_once(store: history.HistoryStore, person: Visitor) -> None:

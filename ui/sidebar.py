@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from classifier import models
+from classifier.predict import UNSURE_BELOW
 from ui import account, resources
 from ui.state import kept
 
@@ -83,7 +84,7 @@ def settings_sidebar() -> Choices:
             step=0.05,
             format="percent",
             help="Below this, the page says the model is unsure.",
-            **kept("threshold", 0.25),
+            **kept("threshold", UNSURE_BELOW),
         )
         if person.can_save:
             shared = " Everyone who opens this app sees them." if person.mode == "shared" else ""

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from classifier.history.errors import HistoryError
 from classifier.history.tables import (
     MAX_MODEL_NAME_LENGTH,
+    MAX_TOKEN_NAME_LENGTH,
     PUBLIC_ID_LENGTH,
     UTCDateTime,
     metadata,
@@ -147,7 +148,35 @@ def _add_owners(conn: Connection) -> None:
     ).create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_add_models_tables, _add_overlays_table, _add_owners)
+def _add_sources_and_tokens(conn: Connection) -> None:
+    """Version 4 -> 5: where each prediction was classified, and the API tokens table.
+
+    Existing rows keep a NULL source (saved by the app or the command line).
+    """
+    conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN source TEXT")
+    version_5 = MetaData()
+    tokens = Table(
+        "api_tokens",
+        version_5,
+        Column("id", Integer, primary_key=True),
+        Column("owner", Text, nullable=False),
+        Column("name", String(MAX_TOKEN_NAME_LENGTH), nullable=False),
+        Column("secret_sha256", String(64), nullable=False),
+        Column("verified_email", Text),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("last_used_at", UTCDateTime),
+    )
+    Index("ix_api_tokens_secret", tokens.c.secret_sha256, unique=True)
+    Index("ix_api_tokens_owner_name", tokens.c.owner, tokens.c.name, unique=True)
+    version_5.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _add_models_tables,
+    _add_overlays_table,
+    _add_owners,
+    _add_sources_and_tokens,
+)
 
 
 def create_or_upgrade(conn: Connection, migrations: Sequence[Migration]) -> None:

@@ -87,6 +87,16 @@ class Scope:
 EVERYONE = Scope()
 
 
+def is_admin(owner: str, verified_email: str | None, admins: tuple[str, ...]) -> bool:
+    """Tell whether a list of admins (`CLASSIFIER_ADMINS`: owner ids, or emails) names this
+    person: by owner id, or by an email their sign-in provider verified (never by one that
+    was only typed)."""
+    if owner in admins:
+        return True
+    emails = {entry.lower() for entry in admins if " " not in entry}
+    return bool(verified_email and verified_email.lower() in emails)
+
+
 @dataclass(frozen=True)
 class Person:
     """Someone who signed in, as last seen."""

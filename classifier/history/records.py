@@ -50,7 +50,9 @@ EXPORT_FIELDS = (
     "inference_ms",
     "feedback",
     "corrected_label",
+    "source",
 )
+SOURCES = ("app", "api", "cli")  # where a prediction was classified
 RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "public_id")  # all of Record
 
 
@@ -92,6 +94,7 @@ class NewRecord:
     thumbnail: bytes | None = None  # None when the user opted out of saving thumbnails
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     overlay: bytes | None = None  # "where it looked" for the top class, kept with thumbnails
+    source: str | None = "app"  # one of SOURCES; None: saved before sources were kept
 
     @classmethod
     def from_prediction(
@@ -102,12 +105,14 @@ class NewRecord:
         top_k: int,
         *,
         with_thumbnail: bool = True,
+        source: str = "app",
     ) -> NewRecord:
         """Return the history row of a prediction, keeping its `top_k` best classes.
 
         Args:
             sha256: The digest of the classified bytes (`images.content_digest`).
             with_thumbnail: keep a small copy of the picture (off: the labels only).
+            source: where it was classified, one of SOURCES.
         """
         from classifier import images
 
@@ -121,6 +126,7 @@ class NewRecord:
             top_k=prediction.top(top_k),
             inference_ms=prediction.timings.inference_ms,
             thumbnail=images.make_thumbnail(prediction.image) if with_thumbnail else None,
+            source=source,
         )
 
     def __post_init__(self) -> None:
@@ -138,6 +144,8 @@ class NewRecord:
                 f"Expected top_k sorted by probability, highest first. Received: {probabilities}"
             )
         _require_aware(self.created_at, "created_at")
+        if self.source not in SOURCES:
+            raise ValueError(f"Expected source to be one of {SOURCES}. Received: {self.source!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +221,7 @@ def to_row(record: NewRecord) -> dict[str, Any]:
         "top1_label": top_k[0]["label"],
         "top1_probability": top_k[0]["probability"],
         "inference_ms": float(record.inference_ms),
+        "source": record.source,
     }
 
 

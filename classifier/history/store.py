@@ -238,6 +238,14 @@ class HistoryStore:
                     conn.execute(insert(table), pictures)
         return list(ids)
 
+    def public_ids(self, ids: Iterable[int]) -> dict[int, str]:
+        """Return the public ids (the names in links) of rows in scope, by row id."""
+        query = select(predictions.c.id, predictions.c.public_id).where(
+            predictions.c.id.in_(list(ids)), *self._mine()
+        )
+        with self.connect() as conn:
+            return {row.id: row.public_id for row in conn.execute(query)}
+
     def get(self, record_id: int) -> Record | None:
         """Return one prediction with its thumbnail, or None if there is no such id in scope."""
         query = _select_records(with_thumbnails=True).where(

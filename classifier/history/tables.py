@@ -2,8 +2,8 @@
 
 `predictions` holds one row per saved classification, `thumbnails` and `overlays`
 its small pictures, `models` and `model_files` the models people added, `people`
-those who signed in, and `schema_version` the version number that `migrations`
-upgrades. Nothing here connects to a database: `connecting` makes the engine and
+those who signed in, `api_tokens` the tokens programs call the API with, and
+`schema_version` the version number that `migrations` upgrades. Nothing here connects to a database: `connecting` makes the engine and
 creates these tables. Change a table only together with a new step in
 `migrations.MIGRATIONS`, which brings older databases to the same tables.
 """
@@ -80,6 +80,9 @@ predictions = Table(
     # The prediction's name in links (`?prediction=...`): random, so links cannot be guessed.
     # Always set by the store; nullable only because older rows got theirs in an upgrade.
     Column("public_id", String(PUBLIC_ID_LENGTH)),
+    # Schema version 5. Where it was classified: "app" (a page), "api" or "cli"; NULL for
+    # rows saved before sources were kept (all from the app or the command line).
+    Column("source", Text),
     CheckConstraint("feedback IN ('correct', 'wrong')", name="ck_predictions_feedback"),
 )
 
@@ -182,6 +185,25 @@ people = Table(
     Column("name", Text),
     Column("last_seen", UTCDateTime, nullable=False),
 )
+
+# API tokens (schema version 5): each belongs to a signed-in person and is kept only as the
+# sha256 of its secret; a request carrying it acts as that person.
+MAX_TOKEN_NAME_LENGTH = 60
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("name", String(MAX_TOKEN_NAME_LENGTH), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    # The email the sign-in provider verified when it was made: an admin named by email
+    # (CLASSIFIER_ADMINS) is one through their tokens too. NULL: none verified.
+    Column("verified_email", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+)
+Index("ix_api_tokens_secret", api_tokens.c.secret_sha256, unique=True)
+Index("ix_api_tokens_owner_name", api_tokens.c.owner, api_tokens.c.name, unique=True)
 
 schema_version_table = Table(
     "schema_version",

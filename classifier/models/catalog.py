@@ -33,10 +33,14 @@ if TYPE_CHECKING:
 forget = open_engines.forget
 
 
-def choose(model: str | AddedModel) -> Choice:
+def choose(model: str | AddedModel, scope: Scope | None = None) -> Choice:
     """Return the model that answers for a name: a built-in one (or its fallback, with a
     notice), or a model someone added or taught (one database query; none when given the
     model as listed already).
+
+    Args:
+        scope: Look a name up among this scope's own models only (`history.owners`), as
+            for a request that acts as one person; None: anyone's (the command line).
 
     Raises:
         ModelError: the name is unknown (UnknownModel), or its model cannot be had here.
@@ -48,7 +52,7 @@ def choose(model: str | AddedModel) -> Choice:
     else:
         from classifier.models import own  # the database: only for a model someone added
 
-        spec = own.find(model).spec()
+        spec = (own.find(model) if scope is None else own.find(model, scope)).spec()
     return Choice(spec.name, spec, WeightsStatus(True, spec.weights_origin, spec.weights_file()))
 
 

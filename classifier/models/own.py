@@ -251,14 +251,14 @@ def drop_orphaned_files() -> int:
     return deleted
 
 
-def find(name: str) -> AddedModel:
-    """Return an added model by name.
+def find(name: str, scope: Scope = EVERYONE) -> AddedModel:
+    """Return an added model by name, among a scope's (anyone's by default).
 
     Raises:
-        ModelError: no model, built in or added, has this name.
+        ModelError: no model, built in or added, has this name in the scope.
     """
     try:
-        entry = registry.get_model(store(), name)
+        entry = registry.get_model(store().scoped(scope), name)
     except (history.HistoryError, SQLAlchemyError) as exc:
         log.exception("Looking up the added model %r failed", name)
         raise ModelError(

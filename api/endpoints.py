@@ -1,0 +1,465 @@
+"""The API's endpoints: parse a request, call the library off the event loop, answer JSON.
+
+Every endpoint is wrapped by `endpoint`: an `ApiError` becomes its status and sentence, a
+database that fails a 503 with a sentence safe to show, and anything else a logged 500.
+Predictions are named by their public id (the one in the app's links), never by row id.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import limits
+from api.callers import Caller, identify
+from api.errors import ApiError
+from classifier import history, images, models
+from classifier.config import get_settings
+from classifier.history import records
+from classifier.predict import MAX_TOP_K, UNSURE_BELOW, Prediction, classify
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+DEFAULT_TOP_K = 5
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Answer every failure with a status and one sentence, never a traceback."""
+
+    @functools.wraps(handler)
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return exc.response()
+        except (history.HistoryError, SQLAlchemyError) as exc:
+            if isinstance(exc, history.HistoryReadOnlyError):
+                return ApiError(503, str(exc)).response()
+            log.exception(
+                "The history database failed during %s %s", request.method, request.url.path
+            )
+            return ApiError(503, history.public_message(exc)).response()
+        except Exception:
+            log.exception("The API failed on %s %s", request.method, request.url.path)
+            message = "Something went wrong on the server; it has been logged."
+            return ApiError(500, message).response()
+
+    return answer
+
+
+# --- Reading parameters -----------------------------------------------------------------
+
+
+def _integer(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise ApiError(422, f"Expected {name} to be a whole number from {low} to {high:,}.")
+    return int(value)
+
+
+def _number(value: str | None, name: str, default: float | None) -> float | None:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise ApiError(422, f"Expected {name} to be a number from 0 to 1.")
+    return number
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ApiError(422, f"Expected {name} to be true or false.")
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(
+            422, f"Expected {name} as an ISO 8601 date or time, such as 2026-12-01."
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"Expected {name} to be text.")
+    return value
+
+
+def filters_of(request: Request) -> tuple[history.Filters, str]:
+    """Return the History page's filters and sort, read from the query string."""
+    query = request.query_params
+    feedback = query.get("feedback") or "any"
+    if feedback not in history.FEEDBACK_FILTERS:
+        raise ApiError(
+            422, f"Expected feedback to be one of {', '.join(history.FEEDBACK_FILTERS)}."
+        )
+    sort = query.get("sort") or "newest"
+    if sort not in history.SORTS:
+        raise ApiError(422, f"Expected sort to be one of {', '.join(history.SORTS)}.")
+    filters = history.Filters(
+        label=query.get("label") or "",
+        models=tuple(name for name in query.getlist("model") if name),
+        min_confidence=_number(query.get("min_confidence"), "min_confidence", None),
+        max_confidence=_number(query.get("max_confidence"), "max_confidence", None),
+        start=_time(query.get("since"), "since"),
+        end=_time(query.get("until"), "until"),
+        feedback=feedback,
+    )
+    return filters, sort
+
+
+# --- What is answered -------------------------------------------------------------------
+
+
+def top_k_json(classes) -> list[dict[str, Any]]:
+    return [
+        {"label": c.label, "index": c.index, "probability": round(float(c.probability), 6)}
+        for c in classes
+    ]
+
+
+def prediction_json(
+    file_name: str, prediction: Prediction, top_k: int, threshold: float
+) -> dict[str, Any]:
+    """Return what the API says about one classified picture (as the CLI's --json, and more)."""
+    ranked = prediction.top(top_k)
+    entry: dict[str, Any] = {
+        "file": file_name,
+        "model": prediction.model,
+        "top_k": top_k_json(ranked),
+        "unsure": bool(ranked[0].probability < threshold),
+        "inference_ms": round(prediction.timings.inference_ms, 3),
+        "width": prediction.width,
+        "height": prediction.height,
+    }
+    if prediction.notice:
+        entry["requested_model"] = prediction.requested_model
+        entry["notice"] = prediction.notice
+    return entry
+
+
+def record_json(record: history.Record) -> dict[str, Any]:
+    """Return a saved prediction as the API shows it: named by its public id."""
+    return {
+        "id": record.public_id,
+        "created_at": record.created_at.isoformat(),
+        "file": record.file_name,
+        "sha256": record.sha256,
+        "width": record.width,
+        "height": record.height,
+        "image_format": record.image_format,
+        "model": record.model,
+        "top_k": top_k_json(record.top_k),
+        "inference_ms": record.inference_ms,
+        "feedback": record.feedback,
+        "corrected_label": record.corrected_label,
+        "source": record.source or "app",
+    }
+
+
+def image_status(exc: images.ImageError) -> int:
+    """Return the HTTP status of a picture that cannot be classified."""
+    if isinstance(exc, images.TooLarge):
+        return 413
+    if isinstance(exc, images.NotAPicture):
+        return 415
+    return 422
+
+
+# --- Endpoints --------------------------------------------------------------------------
+
+
+@endpoint
+async def list_models(request: Request) -> Response:
+    """GET /api/v1/models: the built-in models, then the caller's own (added or taught)."""
+    caller = identify(request)
+    listed = await run_in_threadpool(_models_of, caller)
+    return JSONResponse({"default": get_settings().default_model, "models": listed})
+
+
+def _models_of(caller: Caller) -> list[dict[str, Any]]:
+    listed = [
+        {
+            "name": spec.name,
+            "title": spec.title,
+            "kind": "builtin",
+            "classes": 1000,
+            "input_size": spec.input_size,
+            "available": models.weights_status(spec.name).available,
+        }
+        for spec in models.MODELS.values()
+    ]
+    for model in models.all_models(caller.models):
+        try:
+            classes, size, usable = len(model.class_names), model.input_size, True
+        except models.ModelError:  # a row lacking what running it needs
+            classes, size, usable = 0, 0, False
+        listed.append(
+            {
+                "name": model.name,
+                "title": model.name,
+                "kind": str(model.kind),
+                "classes": classes,
+                "input_size": size,
+                "available": usable,
+            }
+        )
+    return listed
+
+
+@endpoint
+async def predict(request: Request) -> Response:
+    """POST /api/v1/predict: classify one or several pictures (multipart `file`)."""
+    caller = identify(request)
+    queue = limits.queue()
+    async with queue.turn():
+        limit = limits.body_limit()
+        body = limits.capped(request, limit)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(
+                415, "Send the pictures as multipart/form-data, each in a field named file."
+            )
+        try:
+            form = await body.form(
+                max_files=limits.MAX_FILES,
+                max_fields=limits.MAX_FIELDS,
+                max_part_size=limits.MAX_FIELD_BYTES,
+            )
+        except limits.BodyTooLarge:
+            raise limits.too_large(limit) from None
+        except MultiPartException as exc:
+            raise ApiError(422, f"The form cannot be read: {exc.message}") from None
+        try:
+            uploads = [value for value in form.getlist("file") if isinstance(value, UploadFile)]
+            if not uploads:
+                raise ApiError(422, "Send at least one picture in a form field named file.")
+            top_k = _integer(
+                _text(form.get("top_k"), "top_k"), "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K
+            )
+            threshold = _number(
+                _text(form.get("threshold"), "threshold"), "threshold", UNSURE_BELOW
+            )
+            save = _flag(_text(form.get("save"), "save"), "save")
+            model_name = _text(form.get("model"), "model") or get_settings().default_model
+            if save and not caller.can_save:
+                raise ApiError(403, caller.why_not_saved())
+            pictures = [
+                (upload.filename or "picture", upload.file, upload.size) for upload in uploads
+            ]
+            answers = await queue.run(
+                _classify_all, caller, model_name, pictures, top_k, threshold, save
+            )
+        finally:
+            await form.close()
+    if len(answers) == 1 and "error" in answers[0]:
+        only = answers[0]
+        raise ApiError(only["status"], f"{only['file']}: {only['error']}")
+    return JSONResponse({"predictions": answers})
+
+
+def _classify_all(
+    caller: Caller,
+    model_name: str,
+    pictures: list[tuple[str, BinaryIO, int | None]],
+    top_k: int,
+    threshold: float,
+    save: bool,
+) -> list[dict[str, Any]]:
+    """Classify each picture in turn (one read into memory at a time); save if asked."""
+    try:
+        choice = models.choose(model_name, caller.models)
+    except models.UnknownModel:
+        raise ApiError(
+            404, f"There is no model called “{model_name}” here; GET /api/v1/models lists them."
+        ) from None
+    try:
+        loaded = models.load(choice, in_child=True)
+    except models.ModelError as exc:
+        raise ApiError(503, str(exc)) from None
+    max_bytes = get_settings().max_bytes
+    answers: list[dict[str, Any]] = []
+    saving: list[tuple[dict[str, Any], history.NewRecord]] = []
+    for name, handle, size in pictures:
+        try:
+            if size is not None and size > max_bytes:
+                raise images.TooLarge(
+                    f"This file is {images.size_text(size, round_up=True)}; "
+                    f"the limit is {images.size_text(max_bytes)}."
+                )
+            data = handle.read(max_bytes + 1)
+            prediction = classify(data, loaded)
+        except images.ImageError as exc:
+            answers.append({"file": name, "error": str(exc), "status": image_status(exc)})
+            continue
+        except models.ModelError as exc:  # an added model that fails on this picture
+            answers.append({"file": name, "error": str(exc), "status": 422})
+            continue
+        answer = prediction_json(name, prediction, top_k, threshold)
+        answers.append(answer)
+        if save:
+            record = history.NewRecord.from_prediction(
+                prediction, name, images.content_digest(data), top_k, source="api"
+            )
+            saving.append((answer, record))
+        del data, prediction
+    if saving:
+        store = caller.store()
+        ids = store.add_many(record for _, record in saving)
+        public = store.public_ids(ids)
+        for (answer, _), row_id in zip(saving, ids, strict=True):
+            answer["id"] = public[row_id]
+    return answers
+
+
+@endpoint
+async def list_predictions(request: Request) -> Response:
+    """GET /api/v1/predictions: the caller's history, filtered and paged."""
+    caller = identify(request)
+    filters, sort = filters_of(request)
+    query = request.query_params
+    limit = _integer(query.get("limit"), "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    offset = _integer(query.get("offset"), "offset", 0, 0, 10**9)
+    store = caller.store()
+
+    def read() -> dict[str, Any]:
+        found = store.find(filters, sort, limit, offset, with_thumbnails=False)
+        return {
+            "total": store.count(filters),
+            "limit": limit,
+            "offset": offset,
+            "predictions": [record_json(record) for record in found],
+        }
+
+    return JSONResponse(await run_in_threadpool(read))
+
+
+@endpoint
+async def export_predictions(request: Request) -> Response:
+    """GET /api/v1/predictions/export: every matching prediction as CSV or JSON."""
+    caller = identify(request)
+    filters, sort = filters_of(request)
+    kind = request.query_params.get("format") or "csv"
+    if kind not in ("csv", "json"):
+        raise ApiError(422, "Expected format to be csv or json.")
+    store = caller.store()
+    if kind == "csv":
+        data = await run_in_threadpool(store.export_csv, filters, sort, model_title=models.title_of)
+        media = "text/csv; charset=utf-8"
+    else:
+        data = await run_in_threadpool(store.export_json, filters, sort)
+        media = "application/json"
+    headers = {"Content-Disposition": f'attachment; filename="predictions.{kind}"'}
+    return Response(data, media_type=media, headers=headers)
+
+
+NOT_FOUND = "No prediction has this id in your history."
+
+
+def _found(store: history.HistoryStore, public_id: str) -> history.Record:
+    record = store.get_public(public_id)
+    if record is None:
+        raise ApiError(404, NOT_FOUND)
+    return record
+
+
+@endpoint
+async def get_prediction(request: Request) -> Response:
+    """GET /api/v1/predictions/{id}."""
+    caller = identify(request)
+    store, public_id = caller.store(), request.path_params["id"]
+    record = await run_in_threadpool(_found, store, public_id)
+    return JSONResponse(record_json(record))
+
+
+@endpoint
+async def set_feedback(request: Request) -> Response:
+    """PUT /api/v1/predictions/{id}/feedback: right or wrong, and what it really is."""
+    caller = identify(request)
+    store, public_id = caller.store(), request.path_params["id"]
+    body = limits.capped(request, limits.MAX_FIELD_BYTES)
+    try:
+        sent = json.loads(await body.body())
+    except limits.BodyTooLarge:
+        raise limits.too_large(limits.MAX_FIELD_BYTES) from None
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "Send the feedback as a JSON object.") from None
+    if not isinstance(sent, dict) or set(sent) - {"feedback", "corrected_label"}:
+        raise ApiError(
+            422, "Send a JSON object with feedback (correct, wrong or null) and corrected_label."
+        )
+    feedback = sent.get("feedback")
+    if feedback not in (*history.FEEDBACK_VALUES, None):
+        raise ApiError(422, "Expected feedback to be correct, wrong or null.")
+    corrected = _text(sent.get("corrected_label"), "corrected_label")
+    if corrected and feedback != "wrong":
+        raise ApiError(422, "A corrected_label goes only with feedback wrong.")
+    if corrected and len(corrected.strip()) > history.MAX_LABEL_LENGTH:
+        raise ApiError(
+            422, f"Expected a corrected_label of at most {history.MAX_LABEL_LENGTH} characters."
+        )
+    if corrected and records.search_text(corrected) != corrected.strip():
+        raise ApiError(422, "A corrected_label cannot hold line breaks or control characters.")
+
+    def rate() -> history.Record:
+        record = _found(store, public_id)
+        if not store.set_feedback(record.id, feedback, corrected):
+            raise ApiError(404, NOT_FOUND)  # deleted meanwhile
+        return _found(store, public_id)
+
+    return JSONResponse(record_json(await run_in_threadpool(rate)))
+
+
+@endpoint
+async def delete_prediction(request: Request) -> Response:
+    """DELETE /api/v1/predictions/{id}."""
+    caller = identify(request)
+    store, public_id = caller.store(), request.path_params["id"]
+
+    def remove() -> None:
+        record = _found(store, public_id)
+        if not store.delete([record.id]):
+            raise ApiError(404, NOT_FOUND)
+
+    await run_in_threadpool(remove)
+    return Response(status_code=204)
+
+
+async def api_off(request: Request) -> Response:
+    """Every /api/ address while CLASSIFIER_API is off."""
+    return ApiError(404, "The API is turned off on this server (CLASSIFIER_API=off).").response()
+
+
+async def not_an_endpoint(request: Request) -> Response:
+    """An /api/ address that names nothing."""
+    return ApiError(
+        404, "There is no such API address; GET /api/v1/openapi.json lists them."
+    ).response()

@@ -1,0 +1,18 @@
+"""What the API answers when it cannot: a status and one sentence, as JSON."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+
+
+class ApiError(Exception):
+    """A request the API refuses: the HTTP status, one sentence, and any headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.message}, self.status, headers=self.headers)

@@ -1,0 +1,111 @@
+"""The API's limits: the size of a request's body, and how much work waits at once.
+
+A body is counted as it arrives and refused (413) once it passes its limit, before it
+is all read; uploaded files are spooled to disk by the multipart parser, not held in
+memory. Classifying runs in worker threads, at most `api_concurrency` requests at once
+per process; up to `api_queue` more wait for a turn, and beyond that a request is
+answered 503 with Retry-After at once instead of piling up memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
+
+from api.errors import ApiError
+from classifier import images
+from classifier.config import get_settings
+
+T = TypeVar("T")
+MAX_FILES = 16  # pictures in one request
+MAX_FIELDS = 16  # other form fields
+MAX_FIELD_BYTES = 64 * 1024  # one form field that is not a file
+FORM_OVERHEAD = 1024 * 1024  # headers and fields around the files
+
+
+def body_limit() -> int:
+    """Return the largest body a request may send: MAX_FILES pictures at the size limit."""
+    return MAX_FILES * get_settings().max_bytes + FORM_OVERHEAD
+
+
+class BodyTooLarge(Exception):
+    """The body passed its limit while it was being read."""
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"This request is larger than {images.size_text(limit)}; send at most {MAX_FILES} "
+        f"pictures of at most {images.size_text(get_settings().max_bytes)} each.",
+    )
+
+
+def capped(request: Request, limit: int) -> Request:
+    """Return the request with a body that stops being read past `limit` bytes.
+
+    Raises:
+        ApiError: 413 at once when its Content-Length says it is larger.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    received = 0
+
+    async def receive() -> Any:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+        return message
+
+    return Request(request.scope, receive)
+
+
+class Queue:
+    """At most `concurrency` calls run at once; `waiting` more may wait; others get 503."""
+
+    def __init__(self, concurrency: int, waiting: int) -> None:
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.capacity = concurrency + waiting
+        self.admitted = 0  # running and waiting; changed on the event loop only
+
+    @asynccontextmanager
+    async def turn(self):
+        """Hold a place in the queue for one request (503 when it is full)."""
+        if self.admitted >= self.capacity:
+            # Each waiting request takes about a tenth of a second: ask for a retry then.
+            retry = max(1, math.ceil(self.admitted / max(1, self.limiter.total_tokens) / 10))
+            raise ApiError(
+                503,
+                "The server is busy classifying other requests; try again in a moment.",
+                {"Retry-After": str(retry)},
+            )
+        self.admitted += 1
+        try:
+            yield
+        finally:
+            self.admitted -= 1
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a function in a worker thread when one of the `concurrency` turns is free."""
+        return await anyio.to_thread.run_sync(function, *args, limiter=self.limiter)
+
+
+_queue: Queue | None = None
+
+
+def queue() -> Queue:
+    """Return this process's queue, sized by the settings on first use."""
+    global _queue
+    if _queue is None:
+        settings = get_settings()
+        _queue = Queue(settings.api_concurrency, settings.api_queue)
+    return _queue

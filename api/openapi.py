@@ -1,0 +1,386 @@
+"""The OpenAPI 3.1 description of the API, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import limits
+from classifier import history
+from classifier.history.tables import MAX_TOKEN_NAME_LENGTH
+from classifier.predict import MAX_TOP_K, UNSURE_BELOW
+
+VERSION = "1.0.0"
+PUBLIC_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,32}$"}
+ERROR_STATUSES = {
+    "401": "No API token, or one that is not valid (private history).",
+    "403": "Not allowed by this server's history mode (history off).",
+    "404": "Not found: an unknown model or prediction, or another person's.",
+    "413": "A picture or the request is over the size limit.",
+    "415": "A file that is not a picture the app reads, or a body that is not a form.",
+    "422": "A parameter or picture that cannot be used; the sentence says which.",
+    "503": "Busy (see Retry-After), or the history database cannot be used.",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _answers(ok: dict[str, Any], *statuses: str) -> dict[str, Any]:
+    answers = {"200": ok} if ok else {}
+    for status in statuses:
+        answers[status] = _json(_ref("Error"), ERROR_STATUSES[status])
+    answers["default"] = _json(_ref("Error"), "Any other failure, in one sentence.")
+    return answers
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+FILTERS = [
+    _query(
+        "label",
+        {"type": "string", "maxLength": history.MAX_LABEL_LENGTH},
+        "Part of the top class or of the corrected label, any case.",
+    ),
+    _query(
+        "model",
+        {"type": "array", "items": {"type": "string"}},
+        "Only these models (repeat the parameter for several).",
+    ),
+    _query(
+        "min_confidence",
+        {"type": "number", "minimum": 0, "maximum": 1},
+        "Top class at least this probable.",
+    ),
+    _query(
+        "max_confidence",
+        {"type": "number", "minimum": 0, "maximum": 1},
+        "Top class at most this probable.",
+    ),
+    _query(
+        "since",
+        {"type": "string", "format": "date-time"},
+        "Saved at or after this time (ISO 8601; a date means its midnight, UTC).",
+    ),
+    _query("until", {"type": "string", "format": "date-time"}, "Saved before this time."),
+    _query(
+        "feedback",
+        {"type": "string", "enum": list(history.FEEDBACK_FILTERS)},
+        "Rated right, wrong, not rated, or any.",
+    ),
+    _query(
+        "sort", {"type": "string", "enum": list(history.SORTS)}, "Order; newest first by default."
+    ),
+]
+ID_PARAMETER = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": PUBLIC_ID,
+    "description": "The prediction's id, as in its link in the app.",
+}
+
+TOP_CLASS = {
+    "type": "object",
+    "required": ["label", "index", "probability"],
+    "properties": {
+        "label": {"type": "string"},
+        "index": {"type": "integer", "minimum": 0},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "One sentence."}},
+    },
+    "TopClass": TOP_CLASS,
+    "Answer": {
+        "type": "object",
+        "required": ["file", "model", "top_k", "unsure", "inference_ms", "width", "height"],
+        "properties": {
+            "file": {"type": "string"},
+            "model": {"type": "string", "description": "The model that answered."},
+            "top_k": {"type": "array", "items": _ref("TopClass"), "minItems": 1},
+            "unsure": {"type": "boolean", "description": "The top class is below threshold."},
+            "inference_ms": {"type": "number"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "id": {**PUBLIC_ID, "description": "Its id in the history, when saved."},
+            "requested_model": {"type": "string"},
+            "notice": {"type": "string", "description": "Why another model answered."},
+        },
+    },
+    "PictureError": {
+        "type": "object",
+        "required": ["file", "error", "status"],
+        "properties": {
+            "file": {"type": "string"},
+            "error": {"type": "string"},
+            "status": {"type": "integer", "enum": [413, 415, 422]},
+        },
+    },
+    "Answers": {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {
+            "predictions": {
+                "type": "array",
+                "items": {"anyOf": [_ref("Answer"), _ref("PictureError")]},
+            }
+        },
+    },
+    "Model": {
+        "type": "object",
+        "required": ["name", "title", "kind", "classes", "input_size", "available"],
+        "properties": {
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "kind": {"type": "string", "enum": ["builtin", "added", "taught"]},
+            "classes": {"type": "integer", "minimum": 0},
+            "input_size": {"type": "integer", "minimum": 0},
+            "available": {"type": "boolean"},
+        },
+    },
+    "Models": {
+        "type": "object",
+        "required": ["default", "models"],
+        "properties": {
+            "default": {"type": "string"},
+            "models": {"type": "array", "items": _ref("Model")},
+        },
+    },
+    "Prediction": {
+        "type": "object",
+        "required": [
+            "id",
+            "created_at",
+            "file",
+            "sha256",
+            "width",
+            "height",
+            "image_format",
+            "model",
+            "top_k",
+            "inference_ms",
+            "feedback",
+            "corrected_label",
+            "source",
+        ],
+        "properties": {
+            "id": PUBLIC_ID,
+            "created_at": {"type": "string", "format": "date-time"},
+            "file": {"type": "string"},
+            "sha256": {"type": "string"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "image_format": {"type": "string"},
+            "model": {"type": "string"},
+            "top_k": {"type": "array", "items": _ref("TopClass")},
+            "inference_ms": {"type": "number"},
+            "feedback": {"type": ["string", "null"], "enum": ["correct", "wrong", None]},
+            "corrected_label": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": list(history.records.SOURCES)},
+        },
+    },
+    "Page": {
+        "type": "object",
+        "required": ["total", "limit", "offset", "predictions"],
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "predictions": {"type": "array", "items": _ref("Prediction")},
+        },
+    },
+    "Feedback": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "feedback": {"type": ["string", "null"], "enum": ["correct", "wrong", None]},
+            "corrected_label": {
+                "type": ["string", "null"],
+                "maxLength": history.MAX_LABEL_LENGTH,
+                "description": "What it really is; only with feedback wrong.",
+            },
+        },
+    },
+}
+
+PREDICT_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "array",
+            "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "minItems": 1,
+            "maxItems": limits.MAX_FILES,
+            "description": "One or several pictures (repeat the field).",
+        },
+        "model": {"type": "string", "description": "A name from GET /api/v1/models."},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": UNSURE_BELOW},
+        "save": {"type": "boolean", "default": False, "description": "Keep in the history."},
+    },
+}
+
+
+def document(server_url: str | None = None) -> dict[str, Any]:
+    """Return the OpenAPI document (with this deployment's address, when known)."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Image classifier API",
+            "version": VERSION,
+            "description": (
+                "Classify pictures with the app's models and read your saved predictions. "
+                "With a private history, send an API token (made on the app's API page) "
+                "as a bearer token; with a shared one, no token is needed. Tokens have at "
+                f"most {MAX_TOKEN_NAME_LENGTH}-character names and act as their owner."
+            ),
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"token": []}],
+        "paths": {
+            "/api/v1/predict": {
+                "post": {
+                    "operationId": "predict",
+                    "summary": "Classify one or several pictures",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": PREDICT_FORM,
+                                "encoding": {"file": {"contentType": "application/octet-stream"}},
+                            }
+                        },
+                    },
+                    "responses": _answers(
+                        _json(_ref("Answers"), "One entry per picture, in order."),
+                        "401",
+                        "403",
+                        "404",
+                        "413",
+                        "415",
+                        "422",
+                        "503",
+                    ),
+                }
+            },
+            "/api/v1/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "The models you may use",
+                    "responses": _answers(
+                        _json(_ref("Models"), "Built-in, then your own."), "401", "503"
+                    ),
+                }
+            },
+            "/api/v1/predictions": {
+                "get": {
+                    "operationId": "listPredictions",
+                    "summary": "Your saved predictions, filtered, one page at a time",
+                    "parameters": [
+                        *FILTERS,
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                            "Page size.",
+                        ),
+                        _query(
+                            "offset",
+                            {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 1_000_000_000,
+                                "default": 0,
+                            },
+                            "How many to skip.",
+                        ),
+                    ],
+                    "responses": _answers(_json(_ref("Page"), "One page."), "401", "403", "422"),
+                }
+            },
+            "/api/v1/predictions/export": {
+                "get": {
+                    "operationId": "exportPredictions",
+                    "summary": "Every matching prediction as CSV or JSON (as the History page)",
+                    "parameters": [
+                        *FILTERS,
+                        _query(
+                            "format", {"type": "string", "enum": ["csv", "json"]}, "csv by default."
+                        ),
+                    ],
+                    "responses": _answers(
+                        {
+                            "description": "The export.",
+                            "content": {
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/json": {
+                                    "schema": {"type": "array", "items": {"type": "object"}}
+                                },
+                            },
+                        },
+                        "401",
+                        "403",
+                        "422",
+                    ),
+                }
+            },
+            "/api/v1/predictions/{id}": {
+                "parameters": [ID_PARAMETER],
+                "get": {
+                    "operationId": "getPrediction",
+                    "summary": "One saved prediction",
+                    "responses": _answers(_json(_ref("Prediction"), "It."), "401", "403", "404"),
+                },
+                "delete": {
+                    "operationId": "deletePrediction",
+                    "summary": "Delete a saved prediction",
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        **_answers({}, "401", "403", "404"),
+                    },
+                },
+            },
+            "/api/v1/predictions/{id}/feedback": {
+                "parameters": [ID_PARAMETER],
+                "put": {
+                    "operationId": "setFeedback",
+                    "summary": "Say whether it was right, and what it really is",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Feedback")}},
+                    },
+                    "responses": _answers(
+                        _json(_ref("Prediction"), "As saved now."),
+                        "401",
+                        "403",
+                        "404",
+                        "413",
+                        "422",
+                    ),
+                },
+            },
+        },
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc
