@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -256,8 +257,9 @@ async def predict(request: Request) -> Response:
             )
         except limits.BodyTooLarge:
             raise limits.too_large(limit) from None
-        except MultiPartException as exc:
-            raise ApiError(422, f"The form cannot be read: {exc.message}") from None
+        except (MultiPartException, HTTPException) as exc:  # the parser's 400s, as sentences
+            reason = getattr(exc, "message", None) or getattr(exc, "detail", "")
+            raise ApiError(422, f"The form cannot be read: {reason}") from None
         try:
             uploads = [value for value in form.getlist("file") if isinstance(value, UploadFile)]
             if not uploads:

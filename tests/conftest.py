@@ -140,12 +140,13 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip slow and browser tests in a plain `pytest` run, unless asked for by --all or -m."""
+    """Skip slow, browser and server tests in a plain `pytest` run, unless asked for by --all
+    or -m."""
     if config.getoption("--all") or config.getoption("markexpr"):
         return
-    skip = pytest.mark.skip(reason="slow or browser test; `python -m pytest --all` runs it")
+    skip = pytest.mark.skip(reason="slow, browser or server test; `python -m pytest --all` runs it")
     for item in items:
-        if "slow" in item.keywords or "browser" in item.keywords:
+        if {"slow", "browser", "server"} & set(item.keywords):
             item.add_marker(skip)
 
 
