@@ -66,7 +66,7 @@ def endpoint(handler: Handler) -> Handler:
 
 
 def _integer(value: str | None, name: str, default: int, low: int, high: int) -> int:
-    if value is None or value == "":
+    if value is None:
         return default
     if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise ApiError(422, f"Expected {name} to be a whole number from {low} to {high:,}.")
@@ -74,7 +74,7 @@ def _integer(value: str | None, name: str, default: int, low: int, high: int) ->
 
 
 def _number(value: str | None, name: str, default: float | None) -> float | None:
-    if value is None or value == "":
+    if value is None:
         return default
     try:
         number = float(value)
@@ -86,7 +86,7 @@ def _number(value: str | None, name: str, default: float | None) -> float | None
 
 
 def _flag(value: str | None, name: str) -> bool:
-    if value is None or value == "":
+    if value is None:
         return False
     if value.strip().lower() in _TRUE:
         return True
@@ -96,10 +96,10 @@ def _flag(value: str | None, name: str) -> bool:
 
 
 def _time(value: str | None, name: str) -> datetime | None:
-    if value is None or value == "":
+    if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z" too
     except ValueError:
         raise ApiError(
             422, f"Expected {name} as an ISO 8601 date or time, such as 2026-12-01."
@@ -118,16 +118,19 @@ def _text(value: Any, name: str) -> str | None:
 def filters_of(request: Request) -> tuple[history.Filters, str]:
     """Return the History page's filters and sort, read from the query string."""
     query = request.query_params
-    feedback = query.get("feedback") or "any"
+    feedback = query.get("feedback", "any")
     if feedback not in history.FEEDBACK_FILTERS:
         raise ApiError(
             422, f"Expected feedback to be one of {', '.join(history.FEEDBACK_FILTERS)}."
         )
-    sort = query.get("sort") or "newest"
+    sort = query.get("sort", "newest")
     if sort not in history.SORTS:
         raise ApiError(422, f"Expected sort to be one of {', '.join(history.SORTS)}.")
+    label = query.get("label", "")
+    if len(label) > history.MAX_LABEL_LENGTH:
+        raise ApiError(422, f"Expected a label of at most {history.MAX_LABEL_LENGTH} characters.")
     filters = history.Filters(
-        label=query.get("label") or "",
+        label=label,
         models=tuple(name for name in query.getlist("model") if name),
         min_confidence=_number(query.get("min_confidence"), "min_confidence", None),
         max_confidence=_number(query.get("max_confidence"), "max_confidence", None),
@@ -369,7 +372,7 @@ async def export_predictions(request: Request) -> Response:
     """GET /api/v1/predictions/export: every matching prediction as CSV or JSON."""
     caller = identify(request)
     filters, sort = filters_of(request)
-    kind = request.query_params.get("format") or "csv"
+    kind = request.query_params.get("format", "csv")
     if kind not in ("csv", "json"):
         raise ApiError(422, "Expected format to be csv or json.")
     store = caller.store()

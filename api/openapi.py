@@ -10,6 +10,8 @@ from classifier.history.tables import MAX_TOKEN_NAME_LENGTH
 from classifier.predict import MAX_TOP_K, UNSURE_BELOW
 
 VERSION = "1.0.0"
+DATE_OR_TIME = {"anyOf": [{"type": "string", "format": "date-time"},
+                          {"type": "string", "format": "date"}]}  # fmt: skip
 PUBLIC_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,32}$"}
 ERROR_STATUSES = {
     "401": "No API token, or one that is not valid (private history).",
@@ -71,10 +73,10 @@ FILTERS = [
     ),
     _query(
         "since",
-        {"type": "string", "format": "date-time"},
+        DATE_OR_TIME,
         "Saved at or after this time (ISO 8601; a date means its midnight, UTC).",
     ),
-    _query("until", {"type": "string", "format": "date-time"}, "Saved before this time."),
+    _query("until", DATE_OR_TIME, "Saved before this time."),
     _query(
         "feedback",
         {"type": "string", "enum": list(history.FEEDBACK_FILTERS)},
@@ -214,9 +216,13 @@ SCHEMAS: dict[str, Any] = {
             "corrected_label": {
                 "type": ["string", "null"],
                 "maxLength": history.MAX_LABEL_LENGTH,
-                "description": "What it really is; only with feedback wrong.",
+                "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+                "description": "What it really is; only with feedback wrong, on one line.",
             },
         },
+        # A corrected label goes only with "wrong".
+        "if": {"required": ["feedback"], "properties": {"feedback": {"const": "wrong"}}},
+        "else": {"properties": {"corrected_label": {"type": "null"}}},
     },
 }
 

@@ -6,15 +6,32 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from api import endpoints, openapi
+from api.errors import ApiError
 from classifier.config import SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
+
+
+class PublicId(Convertor):
+    """A prediction's public id in a path: nothing else (such as `export`) is taken for one."""
+
+    regex = "[A-Za-z0-9_-]{16,32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("public_id", PublicId())
 
 
 async def openapi_json(request: Request) -> Response:
@@ -39,18 +56,44 @@ def routes() -> list[BaseRoute]:
         return [Route("/api/{rest:path}", endpoints.api_off, methods=_ALL)]
     from api import mcp
 
-    return [
+    api = [
         Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
         Route(f"{PREFIX}/predict", endpoints.predict, methods=["POST"]),
         Route(f"{PREFIX}/models", endpoints.list_models, methods=["GET"]),
         Route(f"{PREFIX}/predictions", endpoints.list_predictions, methods=["GET"]),
         Route(f"{PREFIX}/predictions/export", endpoints.export_predictions, methods=["GET"]),
-        Route(f"{PREFIX}/predictions/{{id}}", endpoints.get_prediction, methods=["GET"]),
-        Route(f"{PREFIX}/predictions/{{id}}", endpoints.delete_prediction, methods=["DELETE"]),
-        Route(f"{PREFIX}/predictions/{{id}}/feedback", endpoints.set_feedback, methods=["PUT"]),
+        Route(f"{PREFIX}/predictions/{{id:public_id}}", endpoints.get_prediction, methods=["GET"]),
+        Route(
+            f"{PREFIX}/predictions/{{id:public_id}}",
+            endpoints.delete_prediction,
+            methods=["DELETE"],
+        ),
+        Route(
+            f"{PREFIX}/predictions/{{id:public_id}}/feedback",
+            endpoints.set_feedback,
+            methods=["PUT"],
+        ),
         *mcp.routes(),
-        Route("/api/{rest:path}", endpoints.not_an_endpoint, methods=_ALL),
     ]
+
+    async def elsewhere(request: Request) -> Response:
+        """Any other /api/ address: 405 for a known one asked with another method, else 404."""
+        first = next(
+            (route for route in api if route.matches(request.scope)[0] is Match.PARTIAL), None
+        )
+        allowed = sorted(
+            {method for route in api if first is not None and route.path == first.path
+             for method in route.methods or ()}
+        )  # fmt: skip
+        if allowed:
+            return ApiError(
+                405,
+                f"This address answers {', '.join(allowed)}, not {request.method}.",
+                {"Allow": ", ".join(allowed)},
+            ).response()
+        return await endpoints.not_an_endpoint(request)
+
+    return [*api, Route("/api/{rest:path}", elsewhere, methods=_ALL)]
 
 
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
