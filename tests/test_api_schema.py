@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schemathesis import checks
 
 from api import openapi
 from benchmarks import server as server_tools
