@@ -54,6 +54,7 @@ class Visitor:
     name: str | None = None
     admin: bool = False
     problem: str | None = None  # what is wrong with the secrets: then nobody has a history
+    verified_email: str | None = None  # the email, when the sign-in provider verified it
 
     @property
     def signed_in(self) -> bool:
@@ -169,7 +170,9 @@ def visitor() -> Visitor:
         return current
     email = user.get("email") if isinstance(user.get("email"), str) else None
     name = user.get("name") if isinstance(user.get("name"), str) else None
-    return Visitor(current.mode, True, owner, email, name, is_admin(owner, email, user))
+    verified = email if user.get("email_verified") is True else None
+    admin = is_admin(owner, email, user)
+    return Visitor(current.mode, True, owner, email, name, admin, verified_email=verified)
 
 
 _logged: set[str] = set()

@@ -24,6 +24,7 @@ PAGE_LIST = (
     ("history.py", "History", ":material/history:"),
     ("teach.py", "Teach", ":material/school:"),
     ("models.py", "Models", ":material/memory:"),
+    ("api.py", "API", ":material/api:"),
 )
 
 

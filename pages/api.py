@@ -1,0 +1,53 @@
+"""API: how programs call this app (examples for this deployment), and your API tokens."""
+
+import streamlit as st
+
+from classifier.config import get_settings
+from ui import account, api_view, entry
+
+entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
+
+person = account.visitor()
+account.account_sidebar(person)
+st.title("API")
+if not get_settings().api_enabled:
+    st.info("The API is turned off on this server (CLASSIFIER_API=off).", icon=":material/block:")
+    st.stop()
+
+base = api_view.base_url()
+st.write(
+    "Programs can classify pictures with this app's models and read the history over HTTP, "
+    "on the same address as these pages."
+)
+needs_token = person.mode == "private"
+if person.problem is not None:
+    st.error(person.problem, icon=":material/lock:")
+elif person.mode == "shared":
+    st.caption(
+        ":material/public: The history here is shared, so programs need no token, and what "
+        "they save everyone sees."
+    )
+elif person.mode == "off":
+    st.caption(":material/block: History is off here: programs can classify; nothing is saved.")
+
+st.subheader("Examples")
+tabs = st.tabs(list(api_view.examples(base, needs_token)))
+for tab, (language, code) in zip(tabs, api_view.examples(base, needs_token).values(), strict=True):
+    with tab:
+        st.code(code, language=language)
+st.caption(
+    f"Every address and field is described in the OpenAPI document at {base}/api/v1/openapi.json. "
+    f"Agents connect to the MCP endpoint at {base}/api/mcp (tools classify_image, list_models)."
+)
+
+if needs_token and person.problem is None:
+    if not person.sign_in:
+        st.warning(
+            "This server keeps each person's history private, and sign-in is not configured, "
+            "so nobody can make the API token it needs.",
+            icon=":material/lock:",
+        )
+    elif not person.signed_in:
+        st.info("Sign in to make an API token: programs need one here.", icon=":material/key:")
+    else:
+        api_view.token_section(person)
