@@ -205,7 +205,7 @@ def image_status(exc: images.ImageError) -> int:
 @endpoint
 async def list_models(request: Request) -> Response:
     """GET /api/v1/models: the built-in models, then the caller's own (added or taught)."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     listed = await run_in_threadpool(_models_of, caller)
     return JSONResponse({"default": get_settings().default_model, "models": listed})
 
@@ -243,7 +243,7 @@ def _models_of(caller: Caller) -> list[dict[str, Any]]:
 @endpoint
 async def predict(request: Request) -> Response:
     """POST /api/v1/predict: classify one or several pictures (multipart `file`)."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     queue = limits.queue()
     async with queue.turn():
         limit = limits.body_limit()
@@ -348,7 +348,7 @@ def _classify_all(
 @endpoint
 async def list_predictions(request: Request) -> Response:
     """GET /api/v1/predictions: the caller's history, filtered and paged."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     filters, sort = filters_of(request)
     query = request.query_params
     limit = _integer(query.get("limit"), "limit", DEFAULT_PAGE, 1, MAX_PAGE)
@@ -370,7 +370,7 @@ async def list_predictions(request: Request) -> Response:
 @endpoint
 async def export_predictions(request: Request) -> Response:
     """GET /api/v1/predictions/export: every matching prediction as CSV or JSON."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     filters, sort = filters_of(request)
     kind = request.query_params.get("format", "csv")
     if kind not in ("csv", "json"):
@@ -399,7 +399,7 @@ def _found(store: history.HistoryStore, public_id: str) -> history.Record:
 @endpoint
 async def get_prediction(request: Request) -> Response:
     """GET /api/v1/predictions/{id}."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     store, public_id = caller.store(), request.path_params["id"]
     record = await run_in_threadpool(_found, store, public_id)
     return JSONResponse(record_json(record))
@@ -408,7 +408,7 @@ async def get_prediction(request: Request) -> Response:
 @endpoint
 async def set_feedback(request: Request) -> Response:
     """PUT /api/v1/predictions/{id}/feedback: right or wrong, and what it really is."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     store, public_id = caller.store(), request.path_params["id"]
     body = limits.capped(request, limits.MAX_FIELD_BYTES)
     try:
@@ -446,7 +446,7 @@ async def set_feedback(request: Request) -> Response:
 @endpoint
 async def delete_prediction(request: Request) -> Response:
     """DELETE /api/v1/predictions/{id}."""
-    caller = identify(request)
+    caller = await run_in_threadpool(identify, request)  # a token is a database query
     store, public_id = caller.store(), request.path_params["id"]
 
     def remove() -> None:

@@ -654,6 +654,46 @@ AUTH_WITHOUT_COOKIE_SECRET = (
 )
 
 
+def test_a_signed_in_person_makes_an_api_token_that_a_program_then_uses(
+    browser, private_server, photo_files
+):
+    """The pages, sign-in and the API on one server: a token made on the API page, shown
+    once, works for a program and acts as its owner; revoked, it stops working."""
+    import httpx
+
+    server, _ = private_server
+    context, carol = _person(browser, server.url, "carol@example.com")
+    try:
+        carol.get_by_test_id("stSidebarNav").get_by_role("link", name="API").click()
+        carol.get_by_role("textbox", name="Name").fill("my script")
+        carol.get_by_role("button", name="Make a token").click()
+        carol.get_by_text("Copy it now: it is shown only this once.").wait_for()
+        made = carol.get_by_test_id("stCode").filter(has_text=re.compile(r"^cls_\S{43}$"))
+        secret = made.inner_text().strip()
+        SCREENSHOTS.mkdir(exist_ok=True)
+        carol.screenshot(path=str(SCREENSHOTS / "api-token.png"), full_page=True)
+
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=120) as program:
+            photo = ("chelsea.png", photo_files["chelsea"].read_bytes())
+            saved = program.post("/api/v1/predict", files={"file": photo}, data={"save": "1"})
+            assert saved.status_code == 200
+            assert program.get("/api/v1/predictions").json()["total"] == 1  # hers alone
+            assert program.get("/_stcore/health").text == "ok"
+
+            carol.get_by_role("button", name="I have copied it").click()
+            carol.get_by_text("it is shown only this once").wait_for(state="detached")
+            carol.get_by_text("my script", exact=True).wait_for()
+            assert secret not in carol.locator("body").inner_text()  # shown once
+            carol.get_by_role("button", name="Revoke").click()
+            carol.get_by_text("You have no tokens yet.").wait_for()
+            assert program.get("/api/v1/predictions").status_code == 401
+        # What the program saved is an ordinary row of her history.
+        assert _history_rows(carol, server.url, 1) == ["chelsea.png"]
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize(
     ("secrets", "sentence"),
     [
