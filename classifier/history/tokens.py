@@ -133,7 +133,7 @@ def revoke(store, token_id: int) -> bool:
         return conn.execute(query).rowcount == 1
 
 
-_last_written: dict[int, float] = {}
+_last_written: dict[str, float] = {}  # by digest: unique across databases too
 _last_written_lock = threading.Lock()
 
 
@@ -145,7 +145,8 @@ def find(store, secret: str) -> Token | None:
     """
     if not isinstance(secret, str) or not _SECRET.fullmatch(secret):
         return None
-    query = select(api_tokens).where(api_tokens.c.secret_sha256 == digest(secret))
+    key = digest(secret)
+    query = select(api_tokens).where(api_tokens.c.secret_sha256 == key)
     with store.connect() as conn:
         row = conn.execute(query).mappings().first()
     if row is None:
@@ -153,9 +154,9 @@ def find(store, secret: str) -> Token | None:
     token = _token(row)
     now = time.monotonic()
     with _last_written_lock:
-        due = now - _last_written.get(token.id, -LAST_USE_EVERY_SECONDS) >= LAST_USE_EVERY_SECONDS
+        due = now - _last_written.get(key, -LAST_USE_EVERY_SECONDS) >= LAST_USE_EVERY_SECONDS
         if due:
-            _last_written[token.id] = now
+            _last_written[key] = now
     if due and not store.read_only:
         used = datetime.now(UTC)
         with store.begin() as conn:
