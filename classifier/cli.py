@@ -1,12 +1,13 @@
 """Command line (`classifier`, or `python -m classifier`).
 
 classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive]
-                   [--explain DIR] FILE|DIR|- ...
-classifier models [list]
+                   [--explain DIR] [--server URL [--token TOKEN]] FILE|DIR|- ...
+classifier models [list] [--server URL [--token TOKEN]]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
 classifier models remove NAME
 classifier teach NAME DIR [--base MODEL]
 classifier history export (--owner WHO | --all) [--format csv|json] [--output FILE]
+classifier history export --server URL [--token TOKEN] [--format csv|json] [--output FILE]
 classifier history clear (--owner WHO | --all) --yes
 classifier history people
 
@@ -14,6 +15,13 @@ WHO is the email someone signed in with, or their owner id as `history people` l
 
 A FILE is a picture; a DIR is searched for pictures (with --recursive, its folders too);
 `-` reads one picture from standard input.
+
+With --server (default: the CLASSIFIER_SERVER environment variable), `predict`, `models
+[list]` and `history export` call that deployment's HTTP API instead of working on this
+computer, sending an API token from --token or, better, CLASSIFIER_TOKEN. The pictures are
+read here and classified there, and the answers print as they do here; `--save` saves on
+the server, whose token decides whose history `history export` writes; `--explain` works
+only on this computer. The other commands always act on this computer.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -69,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help=f"{', '.join(models.MODELS)} or an added model; "
-        f"default: {get_settings().default_model} (CLASSIFIER_MODEL)",
+        f"default: {get_settings().default_model} (CLASSIFIER_MODEL), or with --server, "
+        "the server's",
     )
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
@@ -78,12 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain",
         type=Path,
         metavar="DIR",
-        help="write where the model looked: one PNG per picture and class shown, into DIR",
+        help="write where the model looked: one PNG per picture and class shown, into DIR "
+        "(on this computer only)",
     )
+    _remote_options(predict, "classify on this deployment (its HTTP API) instead of here")
 
     models_parser = commands.add_parser("models", help="list, add or remove models")
+    _remote_options(models_parser, "list this deployment's models instead of this computer's")
     model_commands = models_parser.add_subparsers(dest="models_command", metavar="ACTION")
-    model_commands.add_parser("list", help="list the models and what is available here")
+    listing = model_commands.add_parser("list", help="list the models and what is available here")
+    _remote_options(listing, "list this deployment's models instead of this computer's", True)
     add = model_commands.add_parser(
         "add", help="add your own model: a Teachable Machine zip, .keras, .h5 or .tflite"
     )
@@ -122,8 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     past = commands.add_parser("history", help="export or clear the prediction history")
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
-    export = past_commands.add_parser("export", help="write one person's or every prediction")
-    _whose(export)
+    export = past_commands.add_parser(
+        "export",
+        help="write one person's or every prediction",
+        usage="%(prog)s (--owner WHO | --all) [--format {csv,json}] [--output FILE]\n"
+        "       %(prog)s --server URL [--token TOKEN] [--format {csv,json}] [--output FILE]",
+    )
+    _whose(export, required=False)  # required without a server: checked in _deployment
+    _remote_options(export, "export your predictions saved on this deployment (the token's)")
+    export.set_defaults(usage_error=export.error)
     export.add_argument("--format", choices=["csv", "json"], default="csv")
     export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
     clear = past_commands.add_parser("clear", help="delete one person's or every prediction")
@@ -133,15 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _whose(command: argparse.ArgumentParser) -> None:
+def _whose(command: argparse.ArgumentParser, required: bool = True) -> None:
     """Make a history command name whose predictions it acts on: one owner, or --all."""
-    whose = command.add_mutually_exclusive_group(required=True)
+    whose = command.add_mutually_exclusive_group(required=required)
     whose.add_argument(
         "--owner",
         metavar="WHO",
         help="one person's: the email they signed in with, or their owner id",
     )
     whose.add_argument("--all", action="store_true", help="everyone's, and those saved by nobody")
+
+
+def _remote_options(command: argparse.ArgumentParser, what: str, again: bool = False) -> None:
+    """Give a command --server and --token; `again` for a subcommand repeating its parent's
+    (set only when typed there, so it never hides the parent's)."""
+    default = argparse.SUPPRESS if again else None
+    command.add_argument(
+        "--server",
+        metavar="URL",
+        default=default,
+        help=f"{what}, such as https://YOUR-APP.streamlit.app; default: CLASSIFIER_SERVER",
+    )
+    command.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=default,
+        help="an API token made on the app's API page (cls_...); default: CLASSIFIER_TOKEN, "
+        "which keeps it out of your shell history",
+    )
 
 
 def _as_json(file: Path, prediction: Prediction, top_k: int) -> dict:
@@ -160,10 +200,14 @@ def _as_json(file: Path, prediction: Prediction, top_k: int) -> dict:
 
 
 def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
-    lines = [
-        f"{file}  ({prediction.model_title}, {prediction.timings.inference_ms:.1f} ms inference)"
-    ]
-    lines += [f"  {c.probability:7.2%}  {c.label}" for c in prediction.top(top_k)]
+    ranked = [(c.probability, c.label) for c in prediction.top(top_k)]
+    return _text(str(file), prediction.model_title, prediction.timings.inference_ms, ranked)
+
+
+def _text(file: str, title: str, inference_ms: float, ranked: list[tuple[float, str]]) -> str:
+    """Return one picture's answer as `predict` prints it: the file, then a line per class."""
+    lines = [f"{file}  ({title}, {inference_ms:.1f} ms inference)"]
+    lines += [f"  {probability:7.2%}  {label}" for probability, label in ranked]
     return "\n".join(lines)
 
 
@@ -199,6 +243,10 @@ def find_pictures(arguments: list[str], recursive: bool) -> tuple[list[Path], in
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each file in turn; report bad files on stderr and keep going."""
+    if args.remote is not None:
+        from classifier import remote  # a deployment's API (httpx)
+
+        return remote.run_predict(args, args.remote)
     saver = _Saver() if args.save else None  # a history that cannot be opened: said first
     try:
         model = models.load(args.model)
@@ -280,8 +328,6 @@ def _write_maps(
     """Write the overlay of each class shown as `<picture>-<rank>-<class>.png` (a picture
     named like an earlier one gets ` (2)`, ` (3)`, ...); return the top class's overlay as a
     history thumbnail, or None after saying on stderr why there is none."""
-    import re
-
     from classifier import explain
 
     name = "stdin" if file == STDIN else file.name[:MAX_STEM]
@@ -384,6 +430,10 @@ class _Saver:
 
 def run_history(args: argparse.Namespace) -> int:
     """Export or clear one owner's or the whole history, or list who signed in."""
+    if args.remote is not None:
+        from classifier import remote
+
+        return remote.run_export(args, args.remote)
     from classifier import history
     from classifier.history import owners
 
@@ -413,19 +463,28 @@ def run_history(args: argparse.Namespace) -> int:
         )
     finally:
         store.dispose()
-    if not args.output:
+    return _write_export(data, args.output)
+
+
+def _write_export(data: bytes, output: Path | None) -> int:
+    """Write an export to the file named (whole or not at all) or to standard output."""
+    if not output:
         sys.stdout.buffer.write(data)
         return 0
     try:  # all or nothing: a full disk leaves the previous file as it was
-        files.write_atomically(args.output, data)
+        files.write_atomically(output, data)
     except OSError as exc:
-        print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def run_models(args: argparse.Namespace) -> int:
     """List the models, or add or remove one."""
+    if args.remote is not None:
+        from classifier import remote
+
+        return remote.run_models(args.remote)
     if args.models_command == "add":
         return run_models_add(args)
     if args.models_command == "remove":
@@ -591,6 +650,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    from classifier import remote  # (httpx only when a command calls a server)
+
+    try:
+        args.remote = remote.deployment(args)
+    except remote.Usage as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     models.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
     # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
     # elsewhere while it runs, and an interruption must still be said.
@@ -604,6 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except SettingsError as exc:  # a secrets file that cannot name the history database
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except remote.Usage as exc:  # a --server address found unusable only when called
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

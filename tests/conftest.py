@@ -36,6 +36,8 @@ os.environ.update(
     }
 )
 os.environ.pop("CLASSIFIER_MODEL", None)
+for _name in ("CLASSIFIER_SERVER", "CLASSIFIER_TOKEN"):  # a developer's own deployment
+    os.environ.pop(_name, None)
 
 ROOT = Path(__file__).resolve().parents[1]
 
