@@ -282,6 +282,7 @@ def test_a_version_3_database_is_upgraded_with_its_rows_belonging_to_nobody(
         assert store.get_public(kept[0].public_id) == kept[0]
         assert describe_schema(raw) == new_schema
         with raw.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar_one() == store.schema_version
+            version = conn.exec_driver_sql("SELECT version FROM schema_version").scalar_one()
+        assert version == store.schema_version
     finally:
         store.dispose()

@@ -4,8 +4,9 @@
 its small pictures, `models` and `model_files` the models people added, `people`
 those who signed in, `api_tokens` the tokens programs call the API with, and
 `schema_version` the version number that `migrations` upgrades. Nothing here connects
-to a database: `connecting` makes the engine and creates these tables. Change a table only together with a new step in
-`migrations.MIGRATIONS`, which brings older databases to the same tables.
+to a database: `connecting` makes the engine and creates these tables. Change a table
+only together with a new step in `migrations.MIGRATIONS`, which brings older databases to
+the same tables.
 """
 
 from __future__ import annotations
