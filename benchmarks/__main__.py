@@ -1,4 +1,7 @@
-"""`python -m benchmarks [--quick] [--browser] [--cache-dir DIR] [--json FILE]`: print a table."""
+"""`python -m benchmarks [--quick] [--browser | --api] [--cache-dir DIR] [--json FILE]`.
+
+Prints a markdown table of the measurements.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import (
+    api,
     browser,
     cold_start,
     end_to_end,
@@ -47,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the browser rows: the app against Gradio's image-classifier demo in "
         "Chromium (gradio from requirements-benchmarks.txt, see BENCHMARK_GRADIO_PYTHON)",
+    )
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="only the API rows: POST /api/v1/predict under 1, 4 and 16 concurrent clients "
+        "against Gradio's image-classifier demo called with gradio_client (gradio from "
+        "requirements-benchmarks.txt, see BENCHMARK_GRADIO_PYTHON)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
@@ -117,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[Row] = []
         if args.browser:  # a suite of its own: it runs a second server (Gradio) beside the app
             rows += browser.run(scratch, quick=args.quick)
+        elif args.api:  # a suite of its own too: the app's server and Gradio's, under load
+            rows += api.run(scratch, quick=args.quick)
         else:
             rows += inference.run(scratch, quick=args.quick)
             rows += own_model.run(scratch, quick=args.quick)

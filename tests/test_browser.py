@@ -104,7 +104,7 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV (1)").click()
     header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
-    assert header.startswith("id,created_at,file_name,")
+    assert header.startswith("id,public_id,created_at,file_name,")
     assert len(rows) == 1
     assert ",coffee.jpg," in rows[0] and ",espresso," in rows[0]
 
@@ -601,7 +601,7 @@ def test_two_people_each_see_only_their_own_history(browser, private_server, pho
         with alice.expect_download() as download:
             alice.get_by_role("button", name="Download CSV (1)").click()
         header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
-        assert header.startswith("id,created_at,file_name,")
+        assert header.startswith("id,public_id,created_at,file_name,")
         assert len(rows) == 1 and ",chelsea.png," in rows[0]
         with bob.expect_download() as download:
             bob.get_by_role("button", name="Download JSON (2)").click()

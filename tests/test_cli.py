@@ -246,7 +246,7 @@ def test_history_export_and_clear(lite0, photo_files, history_url, tmp_path, run
     csv_out = run_cli("history", "export", "--all", "--format", "csv")
     assert csv_out.returncode == 0, csv_out.stderr
     header, row = csv_out.stdout.splitlines()
-    assert header.startswith("id,created_at,file_name,")
+    assert header.startswith("id,public_id,created_at,file_name,")
     assert "coffee.jpg" in row and "espresso" in row
 
     target = tmp_path / "out.json"
@@ -425,7 +425,7 @@ def test_history_export_to_a_full_disk_keeps_the_previous_file(
 
     monkeypatch.setattr(files, "_write_all", write_all)  # the disk has room again
     assert run_cli("history", "export", "--all", "--output", str(target)).returncode == 0
-    assert target.read_bytes().startswith(b"id,created_at,file_name,")
+    assert target.read_bytes().startswith(b"id,public_id,created_at,file_name,")
     assert list(folder.iterdir()) == [target]
 
 

@@ -55,7 +55,7 @@ from tests.helpers import (
 
 UNICODE_NAME = "Фото кота 猫の写真 🐱 café\u0301 ﬁle.HEIC"
 EXPORT_HEADER = (
-    "id,created_at,file_name,sha256,width,height,image_format,model,top_k,"
+    "id,public_id,created_at,file_name,sha256,width,height,image_format,model,top_k,"
     "top1_label,top1_probability,inference_ms,feedback,corrected_label,source"
 )
 
@@ -144,7 +144,6 @@ def test_record_extends_new_record_and_exports_its_fields_in_order() -> None:
         "thumbnail",
         "overlay",
         "owner",
-        "public_id",
     }
 
 
@@ -487,6 +486,7 @@ def test_exports_hold_exactly_the_filtered_rows(store: HistoryStore, filters: Fi
     expected_rows = [
         {
             "id": r.id,
+            "public_id": r.public_id,
             "created_at": r.created_at.isoformat(),
             "file_name": r.file_name,
             "sha256": r.sha256,
@@ -541,23 +541,28 @@ def test_export_bytes_keep_their_format(store: HistoryStore) -> None:
     record_id = store.add(make_record(top_k=top_k))
     store.set_feedback(record_id, "wrong", "tiger cat")
     sha256 = make_record().sha256
+    public_id = store.get(record_id).public_id
 
     assert (
         store.export_csv()
         == (
             f"{EXPORT_HEADER}\r\n"
-            f"{record_id},2024-03-01T12:00:00+00:00,cat.jpg,{sha256},640,480,JPEG,mobilenet_v2,"
+            f"{record_id},{public_id},2024-03-01T12:00:00+00:00,cat.jpg,{sha256},640,480,JPEG,"
+            "mobilenet_v2,"
             '"[{""label"": ""tabby cat"", ""index"": 281, ""probability"": 0.75}, '
             '{""label"": ""lynx"", ""index"": 287, ""probability"": 0.125}]",'
             "tabby cat,0.75,12.5,wrong,tiger cat,app\r\n"
         ).encode()
     )
-    assert store.export_json().decode() == EXPORTED_JSON.format(id=record_id, sha256=sha256)
+    assert store.export_json().decode() == EXPORTED_JSON.format(
+        id=record_id, public_id=public_id, sha256=sha256
+    )
 
 
 EXPORTED_JSON = """[
   {{
     "id": {id},
+    "public_id": "{public_id}",
     "created_at": "2024-03-01T12:00:00+00:00",
     "file_name": "cat.jpg",
     "sha256": "{sha256}",

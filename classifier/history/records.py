@@ -37,6 +37,7 @@ _UNSEARCHABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
 # The columns of an export, in order: the CSV header and the keys of each JSON object.
 EXPORT_FIELDS = (
     "id",
+    "public_id",  # its name in links and in the API
     "created_at",
     "file_name",
     "sha256",
@@ -53,7 +54,7 @@ EXPORT_FIELDS = (
     "source",
 )
 SOURCES = ("app", "api", "cli")  # where a prediction was classified
-RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "public_id")  # all of Record
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner")  # all of Record
 
 
 def _require_aware(value: datetime, name: str) -> None:
