@@ -73,6 +73,24 @@ def bearer(request: Request) -> str | None:
     return value.strip()
 
 
+def refuse_other_sites(request: Request) -> None:
+    """Refuse a change sent by a browser from another site's page (a form posted across
+    sites, which would save or delete as whoever the server lets in); programs send no
+    Origin header, and the app's own pages are on its own origin.
+
+    Raises:
+        ApiError: 403 for such a request.
+    """
+    origin = request.headers.get("origin")
+    if origin is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    own = f"{request.url.scheme}://{request.url.netloc}".lower()
+    forwarded = request.headers.get("host", "").lower()
+    sender = origin.lower().rstrip("/")
+    if sender != own and sender.partition("://")[2] != forwarded:
+        raise ApiError(403, "Requests sent by another site's web page are refused here.")
+
+
 def identify(request: Request) -> Caller:
     """Return who a request acts as, by this server's mode and the token it carries.
 
@@ -88,18 +106,20 @@ def identify(request: Request) -> Caller:
         raise ApiError(
             503, f"The app's secrets cannot name the history database, so {account.NOTHING_KEPT}."
         )
+    refuse_other_sites(request)
     mode = account.mode(setup)
     secret = bearer(request)
+    token = None
+    if secret is not None:  # in every mode, a token sent must be one
+        token = tokens.find(history.shared_store(settings.history_url()), secret)
+        if token is None:
+            raise ApiError(401, BAD_TOKEN)
     if mode == "off":
         return Caller(mode, None, owners.Scope.nobodys())
-    if secret is None:
+    if token is None:
         if mode == "private":
             raise ApiError(401, TOKEN_NEEDED if setup.configured else NO_TOKENS_HERE)
         return Caller(mode, owners.EVERYONE, owners.EVERYONE)
-    store = history.shared_store(settings.history_url())
-    token = tokens.find(store, secret)
-    if token is None:
-        raise ApiError(401, BAD_TOKEN)
     admin = owners.is_admin(token.owner, token.verified_email, settings.admins)
     if mode == "shared" or admin:
         scope = owners.Scope(token.owner, everyone=True)

@@ -36,6 +36,8 @@ DEFAULT_TOP_K = 5
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+READ_ONLY = "The history database is read-only on this server: nothing can be saved or changed."
+MAX_EXPORT_ROWS = 50_000  # predictions in one export, which is built in memory
 
 
 def endpoint(handler: Handler) -> Handler:
@@ -48,8 +50,8 @@ def endpoint(handler: Handler) -> Handler:
         except ApiError as exc:
             return exc.response()
         except (history.HistoryError, SQLAlchemyError) as exc:
-            if isinstance(exc, history.HistoryReadOnlyError):
-                return ApiError(503, str(exc)).response()
+            if isinstance(exc, history.HistoryReadOnlyError):  # its sentence names the file
+                return ApiError(503, READ_ONLY).response()
             log.exception(
                 "The history database failed during %s %s", request.method, request.url.path
             )
@@ -104,7 +106,11 @@ def _time(value: str | None, name: str) -> datetime | None:
         raise ApiError(
             422, f"Expected {name} as an ISO 8601 date or time, such as 2026-12-01."
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(422, f"Expected {name} between the years 1 and 9999, in UTC.") from None
 
 
 def _text(value: Any, name: str) -> str | None:
@@ -245,49 +251,45 @@ async def predict(request: Request) -> Response:
     """POST /api/v1/predict: classify one or several pictures (multipart `file`)."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
     queue = limits.queue()
-    async with queue.turn():
-        limit = limits.body_limit()
-        body = limits.capped(request, limit)
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise ApiError(
-                415, "Send the pictures as multipart/form-data, each in a field named file."
-            )
-        try:
-            form = await body.form(
-                max_files=limits.MAX_FILES,
-                max_fields=limits.MAX_FIELDS,
-                max_part_size=limits.MAX_FIELD_BYTES,
-            )
-        except limits.BodyTooLarge:
-            raise limits.too_large(limit) from None
-        except (MultiPartException, HTTPException) as exc:  # the parser's 400s, as sentences
-            reason = getattr(exc, "message", None) or getattr(exc, "detail", "")
-            raise ApiError(422, f"The form cannot be read: {reason}") from None
-        try:
-            uploads = [value for value in form.getlist("file") if isinstance(value, UploadFile)]
-            if not uploads:
-                raise ApiError(422, "Send at least one picture in a form field named file.")
-            top_k = _integer(
-                _text(form.get("top_k"), "top_k"), "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K
-            )
-            threshold = _number(
-                _text(form.get("threshold"), "threshold"), "threshold", UNSURE_BELOW
-            )
-            save = _flag(_text(form.get("save"), "save"), "save")
-            model_name = _text(form.get("model"), "model") or get_settings().default_model
-            if save and not caller.can_save:
-                raise ApiError(403, caller.why_not_saved())
-            pictures = [
-                (upload.filename or "picture", upload.file, upload.size) for upload in uploads
-            ]
+    queue.check()  # already full: 503 before the body is read
+    limit = limits.body_limit()
+    body = limits.capped(request, limit)
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "Send the pictures as multipart/form-data, each in a field named file.")
+    try:
+        form = await body.form(
+            max_files=limits.MAX_FILES,
+            max_fields=limits.MAX_FIELDS,
+            max_part_size=limits.MAX_FIELD_BYTES,
+        )
+    except limits.BodyTooLarge:
+        raise limits.too_large(limit) from None
+    except limits.BodyTooSlow:
+        raise limits.too_slow() from None
+    except (MultiPartException, HTTPException) as exc:  # the parser's 400s, as sentences
+        reason = getattr(exc, "message", None) or getattr(exc, "detail", "")
+        raise ApiError(422, f"The form cannot be read: {reason}") from None
+    try:
+        uploads = [value for value in form.getlist("file") if isinstance(value, UploadFile)]
+        if not uploads:
+            raise ApiError(422, "Send at least one picture in a form field named file.")
+        top_k = _integer(_text(form.get("top_k"), "top_k"), "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
+        threshold = _number(_text(form.get("threshold"), "threshold"), "threshold", UNSURE_BELOW)
+        save = _flag(_text(form.get("save"), "save"), "save")
+        model_name = _text(form.get("model"), "model") or get_settings().default_model
+        if save and not caller.can_save:
+            raise ApiError(403, caller.why_not_saved())
+        pictures = [(upload.filename or "picture", upload.file, upload.size) for upload in uploads]
+        async with queue.turn():  # only classifying waits in the queue, not uploading
             answers = await queue.run(
                 _classify_all, caller, model_name, pictures, top_k, threshold, save
             )
-        finally:
-            await form.close()
+    finally:
+        await form.close()
     if len(answers) == 1 and "error" in answers[0]:
         only = answers[0]
-        raise ApiError(only["status"], f"{only['file']}: {only['error']}")
+        raise ApiError(only["status"], f"{only['file']}: {only['error']}", file=only["file"])
     return JSONResponse({"predictions": answers})
 
 
@@ -310,6 +312,9 @@ def _classify_all(
         loaded = models.load(choice, in_child=True)
     except models.ModelError as exc:
         raise ApiError(503, str(exc)) from None
+    store = caller.store() if save else None
+    if store is not None and store.read_only:
+        raise ApiError(503, READ_ONLY)
     max_bytes = get_settings().max_bytes
     answers: list[dict[str, Any]] = []
     saving: list[tuple[dict[str, Any], history.NewRecord]] = []
@@ -336,8 +341,7 @@ def _classify_all(
             )
             saving.append((answer, record))
         del data, prediction
-    if saving:
-        store = caller.store()
+    if saving and store is not None:
         ids = store.add_many(record for _, record in saving)
         public = store.public_ids(ids)
         for (answer, _), row_id in zip(saving, ids, strict=True):
@@ -353,7 +357,7 @@ async def list_predictions(request: Request) -> Response:
     query = request.query_params
     limit = _integer(query.get("limit"), "limit", DEFAULT_PAGE, 1, MAX_PAGE)
     offset = _integer(query.get("offset"), "offset", 0, 0, 10**9)
-    store = caller.store()
+    store = await run_in_threadpool(caller.store)  # opening a database may wait
 
     def read() -> dict[str, Any]:
         found = store.find(filters, sort, limit, offset, with_thumbnails=False)
@@ -375,13 +379,22 @@ async def export_predictions(request: Request) -> Response:
     kind = request.query_params.get("format", "csv")
     if kind not in ("csv", "json"):
         raise ApiError(422, "Expected format to be csv or json.")
-    store = caller.store()
-    if kind == "csv":
-        data = await run_in_threadpool(store.export_csv, filters, sort, model_title=models.title_of)
-        media = "text/csv; charset=utf-8"
-    else:
-        data = await run_in_threadpool(store.export_json, filters, sort)
-        media = "application/json"
+    store = await run_in_threadpool(caller.store)
+    media = "text/csv; charset=utf-8" if kind == "csv" else "application/json"
+
+    def build() -> bytes:
+        total = store.count(filters)
+        if total > MAX_EXPORT_ROWS:
+            raise ApiError(
+                422,
+                f"This export would hold {total:,} predictions; one holds at most "
+                f"{MAX_EXPORT_ROWS:,}. Narrow it, for instance with since and until.",
+            )
+        if kind == "csv":
+            return store.export_csv(filters, sort, model_title=models.title_of)
+        return store.export_json(filters, sort)
+
+    data = await limits.one_export_at_a_time(build)
     headers = {"Content-Disposition": f'attachment; filename="predictions.{kind}"'}
     return Response(data, media_type=media, headers=headers)
 
@@ -400,7 +413,7 @@ def _found(store: history.HistoryStore, public_id: str) -> history.Record:
 async def get_prediction(request: Request) -> Response:
     """GET /api/v1/predictions/{id}."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
-    store, public_id = caller.store(), request.path_params["id"]
+    store, public_id = await run_in_threadpool(caller.store), request.path_params["id"]
     record = await run_in_threadpool(_found, store, public_id)
     return JSONResponse(record_json(record))
 
@@ -409,13 +422,13 @@ async def get_prediction(request: Request) -> Response:
 async def set_feedback(request: Request) -> Response:
     """PUT /api/v1/predictions/{id}/feedback: right or wrong, and what it really is."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
-    store, public_id = caller.store(), request.path_params["id"]
+    store, public_id = await run_in_threadpool(caller.store), request.path_params["id"]
     body = limits.capped(request, limits.MAX_FIELD_BYTES)
     try:
         sent = json.loads(await body.body())
     except limits.BodyTooLarge:
         raise limits.too_large(limits.MAX_FIELD_BYTES) from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(422, "Send the feedback as a JSON object.") from None
     if not isinstance(sent, dict) or set(sent) - {"feedback", "corrected_label"}:
         raise ApiError(
@@ -447,7 +460,7 @@ async def set_feedback(request: Request) -> Response:
 async def delete_prediction(request: Request) -> Response:
     """DELETE /api/v1/predictions/{id}."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
-    store, public_id = caller.store(), request.path_params["id"]
+    store, public_id = await run_in_threadpool(caller.store), request.path_params["id"]
 
     def remove() -> None:
         record = _found(store, public_id)

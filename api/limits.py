@@ -1,10 +1,12 @@
 """The API's limits: the size of a request's body, and how much work waits at once.
 
 A body is counted as it arrives and refused (413) once it passes its limit, before it
-is all read; uploaded files are spooled to disk by the multipart parser, not held in
-memory. Classifying runs in worker threads, at most `api_concurrency` requests at once
-per process; up to `api_queue` more wait for a turn, and beyond that a request is
-answered 503 with Retry-After at once instead of piling up memory.
+is all read, or given up on (408) when it stops arriving; uploaded files are spooled to
+disk by the multipart parser, not held in memory. Classifying runs in worker threads, at
+most `api_concurrency` requests at once per process; up to `api_queue` more wait for a
+turn, and beyond that a request is answered 503 with Retry-After at once instead of
+piling up memory. Uploading does not take a turn: a slow upload holds no place another
+request could use. Exports are built one at a time.
 """
 
 from __future__ import annotations
@@ -34,8 +36,21 @@ def body_limit() -> int:
     return MAX_FILES * get_settings().max_bytes + FORM_OVERHEAD
 
 
+SECONDS_PER_CHUNK = 30  # a body that sends nothing for this long is given up on
+
+
 class BodyTooLarge(Exception):
     """The body passed its limit while it was being read."""
+
+
+class BodyTooSlow(Exception):
+    """The body stopped arriving (nothing for SECONDS_PER_CHUNK)."""
+
+
+def too_slow() -> ApiError:
+    return ApiError(
+        408, f"The request stopped arriving (nothing for {SECONDS_PER_CHUNK} s); send it again."
+    )
 
 
 def too_large(limit: int) -> ApiError:
@@ -59,7 +74,10 @@ def capped(request: Request, limit: int) -> Request:
 
     async def receive() -> Any:
         nonlocal received
-        message = await request.receive()
+        with anyio.move_on_after(SECONDS_PER_CHUNK) as waited:
+            message = await request.receive()
+        if waited.cancelled_caught:
+            raise BodyTooSlow
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
@@ -77,9 +95,8 @@ class Queue:
         self.capacity = concurrency + waiting
         self.admitted = 0  # running and waiting; changed on the event loop only
 
-    @asynccontextmanager
-    async def turn(self):
-        """Hold a place in the queue for one request (503 when it is full)."""
+    def check(self) -> None:
+        """Answer 503 at once if the queue is full (before a request's body is read)."""
         if self.admitted >= self.capacity:
             # Each waiting request takes about a tenth of a second: ask for a retry then.
             retry = max(1, math.ceil(self.admitted / max(1, self.limiter.total_tokens) / 10))
@@ -88,6 +105,11 @@ class Queue:
                 "The server is busy classifying other requests; try again in a moment.",
                 {"Retry-After": str(retry)},
             )
+
+    @asynccontextmanager
+    async def turn(self):
+        """Hold a place in the queue for one request (503 when it is full)."""
+        self.check()
         self.admitted += 1
         try:
             yield
@@ -100,6 +122,15 @@ class Queue:
 
 
 _queue: Queue | None = None
+_exports: anyio.CapacityLimiter | None = None
+
+
+async def one_export_at_a_time(build: Callable[[], T]) -> T:
+    """Build an export in a worker thread, one at a time per process (each is in memory)."""
+    global _exports
+    if _exports is None:
+        _exports = anyio.CapacityLimiter(1)
+    return await anyio.to_thread.run_sync(build, limiter=_exports)
 
 
 def queue() -> Queue:

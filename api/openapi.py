@@ -14,6 +14,7 @@ DATE_OR_TIME = {"anyOf": [{"type": "string", "format": "date-time"},
                           {"type": "string", "format": "date"}]}  # fmt: skip
 PUBLIC_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,32}$"}
 ERROR_STATUSES = {
+    "408": "The request's body stopped arriving.",
     "401": "No API token, or one that is not valid (private history).",
     "403": "Not allowed by this server's history mode (history off).",
     "404": "Not found: an unknown model or prediction, or another person's.",
@@ -107,7 +108,10 @@ SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error"],
-        "properties": {"error": {"type": "string", "description": "One sentence."}},
+        "properties": {
+            "error": {"type": "string", "description": "One sentence."},
+            "file": {"type": "string", "description": "The one picture sent, if it was refused."},
+        },
     },
     "TopClass": TOP_CLASS,
     "Answer": {
@@ -283,6 +287,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                         "401",
                         "403",
                         "404",
+                        "408",
                         "413",
                         "415",
                         "422",

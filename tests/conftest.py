@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -72,8 +73,11 @@ def monkeypatch() -> Iterator[SettingsAwareMonkeyPatch]:
 
 @pytest.fixture(autouse=True)
 def fresh_settings():
-    """Read the settings anew for each test, after the previous test's changes were undone."""
+    """Read the settings anew for each test, after the previous test's changes were undone;
+    each test's app is a new server, which has not seen sign-in configured yet."""
     config.reset_settings()
+    if "ui.account" in sys.modules:
+        sys.modules["ui.account"].forget_sign_in_seen()
     yield
     config.reset_settings()
 

@@ -90,8 +90,38 @@ class SignInSetup:
     problem: str | None = None  # one sentence: the secrets cannot be trusted as they are
 
 
+_seen_configured = False  # sign-in was configured at some point in this process
+
+
 def sign_in_setup() -> SignInSetup:
-    """Read `[auth]` from Streamlit's secrets, and say what is wrong with it, if anything."""
+    """Read `[auth]` from Streamlit's secrets, and say what is wrong with it, if anything.
+
+    Streamlit reads the secrets file again when it changes. Once sign-in has been configured
+    in this process, secrets that no longer configure it (an emptied, half-written or
+    removed file) are a problem until the app restarts, not a server without sign-in:
+    that would make a private history shared.
+    """
+    global _seen_configured
+    setup = _read_sign_in_setup()
+    if setup.configured:
+        _seen_configured = True
+    elif _seen_configured:
+        return SignInSetup(
+            True,
+            "The app's secrets no longer configure sign-in, as they did when it started, "
+            f"so {NOTHING_KEPT}.",
+        )
+    return setup
+
+
+def forget_sign_in_seen() -> None:
+    """Forget that sign-in was configured (tests that run apps with other secrets)."""
+    global _seen_configured
+    _seen_configured = False
+
+
+def _read_sign_in_setup() -> SignInSetup:
+    """Read `[auth]` as the secrets say it now."""
     try:
         auth = st.secrets.get("auth")
     except StreamlitSecretNotFoundError as exc:

@@ -105,16 +105,13 @@ def token_section(person: account.Visitor) -> None:
         "A token acts as you: it reads and saves only your history and uses your models. "
         "Keep it secret; revoke it when a program no longer needs it."
     )
-    if new := st.session_state.get("new_token"):
+    if new := st.session_state.pop("new_token", None):  # this run only: never shown again
         name, secret = new
         st.success(
             f"Token “{plain(name)}” made. Copy it now: it is shown only this once.",
             icon=":material/key:",
         )
         st.code(secret, language=None)
-        if st.button("I have copied it", icon=":material/check:"):
-            st.session_state.pop("new_token", None)
-            st.rerun()
     with st.form("new_token_form", clear_on_submit=False, border=False):
         st.text_input(
             "Name",
@@ -126,7 +123,7 @@ def token_section(person: account.Visitor) -> None:
             "Make a token", icon=":material/add:", on_click=make_token, args=(person,)
         )
     if problem := st.session_state.pop("token_problem", None):
-        st.error(problem)
+        st.error(plain(problem))  # it may quote the name as typed
     try:
         listed = tokens.list_tokens(token_store(person))
     except Exception as exc:

@@ -10,6 +10,7 @@ nobody sees or revokes another person's tokens.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from classifier.history.errors import HistoryError
 from classifier.history.tables import MAX_TOKEN_NAME_LENGTH, api_tokens
 
+log = logging.getLogger(__name__)
 PREFIX = "cls_"
 MAX_TOKENS = 50  # per person: a list anyone can still read
 # What a secret looks like; anything else is refused without a query.
@@ -140,8 +142,8 @@ _last_written_lock = threading.Lock()
 def find(store, secret: str) -> Token | None:
     """Return the token a request carries, or None for an unknown, revoked or malformed one.
 
-    Notes when it was used, at most once a minute per token and process (a read-only store
-    notes nothing).
+    Notes when it was used, at most once a minute per token and process, in a thread of its
+    own (a read-only store notes nothing).
     """
     if not isinstance(secret, str) or not _SECRET.fullmatch(secret):
         return None
@@ -158,12 +160,22 @@ def find(store, secret: str) -> Token | None:
         if due:
             _last_written[key] = now
     if due and not store.read_only:
-        used = datetime.now(UTC)
+        threading.Thread(target=_note_use, args=(store, token.id), daemon=True).start()
+    return token
+
+
+def _note_use(store, token_id: int) -> None:
+    """Write when a token was last used: best effort, beside the request (a database busy
+    with a write must not hold it up or fail it)."""
+    try:
         with store.begin() as conn:
             conn.execute(
-                update(api_tokens).where(api_tokens.c.id == token.id).values(last_used_at=used)
+                update(api_tokens)
+                .where(api_tokens.c.id == token_id)
+                .values(last_used_at=datetime.now(UTC))
             )
-    return token
+    except Exception:
+        log.warning("Noting when API token %d was last used failed", token_id, exc_info=True)
 
 
 def _token(row) -> Token:
