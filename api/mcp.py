@@ -268,7 +268,7 @@ class Endpoint:
             # Origin. The Host is not checked (the SDK's check is off, in `running`): the
             # app is reached under names not known in advance, 127.0.0.1:<any port> or a
             # deployment's own, as the rest of the API is.
-            if False and request.headers["origin"] not in st.get_option(
+            if "origin" in request.headers and request.headers["origin"] not in st.get_option(
                 "server.corsAllowedOrigins"
             ):
                 raise ApiError(403, FROM_A_PAGE)

@@ -39,9 +39,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from classifier import files, images, models
+from classifier import images, models
 from classifier.config import SettingsError, get_settings
 from classifier.predict import MAX_TOP_K, Prediction, classify
+from classifier.terminal import STDIN, answer_text, find_pictures, write_export
 
 if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
     from classifier import history
@@ -201,44 +202,7 @@ def _as_json(file: Path, prediction: Prediction, top_k: int) -> dict:
 
 def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
     ranked = [(c.probability, c.label) for c in prediction.top(top_k)]
-    return _text(str(file), prediction.model_title, prediction.timings.inference_ms, ranked)
-
-
-def _text(file: str, title: str, inference_ms: float, ranked: list[tuple[float, str]]) -> str:
-    """Return one picture's answer as `predict` prints it: the file, then a line per class."""
-    lines = [f"{file}  ({title}, {inference_ms:.1f} ms inference)"]
-    lines += [f"  {probability:7.2%}  {label}" for probability, label in ranked]
-    return "\n".join(lines)
-
-
-STDIN = Path("-")
-
-
-def find_pictures(arguments: list[str], recursive: bool) -> tuple[list[Path], int]:
-    """Expand the FILE arguments: folders into the pictures they hold, `-` kept for stdin.
-
-    Returns:
-        The pictures in order, and how many arguments named nothing to classify
-        (each said on stderr).
-    """
-    pictures: list[Path] = []
-    missing = 0
-    for argument in arguments:
-        path = Path(argument)
-        if argument == "-" or not path.is_dir():
-            pictures.append(path)
-            continue
-        found = sorted(
-            child
-            for child in (path.rglob("*") if recursive else path.iterdir())
-            if child.is_file() and child.suffix.lower().lstrip(".") in images.ACCEPTED_EXTENSIONS
-        )
-        if not found:
-            hint = "" if recursive else " (add --recursive to search its folders)"
-            print(f"{path}: no pictures in this folder{hint}", file=sys.stderr)
-            missing += 1
-        pictures += found
-    return pictures, missing
+    return answer_text(str(file), prediction.model_title, prediction.timings.inference_ms, ranked)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -463,20 +427,7 @@ def run_history(args: argparse.Namespace) -> int:
         )
     finally:
         store.dispose()
-    return _write_export(data, args.output)
-
-
-def _write_export(data: bytes, output: Path | None) -> int:
-    """Write an export to the file named (whole or not at all) or to standard output."""
-    if not output:
-        sys.stdout.buffer.write(data)
-        return 0
-    try:  # all or nothing: a full disk leaves the previous file as it was
-        files.write_atomically(output, data)
-    except OSError as exc:
-        print(f"error: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    return write_export(data, args.output)
 
 
 def run_models(args: argparse.Namespace) -> int:

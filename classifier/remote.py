@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from classifier import models
-from classifier.cli import STDIN, _text, _write_export, find_pictures
+from classifier.terminal import STDIN, answer_text, find_pictures, write_export
 
 if TYPE_CHECKING:
     import httpx
@@ -356,7 +356,7 @@ def run_predict(args: argparse.Namespace, deployment: Deployment) -> int:
 def _remote_text(entry: dict) -> str:
     ranked = [(float(c["probability"]), c["label"]) for c in entry["top_k"]]
     title = models.title_of(entry["model"])
-    return _text(entry["file"], title, float(entry["inference_ms"]), ranked)
+    return answer_text(entry["file"], title, float(entry["inference_ms"]), ranked)
 
 
 def run_models(deployment: Deployment) -> int:
@@ -401,4 +401,4 @@ def run_export(args: argparse.Namespace, deployment: Deployment) -> int:
             data = response.content
     except _Failed as exc:
         return _said(exc, deployment)
-    return _write_export(data, args.output)
+    return write_export(data, args.output)
