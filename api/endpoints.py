@@ -2,7 +2,8 @@
 
 Every endpoint is wrapped by `endpoint`: an `ApiError` becomes its status and sentence, a
 database that fails a 503 with a sentence safe to show, and anything else a logged 500.
-Predictions are named by their public id (the one in the app's links), never by row id.
+Predictions are named by their public id (the one in the app's links); only the export,
+the History page's download as it is, also holds each row's number.
 """
 
 from __future__ import annotations
@@ -212,11 +213,11 @@ def image_status(exc: images.ImageError) -> int:
 async def list_models(request: Request) -> Response:
     """GET /api/v1/models: the built-in models, then the caller's own (added or taught)."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
-    listed = await run_in_threadpool(_models_of, caller)
+    listed = await run_in_threadpool(models_of, caller)
     return JSONResponse({"default": get_settings().default_model, "models": listed})
 
 
-def _models_of(caller: Caller) -> list[dict[str, Any]]:
+def models_of(caller: Caller) -> list[dict[str, Any]]:
     listed = [
         {
             "name": spec.name,
@@ -283,7 +284,7 @@ async def predict(request: Request) -> Response:
         pictures = [(upload.filename or "picture", upload.file, upload.size) for upload in uploads]
         async with queue.turn():  # only classifying waits in the queue, not uploading
             answers = await queue.run(
-                _classify_all, caller, model_name, pictures, top_k, threshold, save
+                classify_all, caller, model_name, pictures, top_k, threshold, save
             )
     finally:
         await form.close()
@@ -293,7 +294,7 @@ async def predict(request: Request) -> Response:
     return JSONResponse({"predictions": answers})
 
 
-def _classify_all(
+def classify_all(
     caller: Caller,
     model_name: str,
     pictures: list[tuple[str, BinaryIO, int | None]],

@@ -187,7 +187,7 @@ async def classify_image(
 async def list_models(ctx: Context) -> Models:
     """List the models classify_image can use here: the built-in ones, then your own."""
     async with _as_tool_error(ctx):
-        listed = await run_in_threadpool(endpoints._models_of, _caller(ctx))
+        listed = await run_in_threadpool(endpoints.models_of, _caller(ctx))
         return {"default": get_settings().default_model, "models": listed}
 
 
@@ -200,7 +200,7 @@ def _classify(
     except binascii.Error:
         raise ApiError(422, NOT_BASE64) from None
     picture = (file_name, io.BytesIO(data), len(data))
-    return endpoints._classify_all(caller, model_name, [picture], top_k, UNSURE_BELOW, save)
+    return endpoints.classify_all(caller, model_name, [picture], top_k, UNSURE_BELOW, save)
 
 
 def _base64_text(value: str) -> str:

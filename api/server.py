@@ -85,6 +85,8 @@ def routes() -> list[BaseRoute]:
             {method for route in api if first is not None and route.path == first.path
              for method in route.methods or ()}
         )  # fmt: skip
+        if not allowed and request.url.path.startswith(f"{PREFIX}/predictions/"):
+            return ApiError(404, endpoints.NOT_FOUND).response()  # an id of another shape
         if allowed:
             return ApiError(
                 405,

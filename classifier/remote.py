@@ -61,6 +61,12 @@ class Deployment:
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _command(args: argparse.Namespace) -> str:
+    """Name the command as typed: `history clear`, `models remove`, `teach`."""
+    action = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {action}" if action else args.command
+
+
 def deployment(args: argparse.Namespace) -> Deployment | None:
     """Return the deployment this command calls (--server, else CLASSIFIER_SERVER), or None
     to work on this computer; check the options that depend on which.
@@ -78,7 +84,12 @@ def deployment(args: argparse.Namespace) -> Deployment | None:
         if typed_server is not None or typed_token is not None:
             raise Usage(
                 f"--server and --token go with predict, models list and history export; "
-                f"`models {args.models_command}` acts on this computer"
+                f"`{_command(args)}` acts on this computer"
+            )
+        if os.environ.get("CLASSIFIER_SERVER", "").strip():  # meant for a deployment?
+            raise Usage(
+                f"CLASSIFIER_SERVER is set, but `{_command(args)}` acts only on this "
+                "computer; unset CLASSIFIER_SERVER to run it here"
             )
         return None
     url = typed_server if typed_server is not None else os.environ.get("CLASSIFIER_SERVER", "")

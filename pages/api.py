@@ -24,8 +24,9 @@ if person.problem is not None:
     st.error(person.problem, icon=":material/lock:")
 elif person.mode == "shared":
     st.caption(
-        ":material/public: The history here is shared, so programs need no token, and what "
-        "they save everyone sees."
+        ":material/public: The history here is shared, so programs need no token: anyone who "
+        "can reach this server can read, save, rate and delete predictions through the API, "
+        "as on the pages."
     )
 elif person.mode == "off":
     st.caption(":material/block: History is off here: programs can classify; nothing is saved.")
@@ -34,11 +35,11 @@ st.subheader("Examples")
 tabs = st.tabs(list(api_view.examples(base, needs_token)))
 for tab, (language, code) in zip(tabs, api_view.examples(base, needs_token).values(), strict=True):
     with tab:
-        st.code(code, language=language)
-st.caption(
-    f"Every address and field is described in the OpenAPI document at {base}/api/v1/openapi.json. "
-    f"Agents connect to the MCP endpoint at {base}/api/mcp (tools classify_image, list_models)."
-)
+        st.code(code, language=language, wrap_lines=True)
+st.caption("Every address and field, in the OpenAPI document:")
+st.code(f"{base}/api/v1/openapi.json", language=None, wrap_lines=True)
+st.caption("Agents connect to the MCP endpoint (tools classify_image and list_models):")
+st.code(f"{base}/api/mcp", language=None, wrap_lines=True)
 
 if needs_token and person.problem is None:
     if not person.sign_in:

@@ -125,6 +125,8 @@ def test_a_saved_prediction_is_an_ordinary_history_row(shared, photo_files):
     gone = shared.get(f"{API}/predictions/{public_id}")
     assert gone.status_code == 404
     assert gone.json() == {"error": "No prediction has this id in your history."}
+    row_number = shared.get(f"{API}/predictions/1")  # an id of another shape: the same
+    assert (row_number.status_code, row_number.json()) == (404, gone.json())
 
 
 def test_history_pages_follow_the_filters(shared, photo_files):

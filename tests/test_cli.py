@@ -576,3 +576,19 @@ def test_ctrl_c_during_predict_save_keeps_and_says_what_was_printed(tmp_path, co
     assert said == f"saved {store.count()} prediction(s) to the history"
     assert 40 <= printed <= store.count() < 400  # every answer printed is saved
     store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [(["history", "clear", "--all", "--yes"], "history clear"),
+     (["models", "remove", "x"], "models remove"), (["history", "people"], "history people")],
+)  # fmt: skip
+def test_a_deployment_in_the_environment_stops_commands_that_act_only_here(
+    monkeypatch, capsys, arguments, named
+):
+    monkeypatch.setenv("CLASSIFIER_SERVER", "https://example.invalid")
+    assert main(arguments) == 2
+    assert capsys.readouterr().err == (
+        f"error: CLASSIFIER_SERVER is set, but `{named}` acts only on this computer; "
+        "unset CLASSIFIER_SERVER to run it here\n"
+    )

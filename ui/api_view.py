@@ -39,12 +39,12 @@ def examples(base: str, with_token: bool) -> dict[str, tuple[str, str]]:
         ),
         "Python (httpx)": (
             "python",
-            "import os\n\nimport httpx\n\n"
+            ("import os\n\n" if with_token else "") + "import httpx\n\n"
             'with open("photo.jpg", "rb") as photo:\n'
             "    answer = httpx.post(\n"
             f'        "{base}/api/v1/predict",{header_py.replace(chr(10), chr(10) + "    ")}\n'
             '        files={"file": photo},\n'
-            '        data={"top_k": 3, "save": "true"},\n'
+            '        data={"top_k": 3},  # "save": "true" keeps it in the history\n'
             "        timeout=60,\n"
             "    )\n"
             "answer.raise_for_status()\n"
