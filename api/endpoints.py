@@ -307,7 +307,9 @@ def classify_all(
         choice = models.choose(model_name, caller.models)
     except models.UnknownModel:
         raise ApiError(
-            404, f"There is no model called “{model_name}” here; GET /api/v1/models lists them."
+            404,
+            f"There is no model called “{model_name}” here; the list of models "
+            "(GET /api/v1/models, or the MCP tool list_models) names them.",
         ) from None
     try:
         loaded = models.load(choice, in_child=True)
