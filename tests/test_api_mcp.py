@@ -13,7 +13,6 @@ import json
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import anyio
 import anyio.from_thread
@@ -29,7 +28,7 @@ from mcp.types import CallToolResult
 from benchmarks import server as server_tools
 from classifier import history
 from classifier.history import owners, tokens
-from classifier.predict import classify
+from tests.test_api import same_answer  # the answer is the library's
 
 pytestmark = pytest.mark.server
 MCP = "/api/mcp"
@@ -106,19 +105,6 @@ def innermost(error: BaseException, kind: type[BaseException]) -> BaseException:
         (error,) = error.exceptions
     assert isinstance(error, kind)
     return error
-
-
-def same_answer(answer: dict, photo: Path, top_k: int = 5) -> None:
-    """Assert the tool's answer is the library's, for the same picture and model."""
-    expected = classify(photo.read_bytes(), "efficientnet_lite0").top(top_k)
-    assert answer["model"] == "efficientnet_lite0"
-    assert [c["label"] for c in answer["top_k"]] == [c.label for c in expected]
-    assert [c["index"] for c in answer["top_k"]] == [c.index for c in expected]
-    np.testing.assert_allclose(
-        [c["probability"] for c in answer["top_k"]],
-        [c.probability for c in expected],
-        atol=1e-5,
-    )
 
 
 # --- A shared history ---------------------------------------------------------------------
