@@ -39,7 +39,7 @@ import pytest
 import sqlalchemy as sa
 
 from classifier import history
-from classifier.history import Filters, HistoryStore, NewRecord, Record, stats
+from classifier.history import Filters, HistoryStore, NewRecord, Record, stats, tables
 from classifier.labels import TopClass
 from tests.conftest import ROOT
 from tests.helpers import (
@@ -981,3 +981,19 @@ def test_counts_per_hour_fill_the_empty_hours(store: HistoryStore) -> None:
     frame = stats.count_by_hour(store)
     assert [t.hour for t in frame["hour"]] == [9, 10, 11, 12]
     assert list(frame["count"]) == [1, 0, 0, 2]
+
+
+def test_a_public_id_is_exported_as_links_use_it(store: HistoryStore) -> None:
+    """Ids of letters, digits, "-" and "_" cannot make a formula: one starting with "-"
+    (as rows made before ids avoided it may) is written as it is, not quoted."""
+    record_id = store.add(make_record(file_name="-starts-with-a-dash.jpg"))
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(tables.predictions)
+            .where(tables.predictions.c.id == record_id)
+            .values(public_id="-AbC_dEf0123456789xyzw")
+        )
+    (row,) = csv.DictReader(io.StringIO(store.export_csv().decode("utf-8")))
+    assert row["public_id"] == "-AbC_dEf0123456789xyzw"
+    assert row["file_name"] == "'-starts-with-a-dash.jpg"  # a name someone chose still is
+    assert not any(tables.new_public_id().startswith("-") for _ in range(2000))

@@ -48,6 +48,9 @@ from classifier.history.tables import new_public_id, overlays, predictions, thum
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 # A CSV cell starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Cells the app writes itself, of letters, digits, "-" and "_" alone: no formula can be made
+# of them, and a public id that begins with "-" must stay the id that links use.
+AS_WRITTEN = frozenset({"public_id"})
 
 
 class HistoryStore:
@@ -379,7 +382,9 @@ class HistoryStore:
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
             if model_title is not None:
                 row["model_title"] = model_title(row["model"])
-            writer.writerow(_inert(row[name]) for name in header)
+            writer.writerow(
+                row[name] if name in AS_WRITTEN else _inert(row[name]) for name in header
+            )
         return buffer.getvalue().encode("utf-8")
 
     def export_json(self, filters: Filters = NO_FILTERS, sort: str = "newest") -> bytes:

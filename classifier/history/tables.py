@@ -214,5 +214,8 @@ schema_version_table = Table(
 
 
 def new_public_id() -> str:
-    """Return a prediction's public id: 128 random bits, URL-safe (22 characters)."""
-    return secrets.token_urlsafe(16)
+    """Return a prediction's public id: 128 random bits, URL-safe (22 characters), never
+    starting with "-" (which a spreadsheet or a command line could take for something else)."""
+    while (public_id := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return public_id
