@@ -41,26 +41,34 @@ READ_ONLY = "The history database is read-only on this server: nothing can be sa
 MAX_EXPORT_ROWS = 50_000  # predictions in one export, which is built in memory
 
 
+def refusal(exc: Exception, request: Request) -> ApiError:
+    """Return the status and sentence the API answers a failure with; a failure that is not
+    the caller's doing is logged (the caller gets no traceback)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, history.HistoryReadOnlyError):  # its sentence names the file
+        return ApiError(503, READ_ONLY)
+    if isinstance(exc, history.HistoryError | SQLAlchemyError):
+        log.error(
+            "The history database failed during %s %s",
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        return ApiError(503, history.public_message(exc))
+    log.error("The API failed on %s %s", request.method, request.url.path, exc_info=exc)
+    return ApiError(500, "Something went wrong on the server; it has been logged.")
+
+
 def endpoint(handler: Handler) -> Handler:
-    """Answer every failure with a status and one sentence, never a traceback."""
+    """Answer every failure with a status and one sentence (`refusal`), never a traceback."""
 
     @functools.wraps(handler)
     async def answer(request: Request) -> Response:
         try:
             return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-        except (history.HistoryError, SQLAlchemyError) as exc:
-            if isinstance(exc, history.HistoryReadOnlyError):  # its sentence names the file
-                return ApiError(503, READ_ONLY).response()
-            log.exception(
-                "The history database failed during %s %s", request.method, request.url.path
-            )
-            return ApiError(503, history.public_message(exc)).response()
-        except Exception:
-            log.exception("The API failed on %s %s", request.method, request.url.path)
-            message = "Something went wrong on the server; it has been logged."
-            return ApiError(500, message).response()
+        except Exception as exc:
+            return refusal(exc, request).response()
 
     return answer
 
@@ -474,9 +482,12 @@ async def delete_prediction(request: Request) -> Response:
     return Response(status_code=204)
 
 
+API_OFF = "The API is turned off on this server (CLASSIFIER_API=off)."
+
+
 async def api_off(request: Request) -> Response:
     """Every /api/ address while CLASSIFIER_API is off."""
-    return ApiError(404, "The API is turned off on this server (CLASSIFIER_API=off).").response()
+    return ApiError(404, API_OFF).response()
 
 
 async def not_an_endpoint(request: Request) -> Response:

@@ -24,7 +24,6 @@ import base64
 import binascii
 import contextlib
 import io
-import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -39,7 +38,7 @@ from mcp.types import INTERNAL_ERROR, INVALID_REQUEST
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
@@ -227,20 +226,8 @@ async def _as_tool_error(ctx: Context) -> AsyncIterator[None]:
     try:
         yield
     except Exception as exc:
-        refused = await _refusal(exc, ctx.request_context.request)
+        refused = endpoints.refusal(exc, ctx.request_context.request)
         raise ToolError(refused.message) from None
-
-
-async def _refusal(exc: Exception, request: Request) -> ApiError:
-    """Return the status and sentence the REST API answers a failure with: its own
-    `endpoints.endpoint` decides (and logs what is not the caller's doing)."""
-
-    async def failing(_: Request) -> Response:
-        raise exc
-
-    answer = await endpoints.endpoint(failing)(request)
-    kept = {name: value for name, value in answer.headers.items() if name == "retry-after"}
-    return ApiError(answer.status_code, json.loads(answer.body)["error"], kept)
 
 
 # --- The endpoint ---------------------------------------------------------------------
@@ -282,7 +269,7 @@ class Endpoint:
                 )
             scope[CALLER] = await run_in_threadpool(identify, request)  # a database query
         except Exception as exc:
-            await _rpc_error(await _refusal(exc, request))(scope, receive, send)
+            await _rpc_error(endpoints.refusal(exc, request))(scope, receive, send)
             return
         if _manager is None:
             error = ApiError(503, "The MCP endpoint is starting or stopping; try again.")

@@ -31,7 +31,20 @@ class PublicId(Convertor):
         return value
 
 
+class Anything(Convertor):
+    """The rest of a path, whatever it holds (line breaks too, which `path` does not match)."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
 register_url_convertor("public_id", PublicId())
+register_url_convertor("anything", Anything())
 
 
 async def openapi_json(request: Request) -> Response:
@@ -51,9 +64,9 @@ def routes() -> list[BaseRoute]:
         async def misconfigured(request: Request) -> Response:
             return JSONResponse({"error": message}, 503)
 
-        return [Route("/api/{rest:path}", misconfigured, methods=_ALL)]
+        return [Route("/api/{rest:anything}", misconfigured, methods=_ALL)]
     if not enabled:
-        return [Route("/api/{rest:path}", endpoints.api_off, methods=_ALL)]
+        return [Route("/api/{rest:anything}", endpoints.api_off, methods=_ALL)]
     from api import mcp
 
     api = [
@@ -95,7 +108,7 @@ def routes() -> list[BaseRoute]:
             ).response()
         return await endpoints.not_an_endpoint(request)
 
-    return [*api, Route("/api/{rest:path}", elsewhere, methods=_ALL)]
+    return [*api, Route("/api/{rest:anything}", elsewhere, methods=_ALL)]
 
 
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

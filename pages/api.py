@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from api import callers
 from classifier.config import get_settings
 from ui import account, api_view, entry
 
@@ -43,11 +44,7 @@ st.code(f"{base}/api/mcp", language=None, wrap_lines=True)
 
 if needs_token and person.problem is None:
     if not person.sign_in:
-        st.warning(
-            "This server keeps each person's history private, and sign-in is not configured, "
-            "so nobody can make the API token it needs.",
-            icon=":material/lock:",
-        )
+        st.warning(callers.NO_TOKENS_HERE, icon=":material/lock:")
     elif not person.signed_in:
         st.info("Sign in to make an API token: programs need one here.", icon=":material/key:")
     else:
