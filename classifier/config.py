@@ -25,6 +25,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_TEACH_MAX_PHOTOS = 2000
 DEFAULT_API_QUEUE = 32
+DEFAULT_BATCH_MAX_PICTURES = 10_000
+DEFAULT_BATCH_MAX_BYTES = 2048 * 1024 * 1024  # a batch job's pictures together
 MAX_API_CONCURRENCY = 64
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")
@@ -65,6 +67,9 @@ class Settings:
     # wait for their turn before the API answers 503 (busy).
     api_concurrency: int = 2
     api_queue: int = DEFAULT_API_QUEUE
+    # The most pictures one batch job takes, and their bytes together (a zip, unpacked).
+    batch_max_pictures: int = DEFAULT_BATCH_MAX_PICTURES
+    batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
 
     def history_url(self) -> str:
         """Return the history database's URL.
@@ -225,6 +230,10 @@ def read_settings(
             maximum=MAX_API_CONCURRENCY,
         ),
         api_queue=_int(environ, "CLASSIFIER_API_QUEUE", DEFAULT_API_QUEUE, maximum=10_000),
+        batch_max_pictures=_int(
+            environ, "CLASSIFIER_BATCH_MAX_PICTURES", DEFAULT_BATCH_MAX_PICTURES, maximum=10**7
+        ),
+        batch_max_bytes=_int(environ, "CLASSIFIER_BATCH_MAX_BYTES", DEFAULT_BATCH_MAX_BYTES),
     )
 
 

@@ -144,6 +144,7 @@ def test_record_extends_new_record_and_exports_its_fields_in_order() -> None:
         "thumbnail",
         "overlay",
         "owner",
+        "job_id",
     }
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 import sqlalchemy
 from sqlalchemy import (
     JSON,
+    Boolean,
+    CheckConstraint,
     Column,
     Connection,
     Float,
@@ -171,11 +173,62 @@ def _add_sources_and_tokens(conn: Connection) -> None:
     version_5.create_all(conn)
 
 
+def _add_jobs(conn: Connection) -> None:
+    """Version 5 -> 6: batch jobs, their pictures, and each prediction's job."""
+    conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN job_id INTEGER")
+    conn.exec_driver_sql("CREATE INDEX ix_predictions_job ON predictions (job_id)")
+    version_6 = MetaData()
+    Table("predictions", version_6, Column("id", Integer, primary_key=True))
+    jobs = Table(
+        "jobs",
+        version_6,
+        Column("id", Integer, primary_key=True),
+        Column("public_id", String(PUBLIC_ID_LENGTH), nullable=False),
+        Column("owner", Text),
+        Column("title", Text, nullable=False),
+        Column("model", Text, nullable=False),
+        Column("top_k", Integer, nullable=False),
+        Column("thumbnails", Boolean, nullable=False),
+        Column("source", Text, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("total", Integer, nullable=False),
+        Column("done", Integer, nullable=False),
+        Column("failed", Integer, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("started_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        Column("error", Text),
+        Column("worker", Text),
+        Column("heartbeat_at", UTCDateTime),
+        Column("folder", Text, nullable=False),
+        CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'cancelled', 'failed')",
+            name="ck_jobs_status",
+        ),
+    )
+    Index("ix_jobs_public_id", jobs.c.public_id, unique=True)
+    Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
+    Index("ix_jobs_status", jobs.c.status)
+    Table(
+        "job_items",
+        version_6,
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+        Column("position", Integer, primary_key=True),
+        Column("file_name", Text, nullable=False),
+        Column("status", String(8), nullable=False),
+        Column("error", Text),
+        Column("prediction_id", Integer, ForeignKey("predictions.id", ondelete="SET NULL")),
+        CheckConstraint("status IN ('pending', 'done', 'failed')", name="ck_job_items_status"),
+    )
+    version_6.create_all(conn, tables=[jobs, version_6.tables["job_items"]])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _add_models_tables,
     _add_overlays_table,
     _add_owners,
     _add_sources_and_tokens,
+    _add_jobs,
 )
 
 

@@ -53,8 +53,8 @@ EXPORT_FIELDS = (
     "corrected_label",
     "source",
 )
-SOURCES = ("app", "api", "cli")  # where a prediction was classified
-RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner")  # all of Record
+SOURCES = ("app", "api", "cli")  # where a prediction was classified (a job's: where it was sent)
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "job_id")  # all of Record
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -96,6 +96,7 @@ class NewRecord:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     overlay: bytes | None = None  # "where it looked" for the top class, kept with thumbnails
     source: str | None = "app"  # one of SOURCES; None: saved before sources were kept
+    job_id: int | None = None  # the batch job that classified it (`classifier.jobs`)
 
     @classmethod
     def from_prediction(
@@ -187,6 +188,7 @@ class Filters:
     start: datetime | None = None
     end: datetime | None = None
     feedback: str = "any"  # one of FEEDBACK_FILTERS
+    job: int | None = None  # only the answers of this batch job (`jobs.id`)
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str):
@@ -223,6 +225,7 @@ def to_row(record: NewRecord) -> dict[str, Any]:
         "top1_probability": top_k[0]["probability"],
         "inference_ms": float(record.inference_ms),
         "source": record.source,
+        "job_id": record.job_id,
     }
 
 

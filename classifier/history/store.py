@@ -220,25 +220,32 @@ class HistoryStore:
         if not records:
             return []
         with self.begin() as conn:
-            ids = (
-                conn.execute(
-                    insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True),
-                    [
-                        {**to_row(record), "owner": self.scope.owner, "public_id": new_public_id()}
-                        for record in records
-                    ],
-                )
-                .scalars()
-                .all()
+            return self.insert(conn, records)
+
+    def insert(self, conn: Connection, records: list[NewRecord]) -> list[int]:
+        """Store predictions (the scope's owner's) inside a transaction the caller holds,
+        with their pictures; return their ids, in order."""
+        if not records:
+            return []
+        ids = (
+            conn.execute(
+                insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True),
+                [
+                    {**to_row(record), "owner": self.scope.owner, "public_id": new_public_id()}
+                    for record in records
+                ],
             )
-            for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
-                pictures = [
-                    {"prediction_id": record_id, "image": bytes(getattr(record, field))}
-                    for record_id, record in zip(ids, records, strict=True)
-                    if getattr(record, field) is not None
-                ]
-                if pictures:
-                    conn.execute(insert(table), pictures)
+            .scalars()
+            .all()
+        )
+        for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
+            pictures = [
+                {"prediction_id": record_id, "image": bytes(getattr(record, field))}
+                for record_id, record in zip(ids, records, strict=True)
+                if getattr(record, field) is not None
+            ]
+            if pictures:
+                conn.execute(insert(table), pictures)
         return list(ids)
 
     def public_ids(self, ids: Iterable[int]) -> dict[int, str]:
@@ -418,6 +425,8 @@ class HistoryStore:
             conditions.append(columns.created_at >= filters.start)
         if filters.end is not None:
             conditions.append(columns.created_at < filters.end)
+        if filters.job is not None:
+            conditions.append(columns.job_id == filters.job)
         if filters.feedback == "unrated":
             conditions.append(columns.feedback.is_(None))
         elif filters.feedback != "any":

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -84,6 +85,8 @@ predictions = Table(
     # Schema version 5. Where it was classified: "app" (a page), "api" or "cli"; NULL for
     # rows saved before sources were kept (all from the app or the command line).
     Column("source", Text),
+    # Schema version 6. The batch job that classified it (`jobs.id`), or NULL.
+    Column("job_id", Integer),
     CheckConstraint("feedback IN ('correct', 'wrong')", name="ck_predictions_feedback"),
 )
 
@@ -118,6 +121,7 @@ Index(
     *_FILTERED_COLUMNS,
 )
 Index("ix_predictions_public_id", predictions.c.public_id, unique=True)
+Index("ix_predictions_job", predictions.c.job_id)
 
 # Thumbnails live in their own table so that reading predictions never reads
 # pictures: SQLite stores a blob inside its row, which would make the
@@ -205,6 +209,56 @@ api_tokens = Table(
 )
 Index("ix_api_tokens_secret", api_tokens.c.secret_sha256, unique=True)
 Index("ix_api_tokens_owner_name", api_tokens.c.owner, api_tokens.c.name, unique=True)
+
+# Batch jobs (schema version 6): a model and a set of pictures, run in the background by a
+# server (`classifier.jobs`). Each picture is a row of `job_items`; each answer is an
+# ordinary prediction row (with `job_id`), saved in the same transaction that marks its
+# item done, so a job resumed after a crash classifies no picture twice and loses none.
+JOB_STATUSES = ("queued", "running", "done", "cancelled", "failed")
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String(PUBLIC_ID_LENGTH), nullable=False),
+    Column("owner", Text),  # as predictions.owner
+    Column("title", Text, nullable=False),  # what the person gave: a folder's or zip's name
+    Column("model", Text, nullable=False),
+    Column("top_k", Integer, nullable=False),
+    Column("thumbnails", Boolean, nullable=False),  # keep a thumbnail with each answer
+    Column("source", Text, nullable=False),  # "app", "api" or "cli"
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False),  # pictures classified
+    Column("failed", Integer, nullable=False),  # pictures that could not be
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("error", Text),  # why the whole job stopped (status "failed")
+    # Which server process runs it ("host pid"), and when it last said so: a job whose
+    # process is gone is taken over (after a restart at once, elsewhere once it is stale).
+    Column("worker", Text),
+    Column("heartbeat_at", UTCDateTime),
+    Column("folder", Text, nullable=False),  # its pictures, under that server's data folder
+    CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'cancelled', 'failed')",
+        name="ck_jobs_status",
+    ),
+)
+Index("ix_jobs_public_id", jobs.c.public_id, unique=True)
+Index("ix_jobs_owner", jobs.c.owner, jobs.c.created_at)
+Index("ix_jobs_status", jobs.c.status)
+
+job_items = Table(
+    "job_items",
+    metadata,
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("file_name", Text, nullable=False),
+    Column("status", String(8), nullable=False),  # "pending", "done" or "failed"
+    Column("error", Text),  # why it could not be classified
+    Column("prediction_id", Integer, ForeignKey("predictions.id", ondelete="SET NULL")),
+    CheckConstraint("status IN ('pending', 'done', 'failed')", name="ck_job_items_status"),
+)
 
 schema_version_table = Table(
     "schema_version",
