@@ -46,6 +46,7 @@ from classifier.terminal import STDIN, answer_text, find_pictures, write_export
 
 if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
     from classifier import history
+    from classifier.jobs import pipeline
 
 DEFAULT_TOP_K = 5
 
@@ -206,7 +207,8 @@ def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Classify each file in turn; report bad files on stderr and keep going."""
+    """Classify the files, several at once, and print the answers in their order; report
+    bad files on stderr and keep going."""
     if args.remote is not None:
         from classifier import remote  # a deployment's API (httpx)
 
@@ -249,38 +251,128 @@ def _classify_each(
     entries: list[dict],
     saver: _Saver | None,
 ) -> int:
-    """Classify the pictures one at a time (one decoded picture held at once); print each
-    answer, hand it to `saver`, and return how many failed."""
+    """Classify the pictures, several at once (`classifier.jobs.pipeline`: each core reads,
+    decodes and runs one, a few decoded at a time); print each answer in order, hand it to
+    `saver`, and return how many failed. Standard input is read and classified here, in
+    its turn."""
+    from classifier.jobs import pipeline
+
     failed = 0
     taken: set[str] = set()  # maps' file names used in this run
-    for file in pictures:
-        try:
-            data = sys.stdin.buffer.read() if file == STDIN else file.read_bytes()
-            prediction = classify(data, model)
-        except OSError as exc:
-            message = f"cannot read the file ({exc.strerror or exc})"
-        except (images.ImageError, models.ModelError) as exc:  # a picture an added model fails on
-            message = str(exc)
-        else:
-            overlay = None
-            if args.explain is not None:
-                overlay = _write_maps(args.explain, file, prediction, model, args.top_k, taken)
-                failed += overlay is None
-            if saver is not None:  # before the answer is printed: a printed answer is kept
-                digest = images.content_digest(data)
-                name = "standard input" if file == STDIN else file.name
-                record = saver.record(prediction, name, digest, args.top_k)
-                saver.add(dataclasses.replace(record, overlay=overlay))
-            if args.json:
-                entries.append(_as_json(file, prediction, args.top_k))
-            else:
-                print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
-            continue
-        failed += 1
-        print(f"{file}: {message}", file=sys.stderr)
-        if args.json:
-            entries.append({"file": str(file), "error": message})
+    shown = len(pictures) > 1 and not args.json and sys.stderr.isatty()
+    progress = _Progress(len(pictures)) if shown else None
+    files = [file for file in pictures if file != STDIN]
+    saving = saver is not None  # the history keeps a thumbnail and the file's digest
+    outcomes = pipeline.classify_files(model, files, thumbnails=saving, digests=saving)
+    try:
+        for index, file in enumerate(pictures):
+            outcome = _classify_stdin(index, model, saving) if file == STDIN else next(outcomes)
+            failed += _report(args, model, outcome, entries, saver, taken, progress)
+            if progress is not None:
+                progress.update(index + 1)
+    finally:  # also on Ctrl-C: the workers stop, and the bar goes before the last lines
+        outcomes.close()
+        if progress is not None:
+            progress.clear()
     return failed
+
+
+def _classify_stdin(index: int, model: models.LoadedModel, saving: bool) -> pipeline.Outcome:
+    """Read one picture from standard input and classify it, as the pipeline does a file
+    (with the digest and thumbnail the history keeps, when saving)."""
+    from classifier.jobs import pipeline
+
+    try:
+        data = sys.stdin.buffer.read()
+    except OSError as exc:
+        message = f"cannot read the file ({exc.strerror or exc})"
+        return pipeline.Outcome(index, STDIN, None, message, "", None)
+    digest = images.content_digest(data) if saving else ""
+    try:
+        prediction = classify(data, model)
+    except (images.ImageError, models.ModelError) as exc:
+        return pipeline.Outcome(index, STDIN, None, str(exc), digest, None)
+    made = images.make_thumbnail(prediction.image) if saving else None
+    return pipeline.Outcome(index, STDIN, prediction, None, digest, made)
+
+
+def _report(
+    args: argparse.Namespace,
+    model: models.LoadedModel,
+    outcome: pipeline.Outcome,
+    entries: list[dict],
+    saver: _Saver | None,
+    taken: set[str],
+    progress: _Progress | None,
+) -> int:
+    """Print one picture's answer (or its error on stderr), write its maps, hand it to
+    `saver`; return 1 if it failed (a map that could not be made counts), else 0."""
+    file, prediction = outcome.path, outcome.prediction
+    if prediction is None:
+        if progress is not None:
+            progress.clear()
+        print(f"{file}: {outcome.error}", file=sys.stderr)
+        if args.json:
+            entries.append({"file": str(file), "error": outcome.error})
+        return 1
+    failed = 0
+    overlay = None
+    if args.explain is not None:
+        if progress is not None:
+            progress.clear()  # it may say on stderr that there is no map
+        overlay = _write_maps(args.explain, file, prediction, model, args.top_k, taken)
+        failed += overlay is None
+    if saver is not None:  # before the answer is printed: a printed answer is kept
+        name = "standard input" if file == STDIN else file.name
+        record = saver.record(prediction, name, outcome.digest, args.top_k, outcome.thumbnail)
+        saver.add(dataclasses.replace(record, overlay=overlay))
+    if args.json:
+        entries.append(_as_json(file, prediction, args.top_k))
+    else:
+        if progress is not None and sys.stdout.isatty():
+            progress.clear()  # the same screen: the answer takes the bar's line
+        print(_as_text(file, prediction, args.top_k), end="\n\n", flush=True)
+    return failed
+
+
+class _Progress:
+    """A bar on stderr, redrawn in place with a carriage return: for a terminal only."""
+
+    WIDTH = 30  # characters of the bar itself
+    EVERY = 0.1  # seconds between redraws, unless the bar was cleared
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+        self.drawn_at = -self.EVERY
+        self.visible = False
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if self.visible and now - self.drawn_at < self.EVERY and done < self.total:
+            return
+        filled = self.WIDTH * done // self.total
+        rate = done / max(now - self.started, 1e-9)
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done:,}/{self.total:,}"
+        line += f"  {rate:,.1f} pictures/s"
+        sys.stderr.write("\r" + line[: _columns() - 1])
+        sys.stderr.flush()
+        self.drawn_at, self.visible = now, True
+
+    def clear(self) -> None:
+        """Blank the bar's line (before another line is written to the terminal)."""
+        if self.visible:
+            sys.stderr.write("\r" + " " * (_columns() - 1) + "\r")
+            sys.stderr.flush()
+            self.visible = False
+
+
+def _columns() -> int:
+    """Return the width of the terminal stderr writes to (80 if it cannot be had)."""
+    try:
+        return max(os.get_terminal_size(sys.stderr.fileno()).columns, 2)
+    except (OSError, ValueError):
+        return 80
 
 
 MAX_STEM = 80  # characters of a picture's name kept in its maps' file names
@@ -358,11 +450,17 @@ class _Saver:
         self.flushed_at = time.monotonic()
 
     @staticmethod
-    def record(prediction: Prediction, name: str, digest: str, top_k: int) -> history.NewRecord:
-        """Return the history row of a prediction (the history, SQLAlchemy, imported now)."""
+    def record(
+        prediction: Prediction, name: str, digest: str, top_k: int, thumbnail: bytes | None
+    ) -> history.NewRecord:
+        """Return the history row of a prediction, with its thumbnail made already (the
+        history, SQLAlchemy, imported now)."""
         from classifier import history
 
-        return history.NewRecord.from_prediction(prediction, name, digest, top_k, source="cli")
+        record = history.NewRecord.from_prediction(
+            prediction, name, digest, top_k, with_thumbnail=False, source="cli"
+        )
+        return dataclasses.replace(record, thumbnail=thumbnail)
 
     def add(self, record: history.NewRecord) -> None:
         self.pending.append(record)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -14,6 +15,9 @@ from classifier import images
 from classifier.labels import TopClass, rank
 from classifier.models import Kind, LoadedModel
 from classifier.models import load as load_model
+
+if TYPE_CHECKING:
+    from classifier.runtime.engines import Engine
 
 ImageInput = bytes | Image.Image | images.DecodedImage
 MAX_TOP_K = 10_000  # classes one answer may list (an added model may have this many)
@@ -74,16 +78,67 @@ class Prediction:
         return self.top(1)[0]
 
 
-def _decode(item: ImageInput, size: int) -> tuple[images.DecodedImage, float]:
+def decode(image: ImageInput, loaded: LoadedModel) -> tuple[images.DecodedImage, float]:
+    """Decode a picture for a model (a JPEG reduced while the model's crop still fits);
+    return it with the milliseconds it took.
+
+    Raises:
+        ImageError: the bytes are not a picture we can read.
+    """
     started = time.perf_counter()
-    if isinstance(item, images.DecodedImage):
-        decoded = item
-    elif isinstance(item, Image.Image):
-        rgb = item.convert("RGB")
-        decoded = images.DecodedImage(rgb, item.format or "image", rgb.width, rgb.height)
+    if isinstance(image, images.DecodedImage):
+        decoded = image
+    elif isinstance(image, Image.Image):
+        rgb = image.convert("RGB")
+        decoded = images.DecodedImage(rgb, image.format or "image", rgb.width, rgb.height)
     else:
-        decoded = images.decode_image(item, min_side=images.min_side_for(size))
+        decoded = images.decode_image(image, min_side=images.min_side_for(loaded.spec.input_size))
     return decoded, (time.perf_counter() - started) * 1000
+
+
+def classify_decoded(
+    decoded: images.DecodedImage,
+    decode_ms: float,
+    loaded: LoadedModel,
+    engine: Engine | None = None,
+) -> Prediction:
+    """Crop, preprocess and run a decoded picture (what `classify` does after `decode`).
+
+    Args:
+        engine: What runs the model: its own engine (None), or a twin of it, as each of
+            `classifier.jobs.pipeline`'s threads has.
+
+    Raises:
+        ModelError: the model failed on this picture (an added model may).
+    """
+    spec = loaded.spec
+    engine = engine or loaded.engine
+    started = time.perf_counter()
+    pixels = spec.crop(decoded.image)
+    batch = spec.batch(pixels)
+    preprocess_ms = (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    probabilities = engine.run(batch)[0]
+    inference_ms = (time.perf_counter() - started) * 1000
+    return Prediction(
+        probabilities=probabilities,
+        model=loaded.name,
+        model_title=spec.title,
+        requested_model=loaded.requested,
+        weights_source=loaded.weights_source,
+        notice=loaded.notice,
+        backend=engine.backend,
+        timings=Timings(decode_ms, preprocess_ms, inference_ms),
+        image_format=decoded.format,
+        width=decoded.width,
+        height=decoded.height,
+        image=decoded.image,
+        model_input=pixels,
+        class_names=None if spec.kind is Kind.BUILTIN else spec.class_names,
+        weights_origin=spec.weights_origin,
+        crop_fraction=spec.crop_fraction,
+    )
 
 
 def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Prediction:
@@ -97,35 +152,8 @@ def classify(image: ImageInput, model: str | LoadedModel | None = None) -> Predi
         ModelError: the model (and its fallback) cannot be loaded.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    spec = loaded.spec
-    decoded, decode_ms = _decode(image, spec.input_size)
-
-    started = time.perf_counter()
-    pixels = spec.crop(decoded.image)
-    batch = spec.batch(pixels)
-    preprocess_ms = (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    probabilities = loaded.engine.run(batch)[0]
-    inference_ms = (time.perf_counter() - started) * 1000
-    return Prediction(
-        probabilities=probabilities,
-        model=loaded.name,
-        model_title=spec.title,
-        requested_model=loaded.requested,
-        weights_source=loaded.weights_source,
-        notice=loaded.notice,
-        backend=loaded.engine.backend,
-        timings=Timings(decode_ms, preprocess_ms, inference_ms),
-        image_format=decoded.format,
-        width=decoded.width,
-        height=decoded.height,
-        image=decoded.image,
-        model_input=pixels,
-        class_names=None if spec.kind is Kind.BUILTIN else spec.class_names,
-        weights_origin=spec.weights_origin,
-        crop_fraction=spec.crop_fraction,
-    )
+    decoded, decode_ms = decode(image, loaded)
+    return classify_decoded(decoded, decode_ms, loaded)
 
 
 def classify_many(
@@ -135,7 +163,8 @@ def classify_many(
 
     One at a time on purpose: LiteRT on a CPU is no faster per image in batches.
     Each prediction keeps its decoded picture, so for many large files call
-    `classify` in a loop and keep only what you need.
+    `classify` in a loop and keep only what you need, or, for files on disk,
+    `classifier.jobs.pipeline.classify_files`, which also decodes while it infers.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     results: list[Prediction | images.ImageError] = []

@@ -54,6 +54,11 @@ class HeadEngine:
     def wait(self) -> None:
         return None
 
+    def twin(self, num_threads: int) -> HeadEngine:
+        """Return a taught model on a twin of its feature extractor (the head is shared:
+        it is only read)."""
+        return HeadEngine(self._features.twin(num_threads), self.weights, self.bias)
+
 
 def open_engine(spec: ModelSpec) -> HeadEngine:
     """Return the engine of a taught model's spec (`spec.base` set, `engine_file` its head).

@@ -38,6 +38,11 @@ class Engine(Protocol):
     def wait(self) -> None:
         """Block until the engine that will keep answering is ready (at once for most)."""
 
+    def twin(self, num_threads: int) -> Engine | None:
+        """Return another engine on the same model, with buffers (and threads) of its own,
+        so two threads can run the model side by side; None if it cannot be duplicated
+        (then threads share this one)."""
+
 
 _quiet_native = False
 
@@ -83,6 +88,7 @@ class LiteRTEngine:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = model if isinstance(model, Path) else None
+        self._model = model  # a twin opens the same file (or bytes, which LiteRT keeps)
         source = (
             {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
         )
@@ -151,6 +157,10 @@ class LiteRTEngine:
     def wait(self) -> None:
         return None
 
+    def twin(self, num_threads: int) -> LiteRTEngine:
+        """Return a new interpreter on the same model: its own buffers, its own lock."""
+        return LiteRTEngine(self._model, num_threads, softmax=self._softmax)
+
 
 class KerasEngine:
     """A Keras model behind one compiled `tf.function`; never `model.predict` per image."""
@@ -172,6 +182,9 @@ class KerasEngine:
     def wait(self) -> None:
         return None
 
+    def twin(self, num_threads: int) -> None:
+        return None  # TensorFlow runs one model's calls side by side itself
+
 
 class EagerKerasEngine:
     """A Keras model called eagerly: for the few answers before an export is ready."""
@@ -185,6 +198,9 @@ class EagerKerasEngine:
         return np.asarray(self.model(np.asarray(batch, np.float32), training=False))
 
     def wait(self) -> None:
+        return None
+
+    def twin(self, num_threads: int) -> None:
         return None
 
 
@@ -242,6 +258,11 @@ class ExportingEngine:
         """Start the export if no answer has yet, and block until it has finished (or failed)."""
         self._start_export()
         self._thread.join()
+
+    def twin(self, num_threads: int) -> Engine | None:
+        """Return a twin of the LiteRT engine once the export is ready; None before (the
+        eager Keras model is shared) or if it failed (so is the compiled one)."""
+        return self._current.twin(num_threads)
 
     def finish(self) -> None:
         """Block until the export has finished, if it has started."""
