@@ -22,6 +22,7 @@ ERROR_STATUSES = {
     "415": "A file that is not a picture the app reads, or a body that is not a form.",
     "422": "A parameter or picture that cannot be used; the sentence says which.",
     "503": "Busy (see Retry-After), or the history database cannot be used.",
+    "507": "The server's disk cannot keep what was sent.",
 }
 
 
@@ -93,6 +94,29 @@ ID_PARAMETER = {
     "required": True,
     "schema": PUBLIC_ID,
     "description": "The prediction's id, as in its link in the app.",
+}
+
+JOB_ID_PARAMETER = {**ID_PARAMETER, "description": "The batch job's id."}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+JOB = {
+    "type": "object",
+    "required": ["id", "title", "model", "status", "total", "done", "failed", "created_at"],
+    "properties": {
+        "id": PUBLIC_ID,
+        "title": {"type": "string"},
+        "model": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "cancelled", "failed"]},
+        "total": {"type": "integer", "minimum": 0},
+        "done": {"type": "integer", "minimum": 0, "description": "Pictures classified."},
+        "failed": {"type": "integer", "minimum": 0, "description": "Pictures that could not be."},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": NULLABLE_TIME,
+        "finished_at": NULLABLE_TIME,
+        "photos_per_second": {"type": ["number", "null"]},
+        "seconds_left": {"type": ["number", "null"]},
+        "error": {"type": ["string", "null"], "description": "Why the whole job stopped."},
+        "links": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
 }
 
 TOP_CLASS = {
@@ -202,6 +226,12 @@ SCHEMAS: dict[str, Any] = {
             "source": {"type": "string", "enum": list(history.records.SOURCES)},
         },
     },
+    "Job": JOB,
+    "Jobs": {
+        "type": "object",
+        "required": ["jobs"],
+        "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+    },
     "Page": {
         "type": "object",
         "required": ["total", "limit", "offset", "predictions"],
@@ -245,6 +275,76 @@ PREDICT_FORM = {
         "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": UNSURE_BELOW},
         "save": {"type": "boolean", "default": False, "description": "Keep in the history."},
+    },
+}
+
+
+ZIP_BODY = {"type": "string", "format": "binary"}
+JOB_PATHS = {
+    "/api/v1/jobs": {
+        "post": {
+            "operationId": "createJob",
+            "summary": "Classify every picture in a zip, in the background (saved in the history)",
+            "parameters": [
+                _query("model", {"type": "string"}, "A name from GET /api/v1/models."),
+                _query(
+                    "top_k",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
+                    "Classes kept per picture.",
+                ),
+                _query("thumbnails", {"type": "boolean", "default": True}, "Keep thumbnails."),
+                _query("title", {"type": "string"}, "What the job is called in the app."),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/zip": {"schema": ZIP_BODY}},
+            },
+            "responses": {
+                "202": _json(_ref("Job"), "Accepted; follow its progress at its link."),
+                **_answers({}, "401", "403", "404", "408", "413", "415", "422", "503", "507"),
+            },
+        },
+        "get": {
+            "operationId": "listJobs",
+            "summary": "Your batch jobs, newest first",
+            "responses": _answers(_json(_ref("Jobs"), "The newest 50."), "401", "403"),
+        },
+    },
+    "/api/v1/jobs/{id}": {
+        "parameters": [JOB_ID_PARAMETER],
+        "get": {
+            "operationId": "getJob",
+            "summary": "A batch job's progress",
+            "responses": _answers(_json(_ref("Job"), "It."), "401", "403", "404"),
+        },
+        "delete": {
+            "operationId": "cancelJob",
+            "summary": "Cancel a batch job (what it saved is kept)",
+            "responses": _answers(_json(_ref("Job"), "As it is now."), "401", "403", "404"),
+        },
+    },
+    "/api/v1/jobs/{id}/results": {
+        "parameters": [JOB_ID_PARAMETER],
+        "get": {
+            "operationId": "getJobResults",
+            "summary": "One row per picture, in order, as CSV or JSON",
+            "parameters": [
+                _query("format", {"type": "string", "enum": ["csv", "json"]}, "csv by default.")
+            ],
+            "responses": _answers(
+                {
+                    "description": "The results.",
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+                "401",
+                "403",
+                "404",
+                "422",
+            ),
+        },
     },
 }
 
@@ -390,6 +490,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                     ),
                 },
             },
+            **JOB_PATHS,
         },
     }
     if server_url:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
-from api import endpoints, openapi
+from api import endpoints, jobs, openapi, uploads
 from api.errors import ApiError
 from classifier.config import SettingsError, get_settings
 
@@ -56,6 +56,7 @@ async def openapi_json(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     """Return the API's routes; with CLASSIFIER_API off (or a bad setting), one route that
     says so for every /api/ address."""
+    page = [Route("/upload/{ticket}", uploads.receive, methods=["PUT"])]  # the Batch page's
     try:
         enabled = get_settings().api_enabled
     except SettingsError as exc:  # the pages say which setting; the API answers 503
@@ -66,7 +67,7 @@ def routes() -> list[BaseRoute]:
 
         return [Route("/api/{rest:anything}", misconfigured, methods=_ALL)]
     if not enabled:
-        return [Route("/api/{rest:anything}", endpoints.api_off, methods=_ALL)]
+        return [*page, Route("/api/{rest:anything}", endpoints.api_off, methods=_ALL)]
     from api import mcp
 
     api = [
@@ -86,6 +87,11 @@ def routes() -> list[BaseRoute]:
             endpoints.set_feedback,
             methods=["PUT"],
         ),
+        Route(f"{PREFIX}/jobs", jobs.create, methods=["POST"]),
+        Route(f"{PREFIX}/jobs", jobs.list_jobs, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{id:public_id}}", jobs.get_job, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{id:public_id}}", jobs.cancel, methods=["DELETE"]),
+        Route(f"{PREFIX}/jobs/{{id:public_id}}/results", jobs.results, methods=["GET"]),
         *mcp.routes(),
     ]
 
@@ -100,6 +106,8 @@ def routes() -> list[BaseRoute]:
         )  # fmt: skip
         if not allowed and request.url.path.startswith(f"{PREFIX}/predictions/"):
             return ApiError(404, endpoints.NOT_FOUND).response()  # an id of another shape
+        if not allowed and request.url.path.startswith(f"{PREFIX}/jobs/"):
+            return ApiError(404, jobs.NOT_FOUND).response()
         if allowed:
             return ApiError(
                 405,
@@ -108,10 +116,20 @@ def routes() -> list[BaseRoute]:
             ).response()
         return await endpoints.not_an_endpoint(request)
 
-    return [*api, Route("/api/{rest:anything}", elsewhere, methods=_ALL)]
+    return [*page, *api, Route("/api/{rest:anything}", elsewhere, methods=_ALL)]
 
 
 _ALL = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _start_batch_jobs() -> None:
+    """Start the runner of batch jobs, which takes up any a previous run left unfinished."""
+    from classifier import jobs as batch
+
+    try:
+        batch.start_runner()
+    except SettingsError:  # secrets that cannot name the history: the pages say why
+        log.warning("No batch jobs run: the history database cannot be named")
 
 
 @contextlib.asynccontextmanager
@@ -121,6 +139,7 @@ async def lifespan(app) -> AsyncIterator[None]:
         enabled = get_settings().api_enabled
     except SettingsError:
         enabled = False
+    _start_batch_jobs()
     if not enabled:
         yield
         return

@@ -124,6 +124,7 @@ def serve(folder: Path, memory_limit: int | None = None, **env: str) -> Iterator
         **os.environ,
         "CLASSIFIER_MODEL": "efficientnet_lite0",
         "CLASSIFIER_DATABASE_URL": f"sqlite:///{folder / 'history.db'}",
+        "CLASSIFIER_DATA_DIR": str(folder / "data"),  # its batch jobs' and models' files
         **env,
     }
     group = _memory_cgroup(memory_limit) if memory_limit else None

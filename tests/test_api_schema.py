@@ -7,14 +7,19 @@ the document lists, and a body that matches its schema.
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import numpy as np
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings, strategies
 from openapi_spec_validator import validate
 from schemathesis import checks
 
 from api import openapi
 from benchmarks import server as server_tools
+from tests.helpers import encode
 
 
 def test_the_document_is_valid_openapi_3_1():
@@ -32,7 +37,34 @@ def test_the_document_is_valid_openapi_3_1():
         ("/api/v1/predictions/{id}", "get"),
         ("/api/v1/predictions/{id}", "delete"),
         ("/api/v1/predictions/{id}/feedback", "put"),
+        ("/api/v1/jobs", "post"),
+        ("/api/v1/jobs", "get"),
+        ("/api/v1/jobs/{id}", "get"),
+        ("/api/v1/jobs/{id}", "delete"),
+        ("/api/v1/jobs/{id}/results", "get"),
     }
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# A job's body: a zip of a photo, of no picture, of a path out of its folder, or any bytes.
+schemathesis.openapi.media_type(
+    "application/zip",
+    strategies.sampled_from(
+        [
+            _zip({"photo.png": encode(np.full((40, 40, 3), 120, np.uint8))}),
+            _zip({"notes.txt": b"no pictures here"}),
+            _zip({"../escape.png": b"x"}),
+        ]
+    )
+    | strategies.binary(max_size=256),
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +87,7 @@ schema = schemathesis.pytest.from_fixture("live_schema")
 )
 def test_the_live_server_keeps_to_its_description(case):
     excluded = []
-    if case.operation.path == "/api/v1/predict":
+    if case.operation.path in ("/api/v1/predict", "/api/v1/jobs"):
         # Any bytes are a schema-valid file, and few are pictures: refusing them (413, 415,
         # 422 with a sentence) is right, and test_api.py checks each of those answers.
         excluded.append(checks.positive_data_acceptance)

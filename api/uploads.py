@@ -1,0 +1,76 @@
+"""PUT /upload/{ticket}: the Batch page's pictures, one per request, written to disk as they
+arrive (`classifier.jobs.uploads`). Not part of the API for programs: only a page that
+opened the upload knows its ticket."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import limits
+from api.callers import refuse_other_sites
+from api.endpoints import endpoint
+from api.errors import ApiError
+from classifier import images
+from classifier.config import get_settings
+from classifier.jobs import uploads
+
+SPOOL_IN_MEMORY = 1024 * 1024  # of one picture; the rest of it goes to a temporary file
+
+
+@endpoint
+async def receive(request: Request) -> Response:
+    """One picture (`kind=picture`, the default) or the whole zip (`kind=zip`)."""
+    refuse_other_sites(request)
+    upload = uploads.find(request.path_params["ticket"])
+    if upload is None:
+        raise ApiError(404, "This upload is over; pick the folder again.")
+    if upload.error is not None:
+        raise ApiError(422, upload.error)
+    name = request.query_params.get("name", "").strip() or "picture"
+    settings = get_settings()
+    if request.query_params.get("kind") == "zip":
+        await _receive_zip(request, upload, name, settings.batch_max_bytes)
+    else:
+        # One byte past the limit is enough to tell the picture is too large.
+        limit = settings.max_bytes + 1
+        folder = upload.job.folder.parent
+        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=folder) as spooled:
+            received = 0
+            async for chunk in request.stream():
+                chunk = chunk[: max(0, limit - received)]
+                received += len(chunk)
+                spooled.write(chunk)
+                if received >= limit:
+                    break
+            spooled.seek(0)
+            await run_in_threadpool(upload.add, name, spooled)
+    if upload.error is not None:
+        raise ApiError(422, upload.error)
+    return JSONResponse({"received": len(upload.pictures)})
+
+
+async def _receive_zip(request: Request, upload: uploads.Upload, name: str, limit: int) -> None:
+    body = limits.capped(request, limit)
+    descriptor, spool = tempfile.mkstemp(suffix=".partial", prefix=".upload.",
+                                         dir=upload.job.folder.parent)  # fmt: skip
+    path = Path(spool)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            try:
+                async for chunk in body.stream():
+                    out.write(chunk)
+            except limits.BodyTooLarge:
+                upload.refuse(
+                    f"This zip is larger than {images.size_text(limit)}, the most one batch "
+                    "job takes; split it."
+                )
+                return
+        await run_in_threadpool(upload.unpack, path, name)
+    finally:
+        path.unlink(missing_ok=True)
