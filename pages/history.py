@@ -40,6 +40,8 @@ if total == 0:
 
 filters, sort = history_view.filter_sidebar()
 with history_view.database_errors():
+    filters = history_view.job_filter(store, filters)  # `?job=ID`: one batch job's answers
+with history_view.database_errors():
     count = store.count(filters)
     st.caption(f"{count:,} of {total:,} saved predictions match the filters.")
     # Only the open tab is computed and sent: the summary's queries and charts would

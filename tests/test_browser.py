@@ -782,3 +782,56 @@ def test_a_fresh_servers_first_request_for_a_permalink_opens_it(browser, tmp_pat
             assert page.title() == "Image classifier"
         finally:
             context.close()
+
+
+def test_a_folder_of_200_photos_runs_as_a_batch_job_with_results_and_a_csv(browser, tmp_path):
+    """A picked folder becomes a job; the list follows it; its results show and download."""
+    import sqlite3
+
+    from PIL import Image
+    from skimage import data
+
+    from tests.conftest import variations
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    folder = tmp_path / "holiday"
+    (folder / "day 2").mkdir(parents=True)
+    pictures = variations(Image.fromarray(data.chelsea()), 100, 7)
+    pictures += variations(Image.fromarray(data.coffee()), 100, 8)
+    for number, picture in enumerate(pictures):
+        picture.thumbnail((240, 240))
+        where = folder / "day 2" if number % 2 else folder
+        picture.save(where / f"{number:03d}.jpg", "JPEG", quality=85)
+    (folder / "notes.txt").write_text("not a photo")
+    with _own_server_page(browser, tmp_path / "server") as page:
+        page.goto(page.url.rstrip("/") + "/batch")
+        page.get_by_text("Pick a folder").wait_for()
+        page.locator("#folder").set_input_files(str(folder))
+        page.get_by_role("button", name="Classify 200 photos").click()
+        page.get_by_text("The job has started").wait_for()
+        # The list refreshes by itself while the job runs, until it says it is done.
+        grid = page.get_by_test_id("stDataFrame").first
+        expect(grid.locator("[role='gridcell']").filter(has_text="200 of 200")).to_have_count(
+            1, timeout=180_000
+        )
+        expect(grid.locator("[role='gridcell']").filter(has_text="Done")).to_have_count(1)
+        page.screenshot(path=str(SCREENSHOTS / "batch.png"), full_page=True)
+
+        with contextlib.closing(sqlite3.connect(tmp_path / "server" / "history.db")) as conn:
+            ((public_id, total, done),) = conn.execute("SELECT public_id, total, done FROM jobs")
+            (rows,) = conn.execute("SELECT COUNT(*) FROM predictions").fetchone()
+        assert (total, done, rows) == (200, 200, 200)
+
+        page.goto(page.url.split("?")[0] + f"?job={public_id}")
+        page.get_by_text("Results: holiday").wait_for()
+        page.locator(
+            "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+        ).first.wait_for()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        header, *lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+        assert header == "position,file_name,status,label,probability,error,public_id"
+        assert len(lines) == 200 and all(",done," in line for line in lines)
+        assert any(",holiday/day 2/001.jpg,done," in line for line in lines)
+        _screenshot_of_the_whole_page(page, SCREENSHOTS / "batch-results.png")
+        assert "Traceback" not in page.content()

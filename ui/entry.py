@@ -21,6 +21,7 @@ FAVICON = ROOT / "assets" / "favicon.png"  # shipped: no font fetched from a CDN
 # (file in pages/, title, icon); the first one opens by default.
 PAGE_LIST = (
     ("classify.py", "Classify", ":material/image_search:"),
+    ("batch.py", "Batch", ":material/photo_library:"),
     ("history.py", "History", ":material/history:"),
     ("teach.py", "Teach", ":material/school:"),
     ("models.py", "Models", ":material/memory:"),

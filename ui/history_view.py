@@ -7,6 +7,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
@@ -179,6 +180,28 @@ def filter_sidebar() -> tuple[history.Filters, str]:
         feedback=feedback,
     )
     return filters, sort
+
+
+def job_filter(store: history.HistoryStore, filters: history.Filters) -> history.Filters:
+    """Keep to one batch job's answers when the address names one (`?job=ID`, the Batch
+    page's link), and say so with a way back to all of them."""
+    public_id = st.query_params.get("job")
+    if public_id is None:
+        return filters
+    from classifier import jobs
+
+    job = jobs.get(store, public_id)
+    if job is None:
+        st.warning("No batch job has this id among yours; showing every prediction.",
+                   icon=":material/search_off:")  # fmt: skip
+        return filters
+    shown, back = st.columns([4, 1], vertical_alignment="center")
+    shown.info(f"Only the answers of the batch job {columns.plain(job.title)}.",
+               icon=":material/photo_library:")  # fmt: skip
+    if back.button("Show all", icon=":material/filter_alt_off:", key="h_all_jobs"):
+        del st.query_params["job"]
+        st.rerun()
+    return replace(filters, job=job.id)
 
 
 FILTER_KEYS = ("h_label", "h_models", "h_confidence", "h_from", "h_to", "h_feedback", "h_sort")
