@@ -94,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(on this computer only)",
     )
     _remote_options(predict, "classify on this deployment (its HTTP API) instead of here")
+    predict.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL_RAY,
+        default=None,
+        metavar="ADDRESS",
+        help="classify on a Ray cluster (ray://head:10001, head:6379 or auto; alone: a local "
+        "Ray on this machine); default: CLASSIFIER_RAY_ADDRESS. Needs the ray extra",
+    )
+    predict.add_argument(
+        "--output", type=Path, metavar="FILE", help="with --ray: write the rows to FILE"
+    )
+    predict.add_argument(
+        "--format",
+        choices=["csv", "json", "parquet"],
+        default="csv",
+        help="with --ray --output: the file's format (default: csv)",
+    )
 
     models_parser = commands.add_parser("models", help="list, add or remove models")
     _remote_options(models_parser, "list this deployment's models instead of this computer's")
@@ -206,6 +224,75 @@ def _as_text(file: Path, prediction: Prediction, top_k: int) -> str:
     return answer_text(str(file), prediction.model_title, prediction.timings.inference_ms, ranked)
 
 
+LOCAL_RAY = "local"  # `--ray` without an address
+
+
+def _ray_address(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """Tell whether to classify on Ray, and at which address (None: a local Ray)."""
+    from classifier.jobs.ray_runner import address_from_environment
+
+    if args.ray is not None:
+        return True, None if args.ray == LOCAL_RAY else args.ray
+    found = address_from_environment()
+    return found is not None, found
+
+
+def _run_on_ray(args: argparse.Namespace, address: str | None) -> int:
+    """Classify the files on Ray; print the answers (or write them to --output)."""
+    from classifier.jobs import ray_runner
+
+    if args.explain is not None or args.remote is not None:
+        print("error: --ray goes without --explain and --server", file=sys.stderr)
+        return 2
+    try:
+        result = ray_runner.run(
+            args.model or get_settings().default_model,
+            args.files,
+            address=address,
+            top_k=args.top_k,
+            output=args.output,
+            fmt=args.format,
+            save=args.save,
+            recursive=args.recursive,
+        )
+    except models.UnknownModel as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ray_runner.RayRunError, models.ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result.notice:
+        print(f"note: {result.notice}", file=sys.stderr)
+    if args.output is None:
+        _print_ray_rows(result, args.json)
+    print(
+        f"{result.classified} classified, {result.failed} failed on Ray ({result.workers} "
+        f"workers, {result.seconds:.1f} s){f'; {result.saved} saved' if args.save else ''}",
+        file=sys.stderr,
+    )
+    return 1 if result.failed or result.missing else 0
+
+
+def _print_ray_rows(result, as_json: bool) -> None:
+    entries = []
+    for row in result.rows:
+        if row["error"]:
+            if as_json:
+                entries.append({"file": row["file"], "error": row["error"]})
+            else:
+                print(f"{row['file']}: {row['error']}", file=sys.stderr)
+            continue
+        ranked = json.loads(row["top_k"]) if isinstance(row["top_k"], str) else row["top_k"]
+        if as_json:
+            entries.append({"file": row["file"], "model": result.model, "top_k": ranked})
+        else:
+            lines = [(c["probability"], c["label"]) for c in ranked]
+            text = answer_text(row["file"], result.model_title, row["inference_ms"], lines)
+            print(text, end="\n\n")
+    if as_json:
+        print(json.dumps(entries, indent=2))
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Classify the files, several at once, and print the answers in their order; report
     bad files on stderr and keep going."""
@@ -213,6 +300,12 @@ def run_predict(args: argparse.Namespace) -> int:
         from classifier import remote  # a deployment's API (httpx)
 
         return remote.run_predict(args, args.remote)
+    on_ray, address = _ray_address(args)
+    if on_ray:
+        return _run_on_ray(args, address)
+    if args.output is not None:
+        print("error: --output goes with --ray (without, answers are printed)", file=sys.stderr)
+        return 2
     saver = _Saver() if args.save else None  # a history that cannot be opened: said first
     try:
         model = models.load(args.model)

@@ -228,3 +228,37 @@ def test_without_ray_one_sentence_says_how_to_install_it(monkeypatch, tmp_path):
     with pytest.raises(ray_runner.RayRunError) as raised:
         ray_runner.run(MODEL, [str(tmp_path)], address=None, top_k=3, output=None, fmt="csv")
     assert str(raised.value) == "Ray is not installed here: pip install '.[ray]'"
+
+
+def test_the_command_line_classifies_a_folder_on_a_local_ray(
+    ray_installed, photo_folder, in_process, tmp_path
+):
+    from tests.helpers import cli
+
+    output = tmp_path / "answers.parquet"
+    ran = cli("predict", str(photo_folder), "-r", "--model", MODEL, "--ray",
+              "--output", str(output), "--format", "parquet")  # fmt: skip
+
+    assert ran.returncode == 1, ran.stderr  # the broken JPEG failed; the rest answered
+    assert "240 classified, 1 failed on Ray (" in ran.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(output).to_pylist()
+    by_file = {row["file"]: row for row in table}
+    assert len(by_file) == 241
+    for path, outcome in list(in_process.items())[:40]:
+        if outcome.prediction is not None:
+            assert by_file[path]["label"] == outcome.prediction.top1.label
+
+    printed = cli("predict", str(photo_folder / "folder 0"), "--model", MODEL, "--ray", "--json")
+    answers = json.loads(printed.stdout)
+    assert printed.returncode == 0 and len(answers) == 100
+    assert answers[0]["top_k"][0]["label"] == in_process[answers[0]["file"]].prediction.top1.label
+
+
+def test_output_without_ray_is_a_usage_error(photo_folder):
+    from tests.helpers import cli
+
+    ran = cli("predict", str(photo_folder / "broken.jpg"), "--output", "x.csv")
+    assert ran.returncode == 2
+    assert ran.stderr.strip() == "error: --output goes with --ray (without, answers are printed)"
