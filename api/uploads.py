@@ -34,25 +34,37 @@ async def receive(request: Request) -> Response:
         raise ApiError(422, upload.error)
     name = request.query_params.get("name", "").strip() or "picture"
     settings = get_settings()
-    if request.query_params.get("kind") == "zip":
-        await _receive_zip(request, upload, name, settings.batch_max_bytes)
-    else:
-        # One byte past the limit is enough to tell the picture is too large.
-        limit = settings.max_bytes + 1
-        folder = upload.job.folder.parent
-        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=folder) as spooled:
-            received = 0
-            async for chunk in request.stream():
-                chunk = chunk[: max(0, limit - received)]
-                received += len(chunk)
-                spooled.write(chunk)
-                if received >= limit:
-                    break
-            spooled.seek(0)
-            await run_in_threadpool(upload.add, name, spooled)
+    try:
+        await run_in_threadpool(upload.job.folder.parent.mkdir, parents=True, exist_ok=True)
+        if request.query_params.get("kind") == "zip":
+            await _receive_zip(request, upload, name, settings.batch_max_bytes)
+        else:
+            await _receive_picture(request, upload, name, settings.max_bytes)
+    except limits.BodyTooSlow:
+        raise limits.too_slow() from None
+    except OSError as exc:  # a full disk; the upload given up on meanwhile
+        raise ApiError(507, f"The server cannot keep this file ({exc.strerror or exc}).") from None
     if upload.error is not None:
         raise ApiError(422, upload.error)
     return JSONResponse({"received": len(upload.pictures)})
+
+
+async def _receive_picture(
+    request: Request, upload: uploads.Upload, name: str, max_bytes: int
+) -> None:
+    # One byte past the limit is enough to tell the picture is too large: the rest is not read.
+    limit = max_bytes + 1
+    body = limits.capped(request, 2**62)  # no size limit here, but the stall timeout
+    with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, dir=upload.job.folder.parent) as spooled:
+        received = 0
+        async for chunk in body.stream():
+            chunk = chunk[: max(0, limit - received)]
+            received += len(chunk)
+            spooled.write(chunk)
+            if received >= limit:
+                break
+        spooled.seek(0)
+        await run_in_threadpool(upload.add, name, spooled)
 
 
 async def _receive_zip(request: Request, upload: uploads.Upload, name: str, limit: int) -> None:

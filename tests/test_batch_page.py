@@ -67,11 +67,13 @@ def send(at, files, kind="picture"):
     upload = uploads.find(at.session_state["batch_ticket"])
     for name, data, _ in files:
         if kind == "zip":
+            upload.job.folder.parent.mkdir(parents=True, exist_ok=True)
             path = upload.job.folder.parent / "sent.zip"
             path.write_bytes(data)
             upload.unpack(path, name)
         elif jobs.inputs.is_picture_name(name):
             upload.add(name, io.BytesIO(data))
+    at.session_state["batch_sent"] = (upload.ticket, "")  # the picker's "all sent"
     return at.run()
 
 
@@ -148,6 +150,21 @@ def test_a_zip_that_reaches_outside_its_folder_is_refused_with_a_sentence(store,
     next(b for b in at.button if b.label == "Pick again").click().run()
     assert "Up to 10,000 photos per job" in texts(at) and not at.error
     assert jobs.newest(store) == []
+
+
+def test_a_job_is_offered_only_once_every_picture_was_sent(store, folder):
+    at = open_batch()
+    upload = uploads.find(at.session_state["batch_ticket"])
+    for name, data, _ in folder[:5]:  # still arriving: the picker has not said it is done
+        upload.add(name, io.BytesIO(data))
+    at.run()
+    assert "5 photos received so far…" in texts(at)
+    assert not [b for b in at.button if b.label.startswith("Classify ")]
+
+    at.session_state["batch_sent"] = (upload.ticket, "The server answered 413.")
+    at.run()  # the picker said a send was refused (a proxy's limit): no job from the rest
+    assert at.error[0].value == "The server answered 413."
+    assert not [b for b in at.button if b.label.startswith("Classify ")]
 
 
 def test_a_signed_out_visitor_is_asked_to_sign_in(store):

@@ -319,3 +319,26 @@ def test_a_full_disk_stops_the_job_with_a_sentence_and_keeps_what_was_saved(
     )
     assert store.count(Filters(job=job.id)) == 20
     assert not (data_dir / job.folder).exists()
+
+
+def test_a_job_whose_worker_stopped_saying_it_is_alive_is_taken_over(
+    store, data_dir, database_url, tmp_path, photos
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from classifier.history.tables import jobs as jobs_table
+
+    job = submit(store, photos[:4], tmp_path)
+    host = jobs.queue.worker_id().split(" ")[0]
+    alive_elsewhere = f"{host} {os.getppid()}"  # a live process id: reused, or stuck
+    assert jobs.queue.take(store, alive_elsewhere, {job.folder}) is not None
+    with store.begin() as conn:
+        conn.execute(
+            update(jobs_table)
+            .where(jobs_table.c.id == job.id)
+            .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
+    taken = jobs.queue.take(store, jobs.queue.worker_id(), {job.folder})
+    assert taken is not None and taken.worker == jobs.queue.worker_id()

@@ -49,20 +49,30 @@ def _upload() -> uploads.Upload:
 
 
 def _start_over(upload: uploads.Upload) -> None:
-    upload.job.discard()
+    with upload.lock:
+        upload.job.discard()
     uploads.close(upload.ticket)
     st.session_state.pop("batch_ticket", None)
+    st.session_state.pop("batch_sent", None)
 
 
 def new_job(store: history.HistoryStore, choices: sidebar.Choices) -> None:
     """The folder or zip picker, then the button that starts the job."""
     upload = _upload()
-    folder_picker.pick(upload.ticket)
-    if upload.error is not None:
-        st.error(upload.error, icon=":material/error:")
+    sent = folder_picker.pick(upload.ticket)
+    if sent is not None:  # the picker finished sending (only in the run right after)
+        st.session_state["batch_sent"] = (upload.ticket, sent.get("refused") or "")
+    ticket, refused_sending = st.session_state.get("batch_sent", (None, ""))
+    finished = ticket == upload.ticket
+    problem = upload.error or (refused_sending if finished else None)
+    if problem:
+        st.error(plain(problem), icon=":material/error:")
         st.button("Pick again", on_click=_start_over, args=(upload,), icon=":material/undo:")
         return
     pictures = upload.pictures
+    if pictures and not finished:
+        st.caption(f"{len(pictures):,} photos received so far…")
+        return
     if not pictures:
         settings = get_settings()
         st.caption(
@@ -81,19 +91,21 @@ def new_job(store: history.HistoryStore, choices: sidebar.Choices) -> None:
     if start.button(f"Classify {len(pictures):,} photos", type="primary",
                     icon=":material/play_arrow:"):  # fmt: skip
         try:
-            job = upload.job.submit(
-                store,
-                title=title,
-                model=choices.model,
-                top_k=choices.top_k,
-                thumbnails=choices.save_thumbnails,
-                source="app",
-            )
+            with upload.lock:  # nothing arrives while the job is kept
+                job = upload.job.submit(
+                    store,
+                    title=title,
+                    model=choices.model,
+                    top_k=choices.top_k,
+                    thumbnails=choices.save_thumbnails,
+                    source="app",
+                )
         except jobs.BatchInputError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(plain(str(exc)), icon=":material/error:")
             return
         uploads.close(upload.ticket)
         st.session_state.pop("batch_ticket", None)
+        st.session_state.pop("batch_sent", None)
         st.session_state["batch_started"] = job.public_id
         st.rerun()
 
@@ -183,7 +195,7 @@ def results(store: history.HistoryStore, job: jobs.Job) -> None:
         f"{job.done:,} classified, {job.failed:,} failed, of {job.total:,}"
     )
     if job.error:
-        st.error(job.error, icon=":material/error:")
+        st.error(plain(job.error), icon=":material/error:")
     counts = jobs.class_counts(store, job)
     if counts:
         frame = pd.DataFrame({"class": list(counts), "photos": list(counts.values())}).head(20)

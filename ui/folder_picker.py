@@ -9,6 +9,8 @@ its progress; when all are sent it tells the page (`sent`), which then offers th
 
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from classifier import images
@@ -96,7 +98,8 @@ def pick(ticket: str) -> dict | None:
     right after it finished sending, else None."""
     result = _picker(
         data={"url": f"upload/{ticket}", "extensions": list(images.ACCEPTED_EXTENSIONS)},
-        key=f"batch_picker_{ticket}",
+        # One picker per upload; the key may not hold "__", which a ticket may.
+        key=f"batch_picker_{hashlib.sha256(ticket.encode()).hexdigest()[:16]}",
         on_sent_change=lambda: None,
     )
     return getattr(result, "sent", None)

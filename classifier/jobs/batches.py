@@ -29,7 +29,6 @@ class NewJob:
         self.data_dir = data_dir or settings.data_dir
         self.public_id = queue.new_public_id_for_job()
         self.folder_name, self.folder = job_folder(self.data_dir, self.public_id)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.limits = {
             "max_pictures": settings.batch_max_pictures,
             "max_bytes": settings.batch_max_bytes,

@@ -317,8 +317,11 @@ def _gone(job: Job, host: str, now: datetime) -> bool:
     """Tell whether the process running a job is gone."""
     assert job.worker is not None
     their_host, _, pid = job.worker.partition(" ")
-    if their_host == host and pid.isdigit() and int(pid) != os.getpid():
-        return not files.process_running(int(pid))
+    same_host = their_host == host and pid.isdigit() and int(pid) != os.getpid()
+    if same_host and not files.process_running(int(pid)):
+        return True  # a restart: at once
+    # A live process keeps its heartbeat fresh (every HEARTBEAT): one that has not said
+    # anything for STALE_AFTER is gone, whatever holds its process id now.
     return job.heartbeat_at is None or now - job.heartbeat_at > STALE_AFTER
 
 

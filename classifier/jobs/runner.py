@@ -119,6 +119,24 @@ class Runner:
                 path.unlink(missing_ok=True)
 
     def _run(self, store: history.HistoryStore, job: queue.Job) -> None:
+        beating = threading.Event()
+
+        def beat() -> None:  # the job's heartbeat, also while a model loads or a run is long
+            while not beating.wait(queue.HEARTBEAT.total_seconds()):
+                try:
+                    queue.heartbeat(store, job, self.worker)
+                except Exception as exc:  # the database away: the job pauses anyway
+                    log.warning("No heartbeat for job %s: %s", job.public_id, type(exc).__name__)
+
+        heart = threading.Thread(target=beat, name=f"job-{job.public_id}", daemon=True)
+        heart.start()
+        try:
+            self._run_job(store, job)
+        finally:
+            beating.set()
+            heart.join()
+
+    def _run_job(self, store: history.HistoryStore, job: queue.Job) -> None:
         folder = self.data_dir / job.folder
         try:
             loaded = models.load(models.choose(job.model), in_child=True)
