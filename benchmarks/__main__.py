@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--browser | --api] [--cache-dir DIR] [--json FILE]`.
+"""`python -m benchmarks [--quick] [--browser | --api | --batch] [--cache-dir DIR] [--json FILE]`.
 
 Prints a markdown table of the measurements.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from benchmarks import (
     api,
+    batch,
+    batch_page,
     browser,
     cold_start,
     end_to_end,
@@ -58,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the API rows: POST /api/v1/predict under 1, 4 and 16 concurrent clients "
         "against Gradio's image-classifier demo called with gradio_client (gradio from "
         "requirements-benchmarks.txt, see BENCHMARK_GRADIO_PYTHON)",
+    )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="only the folder rows: `python -m classifier predict FOLDER -r` and classify_files "
+        "on 300 photos against the bare limit (a LiteRT loop in one process per core), the "
+        "one-by-one path and a Keras model.predict script; then a 500-photo job from the "
+        "Batch page in Chromium: the server's peak memory",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
@@ -130,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += browser.run(scratch, quick=args.quick)
         elif args.api:  # a suite of its own too: the app's server and Gradio's, under load
             rows += api.run(scratch, quick=args.quick)
+        elif args.batch:  # a suite of its own: it keeps every core busy, a process per core
+            rows += batch.run(scratch, quick=args.quick)
+            rows += batch_page.run(quick=args.quick)  # a 500-photo job from the browser
         else:
             rows += inference.run(scratch, quick=args.quick)
             rows += own_model.run(scratch, quick=args.quick)

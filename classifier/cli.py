@@ -229,11 +229,10 @@ LOCAL_RAY = "local"  # `--ray` without an address
 
 def _ray_address(args: argparse.Namespace) -> tuple[bool, str | None]:
     """Tell whether to classify on Ray, and at which address (None: a local Ray)."""
-    from classifier.jobs.ray_runner import address_from_environment
-
     if args.ray is not None:
         return True, None if args.ray == LOCAL_RAY else args.ray
-    found = address_from_environment()
+    # As `ray_runner.address_from_environment`, without importing it for every `predict`.
+    found = os.environ.get("CLASSIFIER_RAY_ADDRESS", "").strip() or None
     return found is not None, found
 
 
