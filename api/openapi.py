@@ -327,7 +327,7 @@ JOB_PATHS = {
         "parameters": [JOB_ID_PARAMETER],
         "get": {
             "operationId": "getJobResults",
-            "summary": "One row per picture, in order, as CSV or JSON",
+            "summary": "One row per picture, by name, as CSV or JSON",
             "parameters": [
                 _query("format", {"type": "string", "enum": ["csv", "json"]}, "csv by default.")
             ],

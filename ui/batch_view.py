@@ -204,10 +204,10 @@ def results(store: history.HistoryStore, job: jobs.Job) -> None:
             .mark_bar()
             .encode(
                 x=alt.X("photos:Q", title="Photos"),
-                y=alt.Y("class:N", sort="-x", title=None),
+                y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelLimit=240)),
                 tooltip=["class", "photos"],
             )
-            .properties(height=max(120, 24 * len(frame)))
+            .properties(height=alt.Step(26))  # a row per class, each label shown
         )
         st.altair_chart(chart, width="stretch")
         if len(counts) > 20:

@@ -93,7 +93,7 @@ def start_runner() -> None:
 
 
 def export(store: HistoryStore, job: Job, fmt: str) -> bytes:
-    """Return a job's results as CSV or JSON: one row per picture, in order."""
+    """Return a job's results as CSV or JSON: one row per picture, by name."""
     rows = [
         {
             "position": item.position,

@@ -235,7 +235,7 @@ def cancel(store: HistoryStore, public_id: str) -> Job | None:
 def items(
     store: HistoryStore, job: Job, *, with_thumbnails: bool = False, limit: int | None = None
 ) -> list[Item]:
-    """Return a job's pictures in order, each with its answer once classified."""
+    """Return a job's pictures by name, each with its answer once classified."""
     columns = [
         job_items.c.position,
         job_items.c.file_name,
@@ -255,7 +255,8 @@ def items(
         select(*columns)
         .select_from(joined)
         .where(job_items.c.job_id == job.id)
-        .order_by(job_items.c.position)
+        # By name: a folder's pictures arrive in any order, a zip's in its names' order.
+        .order_by(job_items.c.file_name, job_items.c.position)
     )
     if limit is not None:
         query = query.limit(limit)
