@@ -44,7 +44,7 @@ def run(quick: bool = False) -> list[Row]:
             with Sampler(server.pid) as sampler:
                 start = time.monotonic()
                 page.goto(f"{server.url}/batch")
-                page.get_by_text("Pick a folder").wait_for()
+                page.get_by_text("Pick a folder", exact=True).wait_for()
                 say("uploading the folder")
                 page.locator("#folder").set_input_files(str(folder))
                 button = page.get_by_role("button", name=f"Classify {count} photos")

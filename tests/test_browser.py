@@ -805,7 +805,7 @@ def test_a_folder_of_200_photos_runs_as_a_batch_job_with_results_and_a_csv(brows
     (folder / "notes.txt").write_text("not a photo")
     with _own_server_page(browser, tmp_path / "server") as page:
         page.goto(page.url.rstrip("/") + "/batch")
-        page.get_by_text("Pick a folder").wait_for()
+        page.get_by_text("Pick a folder", exact=True).wait_for()
         page.locator("#folder").set_input_files(str(folder))
         page.get_by_role("button", name="Classify 200 photos").click()
         page.get_by_text("The job has started").wait_for()
