@@ -13,12 +13,9 @@ saves every answer in the caller's history, as the Batch page does.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +24,7 @@ from api import limits
 from api.callers import Caller, identify
 from api.endpoints import DEFAULT_TOP_K, READ_ONLY, _flag, _integer, endpoint
 from api.errors import ApiError
-from classifier import history, images, jobs, models
+from classifier import history, jobs, models
 from classifier.config import get_settings
 from classifier.predict import MAX_TOP_K
 
@@ -84,31 +81,20 @@ async def create(request: Request) -> Response:
     except models.ModelError as exc:
         raise ApiError(503, str(exc)) from None
     limit = get_settings().batch_max_bytes
-    body = limits.capped(request, limit)
     spool = get_settings().data_dir / "jobs"
-    await run_in_threadpool(spool.mkdir, parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(suffix=".partial", prefix=".upload.", dir=spool)
-    path = Path(name)
+    title = query.get("title") or "zip sent to the API"
     try:
-        with os.fdopen(descriptor, "wb") as out:
-            try:
-                async for chunk in body.stream():
-                    out.write(chunk)
-            except limits.BodyTooLarge:
-                raise ApiError(
-                    413,
-                    f"This zip is larger than {images.size_text(limit)}, the most one batch "
-                    "job takes; split it.",
-                ) from None
-            except limits.BodyTooSlow:
-                raise limits.too_slow() from None
-        title = query.get("title") or "zip sent to the API"
-        job = await anyio.to_thread.run_sync(_unpack_and_submit, store, path, title, model, top_k,
-                                             thumbnails)  # fmt: skip
+        await run_in_threadpool(spool.mkdir, parents=True, exist_ok=True)
+        async with limits.body_on_disk(request, limit, spool) as path:
+            job = await run_in_threadpool(
+                _unpack_and_submit, store, path, title, model, top_k, thumbnails
+            )
+    except limits.BodyTooLarge:
+        raise ApiError(413, limits.zip_too_large(limit)) from None
+    except limits.BodyTooSlow:
+        raise limits.too_slow() from None
     except OSError as exc:
         raise ApiError(507, f"The server cannot keep this zip ({exc.strerror or exc}).") from None
-    finally:
-        path.unlink(missing_ok=True)
     headers = {"Location": f"/api/v1/jobs/{job.public_id}"}
     return JSONResponse(job_json(request, job), status_code=202, headers=headers)
 

@@ -12,8 +12,11 @@ request could use. Exports are built one at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -85,6 +88,34 @@ def capped(request: Request, limit: int) -> Request:
         return message
 
     return Request(request.scope, receive)
+
+
+def zip_too_large(limit: int) -> str:
+    return (
+        f"This zip is larger than {images.size_text(limit)}, the most one batch job takes; "
+        "split it."
+    )
+
+
+@asynccontextmanager
+async def body_on_disk(request: Request, limit: int, folder: Path) -> AsyncIterator[Path]:
+    """Write a request's body, as it arrives, to a temporary file in `folder` (deleted
+    afterwards), never holding it in memory.
+
+    Raises:
+        BodyTooLarge: past `limit` bytes. BodyTooSlow: it stopped arriving.
+        OSError: the file cannot be written (a full disk).
+    """
+    body = capped(request, limit)
+    descriptor, name = tempfile.mkstemp(suffix=".partial", prefix=".upload.", dir=folder)
+    path = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            async for chunk in body.stream():
+                out.write(chunk)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 class Queue:

@@ -4,9 +4,7 @@ opened the upload knows its ticket."""
 
 from __future__ import annotations
 
-import os
 import tempfile
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -16,7 +14,6 @@ from api import limits
 from api.callers import refuse_other_sites
 from api.endpoints import endpoint
 from api.errors import ApiError
-from classifier import images
 from classifier.config import get_settings
 from classifier.jobs import uploads
 
@@ -68,21 +65,8 @@ async def _receive_picture(
 
 
 async def _receive_zip(request: Request, upload: uploads.Upload, name: str, limit: int) -> None:
-    body = limits.capped(request, limit)
-    descriptor, spool = tempfile.mkstemp(suffix=".partial", prefix=".upload.",
-                                         dir=upload.job.folder.parent)  # fmt: skip
-    path = Path(spool)
     try:
-        with os.fdopen(descriptor, "wb") as out:
-            try:
-                async for chunk in body.stream():
-                    out.write(chunk)
-            except limits.BodyTooLarge:
-                upload.refuse(
-                    f"This zip is larger than {images.size_text(limit)}, the most one batch "
-                    "job takes; split it."
-                )
-                return
-        await run_in_threadpool(upload.unpack, path, name)
-    finally:
-        path.unlink(missing_ok=True)
+        async with limits.body_on_disk(request, limit, upload.job.folder.parent) as path:
+            await run_in_threadpool(upload.unpack, path, name)
+    except limits.BodyTooLarge:
+        upload.refuse(limits.zip_too_large(limit))
