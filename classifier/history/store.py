@@ -8,7 +8,7 @@ import io
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -460,6 +460,17 @@ class HistoryStore:
     def _export_rows(self, filters: Filters, sort: str) -> list[dict[str, Any]]:
         records = self.find(filters, sort=sort, limit=None, with_thumbnails=False)
         return [to_export_row(record) for record in records]
+
+
+def safe_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> bytes:
+    """Return rows as UTF-8 CSV with a header, each text cell a spreadsheet would run as a
+    formula made inert (as `HistoryStore.export_csv` does)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _inert(value) for key, value in row.items()})
+    return out.getvalue().encode()
 
 
 def _inert(value: Any) -> Any:

@@ -3,8 +3,6 @@ runner started (`start_runner`); `classifier.jobs` is the door to them."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -109,14 +107,9 @@ def export(store: HistoryStore, job: Job, fmt: str) -> bytes:
     ]
     if fmt == "json":
         return json.dumps({"job": job.as_dict(), "results": rows}, indent=2).encode()
-    from classifier.history.store import _inert
+    from classifier.history.store import safe_csv
 
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _inert(value) for key, value in row.items()})
-    return out.getvalue().encode()
+    return safe_csv(rows, EXPORT_FIELDS)
 
 
 def _rounded(top_k: list[dict] | None) -> list[dict] | None:

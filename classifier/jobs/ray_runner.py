@@ -27,7 +27,6 @@ arrive. `ray` is an optional extra (`pip install '.[ray]'`), imported only here.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import logging
@@ -795,11 +794,6 @@ def export(rows: list[dict[str, Any]], fmt: str) -> bytes:
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
         return buffer.getvalue()
-    from classifier.history.store import _inert
+    from classifier.history.store import safe_csv
 
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ROW_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _inert(value) for key, value in row.items()})
-    return out.getvalue().encode()
+    return safe_csv(rows, ROW_FIELDS)
