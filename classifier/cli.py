@@ -6,6 +6,8 @@ classifier models [list] [--server URL [--token TOKEN]]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
 classifier models remove NAME
 classifier teach NAME DIR [--base MODEL]
+classifier evaluate DIR --model NAME [--model NAME ...] [--json] [--no-save]
+classifier evaluate --list
 classifier history export (--owner WHO | --all) [--format csv|json] [--output FILE]
 classifier history export --server URL [--token TOKEN] [--format csv|json] [--output FILE]
 classifier history clear (--owner WHO | --all) --yes
@@ -153,6 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the built-in network giving the features: {', '.join(models.MODELS)} "
         "(default: efficientnet_lite0)",
     )
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="how right models are on a labelled set: a folder per class, or a labels.csv",
+        usage="%(prog)s DIR --model NAME [--model NAME ...] [--json] [--no-save]\n"
+        "       %(prog)s --list [--json]",
+    )
+    evaluate.add_argument(
+        "folder", type=Path, nargs="?", metavar="DIR",
+        help="one folder of photos per class, named by class (or a labels.csv of file,label)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--model", action="append", default=[], metavar="NAME",
+        help="a model to evaluate (again for each other one)",
+    )  # fmt: skip
+    evaluate.add_argument("--json", action="store_true", help="print one JSON document")
+    evaluate.add_argument(
+        "--no-save", action="store_true", help="do not keep the evaluation in the history"
+    )
+    evaluate.add_argument("--list", action="store_true", help="list the evaluations kept")
+    evaluate.set_defaults(usage_error=evaluate.error)
 
     past = commands.add_parser("history", help="export or clear the prediction history")
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
@@ -758,6 +781,71 @@ def run_teach(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate models on a labelled folder and print the report; or list the evaluations."""
+    from classifier import evaluation, history
+    from classifier.evaluation import text
+
+    if args.list:
+        store = history.HistoryStore.open_readable(
+            get_settings().history_url(), prefer_read_only=True
+        )
+        try:
+            kept = evaluation.newest(store)
+        finally:
+            store.dispose()
+        if args.json:
+            print(json.dumps([e.as_dict(whole=False) for e in kept], indent=2))
+        else:
+            print(text.list_text(kept))
+        return 0
+    if args.folder is None or not args.model:
+        args.usage_error("give a folder and at least one --model (or --list)")
+    if len(set(args.model)) != len(args.model):
+        args.usage_error("each --model once")
+    try:
+        labelled = evaluation.read_folder(args.folder)
+        empty = [
+            child.name
+            for child in sorted(args.folder.iterdir())
+            if child.is_dir() and not child.name.startswith(".")
+            and child.name not in labelled.counts()
+        ]  # fmt: skip
+        store = None if args.no_save else history.HistoryStore(get_settings().history_url())
+        if not args.json:
+            print(f"evaluating {', '.join(args.model)} on {len(labelled.photos):,} photos ...",
+                  file=sys.stderr)  # fmt: skip
+        done = evaluation.evaluate_folder(
+            args.folder, labelled, args.model, store=store, empty=empty,
+            progress=None if args.json else _progress_printer(),
+        )  # fmt: skip
+    except models.UnknownModel as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (evaluation.SetError, models.ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    kept = [d.evaluation for d in done]
+    if args.json:
+        document = {"set": labelled.title, "models": [e.as_dict() for e in kept]}
+        if len(kept) > 1:
+            document["comparisons"] = [
+                {"first": kept[0].model, "second": other.model,
+                 **evaluation.mcnemar(kept[0].answers, other.answers)}
+                for other in kept[1:]
+            ]  # fmt: skip
+        print(json.dumps(document, indent=2))
+    else:
+        print("\n\n".join(text.report_text(e) for e in kept))
+        if len(kept) > 1:
+            print()
+            print(text.comparison_text(kept))
+    if store is not None:
+        print(f"kept: classifier evaluate --list (run {kept[0].run_id})", file=sys.stderr)
+    models.wait_for_exports()
+    return 0
+
+
 def _progress_printer():
     """Return a progress callback printing every tenth of the way on stderr."""
     shown = [-1]
@@ -807,6 +895,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": run_models,
         "teach": run_teach,
         "history": run_history,
+        "evaluate": run_evaluate,
     }
     try:
         return handlers[args.command](args)

@@ -223,12 +223,55 @@ def _add_jobs(conn: Connection) -> None:
     version_6.create_all(conn, tables=[jobs, version_6.tables["job_items"]])
 
 
+def _add_evaluations(conn: Connection) -> None:
+    """Version 6 -> 7: evaluations, and an evaluation job's answers in its pictures' rows."""
+    for column, kind in (("truth", "INTEGER"), ("answer", "TEXT"), ("thumbnail", _blob(conn))):
+        conn.exec_driver_sql(f"ALTER TABLE job_items ADD COLUMN {column} {kind}")
+    version_7 = MetaData()
+    Table("jobs", version_7, Column("id", Integer, primary_key=True))
+    found = Table(
+        "evaluations",
+        version_7,
+        Column("id", Integer, primary_key=True),
+        Column("public_id", String(PUBLIC_ID_LENGTH), nullable=False),
+        Column("run_id", String(PUBLIC_ID_LENGTH), nullable=False),
+        Column("owner", Text),
+        Column("title", Text, nullable=False),
+        Column("set_digest", String(64)),
+        Column("model", Text, nullable=False),
+        Column("model_title", Text, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL")),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("finished_at", UTCDateTime),
+        Column("photos", Integer),
+        Column("accuracy", Float),
+        Column("error", Text),
+        Column("setup", Text, nullable=False),
+        Column("report", Text),
+        Column("answers", Text),
+        CheckConstraint(
+            "status IN ('running', 'done', 'cancelled', 'failed')", name="ck_evaluations_status"
+        ),
+    )
+    Index("ix_evaluations_public_id", found.c.public_id, unique=True)
+    Index("ix_evaluations_run", found.c.run_id)
+    Index("ix_evaluations_owner_model", found.c.owner, found.c.model)
+    Index("ix_evaluations_job", found.c.job_id)
+    version_7.create_all(conn, tables=[found])
+
+
+def _blob(conn: Connection) -> str:
+    return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _add_models_tables,
     _add_overlays_table,
     _add_owners,
     _add_sources_and_tokens,
     _add_jobs,
+    _add_evaluations,
 )
 
 

@@ -257,8 +257,47 @@ job_items = Table(
     Column("status", String(8), nullable=False),  # "pending", "done" or "failed"
     Column("error", Text),  # why it could not be classified
     Column("prediction_id", Integer, ForeignKey("predictions.id", ondelete="SET NULL")),
+    # Schema version 7: a job of an evaluation keeps each answer here, not in the history.
+    Column("truth", Integer),  # the model's class index of the picture's label
+    Column("answer", Text),  # JSON: evaluation.metrics.Answer.as_dict()
+    Column("thumbnail", LargeBinary),  # when the job keeps thumbnails
     CheckConstraint("status IN ('pending', 'done', 'failed')", name="ck_job_items_status"),
 )
+
+# Evaluations (schema version 7): one model's numbers on one labelled set
+# (`classifier.evaluation`). Models evaluated together share a `run_id`; one run from the
+# app or the API has a job per model (`job_id`), whose answers become `report` and
+# `answers` when it ends; one from the command line is kept whole at once.
+EVALUATION_STATUSES = ("running", "done", "cancelled", "failed")
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String(PUBLIC_ID_LENGTH), nullable=False),
+    Column("run_id", String(PUBLIC_ID_LENGTH), nullable=False),
+    Column("owner", Text),  # as predictions.owner
+    Column("title", Text, nullable=False),  # the set's name
+    Column("set_digest", String(64)),  # of its pictures and labels, once all were read
+    Column("model", Text, nullable=False),
+    Column("model_title", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("photos", Integer),  # pictures read and labelled with one of the model's classes
+    Column("accuracy", Float),  # top-1, a fraction of `photos`
+    Column("error", Text),
+    Column("setup", Text, nullable=False),  # JSON: the set's classes for this model, what was left out
+    Column("report", Text),  # JSON: evaluation.metrics.report()
+    Column("answers", Text),  # JSON: each picture's answer, and the unreadable ones
+    CheckConstraint(
+        "status IN ('running', 'done', 'cancelled', 'failed')", name="ck_evaluations_status"
+    ),
+)
+Index("ix_evaluations_public_id", evaluations.c.public_id, unique=True)
+Index("ix_evaluations_run", evaluations.c.run_id)
+Index("ix_evaluations_owner_model", evaluations.c.owner, evaluations.c.model)
+Index("ix_evaluations_job", evaluations.c.job_id)
 
 schema_version_table = Table(
     "schema_version",

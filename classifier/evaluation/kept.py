@@ -1,0 +1,408 @@
+"""Evaluations in the database (`tables.evaluations`): started, completed, listed, edited.
+
+Every query goes through a `HistoryStore` and keeps to its scope, as the history and the
+jobs do: in a private history a person sees only their own evaluations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from classifier.evaluation import metrics
+from classifier.evaluation.metrics import Answer, SetClass
+from classifier.history import HistoryStore
+from classifier.history.tables import evaluations, job_items, new_public_id
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A set as matched to one model, before any picture is read."""
+
+    classes: tuple[SetClass, ...]
+    num_classes: int  # the model's
+    unmatched: tuple[tuple[str, str, int], ...] = ()  # (label, why, pictures left out)
+    left_out: tuple[tuple[str, str], ...] = ()  # files that are not labelled pictures
+    notes: tuple[str, ...] = ()  # sentences about the set (one class, an empty class)
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "classes": [c.as_dict() for c in self.classes],
+                "num_classes": self.num_classes,
+                "unmatched": [list(u) for u in self.unmatched],
+                "left_out": [list(x) for x in self.left_out],
+                "notes": list(self.notes),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Setup:
+        value = json.loads(text)
+        return cls(
+            classes=tuple(
+                SetClass(c["label"], int(c["index"]), c["name"]) for c in value["classes"]
+            ),
+            num_classes=int(value["num_classes"]),
+            unmatched=tuple((str(a), str(b), int(n)) for a, b, n in value["unmatched"]),
+            left_out=tuple((str(a), str(b)) for a, b in value["left_out"]),
+            notes=tuple(str(n) for n in value.get("notes", ())),
+        )
+
+    def label_of(self, truth: int) -> str:
+        return next(c.label for c in self.classes if c.index == truth)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One model's evaluation on one set, as kept."""
+
+    id: int
+    public_id: str
+    run_id: str
+    owner: str | None
+    title: str
+    set_digest: str | None
+    model: str
+    model_title: str
+    status: str
+    job_id: int | None
+    created_at: datetime
+    finished_at: datetime | None
+    photos: int | None
+    accuracy: float | None
+    error: str | None
+    setup_json: str = field(repr=False)
+    report_json: str | None = field(repr=False)
+    answers_json: str | None = field(repr=False)
+
+    @property
+    def setup(self) -> Setup:
+        return Setup.from_json(self.setup_json)
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.report_json) if self.report_json else {}
+
+    @property
+    def answers(self) -> list[Answer]:
+        if not self.answers_json:
+            return []
+        return [Answer.from_dict(a) for a in json.loads(self.answers_json)["answers"]]
+
+    @property
+    def unreadable(self) -> list[tuple[str, str]]:
+        if not self.answers_json:
+            return []
+        return [(str(a), str(b)) for a, b in json.loads(self.answers_json)["unreadable"]]
+
+    def as_dict(self, *, whole: bool = True) -> dict[str, Any]:
+        """The evaluation as the JSON download, the API and `evaluate --json` give it."""
+        value: dict[str, Any] = {
+            "id": self.public_id,
+            "run": self.run_id,
+            "set": self.title,
+            "set_digest": self.set_digest,
+            "model": self.model,
+            "model_title": self.model_title,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "photos": self.photos,
+            "accuracy": self.accuracy,
+            "error": self.error,
+        }
+        if whole:
+            setup, report = self.setup, self.report
+            value |= {
+                "top5_accuracy": report.get("top5_accuracy"),
+                "per_class": report.get("per_class", []),
+                "confusion": report.get("confusion"),
+                "calibration": report.get("calibration"),
+                "mistakes": report.get("mistakes", []),
+                "label_issues": report.get("label_issues", []),
+                "label_issues_note": report.get("label_issues_note"),
+                "in_training": report.get("in_training", 0),
+                "notes": list(setup.notes),
+                "unmatched": [
+                    {"label": label, "why": why, "pictures": n} for label, why, n in setup.unmatched
+                ],
+                "left_out": [{"file": f, "why": why} for f, why in setup.left_out],
+                "unreadable": [{"file": f, "why": why} for f, why in self.unreadable],
+                "answers": [
+                    {
+                        "file": a.file,
+                        "label": a.label,
+                        "correct": a.correct,
+                        "top_k": a.as_dict()["top"],
+                    }
+                    for a in self.answers
+                ],
+            }
+        return value
+
+
+def _evaluation(row: Any) -> Evaluation:
+    m = row._mapping
+    return Evaluation(
+        **{
+            c.name: m[c.name] for c in evaluations.c if c.name not in ("setup", "report", "answers")
+        },
+        setup_json=m["setup"],
+        report_json=m["report"],
+        answers_json=m["answers"],
+    )
+
+
+def _mine(store: HistoryStore) -> list:
+    return store.scope.condition(evaluations.c.owner)
+
+
+def new_run_id() -> str:
+    return new_public_id()
+
+
+def start(
+    store: HistoryStore,
+    *,
+    run_id: str,
+    title: str,
+    model: str,
+    model_title: str,
+    setup: Setup,
+    job_id: int | None = None,
+) -> Evaluation:
+    """Keep an evaluation that is starting (its answers come from its job)."""
+    public_id = new_public_id()
+    with store.begin() as conn:
+        conn.execute(
+            insert(evaluations),
+            {
+                "public_id": public_id,
+                "run_id": run_id,
+                "owner": store.scope.owner,
+                "title": title,
+                "model": model,
+                "model_title": model_title,
+                "status": "running",
+                "job_id": job_id,
+                "created_at": datetime.now(UTC),
+                "setup": setup.as_json(),
+            },
+        )
+    found = get(store, public_id)
+    assert found is not None
+    return found
+
+
+def keep_whole(
+    store: HistoryStore,
+    *,
+    run_id: str,
+    title: str,
+    model: str,
+    model_title: str,
+    setup: Setup,
+    set_digest: str,
+    answers: Sequence[Answer],
+    unreadable: Sequence[tuple[str, str]],
+    in_training: int = 0,
+) -> Evaluation:
+    """Keep an evaluation whose answers are all here (the command line's)."""
+    evaluation = start(
+        store, run_id=run_id, title=title, model=model, model_title=model_title, setup=setup
+    )
+    _complete(store, evaluation, setup, answers, unreadable, set_digest, in_training)
+    found = get(store, evaluation.public_id)
+    assert found is not None
+    return found
+
+
+def _values(
+    setup: Setup,
+    answers: Sequence[Answer],
+    unreadable: Sequence[tuple[str, str]],
+    in_training: int,
+) -> dict[str, Any]:
+    """The columns an evaluation's answers decide: its numbers, and the answers themselves."""
+    report = metrics.report(
+        setup.classes, answers, num_model_classes=setup.num_classes, in_training=in_training
+    )
+    return {
+        "photos": report["photos"],
+        "accuracy": report["accuracy"],
+        "report": json.dumps(report),
+        "answers": json.dumps(
+            {"answers": [a.as_dict() for a in answers], "unreadable": [list(u) for u in unreadable]}
+        ),
+    }
+
+
+def unsaved(
+    *,
+    title: str,
+    model: str,
+    model_title: str,
+    setup: Setup,
+    set_digest: str,
+    answers: Sequence[Answer],
+    unreadable: Sequence[tuple[str, str]],
+    in_training: int = 0,
+) -> Evaluation:
+    """Return an evaluation as it would be kept, without keeping it."""
+    values = _values(setup, answers, unreadable, in_training)
+    now = datetime.now(UTC)
+    return Evaluation(
+        id=0, public_id="", run_id="", owner=None, title=title, set_digest=set_digest,
+        model=model, model_title=model_title, status="done", job_id=None, created_at=now,
+        finished_at=now, photos=values["photos"], accuracy=values["accuracy"], error=None,
+        setup_json=setup.as_json(), report_json=values["report"], answers_json=values["answers"],
+    )  # fmt: skip
+
+
+def _complete(
+    store: HistoryStore,
+    evaluation: Evaluation,
+    setup: Setup,
+    answers: Sequence[Answer],
+    unreadable: Sequence[tuple[str, str]],
+    set_digest: str | None,
+    in_training: int,
+    status: str = "done",
+    error: str | None = None,
+) -> None:
+    values = _values(setup, answers, unreadable, in_training)
+    with store.begin() as conn:
+        conn.execute(
+            update(evaluations)
+            .where(evaluations.c.id == evaluation.id)
+            .values(
+                status=status,
+                error=error,
+                finished_at=evaluation.finished_at or datetime.now(UTC),
+                set_digest=set_digest,
+                **values,
+            )
+        )
+
+
+def get(store: HistoryStore, public_id: str) -> Evaluation | None:
+    query = select(evaluations).where(evaluations.c.public_id == public_id, *_mine(store))
+    with store.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _evaluation(row)
+
+
+def run(store: HistoryStore, run_id: str) -> list[Evaluation]:
+    """Return the evaluations of one run (the models evaluated together), in model order."""
+    query = (
+        select(evaluations)
+        .where(evaluations.c.run_id == run_id, *_mine(store))
+        .order_by(evaluations.c.id)
+    )
+    with store.connect() as conn:
+        return [_evaluation(row) for row in conn.execute(query)]
+
+
+def newest(store: HistoryStore, limit: int = 200, model: str | None = None) -> list[Evaluation]:
+    """Return the scope's evaluations, newest first (of one model, if named)."""
+    query = select(evaluations).where(*_mine(store))
+    if model is not None:
+        query = query.where(evaluations.c.model == model)
+    query = query.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(limit)
+    with store.connect() as conn:
+        return [_evaluation(row) for row in conn.execute(query)]
+
+
+def latest_by_model(store: HistoryStore) -> dict[str, Evaluation]:
+    """Return each model's newest finished evaluation (for the Models page)."""
+    found: dict[str, Evaluation] = {}
+    for evaluation in newest(store, limit=500):
+        if evaluation.status == "done" and evaluation.accuracy is not None:
+            found.setdefault(evaluation.model, evaluation)
+    return found
+
+
+def for_job(store: HistoryStore, job_id: int) -> Evaluation | None:
+    """Return the evaluation a job answers for, in any scope (the runner's), or None."""
+    query = select(evaluations).where(evaluations.c.job_id == job_id)
+    with store.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _evaluation(row)
+
+
+def complete_from_job(
+    store: HistoryStore,
+    evaluation: Evaluation,
+    job_status: str,
+    job_error: str | None,
+    in_training: int = 0,
+) -> None:
+    """Turn an ended job's kept answers into the evaluation's report."""
+    query = (
+        select(job_items.c.file_name, job_items.c.status, job_items.c.error, job_items.c.answer)
+        .where(job_items.c.job_id == evaluation.job_id)
+        .order_by(job_items.c.file_name, job_items.c.position)
+    )
+    with store.connect() as conn:
+        rows = list(conn.execute(query))
+    answers = [Answer.from_dict(json.loads(r.answer)) for r in rows if r.answer is not None]
+    unreadable = [(r.file_name, r.error or "") for r in rows if r.status == "failed"]
+    complete = job_status == "done" and all(r.status != "pending" for r in rows)
+    digest = None
+    if complete:
+        from classifier.evaluation.labelled import set_digest
+
+        digest = set_digest((a.file, a.label, a.digest) for a in answers)
+    status = {"done": "done", "cancelled": "cancelled"}.get(job_status, "failed")
+    _complete(
+        store,
+        evaluation,
+        evaluation.setup,
+        answers,
+        unreadable,
+        digest,
+        in_training,
+        status=status,
+        error=job_error,
+    )
+
+
+def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> int:
+    """Give one picture of a run's set another of the set's labels (None: drop it from the
+    set), and work out each of the run's evaluations again. Returns how many changed."""
+    changed = 0
+    for evaluation in run(store, run_id):
+        if evaluation.status != "done":
+            continue
+        setup = evaluation.setup
+        answers = []
+        for answer in evaluation.answers:
+            if answer.file != file:
+                answers.append(answer)
+            elif label is not None:
+                truth = next((c.index for c in setup.classes if c.label == label), None)
+                if truth is None:
+                    raise ValueError(f"{label} is not one of the set's labels.")
+                from dataclasses import replace
+
+                answers.append(replace(answer, label=label, truth=truth))
+        from classifier.evaluation.labelled import set_digest
+
+        digest = set_digest((a.file, a.label, a.digest) for a in answers)
+        _complete(
+            store,
+            evaluation,
+            setup,
+            answers,
+            evaluation.unreadable,
+            digest,
+            int(evaluation.report.get("in_training", 0)),
+        )
+        changed += 1
+    return changed

@@ -1,0 +1,271 @@
+"""Evaluations: a labelled set read and matched to a model's classes, real models run over
+it, the numbers checked against scikit-learn's, likely label errors, and the command line.
+
+The sets are the shipped photos' variations (`variations` in conftest.py) in class folders
+named as a person would: a class's name, a WordNet id, a synonym.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from classifier import evaluation, labels
+from classifier.evaluation import labelled, metrics
+from tests.conftest import EXAMPLES, jpeg, variations
+from tests.helpers import cli
+
+pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
+
+LITE0 = "efficientnet_lite0"
+
+
+def _photos(name: str, count: int, seed: int) -> list[bytes]:
+    with Image.open(EXAMPLES / f"{name}.jpg") as photo:
+        return [jpeg(p) for p in variations(photo.convert("RGB"), count, seed)]
+
+
+@pytest.fixture(scope="module")
+def imagenet_set(tmp_path_factory) -> Path:
+    """Cats, espressos and rockets in folders named by a WordNet id, a name and a synonym;
+    a file that is no picture, a folder of no class, one naming two classes, an empty one."""
+    root = tmp_path_factory.mktemp("sets") / "Desk photos"
+    for folder, name, seed in (("n02124075", "cat", 0), ("Espresso", "coffee", 1),
+                               ("projectile", "rocket", 2)):  # fmt: skip
+        (root / folder).mkdir(parents=True)
+        for i, data in enumerate(_photos(name, 6, seed)):
+            (root / folder / f"{i:02d}.jpg").write_bytes(data)
+    (root / "Espresso" / "broken.jpg").write_bytes(b"not a picture at all")
+    (root / "crane").mkdir()
+    (root / "crane" / "a.jpg").write_bytes(_photos("rocket", 1, 9)[0])
+    (root / "Holiday").mkdir()
+    (root / "Holiday" / "b.jpg").write_bytes(_photos("coffee", 1, 9)[0])
+    (root / "Empty").mkdir()
+    (root / "notes.txt").write_text("not in a class folder")
+    return root
+
+
+def test_labels_match_imagenet_classes_by_name_wordnet_id_index_and_synonym():
+    found = labelled.match(
+        ["Egyptian_Cat", "n02123045", "282", "ESPRESSO", "projectile", "crane", "Holiday"],
+        labels.labels(),
+    )
+    assert found.classes == {
+        "Egyptian_Cat": 285,  # the name shown, any case, underscores for spaces
+        "n02123045": 281,  # the WordNet id: ImageNet's own folder names
+        "282": 282,  # the index
+        "ESPRESSO": 967,
+        "projectile": 744,  # a WordNet synonym ("projectile, missile")
+    }
+    assert found.unmatched == (
+        ("crane", "names more than one class: crane bird (134), construction crane (517)"),
+        ("Holiday", "matches none of the model's classes"),
+    )
+    own = labelled.match(["cat", "DOG", "Dog house"], ("Cat", "Dog"))
+    assert own.classes == {"cat": 0, "DOG": 1}
+    assert own.unmatched == (("Dog house", "matches none of the model's classes"),)
+
+
+def test_a_set_is_read_from_class_folders_or_from_a_labels_csv(tmp_path):
+    zipped = labelled.from_names(
+        ["set/cat/a.jpg", "set/cat/b.PNG", "set/dog/c.jpg", "set/readme.md", "set/loose.jpg"],
+        "set.zip",
+    )
+    assert [(p.name, p.label) for p in zipped.photos] == [
+        ("set/cat/a.jpg", "cat"),
+        ("set/cat/b.PNG", "cat"),
+        ("set/dog/c.jpg", "dog"),
+    ]
+    assert zipped.left_out == (
+        ("set/readme.md", "not a picture"),
+        ("set/loose.jpg", "not in a class folder"),
+    )
+
+    (tmp_path / "pics").mkdir()
+    for name in ("1.jpg", "2.jpg", "3.jpg"):
+        (tmp_path / "pics" / name).write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("file,label\npics/1.jpg,cat\npics/2.jpg, dog \n")
+    by_csv = labelled.read_folder(tmp_path)
+    assert [(p.name, p.label) for p in by_csv.photos] == [
+        ("pics/1.jpg", "cat"),
+        ("pics/2.jpg", "dog"),
+    ]
+    assert by_csv.left_out == (("pics/3.jpg", "not in labels.csv"),)
+
+    (tmp_path / "labels.csv").write_text("pics/1.jpg\n")
+    with pytest.raises(labelled.SetError, match="needs a file and a label"):
+        labelled.read_folder(tmp_path)
+    with pytest.raises(labelled.SetError, match="No labelled pictures"):
+        labelled.from_names(["a.jpg", "b.jpg"], "flat")
+
+
+@pytest.mark.slow
+def test_an_evaluation_on_the_command_line_equals_scikit_learns_numbers(imagenet_set):
+    done = cli("evaluate", str(imagenet_set), "--model", LITE0, "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["set"] == "Desk photos"
+    (report,) = document["models"]
+
+    # Unreadable files are listed and excluded; unmatched folders listed, not guessed.
+    assert report["unreadable"] == [
+        {"file": "Espresso/broken.jpg",
+         "why": "This file is not a picture we can read (detected: text). Accepted: PNG, "
+                "JPEG, WebP, BMP, GIF, TIFF, HEIC."}
+    ]  # fmt: skip
+    assert report["unmatched"] == [
+        {"label": "Holiday", "pictures": 1, "why": "matches none of the model's classes"},
+        {"label": "crane", "pictures": 1,
+         "why": "names more than one class: crane bird (134), construction crane (517)"},
+    ]  # fmt: skip
+    assert report["notes"] == ['The class folder "Empty" has no pictures.']
+    assert report["left_out"] == [{"file": "notes.txt", "why": "not a picture"}]
+    answers = report["answers"]
+    assert report["photos"] == len(answers) == 18
+
+    # The numbers are scikit-learn's, from the same per-photo answers.
+    truth = {"Espresso": 967, "n02124075": 285, "projectile": 744}  # in the names' order
+    y_true = [truth[a["label"]] for a in answers]
+    y_pred = [a["top_k"][0]["index"] for a in answers]
+    assert report["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert report["top5_accuracy"] == pytest.approx(
+        np.mean([t in [c["index"] for c in a["top_k"]] for t, a in zip(y_true, answers)])
+    )
+    order = list(truth.values())
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=order, zero_division=0
+    )
+    assert [row["class"] for row in report["per_class"]] == list(truth)
+    assert [row["precision"] for row in report["per_class"]] == pytest.approx(precision)
+    assert [row["recall"] for row in report["per_class"]] == pytest.approx(recall)
+    assert [row["f1"] for row in report["per_class"]] == pytest.approx(f1)
+    assert [row["support"] for row in report["per_class"]] == support.tolist() == [6, 6, 6]
+    confusion = report["confusion"]
+    assert confusion["classes"] == list(truth)
+    assert confusion["columns"] == [*truth, "(another class)"]
+    shown = [p if p in order else -1 for p in y_pred]
+    assert confusion["matrix"] == confusion_matrix(y_true, shown, labels=[*order, -1])[:3].tolist()
+    assert sum(map(sum, confusion["matrix"])) == report["photos"]
+    assert 0 <= report["calibration"]["ece"] <= 1
+    assert sum(b["count"] for b in report["calibration"]["bins"]) == 18
+
+    listed = cli("evaluate", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{report['accuracy']:.1%}" in listed.stdout and "Desk photos" in listed.stdout
+
+    text = cli("evaluate", str(imagenet_set), "--model", LITE0, "--no-save")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(
+        f"EfficientNet-Lite0 on Desk photos\n  accuracy {report['accuracy']:.1%}"
+    )
+    assert "confusion matrix (rows: label, columns: answer)" in text.stdout
+    assert "unreadable Espresso/broken.jpg" in text.stdout
+    assert len(cli("evaluate", "--list").stdout.splitlines()) == 1  # --no-save kept nothing
+
+
+def test_a_set_the_model_cannot_be_judged_on_gets_a_sentence(tmp_path):
+    (tmp_path / "Holiday").mkdir()
+    (tmp_path / "Holiday" / "a.jpg").write_bytes(_photos("cat", 1, 0)[0])
+    none = cli("evaluate", str(tmp_path), "--model", LITE0)
+    assert none.returncode == 1
+    assert none.stderr.strip().endswith(
+        "error: None of the set's labels (Holiday) is one of EfficientNet-Lite0's classes: "
+        "name each folder after a class."
+    )
+    usage = cli("evaluate", str(tmp_path))
+    assert usage.returncode == 2 and "at least one --model" in usage.stderr
+    unknown = cli("evaluate", str(tmp_path), "--model", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_a_set_of_one_class_says_so(tmp_path):
+    (tmp_path / "espresso").mkdir()
+    for i, data in enumerate(_photos("coffee", 3, 0)):
+        (tmp_path / "espresso" / f"{i}.jpg").write_bytes(data)
+    (done,) = evaluation.evaluate_folder(tmp_path, evaluation.read_folder(tmp_path), [LITE0])
+    assert done.evaluation.setup.notes == (
+        "The set has one class, so the accuracy is that class's recall: no confusion between "
+        "classes can be seen.",
+    )
+    assert done.evaluation.report["label_issues_note"] == (
+        "Likely label errors need at least two classes in the set."
+    )
+
+
+def _answer(file: str, truth: int, top: list[tuple[int, float]]) -> metrics.Answer:
+    return metrics.Answer(
+        file, str(truth), truth, tuple((i, str(i), p) for i, p in top), (0.5, 0.5)
+    )
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_the_photos_only_one_model_got_right():
+    from scipy.stats import binomtest
+
+    first = [_answer(f"{n}.jpg", n % 2, [(n % 2, 0.9)]) for n in range(20)]
+    second = [
+        _answer(f"{n}.jpg", n % 2, [((n % 2) if n < 12 else 1 - n % 2, 0.9)]) for n in range(20)
+    ]
+    found = metrics.mcnemar(first, second)
+    assert found["photos"] == 20
+    assert found["only_first_right"] == sorted(f"{n}.jpg" for n in range(12, 20))
+    assert found["only_second_right"] == []
+    assert found["p_value"] == pytest.approx(binomtest(8, 8, 0.5).pvalue)
+
+
+@pytest.mark.slow
+def test_a_taught_model_finds_a_planted_label_error_and_is_flagged_on_its_own_photos(
+    image_folder, tmp_path, store
+):
+    from classifier import teach
+
+    root, held_out = image_folder
+    photos = [
+        teach.Photo(str(path), path, folder.name)
+        for folder in sorted(root.iterdir())
+        for path in sorted(folder.glob("*.jpg"))
+    ]
+    examples = teach.embed(photos, LITE0)
+    class_names = teach.check_classes(sorted(held_out))
+    teach.save("Six things", teach.train(examples, class_names))
+
+    # Held-out photos, one Striped drawing planted among the Dotted ones.
+    for name, pictures in held_out.items():
+        (tmp_path / "held" / name).mkdir(parents=True)
+        for i, data in enumerate(pictures):
+            (tmp_path / "held" / name / f"{i}.jpg").write_bytes(data)
+    planted = tmp_path / "held" / "Dotted" / "planted.jpg"
+    (tmp_path / "held" / "Striped" / "0.jpg").rename(planted)
+    held = tmp_path / "held"
+    (done,) = evaluation.evaluate_folder(
+        held, evaluation.read_folder(held), ["Six things"], store=store
+    )
+    report = done.evaluation.report
+    assert report["in_training"] == 0 and report["label_issues_note"] is None
+    assert "Dotted/planted.jpg" in [issue["file"] for issue in report["label_issues"]]
+    issue = next(i for i in report["label_issues"] if i["file"] == "Dotted/planted.jpg")
+    assert issue["label"] == "Dotted" and issue["suggested"] == "Striped"
+
+    # On the photos it was taught with, the number would flatter it: flagged.
+    (own,) = evaluation.evaluate_folder(root, evaluation.read_folder(root), ["Six things"])
+    assert own.evaluation.report["in_training"] == 48
+    assert own.evaluation.report["label_issues"] == []
+    assert "taught this model" in own.evaluation.report["label_issues_note"]
+
+    # A label fixed in the kept evaluation: the numbers are worked out again.
+    before = evaluation.get(store, done.evaluation.public_id)
+    assert evaluation.relabel(store, before.run_id, "Dotted/planted.jpg", "Striped") == 1
+    after = evaluation.get(store, done.evaluation.public_id)
+    fixed = next(a for a in after.answers if a.file == "Dotted/planted.jpg")
+    assert fixed.label == "Striped" and fixed.correct
+    assert after.accuracy == pytest.approx(np.mean([a.correct for a in after.answers]))
+    assert after.accuracy > before.accuracy
+    assert "Dotted/planted.jpg" not in [i["file"] for i in after.report["label_issues"]]
+    assert evaluation.latest_by_model(store)["Six things"].public_id == after.public_id
+    evaluation.relabel(store, before.run_id, "Dotted/planted.jpg", None)
+    assert after.photos - 1 == evaluation.get(store, after.public_id).photos
