@@ -185,8 +185,8 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     new = describe_schema(raw)
     with raw.begin() as conn:
         # Every table a version-1 database did not have, too.
-        tables = ("evaluations", "job_items", "jobs", "overlays", "thumbnails", "predictions", "schema_version")
-        tables += ("model_files", "models", "people", "api_tokens")
+        tables = ("evaluations", "job_items", "jobs", "overlays", "thumbnails", "predictions")
+        tables += ("schema_version", "model_files", "models", "people", "api_tokens")
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
     create_version_1_database(raw)

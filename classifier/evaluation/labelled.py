@@ -224,9 +224,7 @@ def match(labels: Iterable[str], class_names: Sequence[str]) -> Matched:
     classes: dict[str, int] = {}
     unmatched: list[tuple[str, str]] = []
     for label in dict.fromkeys(labels):
-        found = next(
-            (tier[_key(label)] for tier in tiers if _key(label) in tier), frozenset[int]()
-        )
+        found = next((tier[_key(label)] for tier in tiers if _key(label) in tier), frozenset[int]())
         if len(found) == 1:
             classes[label] = next(iter(found))
         elif found:

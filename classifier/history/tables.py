@@ -287,7 +287,7 @@ evaluations = Table(
     Column("photos", Integer),  # pictures read and labelled with one of the model's classes
     Column("accuracy", Float),  # top-1, a fraction of `photos`
     Column("error", Text),
-    Column("setup", Text, nullable=False),  # JSON: the set's classes for this model, what was left out
+    Column("setup", Text, nullable=False),  # JSON: its classes, what was left out
     Column("report", Text),  # JSON: evaluation.metrics.report()
     Column("answers", Text),  # JSON: each picture's answer, and the unreadable ones
     CheckConstraint(

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, exists, func, insert, select, update
 
 from classifier import files
 from classifier.history import HistoryStore, NewRecord
 from classifier.history.tables import (
+    evaluations,
     job_items,
     jobs,
     new_public_id,
@@ -142,10 +143,17 @@ def create(
     top_k: int,
     thumbnails: bool,
     source: str,
+    truths: Sequence[int] | None = None,
+    also: Callable[[Connection, int], None] | None = None,
 ) -> Job:
     """Keep a new job (the store's owner's), its pictures already written to `folder`.
 
     A picture that arrived with an error (too large) is kept as failed at once.
+
+    Args:
+        truths: An evaluation's job: each picture's class index in the model (its label).
+        also: Called with the transaction and the job's row id before it commits (an
+            evaluation keeps its row with the job's, so no runner sees one without the other).
     """
     now = datetime.now(UTC)
     failed = sum(picture.error is not None for picture in pictures)
@@ -179,10 +187,13 @@ def create(
                         "file_name": picture.name,
                         "status": "pending" if picture.error is None else "failed",
                         "error": picture.error,
+                        "truth": None if truths is None else truths[position],
                     }
                     for position, picture in enumerate(pictures)
                 ],
             )
+        if also is not None:
+            also(conn, job_id)
     found = get(store, public_id)
     assert found is not None
     return found
@@ -210,8 +221,13 @@ def by_id(store: HistoryStore, job_id: int) -> Job | None:
 
 
 def newest(store: HistoryStore, limit: int = 50) -> list[Job]:
-    """Return the store's scope's jobs, newest first."""
-    query = select(jobs).where(*_mine(store)).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+    """Return the store's scope's batch jobs (not an evaluation's), newest first."""
+    of_evaluation = exists().where(evaluations.c.job_id == jobs.c.id)
+    query = (
+        select(jobs)
+        .where(*_mine(store), ~of_evaluation)
+        .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+    )
     with store.connect() as conn:
         return [_job(row) for row in conn.execute(query.limit(limit))]
 
@@ -359,24 +375,52 @@ def record(
         Lost: the job was cancelled or another worker holds it; nothing was saved.
     """
     owned = store.scoped(_owner_scope(job))
-    now = datetime.now(UTC)
     with store.begin() as conn:
-        still = conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id, jobs.c.worker == worker, jobs.c.status == "running")
-            .values(
-                done=jobs.c.done + len(answers),
-                failed=jobs.c.failed + len(failures),
-                heartbeat_at=now,
-            )
-        ).rowcount
-        if still != 1:
-            raise Lost(job.public_id)
+        _count(conn, job, worker, len(answers), failures)
         ids = owned.insert(conn, [answer for _, answer in answers])
         for (position, _), prediction_id in zip(answers, ids, strict=True):
             _mark(conn, job, position, status="done", prediction_id=prediction_id)
-        for position, reason in failures:
-            _mark(conn, job, position, status="failed", error=reason)
+
+
+def record_evaluated(
+    store: HistoryStore,
+    job: Job,
+    worker: str,
+    answers: Sequence[tuple[int, str, bytes | None]],
+    failures: Sequence[tuple[int, str]],
+) -> None:
+    """As `record`, for an evaluation's job: each answer (JSON, and a thumbnail or None)
+    is kept in its picture's row, not in the history."""
+    with store.begin() as conn:
+        _count(conn, job, worker, len(answers), failures)
+        for position, answer, thumbnail in answers:
+            _mark(conn, job, position, status="done", answer=answer, thumbnail=thumbnail)
+
+
+def truths(store: HistoryStore, job: Job) -> dict[int, int]:
+    """Return an evaluation job's pictures' class indices (their labels), by position."""
+    query = select(job_items.c.position, job_items.c.truth).where(
+        job_items.c.job_id == job.id, job_items.c.truth.is_not(None)
+    )
+    with store.connect() as conn:
+        return {row.position: row.truth for row in conn.execute(query)}
+
+
+def _count(conn, job: Job, worker: str, answered: int, failures: Sequence[tuple[int, str]]) -> None:
+    """Count a run in the job's row (only while this worker holds it), and mark its failures."""
+    still = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.worker == worker, jobs.c.status == "running")
+        .values(
+            done=jobs.c.done + answered,
+            failed=jobs.c.failed + len(failures),
+            heartbeat_at=datetime.now(UTC),
+        )
+    ).rowcount
+    if still != 1:
+        raise Lost(job.public_id)
+    for position, reason in failures:
+        _mark(conn, job, position, status="failed", error=reason)
 
 
 def _mark(conn, job: Job, position: int, **values: Any) -> None:

@@ -144,15 +144,22 @@ class Runner:
             queue.finish(store, job, self.worker, f"The model could not be loaded: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
             return
+        from classifier.evaluation import jobs as evaluating  # (imports no more than this)
+
+        # An evaluation's job keeps each answer in its picture's row, not in the history.
+        evaluation = evaluating.answering(store, job, loaded.spec.class_names)
         todo = queue.pending(store, job)
         paths = [inputs.file_for(folder, position) for position, _ in todo]
-        answers: list[tuple[int, NewRecord]] = []
+        answers: list = []  # (position, NewRecord); an evaluation: (position, answer, thumbnail)
         failures: list[tuple[int, str]] = []
         saved_at = time.monotonic()
 
         def save() -> None:
             nonlocal saved_at
-            queue.record(store, job, self.worker, answers, failures)
+            if evaluation is None:
+                queue.record(store, job, self.worker, answers, failures)
+            else:
+                queue.record_evaluated(store, job, self.worker, answers, failures)
             for position, _ in (*answers, *failures):
                 inputs.file_for(folder, position).unlink(missing_ok=True)
             answers.clear()
@@ -167,6 +174,8 @@ class Runner:
                     position, name = todo[outcome.index]
                     if outcome.prediction is None:
                         failures.append((position, outcome.error or "It could not be classified."))
+                    elif evaluation is not None:
+                        answers.append(evaluation.answer(position, name, outcome))
                     else:
                         record = NewRecord.from_prediction(
                             outcome.prediction,
@@ -188,6 +197,7 @@ class Runner:
                 outcomes.close()
         except queue.Lost:
             log.info("Batch job %s was cancelled or taken over", job.public_id)
+            evaluating.complete(store, job, loaded.spec)  # a cancelled one's
             return
         except OSError as exc:
             error = _disk_sentence(exc)
@@ -204,6 +214,8 @@ class Runner:
             error = f"The job stopped on an unexpected error ({type(exc).__name__})."
         queue.finish(store, job, self.worker, error)
         shutil.rmtree(folder, ignore_errors=True)
+        if evaluation is not None:
+            evaluating.complete(store, job, loaded.spec)
         log.info("Batch job %s ended%s", job.public_id, f": {error}" if error else "")
 
 

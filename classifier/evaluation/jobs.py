@@ -1,0 +1,223 @@
+"""An evaluation run as batch jobs: the app's and the API's way.
+
+A set's pictures arrive as a batch job's do (`jobs.NewJob`, written to disk as they come).
+`start` then makes one job per model, each with the pictures whose label is one of that
+model's classes (hard links: the files are on disk once) and each picture's class index,
+and keeps an evaluation row with each job in the job's own transaction. The server's runner
+runs them like any job, keeping each answer in its picture's row (`Answering`) rather than
+in the history, and the evaluation's numbers are worked out when its job ends (`refresh`
+does it too, for a runner stopped in between).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+
+from classifier.evaluation import kept, runs
+from classifier.evaluation.kept import Evaluation
+from classifier.evaluation.labelled import LabelledSet, SetError
+from classifier.evaluation.metrics import SetClass, answer_of
+from classifier.history import HistoryStore
+from classifier.history.tables import evaluations, job_items, new_public_id
+from classifier.jobs import inputs, queue
+from classifier.jobs.batches import NewJob
+from classifier.jobs.runner import job_folder, wake
+
+
+def start(
+    store: HistoryStore,
+    new: NewJob,
+    labelled: LabelledSet,
+    model_names: Sequence[str],
+    *,
+    source: str,
+    empty: Sequence[str] = (),
+) -> str:
+    """Start evaluating each model on a set whose pictures `new` holds; return the run's id.
+
+    Raises:
+        SetError: the set does not suit a model (nothing is started).
+        ModelError: a model is unknown or cannot be had.
+    """
+    if not model_names:
+        raise SetError("Pick at least one model to evaluate.")
+    plans = [runs.plan(labelled, name, store.scope, empty) for name in model_names]
+    position = {picture.name: n for n, picture in enumerate(new.pictures)}
+    refused = {picture.name: picture.error for picture in new.pictures if picture.error}
+    run_id = kept.new_run_id()
+    try:
+        for number, plan in enumerate(plans):
+            public_id = queue.new_public_id_for_job()
+            folder_name, folder = job_folder(new.data_dir, public_id)
+            folder.mkdir(parents=True)
+            pictures = []
+            for k, photo in enumerate(plan.photos):
+                if photo.name in refused:
+                    pictures.append(inputs.Picture(photo.name, refused[photo.name]))
+                    continue
+                _link(inputs.file_for(new.folder, position[photo.name]), inputs.file_for(folder, k))
+                pictures.append(inputs.Picture(photo.name))
+            queue.create(
+                store,
+                title=labelled.title,
+                model=plan.model,
+                pictures=pictures,
+                folder=folder_name,
+                public_id=public_id,
+                top_k=5,
+                thumbnails=number == 0,  # the set's pictures are shown once
+                source=source,
+                truths=[plan.truth(photo) for photo in plan.photos],
+                also=_keeper(store, run_id, labelled.title, plan),
+            )
+    finally:
+        new.discard()
+    from classifier.config import get_settings
+
+    wake(get_settings().history_url(), new.data_dir)
+    return run_id
+
+
+def _link(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
+
+
+def _keeper(store: HistoryStore, run_id: str, title: str, plan: runs.Plan):
+    def keep(conn, job_id: int) -> None:
+        conn.execute(
+            insert(evaluations),
+            {
+                "public_id": new_public_id(),
+                "run_id": run_id,
+                "owner": store.scope.owner,
+                "title": title,
+                "model": plan.model,
+                "model_title": plan.title,
+                "status": "running",
+                "job_id": job_id,
+                "created_at": datetime.now(UTC),
+                "setup": plan.setup.as_json(),
+            },
+        )
+
+    return keep
+
+
+@dataclass
+class Answering:
+    """The runner's side of an evaluation's job: each answer as kept in its picture's row."""
+
+    evaluation: Evaluation
+    truths: dict[int, int]
+    class_names: tuple[str, ...]
+    classes: tuple[SetClass, ...]
+
+    def answer(self, position: int, name: str, outcome) -> tuple[int, str, bytes | None]:
+        truth = self.truths[position]
+        label = next(c.label for c in self.classes if c.index == truth)
+        answer = answer_of(
+            name,
+            label,
+            truth,
+            outcome.prediction.probabilities,
+            self.class_names,
+            self.classes,
+            outcome.digest,
+        )
+        return position, json.dumps(answer.as_dict()), outcome.thumbnail
+
+
+def answering(
+    store: HistoryStore, job: queue.Job, class_names: tuple[str, ...]
+) -> Answering | None:
+    """Return how a job's answers are kept if it is an evaluation's, else None."""
+    evaluation = kept.for_job(store, job.id)
+    if evaluation is None:
+        return None
+    return Answering(evaluation, queue.truths(store, job), class_names, evaluation.setup.classes)
+
+
+def complete(store: HistoryStore, job: queue.Job, spec=None) -> None:
+    """Work out the numbers of the evaluation a job answers for, once the job has ended."""
+    evaluation = kept.for_job(store, job.id)
+    current = queue.by_id(store, job.id)
+    if evaluation is None or current is None or not current.ended:
+        return
+    if evaluation.status != "running":
+        return
+    taught = runs.training_digests(spec) if spec is not None else frozenset()
+    in_training = 0
+    if taught:
+        query = select(job_items.c.answer).where(
+            job_items.c.job_id == job.id, job_items.c.answer.is_not(None)
+        )
+        with store.connect() as conn:
+            digests = [json.loads(row.answer).get("digest") for row in conn.execute(query)]
+        in_training = sum(d in taught for d in digests)
+    kept.complete_from_job(store, evaluation, current.status, current.error, in_training)
+
+
+def refresh(store: HistoryStore, run_id: str) -> list[Evaluation]:
+    """Return a run's evaluations, completing any whose job ended meanwhile."""
+    found = kept.run(store, run_id)
+    for evaluation in found:
+        if evaluation.status == "running" and evaluation.job_id is not None:
+            job = queue.by_id(store, evaluation.job_id)
+            if job is not None and job.ended:
+                spec = _spec_of(evaluation.model, store)
+                complete(store, job, spec)
+    return kept.run(store, run_id) if any(e.status == "running" for e in found) else found
+
+
+def _spec_of(model: str, store: HistoryStore):
+    from classifier import models
+
+    try:
+        return models.choose(model, store.scope).spec
+    except models.ModelError:
+        return None
+
+
+def jobs_of(store: HistoryStore, run_id: str) -> list[queue.Job]:
+    """Return the jobs of a run's evaluations (their progress), in model order."""
+    found = []
+    for evaluation in kept.run(store, run_id):
+        job = None if evaluation.job_id is None else queue.by_id(store, evaluation.job_id)
+        if job is not None:
+            found.append(job)
+    return found
+
+
+def cancel(store: HistoryStore, run_id: str) -> None:
+    """Stop a run's jobs; its evaluations end as cancelled with what was answered."""
+    for job in jobs_of(store, run_id):
+        queue.cancel(store, job.public_id)
+    with store.begin() as conn:
+        conn.execute(
+            update(evaluations)
+            .where(evaluations.c.run_id == run_id, evaluations.c.status == "running")
+            .where(*store.scope.condition(evaluations.c.owner))
+            .values(status="cancelled", finished_at=datetime.now(UTC))
+        )
+
+
+def thumbnails(store: HistoryStore, run_id: str) -> dict[str, bytes]:
+    """Return the thumbnails of a run's pictures, by name (kept by its first job)."""
+    ids = [e.job_id for e in kept.run(store, run_id) if e.job_id is not None]
+    if not ids:
+        return {}
+    query = select(job_items.c.file_name, job_items.c.thumbnail).where(
+        job_items.c.job_id.in_(ids), job_items.c.thumbnail.is_not(None)
+    )
+    with store.connect() as conn:
+        return {row.file_name: row.thumbnail for row in conn.execute(query)}
