@@ -24,6 +24,7 @@ PAGE_LIST = (
     ("batch.py", "Batch", ":material/photo_library:"),
     ("history.py", "History", ":material/history:"),
     ("teach.py", "Teach", ":material/school:"),
+    ("evaluate.py", "Evaluate", ":material/fact_check:"),
     ("models.py", "Models", ":material/memory:"),
     ("api.py", "API", ":material/api:"),
 )

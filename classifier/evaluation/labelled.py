@@ -26,10 +26,11 @@ from functools import cache
 from pathlib import Path
 
 from classifier import labels as imagenet
+from classifier.jobs import inputs
 from classifier.jobs.inputs import is_picture_name
 
-CSV_NAMES = ("labels.csv",)  # the CSV of a set, at its top
-CSV_MAX_BYTES = 16 * 1024 * 1024
+CSV_NAMES = (inputs.LABELS_CSV,)  # the CSV of a set, at its top
+CSV_MAX_BYTES = inputs.LABELS_CSV_MAX_BYTES
 
 
 class SetError(ValueError):

@@ -505,3 +505,38 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+LABELS_CSV = "labels.csv"  # a labelled set's labels, at the top of its zip
+LABELS_CSV_MAX_BYTES = 16 * 1024 * 1024
+
+
+def labels_csv(path: Path) -> bytes | None:
+    """Return the `labels.csv` at the top of a zip (or inside its one enclosing folder),
+    None if there is none. Called after `unpack_zip` has checked the zip whole.
+
+    Raises:
+        BatchInputError: it is larger than LABELS_CSV_MAX_BYTES or cannot be read.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            found = [
+                info
+                for info in archive.infolist()
+                if not info.is_dir()
+                and info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == LABELS_CSV
+                and info.filename.replace("\\", "/").count("/") <= 1
+                and not info.filename.startswith(("__MACOSX", "."))
+            ]
+            if not found:
+                return None
+            info = min(found, key=lambda i: i.filename.count("/"))
+            if info.file_size > LABELS_CSV_MAX_BYTES:
+                raise BatchInputError(f"The zip's {LABELS_CSV} is larger than 16 MB.")
+            with archive.open(info) as member:
+                data = member.read(LABELS_CSV_MAX_BYTES + 1)
+    except _DAMAGED:
+        raise BatchInputError(f"The zip's {LABELS_CSV} could not be read.") from None
+    if len(data) > LABELS_CSV_MAX_BYTES:
+        raise BatchInputError(f"The zip's {LABELS_CSV} is larger than 16 MB.")
+    return data

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from classifier.jobs import inputs
 from classifier.jobs.batches import NewJob
 from classifier.jobs.inputs import BatchInputError, Picture
 
@@ -32,6 +33,7 @@ class Upload:
     opened: float = field(default_factory=time.monotonic)
     error: str | None = None  # why it was refused: the page says so and starts again
     title: str = ""  # the zip's name, or the folder's (from its pictures' names)
+    labels_csv: bytes | None = None  # a zip's labels.csv (a labelled set's, for evaluations)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -55,6 +57,7 @@ class Upload:
                 self.title = name
                 try:
                     self.job.unpack_zip(path)
+                    self.labels_csv = inputs.labels_csv(path)
                 except BatchInputError as exc:
                     self.refuse(str(exc))
 
