@@ -119,9 +119,9 @@ def test_an_evaluation_on_the_command_line_equals_scikit_learns_numbers(imagenet
                 "JPEG, WebP, BMP, GIF, TIFF, HEIC."}
     ]  # fmt: skip
     assert report["unmatched"] == [
-        {"label": "Holiday", "pictures": 1, "why": "matches none of the model's classes"},
         {"label": "crane", "pictures": 1,
          "why": "names more than one class: crane bird (134), construction crane (517)"},
+        {"label": "Holiday", "pictures": 1, "why": "matches none of the model's classes"},
     ]  # fmt: skip
     assert report["notes"] == ['The class folder "Empty" has no pictures.']
     assert report["left_out"] == [{"file": "notes.txt", "why": "not a picture"}]
@@ -129,7 +129,7 @@ def test_an_evaluation_on_the_command_line_equals_scikit_learns_numbers(imagenet
     assert report["photos"] == len(answers) == 18
 
     # The numbers are scikit-learn's, from the same per-photo answers.
-    truth = {"Espresso": 967, "n02124075": 285, "projectile": 744}  # in the names' order
+    truth = {"Espresso": 967, "n02124075": 285, "projectile": 744}  # in alphabetical order
     y_true = [truth[a["label"]] for a in answers]
     y_pred = [a["top_k"][0]["index"] for a in answers]
     assert report["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))

@@ -54,11 +54,14 @@ class LabelledSet:
     left_out: tuple[tuple[str, str], ...] = ()  # (name, why)
 
     def labels(self) -> list[str]:
-        """Return the set's labels, as written, in order of first appearance."""
-        return list(dict.fromkeys(photo.label for photo in self.photos))
+        """Return the set's labels, as written, in alphabetical order (whatever order the
+        pictures arrived in)."""
+        return sorted({photo.label for photo in self.photos}, key=lambda x: (x.casefold(), x))
 
-    def counts(self) -> Counter[str]:
-        return Counter(photo.label for photo in self.photos)
+    def counts(self) -> dict[str, int]:
+        """Return each label's number of pictures, in the labels' order."""
+        counted = Counter(photo.label for photo in self.photos)
+        return {label: counted[label] for label in self.labels()}
 
 
 def from_names(names: Sequence[str], title: str, csv_text: str | None = None) -> LabelledSet:

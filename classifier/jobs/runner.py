@@ -160,7 +160,7 @@ class Runner:
                 queue.record(store, job, self.worker, answers, failures)
             else:
                 queue.record_evaluated(store, job, self.worker, answers, failures)
-            for position, _ in (*answers, *failures):
+            for position, *_ in (*answers, *failures):
                 inputs.file_for(folder, position).unlink(missing_ok=True)
             answers.clear()
             failures.clear()

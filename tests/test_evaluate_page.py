@@ -1,0 +1,179 @@
+"""The Evaluate page (AppTest): a labelled set sent as the picker sends it, what its labels
+match in each model, two models run on the server as jobs, the report, a label fixed, and
+the run private to the person who started it (`at.user` stands in for sign-in)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from PIL import Image
+
+from classifier import evaluation, history, labels, models
+from classifier.evaluation import jobs as evaluating
+from classifier.history import owners
+from classifier.jobs import runner as runners
+from classifier.jobs import uploads
+from tests.conftest import EXAMPLES, jpeg, variations
+from tests.test_private import ALICE, BOB, open_app, owner_of, texts
+from ui.columns import plain
+
+LITE0 = "efficientnet_lite0"
+COPY = "Lite0 copy"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", url)
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CLASSIFIER_MODEL", LITE0)
+    store = history.HistoryStore(url)
+    yield store
+    for runner in list(runners._runners.values()):
+        runner.stop()
+    runners._runners.clear()
+    from ui import batch_view
+
+    batch_view._runner.clear()
+    store.dispose()
+    history.close_shared_stores()
+
+
+@pytest.fixture(scope="module")
+def labelled_set() -> list[tuple[str, bytes]]:
+    """Cats and espressos in folders named as ImageNet does and as a person would, a folder
+    of no class, and a cat planted among the espressos."""
+    files = []
+    for folder, name, seed in (("n02124075", "cat", 0), ("espresso", "coffee", 1)):
+        with Image.open(EXAMPLES / f"{name}.jpg") as photo:
+            for i, picture in enumerate(variations(photo.convert("RGB"), 6, seed)):
+                picture.thumbnail((320, 320))
+                files.append((f"Desk/{folder}/{i:02d}.jpg", jpeg(picture, 85)))
+    # A classic label error: one photo filed twice, as a cat and as an espresso. (cleanlab
+    # flags a mislabelled photo the model finds at least as cat-like as the set's cats.)
+    files.append(("Desk/espresso/planted.jpg", files[1][1]))
+    files.append(("Desk/Holiday/beach.jpg", files[0][1]))
+    return files
+
+
+def send(at, files, kind="picture"):
+    """What the page's picker does in the browser (see tests/test_batch_page.py)."""
+    upload = uploads.find(at.session_state["evaluate_ticket"])
+    if kind == "zip":
+        upload.job.folder.parent.mkdir(parents=True, exist_ok=True)
+        path = upload.job.folder.parent / "sent.zip"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, data in files:
+                archive.writestr(name, data)
+        path.write_bytes(buffer.getvalue())
+        upload.unpack(path, "set.zip")
+    else:
+        for name, data in files:
+            upload.add(name, io.BytesIO(data))
+    at.session_state["evaluate_sent"] = (upload.ticket, "")  # the picker's "all sent"
+    return at.run()
+
+
+def wait_until_done(store, run_id: str) -> list[evaluation.Evaluation]:
+    deadline = time.monotonic() + 300
+    while True:
+        found = evaluating.refresh(store, run_id)
+        if not any(e.status == "running" for e in found):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+
+
+def keep_a_copy_of_lite0(lite0_tflite: bytes) -> None:
+    names = "\n".join(labels.labels()).encode()
+    candidate = models.read_model(lite0_tflite, names)
+    models.save(COPY, candidate, "minus_one_to_one", owners.Scope.own(owner_of(ALICE)))
+
+
+@pytest.mark.slow
+def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
+    store, labelled_set, lite0_tflite
+):
+    keep_a_copy_of_lite0(lite0_tflite)
+    at = open_app(signed_in=ALICE, page="pages/evaluate.py")
+    assert not at.exception
+    assert "one folder per class" in texts(at)
+    at.multiselect(key="evaluate_models").set_value([LITE0, COPY]).run()
+    send(at, labelled_set)
+    assert "Desk: 14 labelled photos in 3 classes." in texts(at)
+    matches = at.dataframe[0].value
+    assert matches["label"].tolist() == ["espresso", "Holiday", "n02124075"]
+    assert matches["EfficientNet-Lite0"].tolist() == [
+        "espresso", "left out: matches none of the model's classes", "Egyptian Mau"
+    ]  # fmt: skip
+    (button,) = [b for b in at.button if b.label == "Evaluate 2 models"]
+    button.click().run()
+    assert not at.exception
+    run_id = (
+        at.query_params["run"][0]
+        if isinstance(at.query_params["run"], list)
+        else at.query_params["run"]
+    )
+    found = wait_until_done(store, run_id)
+    assert [(e.model, e.status, e.photos) for e in found] == [
+        (LITE0, "done", 13),
+        (COPY, "done", 13),
+    ]
+    assert all(e.owner == owner_of(ALICE) for e in found)
+
+    report = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
+    assert not report.exception
+    said = texts(report)
+    assert "McNemar's exact test" in said
+    lite0 = found[0]
+    assert f"{lite0.accuracy:.1%}" in [m.value for m in report.metric]
+    left_out = "Left out 1 photo(s) labelled “Holiday”: matches none of the model's classes."
+    assert plain(left_out) in said  # a label is shown as written
+    planted = [i["file"] for i in lite0.report["label_issues"]]
+    assert "Desk/espresso/planted.jpg" in planted
+
+    # The planted photo's label fixed in the page: every model's numbers again.
+    report.selectbox(key=f"fix_file_{lite0.public_id}").set_value("Desk/espresso/planted.jpg")
+    report.selectbox(key=f"fix_label_{lite0.public_id}").set_value("n02124075")
+    [b for b in report.button if b.label == "Fix the label"][0].click().run()
+    assert not report.exception
+    again = evaluation.run(store, run_id)
+    assert all(
+        a.label == "n02124075" for e in again for a in e.answers if a.file.endswith("planted.jpg")
+    )
+    assert again[0].accuracy > lite0.accuracy
+
+    listed = open_app(signed_in=ALICE, page="pages/evaluate.py").dataframe[0].value
+    assert (
+        listed["set"].tolist() == ["Desk", "Desk"]
+        and listed["open"].tolist()[0] == f"?run={run_id}"
+    )
+
+    bob = open_app(signed_in=BOB, page="pages/evaluate.py", query={"run": run_id})
+    assert "No evaluation has this id among yours." in [e.value for e in bob.error]
+    assert "No evaluations yet." in texts(open_app(signed_in=BOB, page="pages/evaluate.py"))
+
+
+def test_a_zip_with_a_labels_csv_and_a_set_no_model_knows(store, labelled_set):
+    at = open_app(signed_in=ALICE, page="pages/evaluate.py")
+    rows = "file,label\n" + "\n".join(
+        f"{name.split('/', 1)[1]},{'tabby' if 'n02124075' in name else 'dunno'}"
+        for name, _ in labelled_set
+    )
+    send(at, [*labelled_set, ("Desk/labels.csv", rows.encode())], kind="zip")
+    assert not at.exception
+    assert "set.zip: 14 labelled photos in 2 classes." in texts(at)
+    assert at.dataframe[0].value["label"].tolist() == ["dunno", "tabby"]
+
+    other = open_app(signed_in=ALICE, page="pages/evaluate.py")
+    send(other, [("Desk/Holiday/a.jpg", labelled_set[0][1])])
+    none = plain(
+        "None of the set's labels (Holiday) is one of EfficientNet-Lite0's classes: name each "
+        "folder after a class."
+    )
+    assert none in [e.value for e in other.error]
+    assert [b for b in other.button if b.label == "Evaluate 1 model"][0].disabled
