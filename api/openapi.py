@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import limits
+from api import evaluations, limits
 from classifier import history
 from classifier.history.tables import MAX_TOKEN_NAME_LENGTH
 from classifier.predict import MAX_TOP_K, UNSURE_BELOW
@@ -115,6 +115,192 @@ JOB = {
         "photos_per_second": {"type": ["number", "null"]},
         "seconds_left": {"type": ["number", "null"]},
         "error": {"type": ["string", "null"], "description": "Why the whole job stopped."},
+        "links": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+RUN_ID_PARAMETER = {
+    "name": "run",
+    "in": "path",
+    "required": True,
+    "schema": PUBLIC_ID,
+    "description": "The evaluation run's id (the `id` POST answered).",
+}
+EVALUATION_STATUS = {"type": "string", "enum": ["running", "done", "cancelled", "failed"]}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+FILE_WHY = {
+    "type": "object",
+    "required": ["file", "why"],
+    "properties": {"file": {"type": "string"}, "why": {"type": "string"}},
+}
+EVALUATION_SUMMARY = {
+    "type": "object",
+    "required": ["id", "run", "set", "model", "model_title", "status", "created_at"],
+    "properties": {
+        "id": PUBLIC_ID,
+        "run": PUBLIC_ID,
+        "set": {"type": "string", "description": "The set's name (the zip's)."},
+        "set_digest": {
+            "type": ["string", "null"],
+            "description": "Of its pictures and labels, once all were read.",
+        },
+        "model": {"type": "string"},
+        "model_title": {"type": "string"},
+        "status": EVALUATION_STATUS,
+        "created_at": {"type": "string", "format": "date-time"},
+        "finished_at": NULLABLE_TIME,
+        "photos": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "Pictures read whose label is one of the model's classes.",
+        },
+        "accuracy": {**NULLABLE_NUMBER, "minimum": 0, "maximum": 1},
+        "error": {"type": ["string", "null"]},
+    },
+}
+EVALUATION = {
+    **EVALUATION_SUMMARY,
+    "properties": {
+        **EVALUATION_SUMMARY["properties"],
+        "top5_accuracy": {**NULLABLE_NUMBER, "minimum": 0, "maximum": 1},
+        "per_class": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["class", "precision", "recall", "f1", "support"],
+                "properties": {
+                    "class": {"type": "string"},
+                    "precision": {"type": "number"},
+                    "recall": {"type": "number"},
+                    "f1": {"type": "number"},
+                    "support": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "confusion": {
+            "type": ["object", "null"],
+            "description": "Rows: the set's classes (truth); columns: the same, then "
+            "“(another class)” for any other answer.",
+            "properties": {
+                "classes": {"type": "array", "items": {"type": "string"}},
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "matrix": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },
+        "calibration": {"type": ["object", "null"], "description": "ece and reliability bins."},
+        "mistakes": {"type": "array", "items": {"type": "object"}},
+        "label_issues": {"type": "array", "items": {"type": "object"}},
+        "label_issues_note": {"type": ["string", "null"]},
+        "in_training": {"type": "integer", "minimum": 0},
+        "notes": {"type": "array", "items": {"type": "string"}},
+        "unmatched": {
+            "type": "array",
+            "description": "Labels that are none (or more than one) of the model's classes.",
+            "items": {
+                "type": "object",
+                "required": ["label", "why", "pictures"],
+                "properties": {
+                    "label": {"type": "string"},
+                    "why": {"type": "string"},
+                    "pictures": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "left_out": {"type": "array", "items": FILE_WHY},
+        "unreadable": {"type": "array", "items": FILE_WHY},
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["file", "label", "correct", "top_k"],
+                "properties": {
+                    "file": {"type": "string"},
+                    "label": {"type": "string"},
+                    "correct": {"type": "boolean"},
+                    "top_k": {"type": "array", "items": _ref("TopClass")},
+                },
+            },
+        },
+        "progress": {
+            "anyOf": [_ref("EvaluationProgress"), {"type": "null"}],
+            "description": "Its batch job's progress (null if the job was deleted).",
+        },
+    },
+}
+EVALUATION_PROGRESS = {
+    "type": "object",
+    "required": ["job", "status", "total", "done", "failed"],
+    "properties": {
+        "job": {**PUBLIC_ID, "description": "Its batch job (GET /api/v1/jobs/{id})."},
+        "status": JOB["properties"]["status"],
+        "total": {"type": "integer", "minimum": 0},
+        "done": {"type": "integer", "minimum": 0, "description": "Pictures classified."},
+        "failed": {"type": "integer", "minimum": 0, "description": "Pictures that could not be."},
+        "photos_per_second": NULLABLE_NUMBER,
+        "seconds_left": NULLABLE_NUMBER,
+    },
+}
+RUN_STATUS = {
+    "type": "string",
+    "enum": ["running", "done", "cancelled", "failed"],
+    "description": "running while any model's job runs; else failed or cancelled if any "
+    "model's was, else done.",
+}
+EVALUATION_RUN = {
+    "type": "object",
+    "required": ["id", "set", "status", "created_at", "models", "links"],
+    "properties": {
+        "id": PUBLIC_ID,
+        "set": {"type": "string"},
+        "status": RUN_STATUS,
+        "created_at": {"type": "string", "format": "date-time"},
+        "finished_at": NULLABLE_TIME,
+        "models": {
+            "type": "array",
+            "minItems": 1,
+            "items": _ref("Evaluation"),
+            "description": "One per model, in the order asked: its progress, and its whole "
+            "evaluation once its job ended.",
+        },
+        "comparisons": {
+            "type": "array",
+            "description": "With two or more models, once the run is done: the first model "
+            "against each other one (exact McNemar test).",
+            "items": {
+                "type": "object",
+                "required": [
+                    "first",
+                    "second",
+                    "photos",
+                    "only_first_right",
+                    "only_second_right",
+                    "p_value",
+                ],
+                "properties": {
+                    "first": {"type": "string"},
+                    "second": {"type": "string"},
+                    "photos": {"type": "integer", "minimum": 0},
+                    "only_first_right": {"type": "array", "items": {"type": "string"}},
+                    "only_second_right": {"type": "array", "items": {"type": "string"}},
+                    "p_value": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+        },
+        "links": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+EVALUATION_RUN_SUMMARY = {
+    "type": "object",
+    "required": ["id", "set", "status", "created_at", "models", "links"],
+    "properties": {
+        "id": PUBLIC_ID,
+        "set": {"type": "string"},
+        "status": RUN_STATUS,
+        "created_at": {"type": "string", "format": "date-time"},
+        "models": {"type": "array", "items": _ref("EvaluationSummary")},
         "links": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
@@ -232,6 +418,15 @@ SCHEMAS: dict[str, Any] = {
         "required": ["jobs"],
         "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
     },
+    "EvaluationSummary": EVALUATION_SUMMARY,
+    "Evaluation": EVALUATION,
+    "EvaluationProgress": EVALUATION_PROGRESS,
+    "EvaluationRun": EVALUATION_RUN,
+    "EvaluationRuns": {
+        "type": "object",
+        "required": ["runs"],
+        "properties": {"runs": {"type": "array", "items": EVALUATION_RUN_SUMMARY}},
+    },
     "Page": {
         "type": "object",
         "required": ["total", "limit", "offset", "predictions"],
@@ -343,6 +538,77 @@ JOB_PATHS = {
                 "403",
                 "404",
                 "422",
+            ),
+        },
+    },
+}
+
+EVALUATION_PATHS = {
+    "/api/v1/evaluations": {
+        "post": {
+            "operationId": "createEvaluation",
+            "summary": "Evaluate models on a labelled set sent as a zip, in the background",
+            "description": (
+                "The zip holds a folder per class (named after one of the model's classes: "
+                "its name, WordNet id or index), or the pictures and a labels.csv of "
+                "file,label at its top (or at the top of its one folder). Each model gets a "
+                "batch job of the pictures whose label is one of its classes."
+            ),
+            "parameters": [
+                _query(
+                    "model",
+                    {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "maxItems": evaluations.MAX_MODELS,
+                    },
+                    "Models from GET /api/v1/models (repeat the parameter for several, each "
+                    "once); the server's default model if none.",
+                ),
+                _query(
+                    "name",
+                    {
+                        "type": "string",
+                        "maxLength": evaluations.MAX_NAME_LENGTH,
+                        "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+                    },
+                    "The set's name (the zip's); upload.zip by default.",
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/zip": {"schema": ZIP_BODY}},
+            },
+            "responses": {
+                "202": _json(_ref("EvaluationRun"), "Accepted; follow its progress at its link."),
+                **_answers({}, "401", "403", "404", "408", "413", "415", "422", "503", "507"),
+            },
+        },
+        "get": {
+            "operationId": "listEvaluations",
+            "summary": "Your evaluations, newest first, grouped by run",
+            "responses": _answers(
+                _json(
+                    _ref("EvaluationRuns"),
+                    f"The newest {evaluations.LIST_LIMIT} evaluations, by run.",
+                ),
+                "401",
+                "403",
+            ),
+        },
+    },
+    "/api/v1/evaluations/{run}": {
+        "parameters": [RUN_ID_PARAMETER],
+        "get": {
+            "operationId": "getEvaluation",
+            "summary": "An evaluation run: each model's progress, then its numbers",
+            "responses": _answers(_json(_ref("EvaluationRun"), "It."), "401", "403", "404"),
+        },
+        "delete": {
+            "operationId": "cancelEvaluation",
+            "summary": "Cancel an evaluation run",
+            "responses": _answers(
+                _json(_ref("EvaluationRun"), "As it is now."), "401", "403", "404"
             ),
         },
     },
@@ -491,6 +757,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
                 },
             },
             **JOB_PATHS,
+            **EVALUATION_PATHS,
         },
     }
     if server_url:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
-from api import endpoints, jobs, openapi, uploads
+from api import endpoints, evaluations, jobs, openapi, uploads
 from api.errors import ApiError
 from classifier.config import SettingsError, get_settings
 
@@ -92,6 +92,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/jobs/{{id:public_id}}", jobs.get_job, methods=["GET"]),
         Route(f"{PREFIX}/jobs/{{id:public_id}}", jobs.cancel, methods=["DELETE"]),
         Route(f"{PREFIX}/jobs/{{id:public_id}}/results", jobs.results, methods=["GET"]),
+        Route(f"{PREFIX}/evaluations", evaluations.create, methods=["POST"]),
+        Route(f"{PREFIX}/evaluations", evaluations.list_evaluations, methods=["GET"]),
+        Route(f"{PREFIX}/evaluations/{{run:public_id}}", evaluations.get_run, methods=["GET"]),
+        Route(f"{PREFIX}/evaluations/{{run:public_id}}", evaluations.cancel, methods=["DELETE"]),
         *mcp.routes(),
     ]
 
@@ -108,6 +112,8 @@ def routes() -> list[BaseRoute]:
             return ApiError(404, endpoints.NOT_FOUND).response()  # an id of another shape
         if not allowed and request.url.path.startswith(f"{PREFIX}/jobs/"):
             return ApiError(404, jobs.NOT_FOUND).response()
+        if not allowed and request.url.path.startswith(f"{PREFIX}/evaluations/"):
+            return ApiError(404, evaluations.NOT_FOUND).response()
         if allowed:
             return ApiError(
                 405,

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from classifier import models
-from ui import account, entry, own_models, resources
+from ui import account, entry, evaluate_view, own_models, resources
 
 entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
 
@@ -24,6 +24,7 @@ if (pending := st.session_state.pop("measure", None)) and (loaded := resources.l
         latencies[loaded.name] = models.measure_latency(loaded)
 
 statuses = {name: models.weights_status(name) for name in models.MODELS}
+evaluated = evaluate_view.latest_texts()  # the newest evaluation of each model, if any
 
 
 def latency_text(name: str) -> str:
@@ -48,6 +49,7 @@ st.dataframe(
                 models.cached_engine_path(name) is not None for name in models.MODELS
             ],
             "latency": [latency_text(name) for name in models.MODELS],
+            "evaluated": [evaluated.get(name, "–") for name in models.MODELS],
         }
     ),
     hide_index=True,
@@ -59,6 +61,9 @@ st.dataframe(
         "weights": st.column_config.TextColumn("ImageNet weights"),
         "engine cached": st.column_config.CheckboxColumn("LiteRT file cached"),
         "latency": st.column_config.TextColumn("Latency"),
+        "evaluated": st.column_config.TextColumn(
+            "Evaluated", help="Its newest evaluation's accuracy (Evaluate page)"
+        ),
     },
 )
 
@@ -85,5 +90,5 @@ for name, spec in models.MODELS.items():
                 f"median of {result.runs} runs on this server."
             )
 
-own_models.your_models()
+own_models.your_models(evaluated)
 own_models.add_a_model()

@@ -42,6 +42,10 @@ def test_the_document_is_valid_openapi_3_1():
         ("/api/v1/jobs/{id}", "get"),
         ("/api/v1/jobs/{id}", "delete"),
         ("/api/v1/jobs/{id}/results", "get"),
+        ("/api/v1/evaluations", "post"),
+        ("/api/v1/evaluations", "get"),
+        ("/api/v1/evaluations/{run}", "get"),
+        ("/api/v1/evaluations/{run}", "delete"),
     }
 
 
@@ -53,12 +57,15 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-# A job's body: a zip of a photo, of no picture, of a path out of its folder, or any bytes.
+# A job's or an evaluation's body: a zip of a photo (in a class folder too), of no picture,
+# of a path out of its folder, or any bytes.
+PHOTO = encode(np.full((40, 40, 3), 120, np.uint8))
 schemathesis.openapi.media_type(
     "application/zip",
     strategies.sampled_from(
         [
-            _zip({"photo.png": encode(np.full((40, 40, 3), 120, np.uint8))}),
+            _zip({"photo.png": PHOTO}),
+            _zip({"espresso/photo.png": PHOTO}),
             _zip({"notes.txt": b"no pictures here"}),
             _zip({"../escape.png": b"x"}),
         ]
@@ -87,7 +94,7 @@ schema = schemathesis.pytest.from_fixture("live_schema")
 )
 def test_the_live_server_keeps_to_its_description(case):
     excluded = []
-    if case.operation.path in ("/api/v1/predict", "/api/v1/jobs"):
+    if case.operation.path in ("/api/v1/predict", "/api/v1/jobs", "/api/v1/evaluations"):
         # Any bytes are a schema-valid file, and few are pictures: refusing them (413, 415,
         # 422 with a sentence) is right, and test_api.py checks each of those answers.
         excluded.append(checks.positive_data_acceptance)

@@ -835,3 +835,76 @@ def test_a_folder_of_200_photos_runs_as_a_batch_job_with_results_and_a_csv(brows
         assert any(",holiday/day 2/001.jpg,done," in line for line in lines)
         _screenshot_of_the_whole_page(page, SCREENSHOTS / "batch-results.png")
         assert "Traceback" not in page.content()
+
+
+def test_a_zipped_labelled_set_is_evaluated_by_two_models_and_a_matrix_square_shows_its_photos(
+    browser, tmp_path, lite0
+):
+    """A zip of class folders, two models, the run on the server, a square of the confusion
+    matrix clicked and the photos behind it shown."""
+    import io
+    import subprocess
+    import sys
+    import zipfile
+
+    from PIL import Image
+
+    from classifier import labels, models
+    from tests.conftest import EXAMPLES, jpeg, variations
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder, name, seed in (("n02124075", "cat", 0), ("espresso", "coffee", 1)):
+            with Image.open(EXAMPLES / f"{name}.jpg") as photo:
+                for i, picture in enumerate(variations(photo.convert("RGB"), 6, seed)):
+                    picture.thumbnail((320, 320))
+                    archive.writestr(f"Desk/{folder}/{i:02d}.jpg", jpeg(picture, 85))
+    (tmp_path / "Desk.zip").write_bytes(buffer.getvalue())
+
+    # A second model on the server: EfficientNet-Lite0's own file, added with other scaling.
+    served = tmp_path / "server"
+    (tmp_path / "labels.txt").write_text("\n".join(labels.labels()))
+    added = subprocess.run(
+        [sys.executable, "-m", "classifier", "models", "add", "Lite0 copy",
+         str(models.cached_engine_path("efficientnet_lite0")), "--labels",
+         str(tmp_path / "labels.txt"), "--preprocess", "minus_one_to_one"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "CLASSIFIER_DATABASE_URL": f"sqlite:///{served / 'history.db'}",
+             "CLASSIFIER_DATA_DIR": str(served / "data")},
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+    with _own_server_page(browser, served) as page:
+        page.goto(page.url.rstrip("/") + "/evaluate")
+        page.get_by_text("Pick a zip", exact=True).wait_for()
+        picker = page.get_by_test_id("stMultiSelect")
+        picker.click()
+        page.get_by_role("option", name="Lite0 copy (added)").click()
+        page.keyboard.press("Escape")
+        page.locator("#zip").set_input_files(str(tmp_path / "Desk.zip"))
+        page.get_by_text("Desk.zip: 12 labelled photos in 2 classes.").wait_for()
+        page.get_by_role("button", name="Evaluate 2 models").click()
+        page.get_by_text("Side by side").wait_for(timeout=180_000)
+        page.get_by_text("McNemar's exact test", exact=False).first.wait_for()
+
+        chart = page.get_by_test_id("stVegaLiteChart").first
+        chart.locator("canvas, svg").first.wait_for()
+        chart.scroll_into_view_if_needed()
+        # The top left square: photos labelled "espresso" (the first class), answered so.
+        box = chart.locator("canvas, svg").first.bounding_box()
+        squares = chart.locator(".mark-rect path")
+        if squares.count():
+            squares.first.click()
+        else:  # drawn on a canvas: the square is near the plot's top left corner
+            page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.15)
+        said = page.get_by_text(re.compile(r"Labelled “espresso”, answered “[^”]+”: \d+ photos"))
+        said.wait_for()
+        count = int(re.search(r": (\d+) photos", said.inner_text()).group(1))
+        gallery = page.get_by_test_id("stDataFrame").filter(has_text="espresso/")
+        expect(gallery.first).to_be_visible()
+        expect(
+            gallery.first.locator("[role='gridcell']").filter(has_text="Desk/espresso/")
+        ).to_have_count(count)
+        _screenshot_of_the_whole_page(page, SCREENSHOTS / "evaluate.png")
+        assert "Traceback" not in page.content()

@@ -139,7 +139,7 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
     # The planted photo's label fixed in the page: every model's numbers again.
     report.selectbox(key=f"fix_file_{lite0.public_id}").set_value("Desk/espresso/planted.jpg")
     report.selectbox(key=f"fix_label_{lite0.public_id}").set_value("n02124075")
-    [b for b in report.button if b.label == "Fix the label"][0].click().run()
+    next(b for b in report.button if b.label == "Fix the label").click().run()
     assert not report.exception
     again = evaluation.run(store, run_id)
     assert all(
@@ -152,6 +152,16 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
         listed["set"].tolist() == ["Desk", "Desk"]
         and listed["open"].tolist()[0] == f"?run={run_id}"
     )
+
+    # The Models page says each model's newest evaluation beside it.
+    shown = open_app(signed_in=ALICE, page="pages/models.py")
+    assert not shown.exception
+    newest = evaluation.run(store, run_id)
+    day = f"{newest[0].created_at.day} {newest[0].created_at:%b}"
+    builtin = shown.dataframe[0].value.set_index("name")["evaluated"]
+    assert builtin[LITE0] == f"{newest[0].accuracy:.0%} on Desk, {day}"
+    own = shown.dataframe[1].value.set_index("name")["evaluated"]
+    assert own[COPY] == f"{newest[1].accuracy:.0%} on Desk, {day}"
 
     bob = open_app(signed_in=BOB, page="pages/evaluate.py", query={"run": run_id})
     assert "No evaluation has this id among yours." in [e.value for e in bob.error]
@@ -176,4 +186,37 @@ def test_a_zip_with_a_labels_csv_and_a_set_no_model_knows(store, labelled_set):
         "folder after a class."
     )
     assert none in [e.value for e in other.error]
-    assert [b for b in other.button if b.label == "Evaluate 1 model"][0].disabled
+    assert next(b for b in other.button if b.label == "Evaluate 1 model").disabled
+
+
+@pytest.mark.slow
+def test_labels_and_file_names_show_as_written(store, labelled_set):
+    """A folder and a file named as Markdown never become links, images or emphasis."""
+    from tests.test_plain_text import assert_shown_as_written, markup_in
+
+    hostile = "**bold** [Verify](https:evil.example) ![x](https:evil.example) <b>h"  # no "/"
+    at = open_app(signed_in=ALICE, page="pages/evaluate.py")
+    hostile_file = f"Desk/espresso/{hostile}.jpg"
+    files = [f for f in labelled_set if "planted" not in f[0] and "Holiday" not in f[0]]
+    send(at, [*files, (hostile_file, files[6][1]), (f"Desk/{hostile}/x.jpg", files[0][1])])
+    assert not at.exception
+    assert "Desk: 14 labelled photos in 3 classes." in texts(at)
+    (button,) = [b for b in at.button if b.label == "Evaluate 1 model"]
+    button.click().run()
+    run_id = at.query_params["run"]
+    wait_until_done(store, run_id)
+
+    report = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
+    assert not report.exception
+    left_out = [w.value for w in report.warning if "Left out" in w.value.replace("\\", "")]
+    assert_shown_as_written(left_out[0], hostile)
+    naming = [
+        element.value
+        for kind in ("caption", "markdown", "warning", "info", "error", "subheader", "tabs")
+        for element in getattr(report.main, kind, [])
+        if "evil" in str(element.value)
+    ]
+    assert naming and not any(markup_in(value) for value in naming), naming
+    # The photo's name is in the report's tables (plain text by nature) and downloads.
+    kept = evaluation.run(store, run_id)[0]
+    assert hostile_file in [a.file for a in kept.answers]

@@ -157,6 +157,19 @@ def _matches(labelled: evaluation.LabelledSet, picked: Sequence[str]) -> dict[st
 # --- The list of evaluations ----------------------------------------------------------------
 
 
+def latest_texts() -> dict[str, str]:
+    """Each model's newest evaluation in words, for the Models page: "94% on Desk, 3 Dec"."""
+    try:
+        store = resources.store()
+        found = evaluation.latest_by_model(store) if store is not None else {}
+    except Exception:  # the models are listed all the same
+        return {}
+    return {
+        model: f"{e.accuracy:.0%} on {e.title}, {e.created_at.day} {e.created_at:%b}"
+        for model, e in found.items()
+    }
+
+
 def runs_list(store: history.HistoryStore) -> None:
     """The person's evaluations, a row per model, newest first, each opening its run."""
     found = evaluation.newest(store, LISTED)

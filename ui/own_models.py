@@ -27,8 +27,12 @@ FORMATS_HELP = (
 )
 
 
-def your_models() -> None:
-    """List the added models, each with its classes and a Remove button that asks first."""
+def your_models(evaluated: dict[str, str] | None = None) -> None:
+    """List the added models, each with its classes and a Remove button that asks first.
+
+    `evaluated`: each model's newest evaluation in words, by name.
+    """
+    evaluated = evaluated or {}
     st.header("Your models")
     try:
         scope = resources.model_scope()
@@ -60,6 +64,7 @@ def your_models() -> None:
                 "preprocessing": [m.preprocessing for m in kept],
                 "source": [m.entry.source for m in kept],
                 "added": [m.entry.created_at for m in kept],
+                "evaluated": [evaluated.get(m.name, "–") for m in kept],
             }
         ),
         hide_index=True,
@@ -70,6 +75,7 @@ def your_models() -> None:
             "preprocessing": st.column_config.TextColumn("Preprocessing"),
             "source": st.column_config.TextColumn("Added from"),
             "added": st.column_config.DatetimeColumn("Added (UTC)", format="YYYY-MM-DD HH:mm"),
+            "evaluated": st.column_config.TextColumn("Evaluated"),
         },
     )
     for model in kept:

@@ -11,19 +11,17 @@ does it too, for a runner stopped in between).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from classifier.evaluation import kept, runs
+from classifier.evaluation.answering import complete
 from classifier.evaluation.kept import Evaluation
 from classifier.evaluation.labelled import LabelledSet, SetError
-from classifier.evaluation.metrics import SetClass, answer_of
 from classifier.history import HistoryStore
 from classifier.history.tables import evaluations, job_items, new_public_id
 from classifier.jobs import inputs, queue
@@ -113,60 +111,6 @@ def _keeper(store: HistoryStore, run_id: str, title: str, plan: runs.Plan):
     return keep
 
 
-@dataclass
-class Answering:
-    """The runner's side of an evaluation's job: each answer as kept in its picture's row."""
-
-    evaluation: Evaluation
-    truths: dict[int, int]
-    class_names: tuple[str, ...]
-    classes: tuple[SetClass, ...]
-
-    def answer(self, position: int, name: str, outcome) -> tuple[int, str, bytes | None]:
-        truth = self.truths[position]
-        label = next(c.label for c in self.classes if c.index == truth)
-        answer = answer_of(
-            name,
-            label,
-            truth,
-            outcome.prediction.probabilities,
-            self.class_names,
-            self.classes,
-            outcome.digest,
-        )
-        return position, json.dumps(answer.as_dict()), outcome.thumbnail
-
-
-def answering(
-    store: HistoryStore, job: queue.Job, class_names: tuple[str, ...]
-) -> Answering | None:
-    """Return how a job's answers are kept if it is an evaluation's, else None."""
-    evaluation = kept.for_job(store, job.id)
-    if evaluation is None:
-        return None
-    return Answering(evaluation, queue.truths(store, job), class_names, evaluation.setup.classes)
-
-
-def complete(store: HistoryStore, job: queue.Job, spec=None) -> None:
-    """Work out the numbers of the evaluation a job answers for, once the job has ended."""
-    evaluation = kept.for_job(store, job.id)
-    current = queue.by_id(store, job.id)
-    if evaluation is None or current is None or not current.ended:
-        return
-    if evaluation.status != "running":
-        return
-    taught = runs.training_digests(spec) if spec is not None else frozenset()
-    in_training = 0
-    if taught:
-        query = select(job_items.c.answer).where(
-            job_items.c.job_id == job.id, job_items.c.answer.is_not(None)
-        )
-        with store.connect() as conn:
-            digests = [json.loads(row.answer).get("digest") for row in conn.execute(query)]
-        in_training = sum(d in taught for d in digests)
-    kept.complete_from_job(store, evaluation, current.status, current.error, in_training)
-
-
 def refresh(store: HistoryStore, run_id: str) -> list[Evaluation]:
     """Return a run's evaluations, completing any whose job ended meanwhile."""
     found = kept.run(store, run_id)
@@ -199,16 +143,13 @@ def jobs_of(store: HistoryStore, run_id: str) -> list[queue.Job]:
 
 
 def cancel(store: HistoryStore, run_id: str) -> None:
-    """Stop a run's jobs; its evaluations end as cancelled with what was answered."""
+    """Stop a run's jobs; its evaluations end as cancelled, with the numbers of what was
+    answered before (the runner saves nothing more once its job is cancelled)."""
     for job in jobs_of(store, run_id):
         queue.cancel(store, job.public_id)
-    with store.begin() as conn:
-        conn.execute(
-            update(evaluations)
-            .where(evaluations.c.run_id == run_id, evaluations.c.status == "running")
-            .where(*store.scope.condition(evaluations.c.owner))
-            .values(status="cancelled", finished_at=datetime.now(UTC))
-        )
+    for evaluation in kept.run(store, run_id):
+        if evaluation.status == "running" and evaluation.job_id is not None:
+            kept.complete_from_job(store, evaluation, "cancelled", None)
 
 
 def thumbnails(store: HistoryStore, run_id: str) -> dict[str, bytes]:

@@ -154,9 +154,13 @@ def _evaluation(row: Any) -> Evaluation:
             c.name: m[c.name] for c in evaluations.c if c.name not in ("setup", "report", "answers")
         },
         setup_json=m["setup"],
-        report_json=m["report"],
-        answers_json=m["answers"],
+        report_json=m.get("report"),
+        answers_json=m.get("answers"),
     )
+
+
+# A list needs no evaluation's report or answers (a 1,000-photo one's are about 1 MB).
+_SUMMARY = [c for c in evaluations.c if c.name not in ("report", "answers")]
 
 
 def _mine(store: HistoryStore) -> list:
@@ -310,8 +314,9 @@ def run(store: HistoryStore, run_id: str) -> list[Evaluation]:
 
 
 def newest(store: HistoryStore, limit: int = 200, model: str | None = None) -> list[Evaluation]:
-    """Return the scope's evaluations, newest first (of one model, if named)."""
-    query = select(evaluations).where(*_mine(store))
+    """Return the scope's evaluations, newest first (of one model, if named), without their
+    reports and answers (`get` and `run` give those)."""
+    query = select(*_SUMMARY).where(*_mine(store))
     if model is not None:
         query = query.where(evaluations.c.model == model)
     query = query.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(limit)

@@ -26,11 +26,10 @@ from functools import cache
 from pathlib import Path
 
 from classifier import labels as imagenet
-from classifier.jobs import inputs
-from classifier.jobs.inputs import is_picture_name
+from classifier.jobs.inputs import LABELS_CSV, LABELS_CSV_MAX_BYTES, is_picture_name
 
-CSV_NAMES = (inputs.LABELS_CSV,)  # the CSV of a set, at its top
-CSV_MAX_BYTES = inputs.LABELS_CSV_MAX_BYTES
+CSV_NAMES = (LABELS_CSV,)  # the CSV of a set, at its top
+CSV_MAX_BYTES = LABELS_CSV_MAX_BYTES
 
 
 class SetError(ValueError):

@@ -108,7 +108,7 @@ def evaluate_folder(
 ) -> list[Done]:
     """Run each model once over a set on this computer; keep each evaluation in `store`
     (None: not kept). Plans are made for every model before any picture is read."""
-    from classifier.jobs import pipeline
+    from classifier.jobs.pipeline import classify_files
 
     plans = [plan(labelled, name, empty=empty) for name in model_names]
     run_id = new_run_id()
@@ -122,7 +122,7 @@ def evaluate_folder(
         answers: list[Answer] = []
         unreadable: list[tuple[str, str]] = []
         paths = [root / photo.name for photo in each.photos]
-        outcomes = pipeline.classify_files(loaded, paths)
+        outcomes = classify_files(loaded, paths)
         try:
             for outcome in outcomes:
                 photo = each.photos[outcome.index]

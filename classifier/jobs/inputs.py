@@ -511,32 +511,42 @@ LABELS_CSV = "labels.csv"  # a labelled set's labels, at the top of its zip
 LABELS_CSV_MAX_BYTES = 16 * 1024 * 1024
 
 
-def labels_csv(path: Path) -> bytes | None:
-    """Return the `labels.csv` at the top of a zip (or inside its one enclosing folder),
-    None if there is none. Called after `unpack_zip` has checked the zip whole.
+def labels_csv(path: Path, pictures: list[str]) -> bytes | None:
+    """Return the `labels.csv` of a zip `unpack_zip` took: at its top, or at the top of the
+    one folder all its pictures are in; None when it has none.
 
     Raises:
-        BatchInputError: it is larger than LABELS_CSV_MAX_BYTES or cannot be read.
+        BatchInputError: it is larger than LABELS_CSV_MAX_BYTES, encrypted or damaged.
     """
+    folders = {name.split("/", 1)[0] for name in pictures if "/" in name}
+    enclosing = next(iter(folders)) if len(folders) == 1 else None
+    if enclosing is not None and not all(name.startswith(f"{enclosing}/") for name in pictures):
+        enclosing = None
+    wanted = [LABELS_CSV] + ([f"{enclosing}/{LABELS_CSV}"] if enclosing is not None else [])
+    too_large = f"The zip's {LABELS_CSV} is larger than 16 MB."
     try:
         with zipfile.ZipFile(path) as archive:
-            found = [
-                info
+            members = {
+                info.filename.replace("\\", "/").lstrip("/"): info
                 for info in archive.infolist()
                 if not info.is_dir()
-                and info.filename.replace("\\", "/").rsplit("/", 1)[-1].lower() == LABELS_CSV
-                and info.filename.replace("\\", "/").count("/") <= 1
-                and not info.filename.startswith(("__MACOSX", "."))
-            ]
-            if not found:
+            }
+            info = next((members[name] for name in wanted if name in members), None)
+            if info is None:
                 return None
-            info = min(found, key=lambda i: i.filename.count("/"))
+            if info.flag_bits & 0x1:
+                raise BatchInputError(
+                    f"The zip's {LABELS_CSV} is protected by a password; zip it again without one."
+                )
             if info.file_size > LABELS_CSV_MAX_BYTES:
-                raise BatchInputError(f"The zip's {LABELS_CSV} is larger than 16 MB.")
+                raise BatchInputError(too_large)
             with archive.open(info) as member:
-                data = member.read(LABELS_CSV_MAX_BYTES + 1)
-    except _DAMAGED:
-        raise BatchInputError(f"The zip's {LABELS_CSV} could not be read.") from None
+                data = member.read(LABELS_CSV_MAX_BYTES + 1)  # never more, whatever it says
+    except (*_DAMAGED, NotImplementedError):
+        raise BatchInputError(
+            f"The zip's {LABELS_CSV} is damaged or compressed in a way that cannot be read; "
+            "zip it again."
+        ) from None
     if len(data) > LABELS_CSV_MAX_BYTES:
-        raise BatchInputError(f"The zip's {LABELS_CSV} is larger than 16 MB.")
+        raise BatchInputError(too_large)
     return data

@@ -144,7 +144,7 @@ class Runner:
             queue.finish(store, job, self.worker, f"The model could not be loaded: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
             return
-        from classifier.evaluation import jobs as evaluating  # (imports no more than this)
+        from classifier.evaluation import answering as evaluating
 
         # An evaluation's job keeps each answer in its picture's row, not in the history.
         evaluation = evaluating.answering(store, job, loaded.spec.class_names)

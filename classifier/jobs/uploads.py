@@ -57,7 +57,7 @@ class Upload:
                 self.title = name
                 try:
                     self.job.unpack_zip(path)
-                    self.labels_csv = inputs.labels_csv(path)
+                    self.labels_csv = inputs.labels_csv(path, [p.name for p in self.job.pictures])
                 except BatchInputError as exc:
                     self.refuse(str(exc))
 
