@@ -401,9 +401,8 @@ def _confusion(e, answers, classes, thumbnails) -> None:
         ),
     )
     st.markdown("**Confusion matrix**: click a square to see its photos")
-    size = max(160, 46 * len(confusion["classes"]))
     event = st.altair_chart(
-        (squares + numbers).properties(height=size),
+        (squares + numbers).properties(height=alt.Step(44)),  # a row per class, room for its number
         on_select="rerun",
         selection_mode="cell",
         key=f"confusion_{e.public_id}",
@@ -414,8 +413,9 @@ def _confusion(e, answers, classes, thumbnails) -> None:
     if picked:
         label, answer = picked[0].get("label"), picked[0].get("answer")
         inside = [a for a in answers if a.label == label and _answer_label(a, classes) == answer]
-        st.caption(plain(f"Labelled “{label}”, answered “{answer}”: {len(inside):,} photos"))
-        _gallery(inside, classes, thumbnails, key=f"cell_{e.public_id}")
+        with st.container(key=f"square_{e.public_id}"):  # (its photos, where the eye is)
+            st.caption(plain(f"Labelled “{label}”, answered “{answer}”: {len(inside):,} photos"))
+            _gallery(inside, classes, thumbnails, key=f"cell_{e.public_id}")
 
 
 def _reliability(calibration: dict) -> None:
@@ -439,13 +439,13 @@ def _reliability(calibration: dict) -> None:
             x=alt.X(
                 "confidence:Q",
                 title="Confidence",
-                scale=alt.Scale(domain=[0, 1]),
+                scale=alt.Scale(domain=[0, 1], nice=False, clamp=True),
                 axis=alt.Axis(format="%"),
             ),
             y=alt.Y(
                 "accuracy:Q",
                 title="Right",
-                scale=alt.Scale(domain=[0, 1]),
+                scale=alt.Scale(domain=[0, 1], nice=False, clamp=True),
                 axis=alt.Axis(format="%"),
             ),
             tooltip=[
@@ -461,7 +461,8 @@ def _reliability(calibration: dict) -> None:
         .encode(x="confidence:Q", y="accuracy:Q")
     )
     st.altair_chart(
-        (bars + diagonal).properties(height=220),
+        bars + diagonal,
+        height=240,
         width="stretch",
         alt="Reliability diagram: share of right answers by confidence",
     )
