@@ -100,7 +100,7 @@ def _progress(job: queue.Job | None) -> dict[str, Any] | None:
         return None
     whole = job.as_dict()
     keys = ("status", "total", "done", "failed", "photos_per_second", "seconds_left")
-    return {"job": job.public_id, **{key: whole[key] for key in keys}}
+    return {key: whole[key] for key in keys}
 
 
 def _run_json(request: Request, store: history.HistoryStore, run_id: str) -> dict[str, Any] | None:

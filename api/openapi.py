@@ -232,9 +232,8 @@ EVALUATION = {
 }
 EVALUATION_PROGRESS = {
     "type": "object",
-    "required": ["job", "status", "total", "done", "failed"],
+    "required": ["status", "total", "done", "failed"],
     "properties": {
-        "job": {**PUBLIC_ID, "description": "Its batch job (GET /api/v1/jobs/{id})."},
         "status": JOB["properties"]["status"],
         "total": {"type": "integer", "minimum": 0},
         "done": {"type": "integer", "minimum": 0, "description": "Pictures classified."},

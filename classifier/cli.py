@@ -805,18 +805,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.usage_error("each --model once")
     try:
         labelled = evaluation.read_folder(args.folder)
-        empty = [
-            child.name
-            for child in sorted(args.folder.iterdir())
-            if child.is_dir() and not child.name.startswith(".")
-            and child.name not in labelled.counts()
-        ]  # fmt: skip
         store = None if args.no_save else history.HistoryStore(get_settings().history_url())
         if not args.json:
             print(f"evaluating {', '.join(args.model)} on {len(labelled.photos):,} photos ...",
                   file=sys.stderr)  # fmt: skip
         done = evaluation.evaluate_folder(
-            args.folder, labelled, args.model, store=store, empty=empty,
+            args.folder, labelled, args.model, store=store, empty=labelled.empty,
             progress=None if args.json else _progress_printer(),
         )  # fmt: skip
     except models.UnknownModel as exc:

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from classifier import evaluation, history, labels, models
+from classifier import evaluation, history, jobs, labels, models
 from classifier.evaluation import jobs as evaluating
 from classifier.history import owners
 from classifier.jobs import runner as runners
@@ -124,6 +124,10 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
         (COPY, "done", 13),
     ]
     assert all(e.owner == owner_of(ALICE) for e in found)
+    # Its jobs are the run's: no batch job's page or API opens them.
+    for job in evaluating.jobs_of(store, run_id):
+        assert jobs.get(store, job.public_id) is None
+    assert jobs.newest(store) == []
 
     report = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
     assert not report.exception
@@ -137,9 +141,11 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
     assert "Desk/espresso/planted.jpg" in planted
 
     # The planted photo's label fixed in the page: every model's numbers again.
-    report.selectbox(key=f"fix_file_{lite0.public_id}").set_value("Desk/espresso/planted.jpg")
-    report.selectbox(key=f"fix_label_{lite0.public_id}").set_value("n02124075")
-    next(b for b in report.button if b.label == "Fix the label").click().run()
+    report.selectbox(key=f"fix_file_{lite0.public_id}").set_value("Desk/espresso/planted.jpg").run()
+    # The label box opens on the photo's suggested label; the button keeps it.
+    number = planted.index("Desk/espresso/planted.jpg")
+    assert report.selectbox(key=f"fix_label_{lite0.public_id}_{number}").value == "n02124075"
+    report.button(key=f"fix_{lite0.public_id}").click().run()
     assert not report.exception
     again = evaluation.run(store, run_id)
     assert all(

@@ -8,6 +8,7 @@ named as a person would: a class's name, a WordNet id, a synonym.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -268,3 +269,119 @@ def test_a_taught_model_finds_a_planted_label_error_and_is_flagged_on_its_own_ph
     assert evaluation.latest_by_model(store)["Six things"].public_id == after.public_id
     evaluation.relabel(store, before.run_id, "Dotted/planted.jpg", None)
     assert after.photos - 1 == evaluation.get(store, after.public_id).photos
+
+
+# --- Without a model: the numbers, kept evaluations and their edits, from made-up answers --
+
+
+def _made(file: str, label: str, truth: int, answer: int, p: float, classes) -> metrics.Answer:
+    scores = tuple(p if c.index == answer else (1 - p) / len(classes) for c in classes)
+    return metrics.Answer(file, label, truth, ((answer, f"class {answer}", p),), scores, file)
+
+
+CATS_AND_DOGS = (metrics.SetClass("cat", 0, "Cat"), metrics.SetClass("dog", 1, "Dog"))
+
+
+def _answers(classes=CATS_AND_DOGS) -> list[metrics.Answer]:
+    rng = np.random.default_rng(3)
+    found = []
+    for n in range(40):
+        c = classes[n % len(classes)]
+        right = rng.random() < 0.75
+        answer = c.index if right else classes[(n + 1) % len(classes)].index
+        found.append(
+            _made(f"{c.label}/{n}.jpg", c.label, c.index, answer, rng.uniform(0.4, 1), classes)
+        )
+    return found
+
+
+def test_the_report_is_scikit_learns_on_made_up_answers():
+    answers = _answers()
+    report = metrics.report(CATS_AND_DOGS, answers, num_model_classes=3)
+    y_true = [a.truth for a in answers]
+    y_pred = [a.predicted for a in answers]
+    assert report["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=[0, 1], zero_division=0
+    )
+    assert [r["recall"] for r in report["per_class"]] == pytest.approx(recall)
+    assert [r["precision"] for r in report["per_class"]] == pytest.approx(precision)
+    assert [r["f1"] for r in report["per_class"]] == pytest.approx(f1)
+    assert [r["support"] for r in report["per_class"]] == support.tolist() == [20, 20]
+    assert (
+        report["confusion"]["matrix"]
+        == confusion_matrix(y_true, y_pred, labels=[0, 1, 2])[:2].tolist()
+    )
+    assert sum(map(sum, report["confusion"]["matrix"])) == 40
+    bins = report["calibration"]["bins"]
+    confidence = np.array([a.top[0][2] for a in answers])
+    correct = np.array([a.correct for a in answers])
+    expected = sum(
+        abs(correct[(confidence > b["lower"]) & (confidence <= b["upper"])].mean()
+            - confidence[(confidence > b["lower"]) & (confidence <= b["upper"])].mean())
+        * b["count"] / 40
+        for b in bins if b["count"]
+    )  # fmt: skip
+    assert report["calibration"]["ece"] == pytest.approx(expected)
+
+
+def test_two_labels_for_one_class_keep_it_once_and_the_other_is_left_out():
+    found = evaluation.plan(
+        labelled.LabelledSet("s", (labelled.Photo("n02124075/a.jpg", "n02124075"),
+                                   labelled.Photo("Egyptian cat/b.jpg", "Egyptian cat"),
+                                   labelled.Photo("espresso/c.jpg", "espresso"))),
+        LITE0,
+    )  # fmt: skip
+    assert [(c.label, c.index) for c in found.setup.classes] == [
+        ("Egyptian cat", 285),
+        ("espresso", 967),
+    ]
+    assert found.setup.unmatched == (
+        ("n02124075", "names the same class as “Egyptian cat” (Egyptian Mau): put their photos "
+         "in one folder", 1),
+    )  # fmt: skip
+    assert [p.name for p in found.photos] == ["Egyptian cat/b.jpg", "espresso/c.jpg"]
+
+
+def test_a_label_fixed_in_a_run_is_fixed_in_every_model_that_knows_it_at_once(store):
+    from classifier.evaluation import kept
+
+    only_cats = (metrics.SetClass("cat", 0, "Cat"),)
+    both, cats = _answers(), [a for a in _answers() if a.label == "cat"]
+    cats = [replace(a, scores=a.scores[:1]) for a in cats]
+    run_id = kept.new_run_id()
+    for model, classes, answers in (("A", CATS_AND_DOGS, both), ("B", only_cats, cats)):
+        kept.keep_whole(
+            store, run_id=run_id, title="s", model=model, model_title=model,
+            setup=kept.Setup(classes, 3), set_digest="", answers=answers, unreadable=[],
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="bird is not one of the set's labels"):
+        evaluation.relabel(store, run_id, "cat/0.jpg", "bird")
+    assert evaluation.relabel(store, run_id, "cat/0.jpg", "dog") == 2
+    first, second = evaluation.run(store, run_id)
+    assert next(a for a in first.answers if a.file == "cat/0.jpg").label == "dog"
+    assert "cat/0.jpg" not in [a.file for a in second.answers]  # B has no dog: left out
+    assert (first.photos, second.photos) == (40, 19)
+    assert first.set_digest != kept.unsaved(
+        title="s", model="A", model_title="A", setup=kept.Setup(CATS_AND_DOGS, 3),
+        set_digest="", answers=both, unreadable=[],
+    ).set_digest  # fmt: skip
+
+    # Every photo of a class dropped: the class is gone from the label errors' search.
+    for a in [a for a in first.answers if a.label == "dog"]:
+        evaluation.relabel(store, run_id, a.file, None)
+    assert evaluation.run(store, run_id)[0].report["label_issues_note"] == (
+        "Likely label errors need at least two classes in the set."
+    )
+
+
+def test_an_evaluation_whose_job_is_gone_ends_as_failed(store):
+    from classifier.evaluation import jobs as evaluating
+    from classifier.evaluation import kept
+
+    run_id = kept.new_run_id()
+    with store.begin() as conn:
+        kept._insert(conn, store, run_id=run_id, title="s", model="A", model_title="A",
+                     setup=kept.Setup(CATS_AND_DOGS, 3))  # fmt: skip
+    (found,) = evaluating.refresh(store, run_id)
+    assert (found.status, found.error) == ("failed", "It stopped before its answers were kept.")

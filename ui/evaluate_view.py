@@ -5,7 +5,8 @@ for two models, their comparison)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import altair as alt
 import pandas as pd
@@ -21,6 +22,8 @@ from ui.batch_view import REFRESH_SECONDS, STATUS_TITLES
 from ui.columns import PICTURE_COLUMN, plain, share_column, thumbnail_uri
 
 MAX_MODELS = 4
+MATRIX_CLASSES = 30  # classes drawn in the confusion matrix, at most (the most confused)
+Thumbnails = Callable[[Sequence[str]], dict[str, bytes]]  # some pictures' thumbnails, by name
 LISTED = 50  # evaluations in the list
 SHOWN = 60  # pictures in a gallery
 
@@ -106,7 +109,10 @@ def new_evaluation(store: history.HistoryStore, choices: sidebar.Choices) -> Non
     ):
         try:
             with upload.lock:
-                run_id = evaluating.start(store, upload.job, labelled, picked, source="app")
+                run_id = evaluating.start(
+                    store, upload.job, labelled, picked, source="app",
+                    thumbnails=choices.save_thumbnails,
+                )  # fmt: skip
         except (evaluation.SetError, models.ModelError) as exc:
             st.error(plain(str(exc)), icon=":material/error:")
             return
@@ -162,11 +168,16 @@ def latest_texts() -> dict[str, str]:
     try:
         store = resources.store()
         found = evaluation.latest_by_model(store) if store is not None else {}
+        scope = resources.model_scope()
+        # A model removed and another added under its name: not the old one's numbers.
+        kept = models.all_models(scope) if found and scope is not None else []
+        added = {m.name: m.entry.created_at for m in kept}
     except Exception:  # the models are listed all the same
         return {}
     return {
         model: f"{e.accuracy:.0%} on {e.title}, {e.created_at.day} {e.created_at:%b}"
         for model, e in found.items()
+        if model not in added or e.created_at >= added[model]
     }
 
 
@@ -212,24 +223,31 @@ def run_page(store: history.HistoryStore, run_id: str) -> None:
         st.error("No evaluation has this id among yours.", icon=":material/search_off:")
         return
     st.subheader(f"{plain(found[0].title)}")
+    if changed := st.session_state.pop("evaluate_changed", None):
+        st.toast(changed, icon=":material/check:")
     if any(e.status == "running" for e in found):
         _progress(store, run_id)
         return
-    done = [e for e in found if e.status == "done"]
     for e in found:
-        if e.status != "done":
-            reason = f": {e.error}" if e.error else ""
+        if e.status == "cancelled":
             st.warning(
-                plain(f"{_title(e.model)}: {STATUS_TITLES[e.status]}{reason}"),
-                icon=":material/warning:",
+                plain(
+                    f"{_title(e.model)}: cancelled; the numbers below are of the "
+                    f"{e.photos or 0:,} photos answered before."
+                ),
+                icon=":material/stop_circle:",
             )
-    if not done:
+        elif e.status == "failed":
+            reason = f": {e.error}" if e.error else ""
+            st.warning(plain(f"{_title(e.model)}: stopped{reason}"), icon=":material/warning:")
+    shown = [e for e in found if e.status in ("done", "cancelled") and e.answers]
+    if not shown:
         return
-    thumbnails = evaluating.thumbnails(store, run_id)
-    if len(done) > 1:
-        _comparison(done, thumbnails)
-    tabs = st.tabs([plain(_title(e.model)) for e in done]) if len(done) > 1 else [st.container()]
-    for tab, e in zip(tabs, done, strict=True):
+    thumbnails = partial(evaluating.thumbnails, store, run_id)
+    if len(shown) > 1:
+        _comparison(shown, thumbnails)
+    tabs = st.tabs([plain(_title(e.model)) for e in shown]) if len(shown) > 1 else [st.container()]
+    for tab, e in zip(tabs, shown, strict=True):
         with tab:
             report(store, e, thumbnails)
 
@@ -244,7 +262,7 @@ def _progress(store: history.HistoryStore, run_id: str) -> None:
         if st.button("Cancel", icon=":material/stop:", key="evaluate_cancel"):
             evaluating.cancel(store, run_id)
             st.rerun()
-        if all(job.ended for job in found):
+        if not found or all(job.ended for job in found):  # (no jobs: refresh ends it)
             st.rerun()
 
     st.caption("Running on the server: you may close this tab and come back.")
@@ -266,7 +284,7 @@ def _answer_label(answer: evaluation.Answer, classes: Sequence[evaluation.SetCla
 def _gallery(
     answers: Sequence[evaluation.Answer],
     classes: Sequence[evaluation.SetClass],
-    thumbnails: dict[str, bytes],
+    thumbnails: Thumbnails,
     key: str,
 ) -> None:
     """Pictures with their label and answer, as a table (names shown as written)."""
@@ -274,10 +292,11 @@ def _gallery(
         st.caption("No photos.")
         return
     shown = list(answers)[:SHOWN]
+    pictures = thumbnails([a.file for a in shown])
     st.dataframe(
         pd.DataFrame(
             {
-                "picture": [thumbnail_uri(thumbnails.get(a.file)) for a in shown],
+                "picture": [thumbnail_uri(pictures.get(a.file)) for a in shown],
                 "file": [a.file for a in shown],
                 "label": [a.label for a in shown],
                 "answer": [a.top[0][1] for a in shown],
@@ -299,9 +318,7 @@ def _gallery(
         st.caption(f"The first {SHOWN} of {len(answers):,}; the downloads hold all.")
 
 
-def report(
-    store: history.HistoryStore, e: evaluation.Evaluation, thumbnails: dict[str, bytes]
-) -> None:
+def report(store: history.HistoryStore, e: evaluation.Evaluation, thumbnails: Thumbnails) -> None:
     """One model's report on the set."""
     values, setup, answers = e.report, e.setup, e.answers
     first, second, third, fourth = st.columns(4)
@@ -362,22 +379,41 @@ def report(
     _downloads(e)
 
 
+def _most_confused(confusion: dict, limit: int) -> tuple[list[str], list[str], list[list[int]]]:
+    """The matrix cut to the `limit` classes with the most mistakes (in or out of them),
+    in the set's order; another class's column is kept."""
+    labels, columns, matrix = confusion["classes"], confusion["columns"], confusion["matrix"]
+    if len(labels) <= limit:
+        return labels, columns, matrix
+    mistakes = [
+        sum(row) - row[n] + sum(r[n] for r in matrix) - row[n] for n, row in enumerate(matrix)
+    ]
+    keep = sorted(sorted(range(len(labels)), key=lambda n: -mistakes[n])[:limit])
+    kept_columns = keep + list(range(len(labels), len(columns)))
+    return (
+        [labels[n] for n in keep],
+        [columns[n] for n in kept_columns],
+        [[matrix[r][c] for c in kept_columns] for r in keep],
+    )
+
+
 def _confusion(e, answers, classes, thumbnails) -> None:
     confusion = e.report["confusion"]
+    labels, columns, matrix = _most_confused(confusion, MATRIX_CLASSES)
     rows = [
         {"label": label, "answer": column, "photos": int(count)}
-        for label, counts in zip(confusion["classes"], confusion["matrix"], strict=True)
-        for column, count in zip(confusion["columns"], counts, strict=True)
+        for label, counts in zip(labels, matrix, strict=True)
+        for column, count in zip(columns, counts, strict=True)
     ]
     cell = alt.selection_point(name="cell", fields=["label", "answer"], toggle=False)
     base = alt.Chart(pd.DataFrame(rows)).encode(
         x=alt.X(
             "answer:N",
             title="Answer",
-            sort=confusion["columns"],
+            sort=columns,
             axis=alt.Axis(labelAngle=-40, labelLimit=140),
         ),
-        y=alt.Y("label:N", title="Label", sort=confusion["classes"], axis=alt.Axis(labelLimit=140)),
+        y=alt.Y("label:N", title="Label", sort=labels, axis=alt.Axis(labelLimit=140)),
     )
     squares = (
         base.mark_rect(stroke="#888", strokeWidth=0.5)
@@ -401,6 +437,11 @@ def _confusion(e, answers, classes, thumbnails) -> None:
         ),
     )
     st.markdown("**Confusion matrix**: click a square to see its photos")
+    if len(labels) < len(confusion["classes"]):
+        st.caption(
+            f"The {len(labels)} of {len(confusion['classes']):,} classes with the most mistakes; "
+            "the per-class table below has them all."
+        )
     event = st.altair_chart(
         (squares + numbers).properties(height=alt.Step(44)),  # a row per class, room for its number
         on_select="rerun",
@@ -481,10 +522,10 @@ def _label_issues(store, e: evaluation.Evaluation, values: dict, classes, thumbn
     listed = [by_file[i["file"]] for i in issues if i["file"] in by_file]
     _gallery(listed, classes, thumbnails, key=f"issues_{e.public_id}")
     labels = list(dict.fromkeys(c.label for c in classes))
-    with st.form(f"fix_{e.public_id}", border=True):
+    with st.container(border=True):
         st.caption(
-            "Fix a photo's label in this evaluation (every model's is worked out again), "
-            "or drop the photo. Download the labels to fix your own copy of the set."
+            "Fix a photo's label in this evaluation (every model's numbers are worked out "
+            "again), or drop the photo. Download labels.csv to fix your own copy of the set."
         )
         files = [i["file"] for i in issues]
         suggested = {i["file"]: i["suggested"] for i in issues}
@@ -493,40 +534,51 @@ def _label_issues(store, e: evaluation.Evaluation, values: dict, classes, thumbn
             "Its label",
             labels,
             index=labels.index(suggested[chosen]) if suggested.get(chosen) in labels else 0,
-            key=f"fix_label_{e.public_id}",
+            # One box per photo, so each opens on its own suggestion.
+            key=f"fix_label_{e.public_id}_{files.index(chosen)}",
         )
         fix, drop = st.columns(2)
-        fixed = fix.form_submit_button("Fix the label", icon=":material/edit:")
-        dropped = drop.form_submit_button("Drop the photo", icon=":material/delete:")
+        fixed = fix.button("Fix the label", icon=":material/edit:", key=f"fix_{e.public_id}")
+        dropped = drop.button("Drop the photo", icon=":material/delete:", key=f"drop_{e.public_id}")
     if fixed or dropped:
-        evaluation.relabel(store, e.run_id, chosen, None if dropped else label)
-        st.toast("Dropped from the set." if dropped else "Label fixed.", icon=":material/check:")
+        try:
+            evaluation.relabel(store, e.run_id, chosen, None if dropped else label)
+        except ValueError as exc:
+            st.error(plain(str(exc)), icon=":material/error:")
+            return
+        st.session_state["evaluate_changed"] = (
+            "Dropped from the set." if dropped else "Label fixed."
+        )
         st.rerun()
 
 
 def _downloads(e: evaluation.Evaluation) -> None:
-    whole = e.as_dict()
+    """The report as JSON, each photo's answer as CSV, and the set's labels as labels.csv;
+    each made when its button is clicked (a large evaluation's JSON is megabytes)."""
 
-    as_csv = safe_csv(
-        [
+    def as_json() -> str:
+        return json.dumps(e.as_dict(), indent=2)
+
+    def answers_csv() -> bytes:
+        rows = [
             {
-                "file": a["file"],
-                "label": a["label"],
-                "answer": a["top_k"][0]["label"],
-                "probability": a["top_k"][0]["probability"],
-                "correct": a["correct"],
+                "file": a.file,
+                "label": a.label,
+                "answer": a.top[0][1],
+                "probability": round(a.top[0][2], 6),
+                "correct": a.correct,
             }
-            for a in whole["answers"]
-        ],
-        ("file", "label", "answer", "probability", "correct"),
-    )
-    as_labels = safe_csv(
-        [{"file": a["file"], "label": a["label"]} for a in whole["answers"]], ("file", "label")
-    )
+            for a in e.answers
+        ]
+        return safe_csv(rows, ("file", "label", "answer", "probability", "correct"))
+
+    def labels_csv() -> bytes:
+        return safe_csv([{"file": a.file, "label": a.label} for a in e.answers], ("file", "label"))
+
     one, two, three = st.columns(3)
     one.download_button(
         "Report (JSON)",
-        json.dumps(whole, indent=2),
+        as_json,
         f"evaluation-{e.public_id}.json",
         "application/json",
         icon=":material/download:",
@@ -534,7 +586,7 @@ def _downloads(e: evaluation.Evaluation) -> None:
     )
     two.download_button(
         "Answers (CSV)",
-        as_csv,
+        answers_csv,
         f"evaluation-{e.public_id}.csv",
         "text/csv",
         icon=":material/download:",
@@ -542,7 +594,7 @@ def _downloads(e: evaluation.Evaluation) -> None:
     )
     three.download_button(
         "labels.csv",
-        as_labels,
+        labels_csv,
         "labels.csv",
         "text/csv",
         icon=":material/download:",
@@ -550,13 +602,21 @@ def _downloads(e: evaluation.Evaluation) -> None:
     )
 
 
-def _comparison(done: Sequence[evaluation.Evaluation], thumbnails: dict[str, bytes]) -> None:
+def _comparison(done: Sequence[evaluation.Evaluation], thumbnails: Thumbnails) -> None:
     """Two or more models: their accuracies, McNemar's test, the photos only one got right."""
     st.markdown("**Side by side**")
+    # On the photos every model answered: a model that knows fewer of the set's labels
+    # answers fewer photos, and accuracies on different photos do not compare.
+    common = set.intersection(*({a.file for a in e.answers} for e in done))
+    st.caption(f"On the {len(common):,} photos every model answered.")
     columns = st.columns(len(done))
     for column, e in zip(columns, done, strict=True):
+        right = [a.correct for a in e.answers if a.file in common]
+        shared = sum(right) / len(right) if right else None
         column.metric(
-            plain(_title(e.model)), _percent(e.accuracy), help=f"{e.photos or 0:,} photos"
+            plain(_title(e.model)),
+            _percent(shared),
+            help=f"{_percent(e.accuracy)} on all the {e.photos or 0:,} photos it answered",
         )
     first = done[0]
     for other in done[1:]:
@@ -574,11 +634,12 @@ def _comparison(done: Sequence[evaluation.Evaluation], thumbnails: dict[str, byt
         mine = {a.file: a for a in first.answers}
         theirs = {a.file: a for a in other.answers}
         differ = found["only_first_right"] + found["only_second_right"]
+        pictures = thumbnails(differ[:SHOWN])
         if differ:
             st.dataframe(
                 pd.DataFrame(
                     {
-                        "picture": [thumbnail_uri(thumbnails.get(f)) for f in differ[:SHOWN]],
+                        "picture": [thumbnail_uri(pictures.get(f)) for f in differ[:SHOWN]],
                         "file": differ[:SHOWN],
                         "label": [mine[f].label for f in differ[:SHOWN]],
                         "first": [mine[f].top[0][1] for f in differ[:SHOWN]],

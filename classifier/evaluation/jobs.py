@@ -14,16 +14,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from classifier.evaluation import kept, runs
 from classifier.evaluation.answering import complete
 from classifier.evaluation.kept import Evaluation
 from classifier.evaluation.labelled import LabelledSet, SetError
 from classifier.history import HistoryStore
-from classifier.history.tables import evaluations, job_items, new_public_id
+from classifier.history.tables import job_items
 from classifier.jobs import inputs, queue
 from classifier.jobs.batches import NewJob
 from classifier.jobs.runner import job_folder, wake
@@ -37,6 +36,7 @@ def start(
     *,
     source: str,
     empty: Sequence[str] = (),
+    thumbnails: bool = True,
 ) -> str:
     """Start evaluating each model on a set whose pictures `new` holds; return the run's id.
 
@@ -51,7 +51,7 @@ def start(
     refused = {picture.name: picture.error for picture in new.pictures if picture.error}
     run_id = kept.new_run_id()
     try:
-        for number, plan in enumerate(plans):
+        for plan in plans:
             public_id = queue.new_public_id_for_job()
             folder_name, folder = job_folder(new.data_dir, public_id)
             folder.mkdir(parents=True)
@@ -70,7 +70,7 @@ def start(
                 folder=folder_name,
                 public_id=public_id,
                 top_k=5,
-                thumbnails=number == 0,  # the set's pictures are shown once
+                thumbnails=thumbnails,  # each job's: a model may answer pictures others do not
                 source=source,
                 truths=[plan.truth(photo) for photo in plan.photos],
                 also=_keeper(store, run_id, labelled.title, plan),
@@ -92,35 +92,30 @@ def _link(source, target) -> None:
 
 def _keeper(store: HistoryStore, run_id: str, title: str, plan: runs.Plan):
     def keep(conn, job_id: int) -> None:
-        conn.execute(
-            insert(evaluations),
-            {
-                "public_id": new_public_id(),
-                "run_id": run_id,
-                "owner": store.scope.owner,
-                "title": title,
-                "model": plan.model,
-                "model_title": plan.title,
-                "status": "running",
-                "job_id": job_id,
-                "created_at": datetime.now(UTC),
-                "setup": plan.setup.as_json(),
-            },
-        )
+        kept.start(
+            store, conn, job_id=job_id, run_id=run_id, title=title, model=plan.model,
+            model_title=plan.title, setup=plan.setup,
+        )  # fmt: skip
 
     return keep
 
 
 def refresh(store: HistoryStore, run_id: str) -> list[Evaluation]:
-    """Return a run's evaluations, completing any whose job ended meanwhile."""
+    """Return a run's evaluations, completing any whose job ended meanwhile; one whose job
+    is gone ends as failed."""
     found = kept.run(store, run_id)
+    changed = False
     for evaluation in found:
-        if evaluation.status == "running" and evaluation.job_id is not None:
-            job = queue.by_id(store, evaluation.job_id)
-            if job is not None and job.ended:
-                spec = _spec_of(evaluation.model, store)
-                complete(store, job, spec)
-    return kept.run(store, run_id) if any(e.status == "running" for e in found) else found
+        if evaluation.status != "running":
+            continue
+        job = None if evaluation.job_id is None else queue.by_id(store, evaluation.job_id)
+        if job is None:
+            kept.fail(store, evaluation, "It stopped before its answers were kept.")
+            changed = True
+        elif job.ended:
+            complete(store, job, _spec_of(evaluation.model, store))
+            changed = True
+    return kept.run(store, run_id) if changed else found
 
 
 def _spec_of(model: str, store: HistoryStore):
@@ -152,13 +147,15 @@ def cancel(store: HistoryStore, run_id: str) -> None:
             kept.complete_from_job(store, evaluation, "cancelled", None)
 
 
-def thumbnails(store: HistoryStore, run_id: str) -> dict[str, bytes]:
-    """Return the thumbnails of a run's pictures, by name (kept by its first job)."""
+def thumbnails(store: HistoryStore, run_id: str, names: Sequence[str]) -> dict[str, bytes]:
+    """Return the thumbnails of some of a run's pictures, by name (those its jobs kept)."""
     ids = [e.job_id for e in kept.run(store, run_id) if e.job_id is not None]
-    if not ids:
+    if not ids or not names:
         return {}
     query = select(job_items.c.file_name, job_items.c.thumbnail).where(
-        job_items.c.job_id.in_(ids), job_items.c.thumbnail.is_not(None)
+        job_items.c.job_id.in_(ids),
+        job_items.c.file_name.in_(sorted(set(names))),
+        job_items.c.thumbnail.is_not(None),
     )
     with store.connect() as conn:
         return {row.file_name: row.thumbnail for row in conn.execute(query)}

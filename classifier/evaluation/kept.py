@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -81,31 +82,32 @@ class Evaluation:
     report_json: str | None = field(repr=False)
     answers_json: str | None = field(repr=False)
 
-    @property
+    # Read from their JSON once per object (a 10,000-photo evaluation's answers take seconds).
+    @cached_property
     def setup(self) -> Setup:
         return Setup.from_json(self.setup_json)
 
-    @property
+    @cached_property
     def report(self) -> dict[str, Any]:
         return json.loads(self.report_json) if self.report_json else {}
 
-    @property
+    @cached_property
+    def _answered(self) -> dict[str, Any]:
+        return json.loads(self.answers_json) if self.answers_json else {}
+
+    @cached_property
     def answers(self) -> list[Answer]:
-        if not self.answers_json:
-            return []
-        return [Answer.from_dict(a) for a in json.loads(self.answers_json)["answers"]]
+        return [Answer.from_dict(a) for a in self._answered.get("answers", ())]
 
     @property
     def unreadable(self) -> list[tuple[str, str]]:
-        if not self.answers_json:
-            return []
-        return [(str(a), str(b)) for a, b in json.loads(self.answers_json)["unreadable"]]
+        return [(str(a), str(b)) for a, b in self._answered.get("unreadable", ())]
 
     def as_dict(self, *, whole: bool = True) -> dict[str, Any]:
         """The evaluation as the JSON download, the API and `evaluate --json` give it."""
         value: dict[str, Any] = {
-            "id": self.public_id,
-            "run": self.run_id,
+            "id": self.public_id or None,  # None: not kept
+            "run": self.run_id or None,
             "set": self.title,
             "set_digest": self.set_digest,
             "model": self.model,
@@ -171,7 +173,8 @@ def new_run_id() -> str:
     return new_public_id()
 
 
-def start(
+def _insert(
+    conn,
     store: HistoryStore,
     *,
     run_id: str,
@@ -180,28 +183,33 @@ def start(
     model_title: str,
     setup: Setup,
     job_id: int | None = None,
-) -> Evaluation:
-    """Keep an evaluation that is starting (its answers come from its job)."""
+    **values: Any,
+) -> str:
+    """Insert an evaluation's row in a transaction; return its public id."""
     public_id = new_public_id()
-    with store.begin() as conn:
-        conn.execute(
-            insert(evaluations),
-            {
-                "public_id": public_id,
-                "run_id": run_id,
-                "owner": store.scope.owner,
-                "title": title,
-                "model": model,
-                "model_title": model_title,
-                "status": "running",
-                "job_id": job_id,
-                "created_at": datetime.now(UTC),
-                "setup": setup.as_json(),
-            },
-        )
-    found = get(store, public_id)
-    assert found is not None
-    return found
+    conn.execute(
+        insert(evaluations),
+        {
+            "public_id": public_id,
+            "run_id": run_id,
+            "owner": store.scope.owner,
+            "title": title,
+            "model": model,
+            "model_title": model_title,
+            "status": "running",
+            "job_id": job_id,
+            "created_at": datetime.now(UTC),
+            "setup": setup.as_json(),
+            **values,  # a whole evaluation's numbers, status and digest
+        },
+    )
+    return public_id
+
+
+def start(store: HistoryStore, conn, *, job_id: int, **given: Any) -> str:
+    """Keep an evaluation that starts with its job (in the job's transaction): its answers
+    come from the job. Returns its public id."""
+    return _insert(conn, store, job_id=job_id, **given)
 
 
 def keep_whole(
@@ -217,12 +225,16 @@ def keep_whole(
     unreadable: Sequence[tuple[str, str]],
     in_training: int = 0,
 ) -> Evaluation:
-    """Keep an evaluation whose answers are all here (the command line's)."""
-    evaluation = start(
-        store, run_id=run_id, title=title, model=model, model_title=model_title, setup=setup
-    )
-    _complete(store, evaluation, setup, answers, unreadable, set_digest, in_training)
-    found = get(store, evaluation.public_id)
+    """Keep an evaluation whose answers are all here (the command line's), whole: its
+    numbers are worked out first, so no row is ever left half made."""
+    values = _values(setup, answers, unreadable, in_training)
+    with store.begin() as conn:
+        public_id = _insert(
+            conn, store, run_id=run_id, title=title, model=model, model_title=model_title,
+            setup=setup, **values, status="done", set_digest=set_digest,
+            finished_at=datetime.now(UTC),
+        )  # fmt: skip
+    found = get(store, public_id)
     assert found is not None
     return found
 
@@ -269,8 +281,8 @@ def unsaved(
     )  # fmt: skip
 
 
-def _complete(
-    store: HistoryStore,
+def _update(
+    conn,
     evaluation: Evaluation,
     setup: Setup,
     answers: Sequence[Answer],
@@ -280,19 +292,20 @@ def _complete(
     status: str = "done",
     error: str | None = None,
 ) -> None:
+    """Work an evaluation's numbers out from its answers and keep them (in `conn`'s
+    transaction)."""
     values = _values(setup, answers, unreadable, in_training)
-    with store.begin() as conn:
-        conn.execute(
-            update(evaluations)
-            .where(evaluations.c.id == evaluation.id)
-            .values(
-                status=status,
-                error=error,
-                finished_at=evaluation.finished_at or datetime.now(UTC),
-                set_digest=set_digest,
-                **values,
-            )
+    conn.execute(
+        update(evaluations)
+        .where(evaluations.c.id == evaluation.id)
+        .values(
+            status=status,
+            error=error,
+            finished_at=evaluation.finished_at or datetime.now(UTC),
+            set_digest=set_digest,
+            **values,
         )
+    )
 
 
 def get(store: HistoryStore, public_id: str) -> Evaluation | None:
@@ -363,51 +376,59 @@ def complete_from_job(
     if complete:
         from classifier.evaluation.labelled import set_digest
 
-        digest = set_digest((a.file, a.label, a.digest) for a in answers)
+        digest = set_digest(answers)
     status = {"done": "done", "cancelled": "cancelled"}.get(job_status, "failed")
-    _complete(
-        store,
-        evaluation,
-        evaluation.setup,
-        answers,
-        unreadable,
-        digest,
-        in_training,
-        status=status,
-        error=job_error,
-    )
+    with store.begin() as conn:
+        _update(
+            conn, evaluation, evaluation.setup, answers, unreadable, digest, in_training,
+            status=status, error=job_error,
+        )  # fmt: skip
+        # The answers now live in the evaluation's row; its pictures keep their thumbnails.
+        conn.execute(
+            update(job_items).where(job_items.c.job_id == evaluation.job_id).values(answer=None)
+        )
+
+
+def fail(store: HistoryStore, evaluation: Evaluation, error: str) -> None:
+    """End an evaluation that cannot finish, with the reason."""
+    with store.begin() as conn:
+        conn.execute(
+            update(evaluations)
+            .where(evaluations.c.id == evaluation.id, evaluations.c.status == "running")
+            .values(status="failed", error=error, finished_at=datetime.now(UTC))
+        )
 
 
 def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> int:
     """Give one picture of a run's set another of the set's labels (None: drop it from the
-    set), and work out each of the run's evaluations again. Returns how many changed."""
-    changed = 0
-    for evaluation in run(store, run_id):
-        if evaluation.status != "done":
-            continue
+    set), and work out each of the run's evaluations again, all in one transaction. A model
+    that has no class for the new label leaves the picture out. Returns how many changed.
+
+    Raises:
+        ValueError: the label is none of the run's labels.
+    """
+    found = [e for e in run(store, run_id) if e.status in ("done", "cancelled")]
+    if label is not None and not any(c.label == label for e in found for c in e.setup.classes):
+        raise ValueError(f"{label} is not one of the set's labels.")
+    from classifier.evaluation.labelled import set_digest
+
+    changes = []
+    for evaluation in found:
         setup = evaluation.setup
-        answers = []
-        for answer in evaluation.answers:
-            if answer.file != file:
-                answers.append(answer)
-            elif label is not None:
-                truth = next((c.index for c in setup.classes if c.label == label), None)
-                if truth is None:
-                    raise ValueError(f"{label} is not one of the set's labels.")
-                from dataclasses import replace
-
-                answers.append(replace(answer, label=label, truth=truth))
-        from classifier.evaluation.labelled import set_digest
-
-        digest = set_digest((a.file, a.label, a.digest) for a in answers)
-        _complete(
-            store,
-            evaluation,
-            setup,
-            answers,
-            evaluation.unreadable,
-            digest,
-            int(evaluation.report.get("in_training", 0)),
-        )
-        changed += 1
-    return changed
+        truth = next((c.index for c in setup.classes if c.label == label), None)
+        answers = [a for a in evaluation.answers if a.file != file]
+        if len(answers) == len(evaluation.answers):
+            continue  # not one of the pictures it answered
+        if truth is not None:
+            answers += [
+                replace(a, label=label, truth=truth) for a in evaluation.answers if a.file == file
+            ]
+        changes.append((evaluation, setup, answers))
+    with store.begin() as conn:
+        for evaluation, setup, answers in changes:
+            _update(
+                conn, evaluation, setup, answers, evaluation.unreadable, set_digest(answers),
+                int(evaluation.report.get("in_training", 0)), status=evaluation.status,
+                error=evaluation.error,
+            )  # fmt: skip
+    return len(changes)

@@ -51,6 +51,7 @@ class LabelledSet:
     title: str
     photos: tuple[Photo, ...]
     left_out: tuple[tuple[str, str], ...] = ()  # (name, why)
+    empty: tuple[str, ...] = ()  # class folders without a picture (a folder here only)
 
     def labels(self) -> list[str]:
         """Return the set's labels, as written, in alphabetical order (whatever order the
@@ -71,7 +72,7 @@ def from_names(names: Sequence[str], title: str, csv_text: str | None = None) ->
         SetError: no picture has a label.
     """
     pictures = [name for name in names if is_picture_name(name)]
-    left_out = [(name, "not a picture") for name in names if not is_picture_name(name)]
+    left_out = [(name, _why_not(name)) for name in names if not is_picture_name(name)]
     if csv_text is not None:
         photos, more = _by_csv(pictures, csv_text)
     else:
@@ -83,6 +84,23 @@ def from_names(names: Sequence[str], title: str, csv_text: str | None = None) ->
             "after the class, or list them in a labels.csv of file,label."
         )
     return LabelledSet(title, tuple(photos), tuple(left_out))
+
+
+def _why_not(name: str) -> str:
+    """Say why a file of a set is not one of its pictures."""
+    folders = name.replace("\\", "/").split("/")[:-1]
+    if any(part.startswith(".") or part in ("__MACOSX", "@eaDir") for part in folders):
+        return "in a hidden or system folder"
+    return "not a picture"
+
+
+def _class_root(labelled: LabelledSet, root: Path) -> Path | None:
+    """Where a folder's class folders are (below any one folder around them all)."""
+    for photo in labelled.photos:
+        parts = photo.name.split("/")
+        if photo.label in parts[:-1]:
+            return root.joinpath(*parts[: parts.index(photo.label)])
+    return None
 
 
 def read_folder(root: Path) -> LabelledSet:
@@ -99,7 +117,17 @@ def read_folder(root: Path) -> LabelledSet:
         if (root / candidate).is_file():
             csv_text = read_csv_bytes((root / candidate).read_bytes())
             names = [name for name in names if name != candidate]
-    return from_names(names, root.resolve().name or str(root), csv_text)
+    labelled = from_names(names, root.resolve().name or str(root), csv_text)
+    classes = None if csv_text is not None else _class_root(labelled, root)
+    if classes is None:
+        return labelled
+    found = set(labelled.labels())
+    empty = tuple(
+        child.name
+        for child in sorted(classes.iterdir())
+        if child.is_dir() and not child.name.startswith(".") and child.name.strip() not in found
+    )
+    return LabelledSet(labelled.title, labelled.photos, labelled.left_out, empty)
 
 
 def read_csv_bytes(data: bytes) -> str:
@@ -152,12 +180,13 @@ def _by_csv(pictures: list[str], text: str) -> tuple[list[Photo], list[tuple[str
     return photos, left_out
 
 
-def set_digest(entries: Iterable[tuple[str, str, str]]) -> str:
-    """Return a set's digest from its (name, label, content digest) entries, in any order:
-    the same pictures with the same labels give the same digest."""
+def set_digest(answers: Iterable) -> str:
+    """Return the digest of the pictures a model answered and their labels: each picture's
+    content digest and label, in any order and whatever the files are called (a folder here
+    and the same folder zipped give the same digest)."""
     hashed = hashlib.sha256()
-    for name, label, digest in sorted(entries):
-        hashed.update(f"{name}\0{label}\0{digest}\n".encode())
+    for label, digest in sorted((a.label, a.digest) for a in answers):
+        hashed.update(f"{label}\0{digest}\n".encode())
     return hashed.hexdigest()
 
 

@@ -218,20 +218,20 @@ def label_issues(
             "Likely label errors are not looked for: some of these pictures taught this model, "
             "so its answers on them are not out of sample."
         )
-    distinct = list(dict.fromkeys(c.index for c in classes))
+    present = {a.truth for a in answers}  # a class whose photos were all dropped is none
+    distinct = list(dict.fromkeys(c.index for c in classes if c.index in present))
     if len(distinct) < 2:
         return [], "Likely label errors need at least two classes in the set."
     column = {index: n for n, index in enumerate(distinct)}
     labels = np.array([column[a.truth] for a in answers], dtype=int)
-    if len(set(labels.tolist())) < len(distinct):
-        return [], "Likely label errors need pictures of every class in the set."
     per_class = np.bincount(labels, minlength=len(distinct))
     if per_class.min() < 2:
         return [], "Likely label errors need at least two pictures of each class."
     probs = np.zeros((len(answers), len(distinct)))
     for row, answer in enumerate(answers):
         for c, score in zip(classes, answer.scores, strict=True):
-            probs[row, column[c.index]] = score
+            if c.index in column:
+                probs[row, column[c.index]] = score
     totals = probs.sum(axis=1, keepdims=True)
     probs = np.where(totals > 0, probs / np.where(totals > 0, totals, 1), 1 / len(distinct))
     try:

@@ -44,12 +44,26 @@ def plan(labelled: LabelledSet, model: str, scope=None, empty: Sequence[str] = (
         ModelError: the model is unknown or cannot be had.
     """
     choice = models.choose(model, scope)
-    if choice.spec.name != model:
-        raise SetError(f"{model} cannot be evaluated here: {choice.notice}")
+    if choice.spec.name != model:  # another model would answer in its place: never that
+        why = choice.status.reason or "it cannot be loaded on this server"
+        raise SetError(f"{models.title_of(model)} cannot be evaluated here: {why}.")
     spec = choice.spec
     names = spec.class_names
     matched = match(labelled.labels(), names)
     counts = labelled.counts()
+    # Two labels naming one class ("Egyptian cat" and n02124075): the first keeps it, the
+    # other is left out with a sentence, never merged behind the person's back.
+    first_of: dict[int, str] = {}
+    unmatched = list(matched.unmatched)
+    for label, index in list(matched.classes.items()):
+        if index in first_of:
+            del matched.classes[label]
+            unmatched.append(
+                (label, f"names the same class as “{first_of[index]}” ({names[index]}): "
+                 "put their photos in one folder")
+            )  # fmt: skip
+        else:
+            first_of[index] = label
     if not matched.classes:
         shown = ", ".join(labelled.labels()[:8])
         raise SetError(
@@ -68,7 +82,7 @@ def plan(labelled: LabelledSet, model: str, scope=None, empty: Sequence[str] = (
     setup = Setup(
         classes=classes,
         num_classes=len(names),
-        unmatched=tuple((label, why, counts[label]) for label, why in matched.unmatched),
+        unmatched=tuple((label, why, counts[label]) for label, why in unmatched),
         left_out=labelled.left_out,
         notes=tuple(notes),
     )
@@ -146,10 +160,7 @@ def evaluate_folder(
         finally:
             outcomes.close()
         in_training = sum(a.digest in taught for a in answers)
-        digest = set_digest(
-            [(a.file, a.label, a.digest) for a in answers]
-            + [(name, "", "") for name, _ in unreadable]
-        )
+        digest = set_digest(answers)
         given = {
             "title": labelled.title,
             "model": each.model,

@@ -43,6 +43,11 @@ def report_text(evaluation: Evaluation) -> str:
         lines.append(f"  left out {count:,} photo(s) labelled {label}: {why}")
     for name, why in evaluation.unreadable:
         lines.append(f"  unreadable {name}: {why}")
+    if setup.left_out:
+        lines.append(
+            f"  left out {len(setup.left_out):,} file(s) that are not labelled pictures "
+            "(--json lists them)"
+        )
     if not report.get("per_class"):
         return "\n".join(lines)
     width = max(len("class"), *(len(row["class"]) for row in report["per_class"]))

@@ -194,7 +194,7 @@ def create(
             )
         if also is not None:
             also(conn, job_id)
-    found = get(store, public_id)
+    found = by_id(store, job_id)
     assert found is not None
     return found
 
@@ -205,8 +205,10 @@ def new_public_id_for_job() -> str:
 
 
 def get(store: HistoryStore, public_id: str) -> Job | None:
-    """Return a job in the store's scope by its public id, or None."""
-    query = select(jobs).where(jobs.c.public_id == public_id, *_mine(store))
+    """Return a batch job in the store's scope by its public id, or None (also for an
+    evaluation's job: its run is the way to it, `classifier.evaluation`)."""
+    of_evaluation = exists().where(evaluations.c.job_id == jobs.c.id)
+    query = select(jobs).where(jobs.c.public_id == public_id, *_mine(store), ~of_evaluation)
     with store.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else _job(row)

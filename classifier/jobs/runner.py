@@ -148,6 +148,11 @@ class Runner:
 
         # An evaluation's job keeps each answer in its picture's row, not in the history.
         evaluation = evaluating.answering(store, job, loaded.spec.class_names)
+        if evaluation is not None and loaded.name != job.model:  # never another model's numbers
+            queue.finish(store, job, self.worker, f"{job.model} cannot be loaded here.")
+            shutil.rmtree(folder, ignore_errors=True)
+            evaluating.complete(store, job, loaded.spec)
+            return
         todo = queue.pending(store, job)
         paths = [inputs.file_for(folder, position) for position, _ in todo]
         answers: list = []  # (position, NewRecord); an evaluation: (position, answer, thumbnail)
