@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--browser | --api | --batch] [--cache-dir DIR] [--json FILE]`.
+"""`python -m benchmarks [--quick] [--browser | --api | --batch | --evaluation] [--cache-dir DIR]
+[--json FILE]`.
 
 Prints a markdown table of the measurements.
 """
@@ -20,6 +21,7 @@ from benchmarks import (
     browser,
     cold_start,
     end_to_end,
+    evaluation,
     explain,
     inference,
     own_model,
@@ -68,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         "on 300 photos against the bare limit (a LiteRT loop in one process per core), the "
         "one-by-one path and a Keras model.predict script; then a 500-photo job from the "
         "Batch page in Chromium: the server's peak memory",
+    )
+    parser.add_argument(
+        "--evaluation",
+        action="store_true",
+        help="only the evaluation rows: `python -m classifier evaluate DIR` with two models on "
+        "1,000 labelled photos against `predict DIR -r` once per model (60 photos and no target "
+        "with --quick)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
@@ -143,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.batch:  # a suite of its own: it keeps every core busy, a process per core
             rows += batch.run(scratch, quick=args.quick)
             rows += batch_page.run(quick=args.quick)  # a 500-photo job from the browser
+        elif args.evaluation:  # a suite of its own too: whole processes on every core
+            rows += evaluation.run(scratch, quick=args.quick)
         else:
             rows += inference.run(scratch, quick=args.quick)
             rows += own_model.run(scratch, quick=args.quick)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -49,6 +50,7 @@ INTERFERENCE = 0.05
 RETRIES = 4
 QUIET_WAIT = 120
 TOP_K = 5
+T = TypeVar("T")  # what a measure returns
 
 BARE = "bare limit: one process per core (Pillow draft decode + crop + LiteRT, 1 thread each)"
 CLI = "python -m classifier predict FOLDER -r (whole process, start-up included)"
@@ -270,10 +272,11 @@ class OthersShare:
         return max(0.0, (machine - self.machine) - (ours - self.ours)) / (wall * cores())
 
 
-def measured_alone(measure: Callable[[], Measured]) -> tuple[Measured, float, int]:
+def measured_alone(measure: Callable[[], T], label: str = "batch") -> tuple[T, float, int]:
     """Run a measure while other processes leave the machine alone: wait (a while at most)
     for a quiet second, and run it again (a few times at most) if others took more than
-    INTERFERENCE of the CPU meanwhile. Return it, the others' share, and the runs redone."""
+    INTERFERENCE of the CPU meanwhile. Return it, the others' share, and the runs redone.
+    `label` starts the lines said meanwhile (the suite's name)."""
     for redone in range(RETRIES + 1):
         deadline = time.monotonic() + QUIET_WAIT
         while time.monotonic() < deadline:
@@ -281,13 +284,13 @@ def measured_alone(measure: Callable[[], Measured]) -> tuple[Measured, float, in
             time.sleep(1.0)
             if second.share() <= INTERFERENCE:
                 break
-            say("batch: other processes are busy; waiting")
+            say(f"{label}: other processes are busy; waiting")
         during = OthersShare()
         result = measure()
         share = during.share()
         if share <= INTERFERENCE or redone == RETRIES:
             return result, share, redone
-        say(f"batch: other processes took {share:.0%} of the CPU meanwhile; measuring again")
+        say(f"{label}: other processes took {share:.0%} of the CPU meanwhile; measuring again")
     raise AssertionError("unreachable")
 
 
