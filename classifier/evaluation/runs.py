@@ -129,6 +129,7 @@ def evaluate_folder(
     total = sum(len(p.photos) for p in plans)
     handled = 0
     results = []
+    hashed: dict[str, str] = {}  # each file's content digest, from the first model to read it
     for each in plans:
         loaded = models.load(each.spec.name)
         names = each.spec.class_names
@@ -136,10 +137,14 @@ def evaluate_folder(
         answers: list[Answer] = []
         unreadable: list[tuple[str, str]] = []
         paths = [root / photo.name for photo in each.photos]
-        outcomes = classify_files(loaded, paths)
+        # A file is hashed once, whatever the number of models reading it.
+        outcomes = classify_files(
+            loaded, paths, digests=not all(p.name in hashed for p in each.photos)
+        )
         try:
             for outcome in outcomes:
                 photo = each.photos[outcome.index]
+                digest = hashed.setdefault(photo.name, outcome.digest) or outcome.digest
                 if outcome.prediction is None:
                     unreadable.append((photo.name, outcome.error or "It could not be read."))
                 else:
@@ -151,7 +156,7 @@ def evaluate_folder(
                             outcome.prediction.probabilities,
                             names,
                             each.setup.classes,
-                            outcome.digest,
+                            digest,
                         )
                     )
                 handled += 1
