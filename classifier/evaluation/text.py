@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from classifier.evaluation.kept import Evaluation
 from classifier.evaluation.metrics import mcnemar
 
-MAX_COLUMN = 14  # a class's name in the matrix's header, at most
+MAX_COLUMN = 16  # a class's name in the matrix's header, at most ("(another class)" fits)
 SHOWN = 10  # mistakes and label errors listed
 
 
