@@ -190,13 +190,13 @@ def runs_list(store: history.HistoryStore) -> None:
     st.dataframe(
         pd.DataFrame(
             {
+                "open": [f"?run={e.run_id}" for e in found],  # first: in reach on a phone
                 "set": [e.title for e in found],
                 "model": [_title(e.model) for e in found],
                 "status": [STATUS_TITLES.get(e.status, e.status) for e in found],
                 "accuracy": [e.accuracy for e in found],
                 "photos": [e.photos for e in found],
                 "created": [e.created_at for e in found],
-                "open": [f"?run={e.run_id}" for e in found],
             }
         ),
         hide_index=True,
@@ -411,7 +411,7 @@ def _confusion(e, answers, classes, thumbnails) -> None:
             "answer:N",
             title="Answer",
             sort=columns,
-            axis=alt.Axis(labelAngle=-40, labelLimit=140),
+            axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False),  # all, on a phone
         ),
         y=alt.Y("label:N", title="Label", sort=labels, axis=alt.Axis(labelLimit=140)),
     )
