@@ -23,9 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api import jobs as jobs_api
 from api import limits
 from api.callers import Caller, identify
-from api.endpoints import READ_ONLY, endpoint
+from api.endpoints import endpoint
 from api.errors import ApiError
 from api.jobs import ZIP_TYPES
 from classifier import evaluation, history, jobs, models
@@ -42,18 +43,15 @@ LIST_LIMIT = 200  # evaluations listed (summaries: without their reports and ans
 RUN_STATUSES = ("running", "failed", "cancelled")  # a run's: the first any model has, else done
 
 
+NO_HISTORY = (
+    "History is off on this server: an evaluation runs as batch jobs and is kept in the "
+    "history, so none can run here."
+)
+
+
 def _store(caller: Caller) -> history.HistoryStore:
     """The caller's history, where evaluations are kept (they need one)."""
-    if not caller.can_save:
-        raise ApiError(
-            403,
-            "History is off on this server: an evaluation runs as batch jobs and is kept in "
-            "the history, so none can run here.",
-        )
-    store = caller.store()
-    if store.read_only:
-        raise ApiError(503, READ_ONLY)
-    return store
+    return jobs_api.history_store(caller, NO_HISTORY)
 
 
 def _unknown(model: str) -> ApiError:

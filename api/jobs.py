@@ -32,14 +32,17 @@ NOT_FOUND = "No batch job has this id among yours."
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
 
 
-def _store(caller: Caller) -> history.HistoryStore:
-    """The caller's history, where a job's answers are saved (jobs need one)."""
+NO_HISTORY = (
+    "History is off on this server: a batch job keeps its answers in the history, so none "
+    "can run here. POST /api/v1/predict classifies pictures without saving."
+)
+
+
+def history_store(caller: Caller, refusal: str = NO_HISTORY) -> history.HistoryStore:
+    """The caller's history, where jobs and what they find are kept (they need one); with
+    history off, a 403 that says `refusal`."""
     if not caller.can_save:
-        raise ApiError(
-            403,
-            "History is off on this server: a batch job keeps its answers in the history, "
-            "so none can run here. POST /api/v1/predict classifies pictures without saving.",
-        )
+        raise ApiError(403, refusal)
     store = caller.store()
     if store.read_only:
         raise ApiError(503, READ_ONLY)
@@ -62,7 +65,7 @@ def job_json(request: Request, job: jobs.Job) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     """POST /api/v1/jobs: classify every picture in a zip, in the background."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
-    store = await run_in_threadpool(_store, caller)
+    store = await run_in_threadpool(history_store, caller)
     query = request.query_params
     model = query.get("model") or get_settings().default_model
     top_k = _integer(query.get("top_k"), "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
@@ -118,7 +121,7 @@ def _unpack_and_submit(
 
 async def _found(request: Request) -> tuple[history.HistoryStore, jobs.Job]:
     caller = await run_in_threadpool(identify, request)
-    store = await run_in_threadpool(_store, caller)
+    store = await run_in_threadpool(history_store, caller)
     job = await run_in_threadpool(jobs.get, store, request.path_params["id"])
     if job is None:
         raise ApiError(404, NOT_FOUND)
@@ -129,7 +132,7 @@ async def _found(request: Request) -> tuple[history.HistoryStore, jobs.Job]:
 async def list_jobs(request: Request) -> Response:
     """GET /api/v1/jobs: the caller's jobs, newest first."""
     caller = await run_in_threadpool(identify, request)
-    store = await run_in_threadpool(_store, caller)
+    store = await run_in_threadpool(history_store, caller)
     found = await run_in_threadpool(jobs.newest, store)
     return JSONResponse({"jobs": [job_json(request, job) for job in found]})
 

@@ -11,7 +11,6 @@ import streamlit as st
 
 from classifier import history, images, jobs, models
 from classifier.config import get_settings
-from classifier.jobs import uploads
 from ui import folder_picker, sidebar
 from ui.columns import PICTURE_COLUMN, plain, share_column, thumbnail_uri
 
@@ -38,56 +37,26 @@ def _runner() -> bool:
     return True
 
 
-def _upload() -> uploads.Upload:
-    """This visit's open upload (a new job's folder and ticket), opened on first use."""
-    ticket = st.session_state.get("batch_ticket")
-    upload = uploads.find(ticket) if ticket else None
-    if upload is None:
-        upload = uploads.open_upload()
-        st.session_state["batch_ticket"] = upload.ticket
-    return upload
-
-
-def _start_over(upload: uploads.Upload) -> None:
-    with upload.lock:
-        upload.job.discard()
-    uploads.close(upload.ticket)
-    st.session_state.pop("batch_ticket", None)
-    st.session_state.pop("batch_sent", None)
-
-
 def new_job(store: history.HistoryStore, choices: sidebar.Choices) -> None:
     """The folder or zip picker, then the button that starts the job."""
-    upload = _upload()
-    sent = folder_picker.pick(upload.ticket)
-    if sent is not None:  # the picker finished sending (only in the run right after)
-        st.session_state["batch_sent"] = (upload.ticket, sent.get("refused") or "")
-    ticket, refused_sending = st.session_state.get("batch_sent", (None, ""))
-    finished = ticket == upload.ticket
-    problem = upload.error or (refused_sending if finished else None)
-    if problem:
-        st.error(plain(problem), icon=":material/error:")
-        st.button("Pick again", on_click=_start_over, args=(upload,), icon=":material/undo:")
+    settings = get_settings()
+    upload = folder_picker.received(
+        "batch",
+        f"Up to {settings.batch_max_pictures:,} photos per job, each up to "
+        f"{images.size_text(settings.max_bytes)}; a zip up to "
+        f"{images.size_text(settings.batch_max_bytes)}. The job runs on the server: close "
+        "this tab and it goes on; come back to see its results.",
+    )
+    if upload is None:
         return
     pictures = upload.pictures
-    if pictures and not finished:
-        st.caption(f"{len(pictures):,} photos received so far…")
-        return
-    if not pictures:
-        settings = get_settings()
-        st.caption(
-            f"Up to {settings.batch_max_pictures:,} photos per job, each up to "
-            f"{images.size_text(settings.max_bytes)}; a zip up to "
-            f"{images.size_text(settings.batch_max_bytes)}. The job runs on the server: close "
-            "this tab and it goes on; come back to see its results."
-        )
-        return
     refused = sum(picture.error is not None for picture in pictures)
     title = upload.title or f"{len(pictures)} photos"
     note = f" ({refused:,} of them too large to classify)" if refused else ""
     st.caption(f"{plain(title)}: {len(pictures):,} photos received{note}.")
     start, again = st.columns(2)
-    again.button("Pick others", on_click=_start_over, args=(upload,), icon=":material/undo:")
+    again.button("Pick others", on_click=folder_picker.start_over, args=("batch",),
+                 icon=":material/undo:")  # fmt: skip
     if start.button(f"Classify {len(pictures):,} photos", type="primary",
                     icon=":material/play_arrow:"):  # fmt: skip
         try:
@@ -103,9 +72,7 @@ def new_job(store: history.HistoryStore, choices: sidebar.Choices) -> None:
         except jobs.BatchInputError as exc:
             st.error(plain(str(exc)), icon=":material/error:")
             return
-        uploads.close(upload.ticket)
-        st.session_state.pop("batch_ticket", None)
-        st.session_state.pop("batch_sent", None)
+        folder_picker.forget("batch")
         st.session_state["batch_started"] = job.public_id
         st.rerun()
 

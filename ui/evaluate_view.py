@@ -16,7 +16,6 @@ from classifier import evaluation, history, models
 from classifier.evaluation import jobs as evaluating
 from classifier.evaluation.labelled import read_csv_bytes
 from classifier.history.store import safe_csv
-from classifier.jobs import uploads
 from ui import folder_picker, resources, sidebar
 from ui.batch_view import REFRESH_SECONDS, STATUS_TITLES
 from ui.columns import PICTURE_COLUMN, plain, share_column, thumbnail_uri
@@ -26,24 +25,6 @@ MATRIX_CLASSES = 30  # classes drawn in the confusion matrix, at most (the most 
 Thumbnails = Callable[[Sequence[str]], dict[str, bytes]]  # some pictures' thumbnails, by name
 LISTED = 50  # evaluations in the list
 SHOWN = 60  # pictures in a gallery
-
-
-def _upload() -> uploads.Upload:
-    """This visit's open upload of a labelled set, opened on first use."""
-    ticket = st.session_state.get("evaluate_ticket")
-    upload = uploads.find(ticket) if ticket else None
-    if upload is None:
-        upload = uploads.open_upload()
-        st.session_state["evaluate_ticket"] = upload.ticket
-    return upload
-
-
-def _start_over(upload: uploads.Upload) -> None:
-    with upload.lock:
-        upload.job.discard()
-    uploads.close(upload.ticket)
-    st.session_state.pop("evaluate_ticket", None)
-    st.session_state.pop("evaluate_sent", None)
 
 
 def _title(name: str) -> str:
@@ -62,35 +43,23 @@ def new_evaluation(store: history.HistoryStore, choices: sidebar.Choices) -> Non
         key="evaluate_models",
         help="Each model runs once over the same photos; with two, they are compared.",
     )
-    upload = _upload()
-    sent = folder_picker.pick(upload.ticket)
-    if sent is not None:
-        st.session_state["evaluate_sent"] = (upload.ticket, sent.get("refused") or "")
-    ticket, refused_sending = st.session_state.get("evaluate_sent", (None, ""))
-    finished = ticket == upload.ticket
-    problem = upload.error or (refused_sending if finished else None)
-    if problem:
-        st.error(plain(problem), icon=":material/error:")
-        st.button("Pick again", on_click=_start_over, args=(upload,), icon=":material/undo:")
+    upload = folder_picker.received(
+        "evaluate",
+        "A labelled set: one folder per class, named after the class (for the ImageNet "
+        "models a class's name, its number or WordNet id, e.g. n02123045), or a zip with a "
+        "labels.csv of file,label beside the photos.",
+    )
+    if upload is None:
         return
     pictures = upload.pictures
-    if pictures and not finished:
-        st.caption(f"{len(pictures):,} photos received so far…")
-        return
-    if not pictures:
-        st.caption(
-            "A labelled set: one folder per class, named after the class (for the ImageNet "
-            "models a class's name, its number or WordNet id, e.g. n02123045), or a zip with a "
-            "labels.csv of file,label beside the photos."
-        )
-        return
     title = upload.title or f"{len(pictures)} photos"
     try:
         csv_text = None if upload.labels_csv is None else read_csv_bytes(upload.labels_csv)
         labelled = evaluation.from_names([p.name for p in pictures], title, csv_text)
     except evaluation.SetError as exc:
         st.error(plain(str(exc)), icon=":material/error:")
-        st.button("Pick again", on_click=_start_over, args=(upload,), icon=":material/undo:")
+        st.button("Pick again", on_click=folder_picker.start_over, args=("evaluate",),
+                  icon=":material/undo:")  # fmt: skip
         return
     counts = labelled.counts()
     st.caption(
@@ -99,7 +68,8 @@ def new_evaluation(store: history.HistoryStore, choices: sidebar.Choices) -> Non
     )
     plans = _matches(labelled, picked)
     start, again = st.columns(2)
-    again.button("Pick others", on_click=_start_over, args=(upload,), icon=":material/undo:")
+    again.button("Pick others", on_click=folder_picker.start_over, args=("evaluate",),
+                 icon=":material/undo:")  # fmt: skip
     ready = bool(picked) and all(plans.values())
     if start.button(
         f"Evaluate {len(picked)} model{'s' if len(picked) != 1 else ''}",
@@ -116,9 +86,7 @@ def new_evaluation(store: history.HistoryStore, choices: sidebar.Choices) -> Non
         except (evaluation.SetError, models.ModelError) as exc:
             st.error(plain(str(exc)), icon=":material/error:")
             return
-        uploads.close(upload.ticket)
-        st.session_state.pop("evaluate_ticket", None)
-        st.session_state.pop("evaluate_sent", None)
+        folder_picker.forget("evaluate")
         st.query_params["run"] = run_id
         st.rerun()
 

@@ -14,6 +14,8 @@ import hashlib
 import streamlit as st
 
 from classifier import images
+from classifier.jobs import uploads
+from ui.columns import plain
 
 HTML = """
 <div class="picker">
@@ -103,3 +105,58 @@ def pick(ticket: str) -> dict | None:
         on_sent_change=lambda: None,
     )
     return getattr(result, "sent", None)
+
+
+# --- A visit's upload: opened on first use, its picker, how the sending goes ----------------
+# The Batch and Evaluate pages each keep one, under `<prefix>_ticket` and `<prefix>_sent`.
+
+
+def _open(prefix: str) -> uploads.Upload:
+    """This visit's open upload (a new job's folder and ticket), opened on first use."""
+    ticket = st.session_state.get(f"{prefix}_ticket")
+    upload = uploads.find(ticket) if ticket else None
+    if upload is None:
+        upload = uploads.open_upload()
+        st.session_state[f"{prefix}_ticket"] = upload.ticket
+    return upload
+
+
+def received(prefix: str, hint: str) -> uploads.Upload | None:
+    """Draw the picker of this visit's upload and say how the sending goes; return the
+    upload once every picture sent has arrived (one at least), else None, having said why:
+    `hint` (Markdown) before anything is picked, the count so far, or the refusal with a
+    "Pick again" button."""
+    upload = _open(prefix)
+    sent = pick(upload.ticket)
+    if sent is not None:  # the picker finished sending (only in the run right after)
+        st.session_state[f"{prefix}_sent"] = (upload.ticket, sent.get("refused") or "")
+    ticket, refused_sending = st.session_state.get(f"{prefix}_sent", (None, ""))
+    finished = ticket == upload.ticket
+    problem = upload.error or (refused_sending if finished else None)
+    if problem:
+        st.error(plain(problem), icon=":material/error:")
+        st.button("Pick again", on_click=start_over, args=(prefix,), icon=":material/undo:")
+        return None
+    if upload.pictures and not finished:
+        st.caption(f"{len(upload.pictures):,} photos received so far…")
+        return None
+    if not upload.pictures:
+        st.caption(hint)
+        return None
+    return upload
+
+
+def start_over(prefix: str) -> None:
+    """Drop what this visit's upload received, and start a new one."""
+    upload = uploads.find(st.session_state.get(f"{prefix}_ticket") or "")
+    if upload is not None:
+        with upload.lock:
+            upload.job.discard()
+    forget(prefix)
+
+
+def forget(prefix: str) -> None:
+    """Let go of this visit's upload (its pictures now a job's); the next one is new."""
+    if ticket := st.session_state.pop(f"{prefix}_ticket", None):
+        uploads.close(ticket)
+    st.session_state.pop(f"{prefix}_sent", None)
