@@ -14,7 +14,7 @@ from classifier import models
 from classifier.evaluation.kept import Evaluation, Setup, keep_whole, new_run_id, unsaved
 from classifier.evaluation.labelled import LabelledSet, Photo, SetError, match, set_digest
 from classifier.evaluation.metrics import Answer, SetClass, answer_of
-from classifier.models import Kind, ModelSpec
+from classifier.models import Choice, Kind, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,13 @@ class Plan:
 
     model: str
     title: str
-    spec: ModelSpec
+    choice: Choice  # the model as resolved once, for the planning and the run alike
     setup: Setup
     photos: tuple[Photo, ...]
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.choice.spec
 
     def truth(self, photo: Photo) -> int:
         return next(c.index for c in self.setup.classes if c.label == photo.label)
@@ -87,7 +91,7 @@ def plan(labelled: LabelledSet, model: str, scope=None, empty: Sequence[str] = (
         notes=tuple(notes),
     )
     photos = tuple(p for p in labelled.photos if p.label in matched.classes)
-    return Plan(model, spec.title, spec, setup, photos)
+    return Plan(model, spec.title, choice, setup, photos)
 
 
 def training_digests(spec: ModelSpec) -> frozenset[str]:
@@ -131,7 +135,7 @@ def evaluate_folder(
     results = []
     hashed: dict[str, str] = {}  # each file's content digest, from the first model to read it
     for each in plans:
-        loaded = models.load(each.spec.name)
+        loaded = models.load(each.choice)
         names = each.spec.class_names
         taught = training_digests(each.spec)
         answers: list[Answer] = []
