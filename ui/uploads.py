@@ -26,6 +26,11 @@ class Upload:
     data: bytes
 
     @property
+    def example(self) -> bool:
+        """Whether this is one of the app's example photos (its key is "example-<file>")."""
+        return self.key.startswith("example-")
+
+    @property
     def digest(self) -> str:
         """The sha256 of the bytes, hashed once per upload rather than on every rerun."""
         known = st.session_state.setdefault("digests", {})
