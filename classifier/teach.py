@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -46,6 +47,11 @@ MIN_CLASSES, MAX_CLASSES = 2, 50
 MIN_PHOTOS = 2  # per class
 MAX_FOLDS = 5
 DEFAULT_BASE = builtin.FALLBACK_MODEL  # EfficientNet-Lite0: its weights ship with the app
+THRESHOLD_STEP = 5  # percent: a suggested threshold is a step of the sidebar's slider
+WRONG_SHARE = 0.95  # a suggested threshold is above this share of the wrong answers
+FEW_CLASSES = 3  # up to this many, a class of photos that are none of them is suggested
+CONFIDENT_MISTAKE = 0.8  # a wrong answer this sure is a confident mistake
+OTHER_CLASS_NAMES = {"something else", "other", "others", "none", "none of these", "nothing"}
 
 
 class TeachError(ValueError):
@@ -271,6 +277,7 @@ class Taught:
     weights: np.ndarray  # (dimensions, classes) float32
     bias: np.ndarray  # (classes,) float32
     predicted: tuple[str, ...]  # cross-validated class of each training photo
+    confidence: tuple[float, ...]  # the probability cross-validation gave that class
     folds: int
 
     @property
@@ -303,6 +310,63 @@ class Taught:
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(vectors, np.float32) @ self.weights + self.bias)
+
+    def answers(self, right: bool) -> list[float]:
+        """Return the confidence of the cross-validated answers that were right (or wrong)."""
+        return [
+            sure
+            for sure, p, t in zip(
+                self.confidence, self.predicted, self.examples.labels, strict=True
+            )
+            if (p == t) is right
+        ]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A confidence threshold learned from the wrong answers of cross-validation.
+
+    `value` is the smallest step of the sidebar's slider above the confidence of
+    `WRONG_SHARE` of the wrong answers (all of them, up to 20); None when that would be
+    over 95 %: then no threshold sets the wrong answers apart.
+    """
+
+    value: float | None  # answers below it are marked unsure
+    wrong_at_most: float  # the confidence of the wrong answers it is set above
+    wrong_below: int  # how many wrong answers are below it
+    wrong: int
+    right_kept: int  # how many right answers are at or above it
+    right: int
+
+
+def unsure_threshold(taught: Taught) -> Threshold | None:
+    """Return the threshold that marks a taught model's wrong answers unsure (None: it made
+    no mistakes in cross-validation, so they suggest none)."""
+    wrong, right = taught.answers(right=False), taught.answers(right=True)
+    if not wrong:
+        return None
+    at_most = float(np.quantile(wrong, WRONG_SHARE, method="higher"))
+    percent = (math.floor(at_most * 100 + 1e-9) // THRESHOLD_STEP + 1) * THRESHOLD_STEP
+    value = percent / 100 if percent < 100 else None
+    if value is None:
+        return Threshold(None, at_most, 0, len(wrong), 0, len(right))
+    return Threshold(
+        value=value,
+        wrong_at_most=at_most,
+        wrong_below=sum(sure < value for sure in wrong),
+        wrong=len(wrong),
+        right_kept=sum(sure >= value for sure in right),
+        right=len(right),
+    )
+
+
+def needs_other_class(taught: Taught) -> bool:
+    """Tell whether a class of photos that are none of the others would help: the model has
+    few classes, or its mistakes were confident (unless a class is named as such already)."""
+    if any(name.casefold() in OTHER_CLASS_NAMES for name in taught.class_names):
+        return False
+    confident = any(sure >= CONFIDENT_MISTAKE for sure in taught.answers(right=False))
+    return len(taught.class_names) <= FEW_CLASSES or confident
 
 
 def tidy(name: str) -> str:
@@ -379,19 +443,22 @@ def train(examples: Examples, class_names: Sequence[str] | None = None) -> Taugh
     # One BLAS thread: L-BFGS makes many small matrix products, which several threads
     # slow down 5-7x on a 2-core machine (and would take cores from other visitors).
     with threadpool_limits(limits=1, user_api="blas"):
-        predicted = cross_val_predict(
+        held_out = cross_val_predict(
             _head(),
             examples.vectors,
             y,
             cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+            method="predict_proba",
         )
         weights, bias = _weights(_head().fit(examples.vectors, y), len(names))
+    predicted = held_out.argmax(axis=1)
     return Taught(
         examples=examples,
         class_names=names,
         weights=weights,
         bias=bias,
         predicted=tuple(names[i] for i in predicted),
+        confidence=tuple(float(p) for p in held_out[np.arange(len(y)), predicted]),
         folds=folds,
     )
 
@@ -489,11 +556,19 @@ def retraining(name: str, scope=None):
     return name, existing
 
 
-def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
+def save(
+    name: str,
+    taught: Taught,
+    *,
+    replace: bool = False,
+    scope=None,
+    threshold: float | None = None,
+):
     """Keep a taught model under a name, so the picker, the CLI and the history have it.
 
     Args:
         replace: a taught model of that name is replaced (retrained); an added model never is.
+        threshold: its confidence threshold (`unsure_threshold`), kept with it when given.
         scope: whose model it is (`history.owners.Scope`); nobody's by default. Only a
             model in the scope can be replaced.
 
@@ -529,6 +604,8 @@ def save(name: str, taught: Taught, *, replace: bool = False, scope=None):
         "accuracy": round(taught.accuracy, 4),
         "parameters": (base.parameters or 0) + dimensions * classes + classes,
     }
+    if threshold is not None:
+        details["threshold"] = threshold
     source = f"Taught from {photos:,} photos on {base.title}"
     return own.keep(name, source, details, data, replacing=replacing, scope=scope)
 

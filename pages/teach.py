@@ -18,7 +18,7 @@ st.caption(
     "Name a few classes, give each a handful of photos, and train: a built-in network "
     "describes each photo and a small classifier learns your classes from those "
     "descriptions, in seconds. The saved model works like any other: pick it in the "
-    "sidebar, see it in the history, download it."
+    "Classify page's sidebar, see it in the history, download it."
 )
 if not get_settings().allow_model_uploads:
     st.info(

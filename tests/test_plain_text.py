@@ -183,7 +183,7 @@ def test_adding_a_model_shows_the_zip_members_and_the_name_as_written(monkeypatc
     next(b for b in at.button if b.label == "Add model").click().run()
     assert not at.exception
     assert [m.name for m in models.all_models()] == [MODEL_NAME]
-    assert_shown_as_written(with_text(at.success, "It is picked in the sidebar"), MODEL_NAME)
+    assert_shown_as_written(with_text(at.success, "picked on the Classify page"), MODEL_NAME)
 
     # The same name again: taken.
     at.file_uploader(key="add_model_1").set_value(("one.zip", b"PK2", "application/zip")).run()
@@ -290,20 +290,32 @@ def test_file_names_refused_or_unreadable_show_as_written(monkeypatch):
     at = teach_page()
     at.text_input(key="teach_name_0").set_value(f"{HOSTILE} a")
     at.text_input(key="teach_name_1").set_value(f"{HOSTILE} b")
-    # Class a: one file over the size limit (not taken) and two that are no pictures;
-    # class b: two that are no pictures. Each class has the 2 files training asks for.
+    # Class a: one file over the size limit and two that are no pictures (none taken);
+    # class b: two photos and two that are no pictures.
     unreadable = [(f"{HOSTILE} {i}.jpg", b"not a picture %d" % i, "image/jpeg") for i in range(4)]
     at.file_uploader(key="teach_upload_0").set_value(
         [(f"{HOSTILE}.jpg", b"x" * 2000, "image/jpeg"), *unreadable[:2]]
     ).run()
-    assert_shown_as_written(with_text(at.warning, "Not taken"), f"{HOSTILE}.jpg")
+    names = [f"{HOSTILE}.jpg", f"{HOSTILE} 0.jpg", f"{HOSTILE} 1.jpg"]
+    assert_shown_as_written(with_text(at.warning, "Not taken: 3 of 3"), *names)
 
-    at.file_uploader(key="teach_upload_1").set_value(unreadable[2:]).run()
+    photos = [(f"p{i}.png", tiny_png(i), "image/png") for i in range(2)]
+    at.file_uploader(key="teach_upload_1").set_value([*photos, *unreadable[2:]]).run()
+    skipped = with_text(at.warning, "Not taken: 2 of 4")
+    assert_shown_as_written(skipped, f"{HOSTILE} 2.jpg", f"{HOSTILE} 3.jpg")
     press(at, "Train")
     assert not at.exception
-    skipped = with_text(at.warning, "could not be read")
-    assert_shown_as_written(skipped, *(f"{HOSTILE} {i}.jpg" for i in range(4)))
     assert_shown_as_written(with_text(at.error, "has 0 photos"), f"{HOSTILE} a")
+
+
+def tiny_png(shade: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (shade, 0, 0)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def test_retraining_shows_photo_and_class_names_and_the_models_name_as_written(monkeypatch):
@@ -331,4 +343,4 @@ def test_retraining_shows_photo_and_class_names_and_the_models_name_as_written(m
         assert_shown_as_written(caption, f"{HOSTILE} left", f"{HOSTILE} right", ".jpg")
     press(at, "Save model")
     assert not at.exception and not at.error
-    assert_shown_as_written(with_text(at.success, "now the model on the Classify"), MODEL_NAME)
+    assert_shown_as_written(with_text(at.success, "picked on the Classify page"), MODEL_NAME)

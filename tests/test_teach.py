@@ -92,6 +92,75 @@ def test_cross_validation_reports_each_class_and_the_photos_taken_for_another():
     assert len(mistakes) == 20 - counts.trace()
     for number, truth, guess in mistakes:
         assert labels[number] == truth != guess == taught.predicted[number]
+    # Each answer's confidence is the held-out probability of the class it gave.
+    assert len(taught.confidence) == 20 and all(0.5 <= p <= 1 for p in taught.confidence)
+    assert sorted(taught.answers(right=False)) == sorted(
+        taught.confidence[number] for number, _, _ in mistakes
+    )
+
+
+def held_out(answers: list[tuple[str, str, float]], classes=("Cat", "Dog", "Beach")):
+    """Return a Taught whose cross-validation gave these (class, answer, confidence)."""
+    n = len(answers)
+    examples = teach.Examples(
+        LITE0,
+        np.zeros((n, 4), np.float32),
+        tuple(truth for truth, _, _ in answers),
+        tuple(f"p{i}.jpg" for i in range(n)),
+        tuple(f"{i}" for i in range(n)),
+    )
+    return teach.Taught(
+        examples=examples,
+        class_names=classes,
+        weights=np.zeros((4, len(classes)), np.float32),
+        bias=np.zeros(len(classes), np.float32),
+        predicted=tuple(answer for _, answer, _ in answers),
+        confidence=tuple(sure for _, _, sure in answers),
+        folds=2,
+    )
+
+
+def test_the_threshold_is_the_sliders_next_step_above_the_wrong_answers_confidence():
+    right = [("Cat", "Cat", p) for p in (0.99, 0.9, 0.8, 0.7, 0.65, 0.6, 0.5)]
+    wrong = [("Cat", "Dog", 0.46), ("Dog", "Cat", 0.62), ("Dog", "Beach", 0.55)]
+    threshold = teach.unsure_threshold(held_out(right + wrong))
+    assert threshold == teach.Threshold(
+        value=0.65, wrong_at_most=0.62, wrong_below=3, wrong=3, right_kept=5, right=7
+    )
+    # A wrong answer right at a step is still below the threshold.
+    at_step = teach.unsure_threshold(held_out([*right, ("Cat", "Dog", 0.6)]))
+    assert at_step.value == 0.65 and at_step.wrong_below == 1
+
+    # Past 20 wrong answers, the surest 5% are left above it.
+    many = [("Cat", "Dog", 0.3 + i / 100) for i in range(40)] + [("Cat", "Dog", 0.97)] * 2
+    threshold = teach.unsure_threshold(held_out(right + many))
+    assert threshold.value == 0.7 and threshold.wrong_at_most == pytest.approx(0.69)
+    assert (threshold.wrong_below, threshold.wrong) == (40, 42)
+
+
+def test_no_threshold_comes_from_no_mistakes_or_from_mistakes_too_sure():
+    right = [("Cat", "Cat", 0.9), ("Dog", "Dog", 0.8)]
+    assert teach.unsure_threshold(held_out(right)) is None
+    sure = teach.unsure_threshold(held_out([*right, ("Cat", "Dog", 0.96)]))
+    assert sure.value is None and sure.wrong_at_most == 0.96
+
+
+def test_a_class_of_none_of_them_is_suggested_for_few_classes_or_confident_mistakes():
+    many = tuple(f"c{i}" for i in range(5))
+    right = [("c0", "c0", 0.9), ("c1", "c1", 0.8)]
+    assert teach.needs_other_class(held_out(right))  # three classes
+    assert not teach.needs_other_class(held_out(right, many))
+    assert not teach.needs_other_class(held_out([*right, ("c0", "c1", 0.6)], many))
+    assert teach.needs_other_class(held_out([*right, ("c0", "c1", 0.85)], many))
+    named = ("Cat", "Dog", "Something else")
+    assert not teach.needs_other_class(held_out(right, named))  # it has one already
+
+
+def test_a_taught_models_threshold_is_kept_with_it():
+    teach.save("With a threshold", teach.train(made_up_examples()), threshold=0.65)
+    teach.save("Without", teach.train(made_up_examples()))
+    kept = {m.name: m.details.threshold for m in models.all_models()}
+    assert kept == {"With a threshold": 0.65, "Without": None}
 
 
 def test_too_many_photos_are_refused_before_any_work(monkeypatch):

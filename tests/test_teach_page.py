@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from streamlit.navigation.page import calc_hash
 
 from classifier import models, teach
 from classifier.models import own
@@ -223,4 +224,106 @@ def test_the_teach_page_refuses_files_over_the_size_limit_as_they_arrive(monkeyp
     ).run()
     assert not at.exception
     assert next(m.value for m in at.markdown if "photo" in m.value) == "**1 photo**"
-    assert at.warning[0].value.startswith("Not taken: coffee.jpg (over ")
+    assert at.warning[0].value.startswith("Not taken: 1 of 2 files.\n\ncoffee.jpg: Over ")
+
+
+def test_the_photo_count_is_of_readable_photos_and_the_others_are_named_with_why():
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    cat = (EXAMPLES / "cat.jpg").read_bytes()
+    at.file_uploader(key="teach_upload_0").set_value(
+        [
+            ("cat.jpg", cat, "image/jpeg"),
+            ("cut.jpg", cat[: len(cat) // 2], "image/jpeg"),
+            ("notes.jpg", b"a shopping list, not a picture", "image/jpeg"),
+            ("empty.jpg", b"", "image/jpeg"),
+        ]
+    ).run()
+    assert not at.exception
+    assert next(m.value for m in at.markdown if "photo" in m.value) == "**1 photo**"
+    (warning,) = at.warning
+    assert warning.value.split("\n\n") == [
+        "Not taken: 3 of 4 files.",
+        "cut.jpg: This JPEG file is incomplete or damaged; try saving or downloading it again.",
+        "notes.jpg: This file is not a picture we can read (detected\\: text). "
+        "Accepted\\: PNG, JPEG, WebP, BMP, GIF, TIFF, HEIC.",
+        "empty.jpg: The file is empty.",
+    ]
+
+
+def noise_model(name: str) -> teach.Taught:
+    """Keep a taught model of two classes of pure noise (some photos are taken for the other
+    class in cross-validation) and return its training."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    examples = teach.Examples(
+        LITE0,
+        rng.uniform(0, 1, (20, 16)).astype(np.float32),
+        tuple(["Left"] * 10 + ["Right"] * 10),
+        tuple(f"p{i}.jpg" for i in range(20)),
+        tuple(f"{i:064x}" for i in range(20)),
+    )
+    taught = teach.train(examples)
+    teach.save(name, taught)
+    return taught
+
+
+def test_after_training_its_threshold_and_a_class_of_none_of_them_are_offered(monkeypatch):
+    expected = teach.unsure_threshold(noise_model("Noise"))
+    assert expected.value is not None and expected.wrong_below == expected.wrong
+    monkeypatch.setattr(teach, "extractor_ready", lambda base: True)  # no photo is new
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.selectbox(key="teach_start").set_value("Noise").run()
+    button(at, "Train").click().run()
+    assert not at.exception and not at.error
+    assert "When it is unsure" in [h.value for h in at.subheader]
+    sure = f"{expected.value:.0%}"
+    (sentence,) = [m.value for m in at.markdown if m.value.startswith("Its wrong answers")]
+    at_most = re.fullmatch(
+        rf"Its wrong answers in cross-validation were at most (\d+)% sure: with {sure} as its "
+        rf"threshold they are marked unsure, and {expected.right_kept} of its "
+        rf"{expected.right} right answers stay sure\.",
+        sentence,
+    )
+    assert at_most, sentence
+    assert expected.wrong_at_most <= int(at_most[1]) / 100 < expected.value
+    (suggestion,) = at.info
+    assert suggestion.value.startswith("It always answers with one of its 2 classes, even for")
+    assert "add a class named e.g. “Something else”" in suggestion.value
+    toggle = at.toggle(key="teach_use_threshold")
+    assert toggle.label == f"Mark its answers below {sure} as unsure" and toggle.value
+
+    button(at, "Save model").click().run()
+    assert not at.exception and not at.error
+    (notice,) = at.success
+    assert notice.value == (
+        f"Saved Noise. It is now the model picked on the Classify page, with {sure} as its "
+        "confidence threshold."
+    )
+    (link,) = at.get("page_link")
+    assert link.value == "Classify a photo with it"
+    assert link.proto.page_script_hash == calc_hash("classify")  # the page at /classify
+    (model,) = models.all_models()
+    assert model.details.threshold == expected.value
+
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.selectbox(key="model").value == "Noise"
+    assert at.sidebar.slider(key="threshold").value == pytest.approx(expected.value)
+
+
+def test_a_threshold_turned_off_is_not_kept_nor_set(monkeypatch):
+    noise_model("Noise")
+    monkeypatch.setattr(teach, "extractor_ready", lambda base: True)
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.selectbox(key="teach_start").set_value("Noise").run()
+    button(at, "Train").click().run()
+    at.toggle(key="teach_use_threshold").set_value(False).run()
+    button(at, "Save model").click().run()
+    assert not at.exception and not at.error
+    assert at.success[0].value == "Saved Noise. It is now the model picked on the Classify page."
+    assert models.all_models()[0].details.threshold is None
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.slider(key="threshold").value == pytest.approx(0.25)

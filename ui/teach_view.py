@@ -11,6 +11,7 @@ on: a class or photo changed afterwards asks for training again before saving.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 NEW_MODEL = ""  # the "Start from" option of a model not taught yet
 HISTORY_CHOICES = 48  # history rows offered at once
 MISTAKES_SHOWN = 24
+NAMES_LISTED = 5  # file names given for each reason in the "Not taken" note
 STARTING_CLASSES = 2
 
 
@@ -248,8 +250,9 @@ def _read_uploads(key: int) -> None:
     """Take a class's uploader's files (before the page is drawn, so its count is current).
 
     Only on a change: coming back from another page, the uploader is empty but the
-    class keeps its photos. Files over the size limit, and photos past the limit of one
-    training, are not taken (the card says which): the session holds what it takes.
+    class keeps its photos. Files over the size limit, files that are no readable picture
+    (each is decoded once) and photos past the limit of one training are not taken (the
+    card says which and why): the session holds what it takes, and its count is of them.
     """
     state = session()
     taught = state.find(key)
@@ -259,25 +262,45 @@ def _read_uploads(key: int) -> None:
     others = state.photo_count(but=taught)
     room = settings.teach_max_photos - others - taught.previous - len(taught.added)
     files = st.session_state.get(f"teach_upload_{taught.id}") or []
-    taught.uploaded, too_big, no_room = {}, [], 0
+    read_before, taught.uploaded = taught.uploaded, {}
+    refused: dict[str, list[str]] = {}  # why -> the files' names
+    no_room = 0
     for file in files:
         if file.size > settings.max_bytes:
-            too_big.append(file.name)
+            why = f"Over {images.size_text(settings.max_bytes)}."
+            refused.setdefault(why, []).append(file.name)
         elif len(taught.uploaded) >= room:
             no_room += 1
-        elif data := file.getvalue():
-            taught.uploaded[images.content_digest(data)] = teach.Photo(file.name, data, "")
-    reasons = []
-    if too_big:
-        limit = images.size_text(settings.max_bytes)
-        names = ", ".join(plain(name) for name in too_big[:5])
-        reasons.append(f"{names}{' and more' if len(too_big) > 5 else ''} (over {limit})")
+        else:
+            data = file.getvalue()
+            digest = images.content_digest(data)
+            if digest not in read_before and (why := _unreadable(data)):
+                refused.setdefault(why, []).append(file.name)
+            else:
+                taught.uploaded[digest] = teach.Photo(file.name, data, "")
+    lines = [
+        f"{', '.join(plain(n) for n in names[:NAMES_LISTED])}"
+        f"{f' and {len(names) - NAMES_LISTED} more' if len(names) > NAMES_LISTED else ''}: "
+        f"{plain(why)}"
+        for why, names in refused.items()
+    ]
     if no_room:
-        reasons.append(
-            f"{no_room} photo{'s' if no_room > 1 else ''} past the limit of "
-            f"{settings.teach_max_photos:,} photos for one model"
+        lines.append(
+            f"{no_room} photo{'s' if no_room > 1 else ''}: past the limit of "
+            f"{settings.teach_max_photos:,} photos for one model."
         )
-    taught.refused = f"Not taken: {'; '.join(reasons)}." if reasons else ""
+    count = sum(len(names) for names in refused.values()) + no_room
+    files_text = f"{len(files)} file{'' if len(files) == 1 else 's'}"
+    taught.refused = "\n\n".join([f"Not taken: {count} of {files_text}.", *lines]) if count else ""
+
+
+def _unreadable(data: bytes) -> str:
+    """Return why a file cannot be taught from ("" if it can)."""
+    try:
+        images.decode_image(data, min_side=32)  # a JPEG at 1/8 scale: quick
+    except images.ImageError as exc:
+        return str(exc)
+    return ""
 
 
 def _remove_class(key: int) -> None:
@@ -400,6 +423,7 @@ def train_section(state: TeachSession, base: str) -> None:
         help="Retraining a model keeps its name." if continuing else None,
     )
     saved = state.saved_result is result
+    threshold = _threshold_toggle(result, saved)
     blocked = resources.why_models_are_not_kept()
     if blocked:
         st.info(blocked, icon=":material/lock:")
@@ -411,9 +435,15 @@ def train_section(state: TeachSession, base: str) -> None:
         # Training again what this visit saved (or the model picked under "Start from")
         # replaces it under the same name.
         ours = {continuing, state.saved_name} - {NEW_MODEL, None}
-        _save(state, name, result, replace=" ".join(name.split()) in ours)
+        _save(state, name, result, replace=" ".join(name.split()) in ours, threshold=threshold)
     if saved:
         st.caption(f"Saved as {plain(state.saved_name)}.")
+        st.page_link(
+            "pages/classify.py",
+            label="Classify a photo with it",
+            icon=":material/image_search:",
+            help="It is picked in the Classify page's sidebar.",
+        )
         download_section(state.saved_name)
 
 
@@ -516,6 +546,11 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
     chart_col.altair_chart(
         charts.confusion_chart(charts.confusion_frame(result.confusion(), result.class_names))
     )
+    _show_mistakes(result, photos)
+    _show_unsure(result)
+
+
+def _show_mistakes(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
     mistakes = result.mistakes()
     if not mistakes:
         st.caption("Every photo was classified right in cross-validation.")
@@ -539,13 +574,72 @@ def _show_result(result: teach.Taught, photos: dict[str, teach.Photo]) -> None:
         st.image([pictures.inline(s) for s in shown], caption=captions, width=120)
 
 
-def _save(state: TeachSession, name: str, result: teach.Taught, *, replace: bool) -> None:
+def _show_unsure(result: teach.Taught) -> None:
+    """Say which confidence its wrong answers had, and when a class of none of them helps."""
+    st.subheader("When it is unsure")
+    threshold = teach.unsure_threshold(result)
+    if threshold is None:
+        st.markdown("It made no mistakes in cross-validation, so no wrong answers set a threshold.")
+    elif threshold.value is None:
+        st.markdown(
+            f"Its wrong answers in cross-validation were up to {_at_most(threshold)} sure: "
+            "no threshold marks them unsure and leaves its right answers sure."
+        )
+    else:
+        which = (
+            "Its wrong answers"
+            if threshold.wrong_below == threshold.wrong
+            else f"{threshold.wrong_below} of its {threshold.wrong} wrong answers"
+        )
+        st.markdown(
+            f"{which} in cross-validation were at most {_at_most(threshold)} sure: with "
+            f"{threshold.value:.0%} as its threshold they are marked unsure, and "
+            f"{threshold.right_kept} of its {threshold.right} right answers stay sure."
+        )
+    if teach.needs_other_class(result):
+        st.info(
+            f"It always answers with one of its {len(result.class_names)} classes, even for "
+            "a photo of none of them: if it may see such photos, add a class named e.g. "
+            "“Something else” with a few varied photos of none of these, and train again.",
+            icon=":material/lightbulb:",
+        )
+
+
+def _at_most(threshold: teach.Threshold) -> str:
+    """Say the wrong answers' confidence, rounded up (so that "at most" holds)."""
+    return f"{math.ceil(threshold.wrong_at_most * 100 - 1e-9)}%"
+
+
+def _threshold_toggle(result: teach.Taught, saved: bool) -> float | None:
+    """Offer the threshold its cross-validation suggests as the model's; return it if taken."""
+    threshold = teach.unsure_threshold(result)
+    if threshold is None or threshold.value is None:
+        return None
+    use = st.toggle(
+        f"Mark its answers below {threshold.value:.0%} as unsure",
+        value=True,
+        key="teach_use_threshold",
+        disabled=saved,
+        help="Kept with the model as its confidence threshold, and set in the sidebar when "
+        "it is saved. Off: the sidebar's threshold stays as it is.",
+    )
+    return threshold.value if use else None
+
+
+def _save(
+    state: TeachSession,
+    name: str,
+    result: teach.Taught,
+    *,
+    replace: bool,
+    threshold: float | None,
+) -> None:
     try:
         scope = resources.model_scope()
         if scope is None or (blocked := resources.why_models_are_not_kept()):
             st.error(blocked or "Models cannot be kept here.")
             return
-        model = teach.save(name, result, replace=replace, scope=scope)
+        model = teach.save(name, result, replace=replace, scope=scope, threshold=threshold)
     except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
         st.error(plain(str(exc)))  # it may say the name
         return
@@ -558,8 +652,13 @@ def _save(state: TeachSession, name: str, result: teach.Taught, *, replace: bool
         return
     state.saved_name, state.saved_result = model.name, result
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
+    with_threshold = ""
+    if threshold is not None:
+        st.session_state["kept_threshold"] = threshold  # the sidebar's threshold slider
+        with_threshold = f", with {threshold:.0%} as its confidence threshold"
     st.session_state["teach_notice"] = (
-        f"Saved {plain(model.name)}. It is now the model on the Classify page: try it on a photo."
+        f"Saved {plain(model.name)}. It is now the model picked on the Classify page"
+        f"{with_threshold}."
     )
     st.rerun()
 
@@ -575,8 +674,9 @@ def download_section(name: str) -> None:
     except models.ModelError as exc:
         st.error(plain(str(exc)))  # it says the model's name
         return
+    slot = st.empty()  # once prepared, the Download button takes the place of "Prepare"
     if not path.is_file():
-        if not st.button(
+        if not slot.button(
             "Prepare a download",
             key=f"prepare_download_{name}",
             icon=":material/package_2:",
@@ -590,7 +690,7 @@ def download_section(name: str) -> None:
         except (models.ModelError, OSError) as exc:
             st.error(plain(str(exc)))  # it may say the model's name
             return
-    st.download_button(
+    slot.download_button(
         "Download (Teachable Machine LiteRT zip)",
         lambda: path.read_bytes(),
         file_name=f"{name}.zip",

@@ -94,6 +94,7 @@ class OwnDetails:
     parameters: int | None = None
     accuracy: float | None = None  # a taught model's cross-validated accuracy
     photos: int | None = None  # how many photos taught it
+    threshold: float | None = None  # a taught model's confidence threshold, when one was kept
 
     @staticmethod
     def kind_of(stored: Mapping[str, Any]) -> Kind:
@@ -115,6 +116,7 @@ class OwnDetails:
             parameters=stored.get("parameters"),
             accuracy=stored.get("accuracy"),
             photos=stored.get("photos"),
+            threshold=stored.get("threshold"),
         )
 
     @property
