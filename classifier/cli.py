@@ -1,6 +1,6 @@
 """Command line (`classifier`, or `python -m classifier`).
 
-classifier predict [--model NAME] [--top-k K] [--json] [--save] [--recursive]
+classifier predict [--model NAME] [--top-k K] [--json] [--quiet] [--save] [--recursive]
                    [--explain DIR] [--server URL [--token TOKEN]] FILE|DIR|- ...
 classifier models [list] [--server URL [--token TOKEN]]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
@@ -39,12 +39,21 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from classifier import images, models
 from classifier.config import SettingsError, get_settings
 from classifier.predict import MAX_TOP_K, Prediction, classify
-from classifier.terminal import STDIN, answer_text, find_pictures, write_export
+from classifier.runtime import cache, engines
+from classifier.terminal import (
+    STDIN,
+    Preparation,
+    answer_text,
+    find_pictures,
+    native_logs_kept_off,
+    say_once,
+    write_export,
+)
 
 if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the history
     from classifier import history
@@ -62,15 +71,60 @@ def _top_k(value: str) -> int:
 
 SCALING_NAMES = tuple(models.SCALINGS)
 
+# Each command's --help ends with these (`tests/test_cli.py` checks that each one parses).
+EXAMPLES = {
+    "classifier": """\
+  classifier predict photo.jpg          # the top 5 classes of a photo
+  classifier models                     # the models available here, and yours
+  classifier predict --help             # each command's options, with examples""",
+    "predict": """\
+  classifier predict photo.jpg other.png
+  classifier predict --model efficientnet_lite0 --top-k 3 photo.jpg
+  classifier predict --json --quiet holiday/ --recursive   # JSON on stdout, errors on stderr
+  cat photo.jpg | classifier predict -  # a picture from standard input
+  classifier predict --save --explain maps/ photo.jpg   # kept in the history, with its maps
+  classifier predict --server https://YOUR-APP.streamlit.app photo.jpg""",
+    "models": """\
+  classifier models                     # what is available and cached here, and yours
+  classifier models add "Desk things" converted_keras.zip   # a Teachable Machine export
+  classifier models remove "Desk things"
+  classifier models add Birds birds.tflite --labels birds.txt --preprocess zero_to_one""",
+    "teach": """\
+  classifier teach Mugs photos/         # photos/<class>/*.jpg: one folder per class
+  classifier teach Mugs photos/ --base mobilenet_v3_small
+  classifier predict --model Mugs photo.jpg""",
+    "evaluate": """\
+  classifier evaluate photos/ --model Mugs --model efficientnet_lite0
+  classifier evaluate photos/ --model efficientnet_lite0 --json --no-save
+  classifier evaluate --list""",
+    "history": """\
+  classifier history people             # who signed in: owner id, email, name, last seen
+  classifier history export --owner alice@example.com --format json --output alice.json
+  classifier history export --all --format csv --output everything.csv
+  classifier history clear --owner alice@example.com --yes""",
+}
+
+
+def _with_examples(name: str) -> dict:
+    """Return the keyword arguments giving a parser `name`'s examples after its options."""
+    return {
+        "epilog": f"examples:\n{EXAMPLES[name]}",
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="python -m classifier", description="Classify pictures with ImageNet networks."
+        prog="classifier",
+        description="Classify pictures with ImageNet networks, or with models of your own.",
+        **_with_examples("classifier"),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    predict = commands.add_parser("predict", help="print the top classes of each picture")
+    predict = commands.add_parser(
+        "predict", help="print the top classes of each picture", **_with_examples("predict")
+    )
     predict.add_argument(
         "files", nargs="+", metavar="FILE", help="a picture, a folder of pictures, or - (stdin)"
     )
@@ -88,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_top_k, default=DEFAULT_TOP_K, metavar="K")
     predict.add_argument("--json", action="store_true", help="print one JSON list")
     predict.add_argument("--save", action="store_true", help="record the results in the history")
+    predict.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no notes, no progress and no word of a model's first preparation on stderr "
+        "(errors are still said)",
+    )
     predict.add_argument(
         "--explain",
         type=Path,
@@ -115,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --ray --output: the file's format (default: csv)",
     )
 
-    models_parser = commands.add_parser("models", help="list, add or remove models")
+    models_parser = commands.add_parser(
+        "models", help="list, add or remove models", **_with_examples("models")
+    )
     _remote_options(models_parser, "list this deployment's models instead of this computer's")
     model_commands = models_parser.add_subparsers(dest="models_command", metavar="ACTION")
     listing = model_commands.add_parser("list", help="list the models and what is available here")
@@ -139,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name", metavar="NAME")
 
     teach = commands.add_parser(
-        "teach", help="teach a model your own classes from a folder per class of photos"
+        "teach",
+        help="teach a model your own classes from a folder per class of photos",
+        **_with_examples("teach"),
     )
     teach.add_argument(
         "name", metavar="NAME", help="the model's name (a taught model of this name is retrained)"
@@ -161,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how right models are on a labelled set: a folder per class, or a labels.csv",
         usage="%(prog)s DIR --model NAME [--model NAME ...] [--json] [--no-save]\n"
         "       %(prog)s --list [--json]",
+        **_with_examples("evaluate"),
     )
     evaluate.add_argument(
         "folder", type=Path, nargs="?", metavar="DIR",
@@ -177,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--list", action="store_true", help="list the evaluations kept")
     evaluate.set_defaults(usage_error=evaluate.error)
 
-    past = commands.add_parser("history", help="export or clear the prediction history")
+    past = commands.add_parser(
+        "history", help="export or clear the prediction history", **_with_examples("history")
+    )
     past_commands = past.add_subparsers(dest="history_command", required=True, metavar="ACTION")
     export = past_commands.add_parser(
         "export",
@@ -283,8 +351,8 @@ def _run_on_ray(args: argparse.Namespace, address: str | None) -> int:
     except (ray_runner.RayRunError, models.ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if result.notice:
-        print(f"note: {result.notice}", file=sys.stderr)
+    if result.notice and not args.quiet:
+        say_once(result.notice, cache.writable_cache_dir())
     if args.output is None:
         _print_ray_rows(result, args.json)
     print(
@@ -330,15 +398,18 @@ def run_predict(args: argparse.Namespace) -> int:
         return 2
     saver = _Saver() if args.save else None  # a history that cannot be opened: said first
     try:
-        model = models.load(args.model)
+        choice = models.choose(args.model or get_settings().default_model)
+        preparation = None if args.quiet else _first_preparation(choice)
+        with preparation.step("building it") if preparation else contextlib.nullcontext():
+            model = models.load(choice)
     except models.UnknownModel as exc:  # a usage error, like a mistyped option
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except models.ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if model.notice:
-        print(f"note: {model.notice}", file=sys.stderr)
+    if model.notice and not args.quiet:  # `classifier models` says it again
+        say_once(model.notice, cache.writable_cache_dir())
 
     if args.explain is not None:
         try:
@@ -355,8 +426,25 @@ def run_predict(args: argparse.Namespace) -> int:
             saver.close()
     if args.json:
         print(json.dumps(entries, indent=2))
-    models.wait_for_exports()  # a first-ever load's export: here, where Ctrl-C is handled
+    # A first-ever load's export: here, where Ctrl-C is handled.
+    if preparation is None:
+        models.wait_for_exports()
+    else:
+        with preparation.step("saving it for the next runs"):
+            models.wait_for_exports()
+        preparation.ready()
     return 1 if failed else 0
+
+
+def _first_preparation(choice: models.Choice) -> Preparation | None:
+    """Say that a built-in network is prepared for this machine, if it is its first run here
+    (its engine file is made once, in about 20 s; then each run opens it at once)."""
+    spec = choice.spec
+    if spec.kind is not models.Kind.BUILTIN or not engines.litert_available():
+        return None
+    if models.cached_engine_path(spec.name) is not None:
+        return None
+    return Preparation(spec.title)
 
 
 def _classify_each(
@@ -374,7 +462,7 @@ def _classify_each(
 
     failed = 0
     taken: set[str] = set()  # maps' file names used in this run
-    shown = len(pictures) > 1 and not args.json and sys.stderr.isatty()
+    shown = len(pictures) > 1 and not (args.json or args.quiet) and sys.stderr.isatty()
     progress = _Progress(len(pictures)) if shown else None
     files = [file for file in pictures if file != STDIN]
     saving = saver is not None  # the history keeps a thumbnail and the file's digest
@@ -881,9 +969,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     models.quiet_native_logs()  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
-    # The terminal's stderr, kept aside: TensorFlow's converter points file descriptor 2
-    # elsewhere while it runs, and an interruption must still be said.
-    terminal = os.fdopen(os.dup(2), "w", closefd=True)
+    # TensorFlow (imported when a model is first prepared) logs nothing below errors, and
+    # the C++ log lines no setting silences are kept off the terminal. `terminal` stays the
+    # terminal while TensorFlow's converter points stderr elsewhere: an interruption is said.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_logs_kept_off() as terminal:
+        return _run(args, terminal)
+
+
+def _run(args: argparse.Namespace, terminal: TextIO) -> int:
+    """Run the command the arguments name; say on `terminal` what an interruption left."""
+    from classifier import remote
+
     handlers = {
         "predict": run_predict,
         "models": run_models,
@@ -923,5 +1020,3 @@ def main(argv: list[str] | None = None) -> int:
             models.sweep_abandoned()
             os._exit(130)
         return 130
-    finally:
-        terminal.close()

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,10 +21,11 @@ import numpy as np
 import pytest
 
 from classifier import files, models
-from classifier.cli import main
+from classifier.cli import EXAMPLES, build_parser, main
 from classifier.history import HistoryStore
+from classifier.runtime import cache
 from tests.conftest import ROOT
-from tests.helpers import CAT_CLASSES, encode
+from tests.helpers import CAT_CLASSES, cli, encode
 from tests.test_images import patch_png_size
 
 
@@ -119,15 +124,119 @@ def test_predict_json_on_real_photos(lite0, photo_files, run_cli):
     assert coffee["top_k"][0]["probability"] > 0.9
 
 
-def test_default_model_falls_back_and_says_so(lite0, photo_files, run_cli):
-    done = run_cli("predict", "--json", str(photo_files["chelsea"]))
+@pytest.fixture
+def warm_cache(tmp_path, lite0, monkeypatch) -> Path:
+    """A cache folder of this test's own, with EfficientNet-Lite0's engine in it already (so
+    nothing is prepared), as CLASSIFIER_CACHE_DIR here and in the processes started."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    engine = models.cached_engine_path("efficientnet_lite0")
+    for path in (engine, cache.checksum_path(engine)):
+        shutil.copy(path, folder / path.name)
+    monkeypatch.setenv("CLASSIFIER_CACHE_DIR", str(folder))
+    return folder
+
+
+def test_default_model_falls_back_and_says_so_once_per_cache(warm_cache, photo_files):
+    """Two real runs sharing a cache: the note on stderr the first time only; stdout is JSON."""
+    first, second = (cli("predict", "--json", str(photo_files["chelsea"])) for _ in range(2))
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert first.stderr.splitlines() == [
+        "note: MobileNetV2 is not available here: its ImageNet weights are not in the Keras "
+        "cache and cannot be downloaded: downloads are turned off (CLASSIFIER_OFFLINE is set). "
+        "Using EfficientNet-Lite0 instead."
+    ]
+    assert second.stderr == ""
+    for done in (first, second):  # the data keeps saying it, every time
+        [entry] = json.loads(done.stdout)
+        assert entry["model"] == "efficientnet_lite0"
+        assert entry["requested_model"] == "mobilenet_v2"
+        assert "Using EfficientNet-Lite0 instead" in entry["notice"]
+        assert {c["label"] for c in entry["top_k"][:3]} & CAT_CLASSES
+
+
+def test_quiet_says_no_note_and_leaves_it_to_be_said(warm_cache, photo_files, run_cli):
+    quiet = run_cli("predict", "--quiet", str(photo_files["chelsea"]))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert "(EfficientNet-Lite0, " in quiet.stdout
+    told = run_cli("predict", str(photo_files["chelsea"]))
+    assert "note: MobileNetV2 is not available here" in told.stderr
+
+
+def test_help_ends_with_examples():
+    done = cli("predict", "--help")
+    assert done.returncode == 0
+    examples = done.stdout.split("\nexamples:\n", 1)[1]
+    assert "  classifier predict photo.jpg other.png\n" in examples
+    assert "cat photo.jpg | classifier predict -" in examples
+
+
+@pytest.mark.parametrize("command", sorted(EXAMPLES))
+def test_every_help_example_is_a_command_that_parses(command, capsys):
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exited:  # what `classifier [COMMAND] --help` prints
+        parser.parse_args([*([] if command == "classifier" else [command]), "--help"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.endswith(f"\nexamples:\n{EXAMPLES[command]}\n")
+    for line in EXAMPLES[command].splitlines():
+        words = shlex.split(line.split("|")[-1], comments=True)  # after a pipe, before a #
+        assert words[0] == "classifier", line
+        if words[-1] == "--help":
+            continue  # it prints the help, as above
+        assert parser.parse_args(words[1:]).command == words[1], line
+
+
+def test_native_log_lines_never_reach_the_terminal():
+    """What TensorFlow's C++ code writes on file descriptor 2 before anything can silence it."""
+    native = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796421908.988117    8339 port.cc:153] oneDNN custom operations are on.",
+        "E0000 00:00:1796421913.793233    8339 cuda_platform.cc:52] failed call to cuInit: X",
+        "2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] No",
+        "a C++ error of its own",
+    ]
+    code = (
+        "import os, sys\n"
+        "from classifier.terminal import native_logs_kept_off\n"
+        "with native_logs_kept_off():\n"
+        "    print('before', file=sys.stderr)\n"
+        "    os.write(2, sys.stdin.buffer.read())\n"
+        "    print('after', file=sys.stderr)\n"
+        "print('restored', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input="\n".join(native) + "\n",
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "MobileNetV2 is not available here" in done.stderr
-    assert "Using EfficientNet-Lite0 instead" in done.stderr
-    [entry] = json.loads(done.stdout)
-    assert entry["model"] == "efficientnet_lite0"
-    assert entry["requested_model"] == "mobilenet_v2"
-    assert {c["label"] for c in entry["top_k"][:3]} & CAT_CLASSES
+    lines = done.stderr.splitlines()
+    assert sorted(lines) == ["a C++ error of its own", "after", "before", "restored"]
+    assert lines[-1] == "restored"  # the filter has passed everything on when the block ends
+
+
+@pytest.mark.slow
+def test_a_first_run_says_it_prepares_the_model_and_tensorflow_stays_quiet(photo_files, tmp_path):
+    """The real command on a machine where nothing is prepared yet: TensorFlow builds and
+    exports the model, and only the person's lines reach stderr; stdout stays JSON."""
+    env = {**os.environ, "CLASSIFIER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL")  # as a person runs it
+    command = [sys.executable, "-m", "classifier", "predict", "--json"]
+    first, second = (
+        subprocess.run([*command, str(photo_files["coffee"])], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=600)
+        for _ in range(2)
+    )  # fmt: skip
+    assert first.returncode == second.returncode == 0, first.stderr
+    lines = first.stderr.splitlines()
+    assert lines[0] == "Preparing EfficientNet-Lite0 for this machine (first run only)…"
+    assert re.fullmatch(r"EfficientNet-Lite0 ready in \d+ s; later runs start at once", lines[-1])
+    assert any(line.startswith("note: MobileNetV2 is not available here") for line in lines)
+    for native in ("oneDNN", "cuInit", "cuda", "absl", "XNNPACK"):
+        assert native not in first.stderr
+    assert second.stderr == ""  # prepared, and the note was said
+    for done in (first, second):
+        [entry] = json.loads(done.stdout)
+        assert entry["top_k"][0]["label"] == "espresso"
 
 
 def test_text_output_lists_the_top_classes(lite0, photo_files, run_cli):
