@@ -15,8 +15,9 @@ def quick_start_commands() -> list[str]:
 
 def test_readme_has_exactly_two_setup_commands():
     app, tests = quick_start_commands()
-    assert app == "pip install -r requirements.txt && streamlit run streamlit_app.py"
-    assert tests.startswith("pip install -r requirements-dev.txt && ")
+    venv = "python3 -m venv .venv && . .venv/bin/activate && "  # a fresh machine's first step
+    assert app == f"{venv}pip install -r requirements.txt && streamlit run streamlit_app.py"
+    assert tests.startswith(f"{venv}pip install -r requirements-dev.txt && ")
 
 
 def test_ci_runs_the_readmes_test_command():
