@@ -16,6 +16,8 @@ HIGHLIGHT = "#E4572E"
 MUTED = "#9AA5B1"
 COUNT_AXIS = alt.Axis(format="d", tickMinStep=1)  # counts are whole numbers
 WHOLE_LABELS = alt.Axis(labelLimit=0)  # Vega-Lite cuts labels at 180 px by default
+# 0% to 100% in steps of 20: a wide chart would otherwise tick every 5% ("95%100%").
+SHARE_AXIS = alt.Axis(format="%", tickCount=5, labelOverlap=True, labelSeparation=6)
 
 
 def top_k_frame(top_k: Sequence[TopClass]) -> pd.DataFrame:
@@ -40,7 +42,7 @@ def probability_chart(frame: pd.DataFrame) -> alt.Chart:
                 "probability:Q",
                 title="Probability",
                 scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%"),
+                axis=SHARE_AXIS,
             ),
             y=alt.Y(
                 "label:N",

@@ -16,14 +16,19 @@ st.caption(
     "weights cannot be had on this server fall back to EfficientNet-Lite0, which ships with "
     "the app."
 )
-# Keyed by the model that ran: a model that falls back is timed as the one that answers.
-latencies: dict[str, models.Latency] = st.session_state.setdefault("latencies", {})
-# A "Measure latency" click is handled before the table is drawn, so the table shows it.
-if (pending := st.session_state.pop("measure", None)) and (loaded := resources.load_model(pending)):
-    with st.spinner(f"Measuring {loaded.spec.title}…"):
-        latencies[loaded.name] = models.measure_latency(loaded)
-
 statuses = {name: models.weights_status(name) for name in models.MODELS}
+measurable = [name for name in models.MODELS if statuses[name].available]
+# Kept for the server process and keyed by the model that ran: a model that falls back is
+# timed as the one that answers.
+latencies = resources.latencies()
+# A "Measure" click is handled before the table is drawn, so the table shows it.
+measured_now: list[models.Latency] = []
+for pending in st.session_state.pop("measure", []):
+    if loaded := resources.load_model(pending):
+        with st.spinner(f"Measuring {loaded.spec.title}…"):
+            latencies[loaded.name] = models.measure_latency(loaded)
+        measured_now.append(latencies[loaded.name])
+
 evaluated = evaluate_view.latest_texts()  # the newest evaluation of each model, if any
 
 
@@ -46,7 +51,8 @@ st.dataframe(
                 for name in models.MODELS
             ],
             "engine cached": [
-                models.cached_engine_path(name) is not None for name in models.MODELS
+                "yes" if models.cached_engine_path(name) is not None else "–"
+                for name in models.MODELS
             ],
             "latency": [latency_text(name) for name in models.MODELS],
             "evaluated": [evaluated.get(name, "–") for name in models.MODELS],
@@ -59,35 +65,46 @@ st.dataframe(
         "input": st.column_config.TextColumn("Input"),
         "parameters": st.column_config.NumberColumn("Parameters", format="localized"),
         "weights": st.column_config.TextColumn("ImageNet weights"),
-        "engine cached": st.column_config.CheckboxColumn("LiteRT file cached"),
-        "latency": st.column_config.TextColumn("Latency"),
+        "engine cached": st.column_config.TextColumn("LiteRT file cached"),
+        "latency": st.column_config.TextColumn(
+            "Latency", help="Median time for one picture on this server, after a warm-up"
+        ),
         "evaluated": st.column_config.TextColumn(
             "Evaluated", help="Its newest evaluation's accuracy (Evaluate page)"
         ),
     },
 )
 
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.button(
+        "Measure all",
+        key="measure_all",
+        icon=":material/speed:",
+        help="Time every model whose weights are here, on this server",
+        on_click=st.session_state.__setitem__,
+        args=("measure", measurable),
+    )
+    for name in measurable:
+        st.button(
+            f"Measure {models.title_of(name)}",
+            key=f"measure_{name}",
+            on_click=st.session_state.__setitem__,
+            args=("measure", [name]),
+        )
+
+for result in measured_now:
+    st.success(
+        f"{result.model_title}: {result.median_ms:.1f} ms per image on {result.backend}, "
+        f"median of {result.runs} runs on this server."
+    )
+
 for name, spec in models.MODELS.items():
-    status = statuses[name]
-    with st.expander(spec.title, expanded=name in latencies):
+    with st.expander(spec.title):
         st.text(f"Weights: {spec.weights_origin}")
-        if not status.available:
+        if not (status := statuses[name]).available:
             st.warning(
                 f"{spec.title} is not available here: {status.reason}. "
                 f"{models.title_of(models.FALLBACK_MODEL)} answers in its place."
-            )
-        else:
-            st.button(
-                "Measure latency",
-                key=f"measure_{name}",
-                on_click=st.session_state.__setitem__,
-                args=("measure", name),
-            )
-        if name in latencies:
-            result = latencies[name]
-            st.success(
-                f"{result.median_ms:.1f} ms per image on {result.backend}, "
-                f"median of {result.runs} runs on this server."
             )
 
 own_models.your_models(evaluated)

@@ -165,9 +165,9 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
     newest = evaluation.run(store, run_id)
     day = f"{newest[0].created_at.day} {newest[0].created_at:%b}"
     builtin = shown.dataframe[0].value.set_index("name")["evaluated"]
-    assert builtin[LITE0] == f"{newest[0].accuracy:.0%} on Desk, {day}"
+    assert builtin[LITE0] == f"{newest[0].accuracy:.1%} on Desk, {day}"  # as in its report
     own = shown.dataframe[1].value.set_index("name")["evaluated"]
-    assert own[COPY] == f"{newest[1].accuracy:.0%} on Desk, {day}"
+    assert own[COPY] == f"{newest[1].accuracy:.1%} on Desk, {day}"
 
     bob = open_app(signed_in=BOB, page="pages/evaluate.py", query={"run": run_id})
     assert "No evaluation has this id among yours." in [e.value for e in bob.error]

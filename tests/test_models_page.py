@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from streamlit.navigation.page import calc_hash
 
-from classifier import models
+from classifier import charts, models, teach
+from classifier.labels import TopClass
 from classifier.models import own
 from tests import model_fixtures as mf
 from tests.conftest import photo
@@ -52,6 +54,119 @@ def test_a_file_that_is_no_model_gets_its_sentence_on_the_models_page(chelsea_pn
     assert "Add model" not in [b.label for b in at.button]  # nothing to add
 
 
+def built_in_table(at):
+    return at.dataframe[0].value.set_index("name")
+
+
+def test_measured_latencies_are_there_on_the_next_visit_and_measure_all_times_each_model():
+    from ui import resources
+
+    resources.latencies.clear()  # kept for the process: another test may have measured
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    hidden = {button.key for expander in at.expander for button in expander.button}
+    assert {"measure_all", "measure_efficientnet_lite0"}.isdisjoint(hidden)  # in sight
+    assert built_in_table(at).loc["efficientnet_lite0", "latency"] == "not measured"
+    at.button(key="measure_all").click().run()
+    assert not at.exception
+    [said] = [s.value for s in at.success]
+    assert said.startswith("EfficientNet-Lite0: ") and "ms per image on LiteRT" in said
+    measured = built_in_table(at).loc["efficientnet_lite0", "latency"]
+    assert measured.endswith(" ms")
+    assert built_in_table(at).loc["mobilenet", "latency"] == "answered by EfficientNet-Lite0"
+
+    later = app().run()  # another visit
+    later.switch_page("pages/models.py").run()
+    assert built_in_table(later).loc["efficientnet_lite0", "latency"] == measured
+    assert not later.success  # nothing measured on this visit
+
+
+def test_the_cached_engine_column_is_text_not_checkboxes(lite0):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    cached = built_in_table(at)["engine cached"]
+    assert cached.loc["efficientnet_lite0"] == "yes"
+    assert set(cached) <= {"yes", "–"}
+
+
+def test_the_try_out_charts_share_axis_ticks_every_20_percent_without_overlap():
+    frame = charts.top_k_frame([TopClass("cat", 1, 0.95), TopClass("dog", 2, 0.05)])
+    axis = charts.probability_spec(frame)["encoding"]["x"]["axis"]
+    assert axis["format"] == "%" and axis["tickCount"] == 5
+    assert axis["labelOverlap"] is True and axis["labelSeparation"] > 0
+
+
+def lite0_zip(tflite: bytes) -> bytes:
+    """Teachable Machine's LiteRT export layout around the app's own EfficientNet-Lite0."""
+    labels = mf.teachable_machine_labels(tuple(f"class {i}" for i in range(1000)))
+    return mf.zip_of({"model.tflite": tflite, "labels.txt": labels})
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name"),
+    [
+        ("converted_tflite.zip", ""),
+        ("converted_tflite_quantized.zip", ""),
+        ("converted_keras.zip", ""),
+        ("Desk things.zip", "Desk things"),
+    ],
+)
+def test_the_name_is_blank_for_every_teachable_machine_export(lite0_tflite, file_name, name):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload = (file_name, lite0_zip(lite0_tflite), "application/zip")
+    at.file_uploader(key="add_model_0").set_value(upload).run()
+    assert not at.exception
+    assert at.text_input(key="add_name_0").value == name
+
+
+def test_after_adding_a_model_the_page_says_where_it_is_picked(lite0_tflite):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload = ("converted_tflite_quantized.zip", lite0_zip(lite0_tflite), "application/zip")
+    at.file_uploader(key="add_model_0").set_value(upload).run()
+    at.text_input(key="add_name_0").set_value("Lite0 copy").run()
+    next(b for b in at.button if b.label == "Add model").click().run()
+    assert not at.exception
+    assert "Added Lite0 copy. It is now the model picked on the Classify page." in [
+        s.value for s in at.success
+    ]
+    assert not [t for t in at.markdown if "sidebar" in t.value]
+    [link] = at.get("page_link")
+    assert link.value == "Classify a photo with it"
+    assert link.proto.page_script_hash == calc_hash("classify")  # the page at /classify
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.selectbox(key="model").value == "Lite0 copy"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("Animals (Keras)", "Animals (Keras, added)"),
+        ("Desk things", "Desk things (added)"),
+        ("Smiley :)", "Smiley :) (added)"),
+    ],
+)
+def test_a_model_named_with_parentheses_is_marked_inside_them(name, shown):
+    from ui import sidebar
+
+    assert sidebar.model_title(name, {name: "added"}) == shown
+
+
+@pytest.mark.slow
+def test_once_a_download_is_prepared_only_the_download_button_shows():
+    from tests.conftest import made_up_examples
+
+    teach.save("Made up", teach.train(made_up_examples(dimensions=1280)))
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    at.button(key="prepare_download_Made up").click().run()
+    assert not at.exception and not at.error
+    assert "Prepare a download" not in [b.label for b in at.button]
+    [download] = at.get("download_button")
+    assert download.proto.label == "Download (Teachable Machine LiteRT zip)"
+
+
 @pytest.mark.slow
 def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made):
     at = app().run()
@@ -70,7 +185,7 @@ def test_add_a_model_on_the_models_page_then_classify_with_its_own_classes(made)
     at.text_input(key="add_name_0").set_value("Desk things").run()
     next(b for b in at.button if b.label == "Add model").click().run()
     assert not at.exception
-    assert any("Added Desk things" in s.value for s in at.success)
+    assert any(s.value.startswith("Added Desk things.") for s in at.success)
     assert at.session_state["kept_model"] == "Desk things"  # picked for the person
     assert "Desk things" in at.dataframe[1].value["name"].tolist()  # under "Your models"
 

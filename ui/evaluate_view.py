@@ -143,7 +143,7 @@ def latest_texts() -> dict[str, str]:
     except Exception:  # the models are listed all the same
         return {}
     return {
-        model: f"{e.accuracy:.0%} on {e.title}, {e.created_at.day} {e.created_at:%b}"
+        model: f"{_percent(e.accuracy)} on {e.title}, {e.created_at.day} {e.created_at:%b}"
         for model, e in found.items()
         if model not in added or e.created_at >= added[model]
     }

@@ -21,6 +21,11 @@ from ui.columns import plain
 
 log = logging.getLogger(__name__)
 SHOWN_CLASSES = 20
+# The names Teachable Machine gives its exports and the files in them: they name no model.
+EXPORT_NAMES = frozenset(
+    {"converted_keras", "converted_tflite", "converted_tflite_quantized", "converted_edgetpu"}
+    | {"keras_model", "model_unquant", "model"}
+)
 FORMATS_HELP = (
     "A Teachable Machine export (the .zip from “Export Model”: Keras, or LiteRT floating "
     "point or quantized), a Keras file (.keras or .h5) or a LiteRT file (.tflite)."
@@ -46,13 +51,21 @@ def your_models(evaluated: dict[str, str] | None = None) -> None:
         st.success(notice, icon=":material/check_circle:")
     if error := st.session_state.pop("own_models_error", None):
         st.error(error)
+    if added := st.session_state.pop("own_models_added", None):
+        st.success(
+            f"Added {plain(added)}. It is now the model picked on the Classify page.",
+            icon=":material/check_circle:",
+        )
+        st.page_link(
+            "pages/classify.py", label="Classify a photo with it", icon=":material/image_search:"
+        )
     person = account.visitor()
     if person.admin and person.mode == "private":
         st.caption(":material/shield_person: As an admin you see everyone's models here.")
     if not kept:
         st.caption(
             "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "
-            "it then appears in the sidebar's model picker."
+            "it then appears in the model picker of the Classify page's sidebar."
         )
         return
     st.dataframe(
@@ -177,7 +190,7 @@ def add_a_model() -> None:
     stem = PurePath(model_file.name).stem
     name = st.text_input(
         "Name",
-        value="" if stem in ("converted_keras", "converted_tflite", "model") else stem,
+        value="" if stem in EXPORT_NAMES else stem,
         max_chars=models.MAX_NAME_LENGTH,
         key=f"add_name_{round_}",
         placeholder="e.g. Cats and dogs",
@@ -262,8 +275,6 @@ def _save(name: str, candidate: models.Candidate, scaling_name: str) -> None:
         return
     st.session_state.pop("add_candidate", None)
     st.session_state["add_round"] = st.session_state.get("add_round", 0) + 1
-    st.session_state["kept_model"] = model.name  # the sidebar picks it
-    st.session_state["own_models_notice"] = (
-        f"Added {plain(model.name)}. It is picked in the sidebar: classify a photo with it."
-    )
+    st.session_state["kept_model"] = model.name  # the Classify page's picker picks it
+    st.session_state["own_models_added"] = model.name
     st.rerun()

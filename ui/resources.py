@@ -69,6 +69,15 @@ def load_model(
     return loaded
 
 
+@st.cache_resource(show_spinner=False)
+def latencies() -> dict[str, models.Latency]:
+    """Return the latencies measured in this server process, by the model that ran.
+
+    Shared by every visit: a latency is the server's, so it is still there on the next one.
+    """
+    return {}
+
+
 def in_fragment_rerun() -> bool:
     """Tell whether this script run reruns fragments only (their arguments are those of the
     last full run), not the whole page."""

@@ -34,7 +34,10 @@ def model_title(name: str, kinds: dict[str, str] | None = None) -> str:
     picked one was "removed" since.
     """
     if name not in models.MODELS:  # a model someone added or taught
-        return f"{name} ({(kinds or {}).get(name, 'added')})"
+        kind = (kinds or {}).get(name, "added")
+        if name.endswith(")") and "(" in name:  # "Animals (Keras, added)": one pair
+            return f"{name[:-1]}, {kind})"
+        return f"{name} ({kind})"
     title = models.title_of(name)
     return title if models.weights_status(name).available else f"{title} (unavailable)"
 
