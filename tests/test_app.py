@@ -470,3 +470,86 @@ def test_streamlit_directives_and_math_in_names_are_escaped():
     assert plain(":red[alert] :material/home: $x^2$") == (
         "\\:red\\[alert\\] \\:material/home\\: \\$x^2\\$"
     )
+
+
+def test_an_example_is_not_saved_and_says_so(tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.session_state["example"] = "Cat"  # as a click on the Cat example picks it
+    at.run()
+    assert at.subheader[0].value  # answered
+    assert "Examples are not saved to your history." in [c.value for c in at.main.caption]
+    assert not at.get("feedback")  # no row to rate
+    at.sidebar.slider(key="top_k").set_value(3).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    assert store.count() == 0
+    store.dispose()
+
+
+def test_the_chosen_thumb_is_said_in_words(coffee_jpeg, tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    store.dispose()
+    said = lambda: [m.value for m in at.main.markdown if "You said" in m.value]  # noqa: E731
+    assert said() == []
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    assert said() == [":red-badge[:material/thumb_down: You said it is wrong]"]
+    at.feedback(key=f"feedback_{saved.id}").set_value(1).run()
+    assert said() == [":green-badge[:material/thumb_up: You said it is right]"]
+
+
+def test_matching_classes_come_first_and_unrelated_ones_are_left_out():
+    from classifier import labels
+    from ui.saving import matching_classes
+
+    names = labels.labels()
+    assert matching_classes("crane", names) == ["crane bird", "construction crane"]
+    assert matching_classes("CRANE ", names) == ["crane bird", "construction crane"]
+    assert matching_classes("lynx", names) == ["lynx"]
+    assert matching_classes("cat", names)[:4] == ["tabby cat", "tiger cat", "Persian cat",
+                                                 "Siamese cat"]  # fmt: skip
+    assert all("cat" in name.casefold() for name in matching_classes("cat", names))
+    assert matching_classes("giraffe", names) == []
+    assert matching_classes("  ", names) == []
+
+
+def test_a_typed_name_some_classes_hold_offers_those_classes_first(coffee_jpeg, tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    # As the box sends "crane" typed and Enter pressed (AppTest cannot type into it).
+    at.session_state[f"correction_{saved.id}"] = "crane"
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    choice = at.button_group(key=f"correction_choice_{saved.id}")
+    assert choice.options == ["crane bird", "construction crane", "“crane”, as I typed it"]
+    assert store.get(saved.id).corrected_label is None  # nothing kept before the choice
+    choice.set_value("crane bird").run()
+    assert store.get(saved.id).corrected_label == "crane bird"
+    assert "Saved: wrong, it is crane bird." in [c.value for c in at.main.caption]
+    assert at.selectbox(key=f"correction_{saved.id}").value == "crane bird"
+    assert not [g for g in at.button_group if g.key == f"correction_choice_{saved.id}"]
+    store.dispose()
+
+
+def test_a_typed_name_can_still_be_kept_as_typed(coffee_jpeg, tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    at.session_state[f"correction_{saved.id}"] = "crane"
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    at.button_group(key=f"correction_choice_{saved.id}").set_value("crane").run()
+    assert store.get(saved.id).corrected_label == "crane"
+    assert any("“crane” (your own name" in c.value for c in at.main.caption)
+    assert not [g for g in at.button_group if g.key == f"correction_choice_{saved.id}"]
+    store.dispose()

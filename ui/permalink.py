@@ -7,6 +7,7 @@ found": a link tells nobody whether a prediction exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import streamlit as st
@@ -27,10 +28,22 @@ def link_to(public_id: str) -> str:
     return f"?{urlencode({PARAMETER: public_id})}"
 
 
+def full_links() -> Callable[[str], str]:
+    """Return what makes a prediction's absolute link, from the address this page was opened
+    at (read now: a download built later, when clicked, uses it)."""
+    current = urlsplit(st.context.url or "")
+
+    def full_link(public_id: str) -> str:
+        return urlunsplit(
+            (current.scheme, current.netloc, current.path, link_to(public_id)[1:], "")
+        )
+
+    return full_link
+
+
 def full_link(public_id: str) -> str:
     """Return the absolute link, from the address this page was opened at."""
-    current = urlsplit(st.context.url or "")
-    return urlunsplit((current.scheme, current.netloc, current.path, link_to(public_id)[1:], ""))
+    return full_links()(public_id)
 
 
 def requested() -> str | None:
@@ -87,7 +100,7 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
         title = plain(models.title_of(record.model))
         st.caption(f"{title} · {record.inference_ms:.1f} ms inference")
         class_names = class_names_of(record)
-        _show_stored_feedback(record, class_names)
+        saving.start_feedback(record.id, record.feedback, record.corrected_label, class_names)
         saving.ask_feedback(record.id, class_names)
     who = (
         "anyone who opens this app"
@@ -96,14 +109,3 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
     )
     st.caption(f"Link to this prediction; {who} can open it:")
     st.code(full_link(record.public_id), language=None)
-
-
-def _show_stored_feedback(record: history.Record, class_names: tuple[str, ...] | None) -> None:
-    """Start the feedback widgets from what the history holds, once per visit."""
-    key = f"feedback_{record.id}"
-    if key in st.session_state or record.feedback is None:
-        return
-    st.session_state[key] = 1 if record.feedback == "correct" else 0
-    st.session_state[f"feedback_saved_{record.id}"] = saving.saved_sentence(
-        record.feedback, record.corrected_label, class_names
-    )

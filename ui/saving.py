@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -45,8 +47,18 @@ def classify_uploads(uploads: list[Upload], loaded: models.LoadedModel) -> list[
     return outcomes
 
 
+EXAMPLE_NOT_SAVED = "Examples are not saved to your history."
+
+
 def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int | None:
-    """Save a prediction to the history once per upload and model; return its row id."""
+    """Save a prediction to the history once per upload and model; return its row id.
+
+    An example photo is never saved (every visit would add the same row), and says so.
+    """
+    if upload.example:
+        if choices.save:
+            st.caption(EXAMPLE_NOT_SAVED)
+        return None
     saved = st.session_state.setdefault("saved_rows", {})
     key = (upload.key, prediction.model)
     if key in saved or not choices.save:
@@ -75,12 +87,56 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     return saved[key]
 
 
+def matching_classes(text: str, names: Sequence[str], limit: int = 8) -> list[str]:
+    """Return the classes whose name holds a typed text (any case), the likeliest first: the
+    same name, then one with it as a whole word ("crane bird", "construction crane"), one
+    starting with it, one with a word starting with it, and one holding it anywhere."""
+    typed = text.strip().casefold()
+    if not typed:
+        return []
+
+    def rank(name: str) -> tuple[int, int, int, str]:
+        folded = name.casefold()
+        words = re.split(r"[^\w]+", folded)
+        if folded == typed:
+            tier = 0
+        elif typed in words or re.search(rf"(?<!\w){re.escape(typed)}(?!\w)", folded):
+            tier = 1
+        elif folded.startswith(typed):
+            tier = 2
+        elif any(word.startswith(typed) for word in words):
+            tier = 3
+        else:
+            tier = 4
+        return tier, folded.find(typed), len(name), folded
+
+    found = [name for name in names if typed in name.casefold()]
+    return sorted(found, key=rank)[:limit]
+
+
+def _unresolved(row_id: int, names: Sequence[str]) -> list[str]:
+    """Return the classes to offer for a name typed in the correction box that is none of
+    them; empty when there is nothing to ask (a class picked, or the name kept as typed)."""
+    typed = st.session_state.get(f"correction_{row_id}")
+    kept = st.session_state.get(f"correction_kept_{row_id}")
+    if typed is None or typed in names or typed == kept:
+        return []
+    return matching_classes(typed, names)
+
+
 def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
-    """Write the thumbs, and with a thumbs-down the corrected label, to the history row."""
+    """Write the thumbs, and with a thumbs-down the corrected label, to the history row.
+
+    A typed name that some classes hold ("crane") is kept only once the person chose
+    between those classes and their own name (`_choose_correction`).
+    """
     verdict = {1: "correct", 0: "wrong"}.get(st.session_state.get(f"feedback_{row_id}"))
     if verdict != "wrong":
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
+    if _unresolved(row_id, labels.labels() if class_names is None else class_names):
+        corrected = None  # asked below the box first
+        st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
     try:
         store = resources.store()
         if store is None:  # signed out meanwhile
@@ -98,6 +154,16 @@ def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> N
         )
         return
     st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
+
+
+def _choose_correction(row_id: int, class_names: tuple[str, ...] | None) -> None:
+    """Keep the class picked for a typed name, or the name as typed."""
+    choice = st.session_state.get(f"correction_choice_{row_id}")
+    if choice is None:
+        return
+    st.session_state[f"correction_{row_id}"] = choice
+    st.session_state[f"correction_kept_{row_id}"] = choice
+    store_feedback(row_id, class_names)
 
 
 def saved_sentence(
@@ -120,6 +186,19 @@ def saved_sentence(
     )
 
 
+def start_feedback(
+    row_id: int, verdict: str | None, corrected: str | None, class_names: tuple[str, ...] | None
+) -> None:
+    """Start the feedback widgets from what the history holds, once per visit."""
+    if f"feedback_{row_id}" in st.session_state or verdict is None:
+        return
+    st.session_state[f"feedback_{row_id}"] = 1 if verdict == "correct" else 0
+    if corrected is not None:
+        st.session_state[f"correction_{row_id}"] = corrected
+        st.session_state[f"correction_kept_{row_id}"] = corrected
+    st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
+
+
 def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
     """Ask whether the prediction was right and, if not, what it is; say when it is saved.
 
@@ -131,18 +210,39 @@ def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> Non
     thumbs = st.feedback(
         "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id, class_names)
     )
+    if thumbs is not None:  # the chosen thumb alone is faint: say it in words too
+        right = thumbs == 1
+        st.badge(
+            "You said it is right" if right else "You said it is wrong",
+            icon=":material/thumb_up:" if right else ":material/thumb_down:",
+            color="green" if right else "red",
+        )
     if thumbs == 0:
+        typed = st.session_state.get(f"correction_{row_id}")
         st.selectbox(
             "What is it really?",
-            names,
+            # A name of their own stays in the box (also as saved, on a permalink).
+            names if typed is None or typed in names else [*names, typed],
             index=None,
             placeholder="Pick a class, or type any name if none fits…",
             accept_new_options=True,
+            filter_mode="contains",
             help=f"The model only knows its {len(names):,} classes; a name you type is kept "
             "as your own, apart from them.",
             key=f"correction_{row_id}",
             on_change=store_feedback,
             args=(row_id, class_names),
         )
+        if matches := _unresolved(row_id, names):
+            st.pills(
+                "Did you mean one of the model's classes?",
+                [*matches, typed],
+                format_func=lambda option: plain(
+                    option if option != typed else f"“{option}”, as I typed it"
+                ),
+                key=f"correction_choice_{row_id}",
+                on_change=_choose_correction,
+                args=(row_id, class_names),
+            )
     if saved := st.session_state.get(f"feedback_saved_{row_id}"):
         st.caption(saved)
