@@ -38,8 +38,8 @@ if total == 0:
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/image_search:")
     st.stop()
 
-filters, sort = history_view.filter_sidebar()
 with history_view.database_errors():
+    filters, sort = history_view.filter_sidebar(store)
     filters = history_view.job_filter(store, filters)  # `?job=ID`: one batch job's answers
 with history_view.database_errors():
     count = store.count(filters)

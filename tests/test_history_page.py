@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from classifier import history
-from classifier.history import Filters, HistoryStore, NewRecord, connecting
+from classifier.history import Filters, HistoryStore, NewRecord, connecting, tables
 from classifier.labels import TopClass
 from tests.conftest import ROOT
 from tests.helpers import app_test
@@ -485,7 +485,7 @@ def test_a_failing_delete_is_a_sentence(seeded, monkeypatch):
     def fail(self, ids):
         raise sa.exc.IntegrityError("DELETE FROM predictions WHERE id IN (?)", ids, Exception())
 
-    monkeypatch.setattr(HistoryStore, "delete", fail)
+    monkeypatch.setattr(HistoryStore, "remove", fail)
     at.button(key="h_delete").click().run()
 
     assert at.error[0].value.startswith("The history database could not answer (IntegrityError)")
@@ -570,11 +570,11 @@ def test_a_page_past_the_last_is_corrected_to_the_last(seeded):
     assert "Page 1 of 1" in [c.value for c in at.caption]
 
 
-def test_the_whole_page_shows_without_an_inner_scroll_top_1_first(seeded):
+def test_the_whole_page_shows_without_an_inner_scroll_open_and_top_1_first(seeded):
     at = history_page()
     [table] = at.dataframe
     assert table.proto.row_height == 40  # the table's height is set from it to fit the page
-    assert list(table.proto.column_order)[:2] == ["top-1", "confidence"]  # phones show these
+    assert list(table.proto.column_order)[:3] == ["link", "top-1", "confidence"]  # phones: these
 
 
 def test_the_clear_question_stands_under_its_button(seeded):
@@ -603,3 +603,146 @@ def test_accuracy_says_its_counts(seeded):
     accuracy = next(c for c in charts if "Accuracy" in c.proto.spec)
     rows = chart_frame(accuracy)
     assert list(rows["row"]) == ["EfficientNet-Lite0 (1 of 2 rated correct)"]
+
+
+# --- Undoing a delete, links first, the models the rows name ------------------------------
+
+
+def _undo_fixture_rows(store: HistoryStore) -> list[history.Record]:
+    """Give two of the page's rows what a delete must not lose: feedback with a correction
+    of the person's own, a thumbnail and a map; return every row as stored."""
+    tabby, espresso, *_ = store.find(sort="oldest")
+    store.set_feedback(tabby.id, "wrong", "my neighbour's cat")
+    with store.begin() as conn:
+        conn.execute(sa.insert(tables.thumbnails), {"prediction_id": espresso.id, "image": b"T"})
+        conn.execute(sa.insert(tables.overlays), {"prediction_id": espresso.id, "image": b"O"})
+    return [store.get(r.id) for r in store.find(limit=None)]
+
+
+def test_a_delete_is_undone_with_ids_links_feedback_and_pictures(backend_seeded):
+    before = _undo_fixture_rows(backend_seeded)
+    at = history_page()
+    shown = [int(i) for i in at.dataframe[0].value["id"]]
+    _select_rows(at, [2, 3])  # the two oldest: the corrected one and the one with pictures
+    at.run()
+    at.button(key="h_delete").click().run()
+    assert backend_seeded.count() == 2
+    assert "Deleted 2 predictions." in [i.value for i in at.info]
+    assert caption_count(at) == "2 of 2 saved predictions match the filters."
+
+    at.button(key="h_undo").click().run()
+    after = [backend_seeded.get(r.id) for r in backend_seeded.find(limit=None)]
+    assert after == before  # ids, public ids, correction, thumbnail and map: all as they were
+    assert [int(i) for i in at.dataframe[0].value["id"]] == shown
+    assert not any("Deleted" in i.value for i in at.info)
+    assert not at.exception
+
+
+def test_undoing_twice_restores_once_and_a_taken_id_keeps_the_link(backend_seeded):
+    newest = backend_seeded.find(limit=1)[0]
+    removed = backend_seeded.remove([newest.id])
+    backend_seeded.add(record("newcomer", 0.5))  # SQLite gives the newest id again
+    assert backend_seeded.restore(removed) == 1
+    assert backend_seeded.restore(removed) == 0
+    back = backend_seeded.get_public(newest.public_id)
+    assert (back.top1_label, back.created_at) == (newest.top1_label, newest.created_at)
+    assert backend_seeded.count() == 5
+
+
+def test_undo_puts_a_batch_jobs_answer_back_in_its_job(backend_seeded):
+    [answer] = backend_seeded.find(filters=Filters(label="espresso"))
+    now = datetime.now(UTC)
+    with backend_seeded.begin() as conn:
+        job_id = conn.execute(
+            sa.insert(tables.jobs).returning(tables.jobs.c.id),
+            {"public_id": "job-public-id-0001", "title": "photos", "model": "mobilenet_v2",
+             "top_k": 5, "thumbnails": False, "source": "app", "status": "done", "total": 1,
+             "done": 1, "failed": 0, "created_at": now, "folder": "x"},
+        ).scalar_one()  # fmt: skip
+        conn.execute(
+            sa.insert(tables.job_items),
+            {"job_id": job_id, "position": 0, "file_name": "espresso.jpg", "status": "done",
+             "prediction_id": answer.id},
+        )  # fmt: skip
+
+    def linked() -> int | None:
+        with backend_seeded.connect() as conn:
+            return conn.execute(sa.select(tables.job_items.c.prediction_id)).scalar_one()
+
+    removed = backend_seeded.remove([answer.id])
+    assert linked() is None
+    backend_seeded.restore(removed)
+    assert linked() == answer.id
+
+
+def test_clearing_drops_the_undo_of_an_earlier_delete(seeded):
+    at = history_page()
+    _select_rows(at, [0])
+    at.run()
+    at.button(key="h_delete").click().run()
+    assert at.button(key="h_undo")
+    at.button(key="h_clear").click().run()
+    assert "Delete all 3 saved predictions? This cannot be undone." in at.warning[0].value
+    at.button(key="h_clear_yes").click().run()
+    assert seeded.count() == 0
+    assert not [b for b in at.button if b.key == "h_undo"]
+
+
+def test_each_row_opens_with_one_link_first_in_the_table(seeded):
+    at = history_page()
+    [table] = at.dataframe
+    public_ids = seeded.public_ids(int(i) for i in table.value["id"])
+    assert list(table.value["link"]) == [
+        f"?prediction={public_ids[int(i)]}" for i in table.value["id"]
+    ]
+    assert next(iter(table.proto.column_order)) == "link"
+    config = json.loads(table.proto.columns)["link"]
+    assert (config["label"], config["type_config"]["display_text"]) == ("Open", "Open")
+
+
+@pytest.mark.parametrize("kind", ["CSV", "JSON"])
+def test_exports_hold_each_rows_public_id_and_link(seeded, kind):
+    from ui import history_view
+
+    data = history_view._export(
+        seeded,
+        kind,
+        history.NO_FILTERS,
+        "newest",
+        lambda p: f"https://app.example/history?prediction={p}",
+    )
+    if kind == "CSV":
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+        assert list(rows[0])[:3] == ["id", "public_id", "link"]
+    else:
+        rows = json.loads(data)
+    by_id = seeded.public_ids(int(row["id"]) for row in rows)
+    assert [(row["public_id"], row["link"]) for row in rows] == [
+        (by_id[int(row["id"])], f"https://app.example/history?prediction={by_id[int(row['id'])]}")
+        for row in rows
+    ]
+
+
+def test_the_model_filter_offers_the_models_of_the_rows(seeded):
+    seeded.add(record("sparrow", 0.7, model="Garden birds"))  # an added model since removed
+    at = history_page()
+    box = at.sidebar.multiselect(key="h_models")
+    assert box.options == ["EfficientNet-Lite0", "Garden birds", "MobileNetV2"]
+    box.set_value(["Garden birds"]).run()
+    assert caption_count(at) == "1 of 5 saved predictions match the filters."
+    assert list(at.dataframe[0].value["top-1"]) == ["sparrow"]
+
+
+def test_a_row_without_a_picture_or_map_shows_empty_cells_not_none(seeded):
+    [tench] = seeded.find(filters=Filters(label="tench"))
+    with seeded.begin() as conn:
+        conn.execute(
+            sa.insert(tables.overlays), {"prediction_id": tench.id, "image": b"RIFF0000WEBP"}
+        )
+    at = history_page()
+    table = at.dataframe[0].value
+    assert list(table["looked"]) == ["data:image/webp;base64,UklGRjAwMDBXRUJQ", "", "", ""]
+    assert list(table["picture"]) == ["", "", "", ""]

@@ -17,7 +17,7 @@ import streamlit as st
 
 from classifier import charts, history, models
 from classifier.config import get_settings
-from ui import account, columns, permalink, resources
+from ui import account, columns, permalink
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,20 @@ def _in_callback(action: Callable[..., Any], *args: Any) -> Any:
         return None
 
 
-def _export(store: history.HistoryStore, kind: str, filters: history.Filters, sort: str) -> bytes:
-    """Build a download when it is clicked; a failure logs the details, never shows SQL."""
+def _export(
+    store: history.HistoryStore,
+    kind: str,
+    filters: history.Filters,
+    sort: str,
+    link: Callable[[str], str],
+) -> bytes:
+    """Build a download when it is clicked, each row with its link; a failure logs the
+    details, never shows SQL."""
     try:
         return (
-            store.export_csv(filters, sort, model_title=models.title_of)
+            store.export_csv(filters, sort, model_title=models.title_of, link=link)
             if kind == "CSV"
-            else store.export_json(filters, sort)
+            else store.export_json(filters, sort, link=link)
         )
     except Exception as exc:
         log_error(exc)
@@ -140,8 +147,11 @@ def typed_date(where, label: str, key: str) -> date | None:
         return None
 
 
-def filter_sidebar() -> tuple[history.Filters, str]:
+def filter_sidebar(store: history.HistoryStore) -> tuple[history.Filters, str]:
     """Draw the filters in the sidebar; return them and the sort order."""
+    used = store.models_used()
+    if picked := st.session_state.get("h_models"):  # a model whose last row was deleted goes
+        st.session_state["h_models"] = [name for name in picked if name in used]
     with st.sidebar:
         st.header("Filters")
         label = st.text_input(
@@ -152,7 +162,8 @@ def filter_sidebar() -> tuple[history.Filters, str]:
         )
         picked_models = st.multiselect(
             "Models",
-            [*models.MODELS, *resources.own_models()],
+            # Those the rows name: a removed model's too, none that was never used.
+            sorted(used, key=lambda name: models.title_of(name).casefold()),
             key="h_models",
             format_func=models.title_of,
             placeholder="All models",
@@ -226,19 +237,55 @@ def _selected_rows(table_key: str) -> list[int]:
     return list(state.get("selection", {}).get("rows", []))
 
 
+def _predictions(count: int) -> str:
+    return f"{count:,} prediction{'s' if count != 1 else ''}"
+
+
 def delete_rows(store: history.HistoryStore, ids: list[int]) -> None:
-    """Delete the selected rows (the table then shows other rows, with nothing ticked)."""
-    deleted = _in_callback(store.delete, ids)
-    if deleted is None:
+    """Delete the selected rows, kept for an undo (the table then shows other rows, with
+    nothing ticked)."""
+    removed = _in_callback(store.remove, ids)
+    if removed is None:
         return
     st.session_state.pop("h_table_key", None)
-    st.toast(f"Deleted {deleted} prediction{'s' if deleted != 1 else ''}.")
+    st.session_state["h_removed"] = removed  # the last deletion, until undone or cleared
+
+
+def undo_delete(store: history.HistoryStore) -> None:
+    """Put back the rows the last delete took away, as they were."""
+    removed = st.session_state.pop("h_removed", None)
+    if removed is None:  # undone already (a second click)
+        return
+    restored = _in_callback(store.restore, removed)
+    if restored is None:
+        st.session_state["h_removed"] = removed  # failed: it may be tried again
+        return
+    st.session_state.pop("h_table_key", None)
+    st.toast(f"Restored {_predictions(restored)}.", icon=":material/undo:")
+
+
+def show_undo(store: history.HistoryStore) -> None:
+    """Say what the last delete took away, with a button that puts it back."""
+    removed = st.session_state.get("h_removed")
+    if not removed:
+        return
+    said, undo = st.columns([4, 1], vertical_alignment="center")
+    said.info(f"Deleted {_predictions(len(removed))}.", icon=":material/delete:")
+    undo.button(
+        "Undo",
+        key="h_undo",
+        icon=":material/undo:",
+        on_click=undo_delete,
+        args=(store,),
+        disabled=store.read_only,
+    )
 
 
 def clear_all(store: history.HistoryStore) -> None:
     """Delete every prediction, after the person confirmed."""
     deleted = _in_callback(store.clear)
     if deleted is not None:
+        st.session_state.pop("h_removed", None)  # nothing of the history to put back
         st.toast(f"Cleared the history ({deleted:,} predictions).")
 
 
@@ -247,17 +294,18 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": [r.id for r in records],
-            # Top-1 and confidence first: on a phone only the first columns fit.
+            # The link, top-1 and confidence first: on a phone only the first columns fit.
+            "link": [permalink.link_to(r.public_id) if r.public_id else None for r in records],
             "top-1": [r.top1_label for r in records],
             "confidence": [r.top1_probability for r in records],
-            "picture": [columns.thumbnail_uri(r.thumbnail) for r in records],
-            "looked": [columns.thumbnail_uri(r.overlay) for r in records],
+            # An empty cell, not "None", where no picture or map was kept.
+            "picture": [columns.thumbnail_uri(r.thumbnail) or "" for r in records],
+            "looked": [columns.thumbnail_uri(r.overlay) or "" for r in records],
             "time": [r.created_at for r in records],
             "file": [r.file_name for r in records],
             "model": [models.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
-            "link": [permalink.link_to(r.public_id) if r.public_id else None for r in records],
         }
     )
 
@@ -302,6 +350,7 @@ def show_table(
     if previous not in (None, key) and _selected_rows(previous):
         st.info("The table changed since you ticked rows; tick them again.")
     st.session_state["h_table_key"] = key
+    show_undo(store)
     if count == 0:
         show_no_matches()
         selected: list[int] = []
@@ -323,6 +372,12 @@ def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
         row_height=ROW_HEIGHT,
         column_order=[c for c in frame.columns if c != "id"],
         column_config={
+            "link": st.column_config.LinkColumn(
+                "Open",
+                display_text="Open",
+                width="small",
+                help="Opens this prediction on its own, with a link to copy.",
+            ),
             "picture": columns.PICTURE_COLUMN,
             "looked": st.column_config.ImageColumn(
                 "Where it looked",
@@ -336,12 +391,6 @@ def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
             "model": st.column_config.TextColumn("Model"),
             "feedback": st.column_config.TextColumn("Feedback"),
             "corrected": st.column_config.TextColumn("Corrected label"),
-            "link": st.column_config.LinkColumn(
-                "Link",
-                display_text="Open",
-                width="small",
-                help="Opens this prediction on its own, with a link to copy.",
-            ),
         },
     )
     return [ids[i] for i in event.selection.rows if i < len(ids)]
@@ -366,10 +415,11 @@ def _draw_actions(
         icon=":material/delete:",
     )
     exports = {"CSV": "text/csv", "JSON": "application/json"}
+    link = permalink.full_links()
     for column, (kind, mime) in zip((csv_col, json_col), exports.items(), strict=True):
         column.download_button(
             f"Download {kind} ({count:,})",
-            data=partial(_export, store, kind, filters, sort),  # built only when clicked
+            data=partial(_export, store, kind, filters, sort, link),  # built only when clicked
             disabled=count == 0,
             file_name=f"predictions.{kind.lower()}",
             mime=mime,

@@ -35,6 +35,7 @@ from classifier.history.records import (
     Filters,
     NewRecord,
     Record,
+    Removed,
 )
 from classifier.history.store import HistoryStore
 
@@ -54,6 +55,7 @@ __all__ = [
     "HistoryURLError",
     "NewRecord",
     "Record",
+    "Removed",
     "log_message",
     "masked_url",
     "public_message",

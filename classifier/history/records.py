@@ -171,6 +171,17 @@ class Record(NewRecord):
 
 
 @dataclass(frozen=True)
+class Removed:
+    """Predictions `HistoryStore.remove` deleted, whole, for `HistoryStore.restore`."""
+
+    records: tuple[Record, ...]
+    job_places: tuple[tuple[int, int, int], ...]  # (job id, position, prediction id)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+@dataclass(frozen=True)
 class Filters:
     """Which predictions to show; the defaults select all of them.
 

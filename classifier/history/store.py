@@ -38,11 +38,18 @@ from classifier.history.records import (
     Filters,
     NewRecord,
     Record,
+    Removed,
     from_row,
     to_export_row,
     to_row,
 )
-from classifier.history.tables import new_public_id, overlays, predictions, thumbnails
+from classifier.history.tables import (
+    job_items,
+    new_public_id,
+    overlays,
+    predictions,
+    thumbnails,
+)
 
 # What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
@@ -317,6 +324,18 @@ class HistoryStore:
         with self.connect() as conn:
             return conn.execute(query).scalar_one()
 
+    def models_used(self) -> list[str]:
+        """Return the models that made the predictions in scope, by name (also one that has
+        since been removed)."""
+        query = (
+            select(predictions.c.model)
+            .where(*self._mine())
+            .distinct()
+            .order_by(predictions.c.model)
+        )
+        with self.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def set_feedback(
         self, record_id: int, feedback: str | None, corrected_label: str | None = None
     ) -> bool:
@@ -359,6 +378,84 @@ class HistoryStore:
         with self.begin() as conn:
             return conn.execute(query).rowcount
 
+    def remove(self, ids: Iterable[int]) -> Removed:
+        """Delete the predictions with these ids in scope, and return them whole (pictures,
+        feedback, their places in batch jobs), so that `restore` can put them back."""
+        ids = list(ids)
+        if not ids:
+            return Removed((), ())
+        chosen = predictions.c.id.in_(ids)
+        read = _select_records(with_thumbnails=True).where(chosen, *self._mine())
+        links = select(job_items.c.job_id, job_items.c.position, job_items.c.prediction_id).where(
+            job_items.c.prediction_id.in_(ids)
+        )
+        with self.begin() as conn:
+            records = tuple(from_row(row) for row in conn.execute(read).mappings())
+            kept = [record.id for record in records]
+            places = tuple(
+                (row.job_id, row.position, row.prediction_id)
+                for row in conn.execute(links)
+                if row.prediction_id in kept
+            )
+            conn.execute(delete(predictions).where(predictions.c.id.in_(kept)))
+        return Removed(records, places)
+
+    def restore(self, removed: Removed) -> int:
+        """Put back what `remove` deleted, as it was: ids, public ids (so links open again),
+        owners, feedback, pictures and places in batch jobs; return how many came back.
+
+        A prediction already back (its public id is taken) is left as it is, so restoring
+        twice restores once. One whose id a newer prediction took meanwhile (SQLite gives
+        the highest id again) comes back under a new id, with its public id.
+        """
+        if not removed.records:
+            return 0
+        public_ids = [record.public_id for record in removed.records]
+        with self.begin() as conn:
+            back = set(
+                conn.execute(
+                    select(predictions.c.public_id).where(predictions.c.public_id.in_(public_ids))
+                ).scalars()
+            )
+            missing = [record for record in removed.records if record.public_id not in back]
+            taken = set(
+                conn.execute(
+                    select(predictions.c.id).where(
+                        predictions.c.id.in_([record.id for record in missing])
+                    )
+                ).scalars()
+            )
+            new_ids = {}
+            for record in missing:
+                row = {
+                    **to_row(record),
+                    "owner": record.owner,
+                    "public_id": record.public_id,
+                    "feedback": record.feedback,
+                    "corrected_label": record.corrected_label,
+                }
+                if record.id not in taken:
+                    row["id"] = record.id
+                new_ids[record.id] = conn.execute(
+                    insert(predictions).returning(predictions.c.id), row
+                ).scalar_one()
+            for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
+                pictures = [
+                    {"prediction_id": new_ids[record.id], "image": bytes(getattr(record, field))}
+                    for record in missing
+                    if getattr(record, field) is not None
+                ]
+                if pictures:
+                    conn.execute(insert(table), pictures)
+            for job_id, position, old_id in removed.job_places:
+                if old_id in new_ids:
+                    conn.execute(
+                        update(job_items)
+                        .where(job_items.c.job_id == job_id, job_items.c.position == position)
+                        .values(prediction_id=new_ids[old_id])
+                    )
+        return len(missing)
+
     def clear(self) -> int:
         """Delete every prediction in scope; return how many there were."""
         with self.begin() as conn:
@@ -369,12 +466,15 @@ class HistoryStore:
         filters: Filters = NO_FILTERS,
         sort: str = "newest",
         model_title: Callable[[str], str] | None = None,
+        link: Callable[[str], str] | None = None,
     ) -> bytes:
         """Return the matching predictions as UTF-8 CSV with a header row, without thumbnails.
 
         `top_k` is a JSON list of {"label", "index", "probability"} objects in its cell;
         `top1_label` and `top1_probability` beside it are plain columns a spreadsheet
-        can sort. Given `model_title`, a `model_title` column follows `model`. A text
+        can sort. Given `model_title`, a `model_title` column follows `model`; given
+        `link` (a public id to the address that opens it), a `link` column follows
+        `public_id`. A text
         cell that a spreadsheet would run as a formula (one starting with =, +, -, @,
         a tab or a carriage return, such as a file named `=HYPERLINK(...)`) gets a
         leading single quote, as OWASP advises; numbers are written as they are.
@@ -382,10 +482,12 @@ class HistoryStore:
         header = list(EXPORT_FIELDS)
         if model_title is not None:
             header.insert(header.index("model") + 1, "model_title")
+        if link is not None:
+            header.insert(header.index("public_id") + 1, "link")
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
-        for row in self._export_rows(filters, sort):
+        for row in self._export_rows(filters, sort, link):
             row["top_k"] = json.dumps(row["top_k"], ensure_ascii=False)
             if model_title is not None:
                 row["model_title"] = model_title(row["model"])
@@ -394,9 +496,15 @@ class HistoryStore:
             )
         return buffer.getvalue().encode("utf-8")
 
-    def export_json(self, filters: Filters = NO_FILTERS, sort: str = "newest") -> bytes:
-        """Return the matching predictions as a UTF-8 JSON list of objects, without thumbnails."""
-        rows = self._export_rows(filters, sort)
+    def export_json(
+        self,
+        filters: Filters = NO_FILTERS,
+        sort: str = "newest",
+        link: Callable[[str], str] | None = None,
+    ) -> bytes:
+        """Return the matching predictions as a UTF-8 JSON list of objects, without thumbnails;
+        given `link` (as for `export_csv`), each with its `link` after its `public_id`."""
+        rows = self._export_rows(filters, sort, link)
         return json.dumps(rows, ensure_ascii=False, indent=2).encode("utf-8")
 
     def conditions(self, filters: Filters) -> list[ColumnElement[bool]]:
@@ -457,9 +565,14 @@ class HistoryStore:
                 "changed or deleted."
             )
 
-    def _export_rows(self, filters: Filters, sort: str) -> list[dict[str, Any]]:
+    def _export_rows(
+        self, filters: Filters, sort: str, link: Callable[[str], str] | None = None
+    ) -> list[dict[str, Any]]:
         records = self.find(filters, sort=sort, limit=None, with_thumbnails=False)
-        return [to_export_row(record) for record in records]
+        rows = [to_export_row(record) for record in records]
+        if link is None:
+            return rows
+        return [_with_link(row, link) for row in rows]
 
 
 def safe_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> bytes:
@@ -471,6 +584,16 @@ def safe_csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> bytes:
     for row in rows:
         writer.writerow({key: _inert(value) for key, value in row.items()})
     return out.getvalue().encode()
+
+
+def _with_link(row: dict[str, Any], link: Callable[[str], str]) -> dict[str, Any]:
+    """Return an export row with its `link` right after its `public_id`."""
+    linked: dict[str, Any] = {}
+    for name, value in row.items():
+        linked[name] = value
+        if name == "public_id":
+            linked["link"] = link(value) if value else None
+    return linked
 
 
 def _inert(value: Any) -> Any:
