@@ -5,13 +5,12 @@ import dataclasses
 import streamlit as st
 
 from classifier import models
-from classifier.predict import Prediction
 from ui import entry, resources, results, saving, sidebar, uploads
 from ui.columns import plain
 
 entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
 
-choices = sidebar.settings_sidebar()
+choices = sidebar.settings_sidebar(compare=True)
 st.title("What's in this photo?")
 st.caption(
     "Drop a photo and a pretrained ImageNet network names what it sees "
@@ -37,14 +36,16 @@ def classify_pictures(choices: sidebar.Choices) -> None:
         return
     choices = dataclasses.replace(choices, loaded=loaded)
     outcomes = saving.classify_uploads(pictures, loaded)
+    others = None  # a second model's answers, only when one is picked to compare with
+    if choices.compare is not None:
+        other = resources.load_model(choices.compare, choices.own)
+        if other is not None:  # else it said why, and the first model's answers still show
+            others = saving.classify_uploads(pictures, other)
     # Each answer is saved to the history as it is drawn, after its chart and table.
     if len(pictures) > 1:
-        results.show_many(pictures, outcomes, choices)
-    elif isinstance(outcomes[0], Prediction):
-        results.show_prediction(pictures[0], outcomes[0], choices)
+        results.show_many(results.answered(pictures, outcomes, others), choices)
     else:
-        st.text(pictures[0].name)
-        st.error(outcomes[0])
+        results.show_one(pictures[0], outcomes[0], others[0] if others else None, choices)
 
 
 classify_pictures(choices)

@@ -175,6 +175,119 @@ def test_the_summary_flags_unsure_answers(chelsea_png, coffee_jpeg):
     assert list(table["note"]) == ["unsure", ""]  # the cat is under 90 %, the espresso is not
 
 
+NOT_A_PICTURE = b"this is not a picture, just text\n"
+
+
+def several(at: AppTest, chelsea_png: bytes, coffee_jpeg: bytes) -> AppTest:
+    """Drop a cat, a cup of coffee and a text file named .png on the page."""
+    return at.file_uploader(key="uploads").set_value(
+        [("chelsea.png", chelsea_png, "image/png"), ("coffee.jpg", coffee_jpeg, "image/jpeg"),
+         ("notes.png", NOT_A_PICTURE, "image/png")]
+    ).run()  # fmt: skip
+
+
+def sections(at: AppTest) -> list[str]:
+    return [e.label for e in at.expander if e.label[0].isdigit()]
+
+
+def test_a_failed_file_in_the_summary_shows_no_none_and_its_whole_reason(chelsea_png, coffee_jpeg):
+    at = several(start(), chelsea_png, coffee_jpeg)
+    [error] = at.error
+    table = at.dataframe[0]
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""  # not "None"
+    failed = table.value.iloc[2]
+    assert failed["file"] == "notes.png" and failed["picture"] == "" and failed["top-1"] == ""
+    assert not any(cell is None or cell == "None" for cell in table.value.to_numpy().ravel())
+    assert failed["note"] == error.value  # the reason in full, as the section below says it
+    assert len(failed["note"]) > 60 and failed["note"].endswith("HEIC.")
+    config = json.loads(table.proto.columns)
+    assert config["note"]["width"] == "large"
+
+
+def test_sections_mark_unsure_answers_in_their_titles(chelsea_png, coffee_jpeg):
+    at = start()
+    at.sidebar.slider(key="threshold").set_value(0.9).run()
+    several(at, chelsea_png, coffee_jpeg)
+    cat, coffee = sections(at)
+    assert cat.startswith("1. chelsea.png: ") and cat.endswith(" · unsure")
+    assert coffee.startswith("2. coffee.jpg: espresso · ") and "unsure" not in coffee
+
+
+def test_the_filter_shows_only_unsure_or_failed_photos(chelsea_png, coffee_jpeg):
+    at = start()
+    at.sidebar.slider(key="threshold").set_value(0.9).run()
+    several(at, chelsea_png, coffee_jpeg)
+    shown = at.button_group(key="results_shown")
+    assert shown.value == "All" and shown.options == ["All (3)", "Unsure (1)", "Failed (1)"]
+
+    shown.set_value("Unsure").run()
+    assert list(at.dataframe[0].value["file"]) == ["chelsea.png"]
+    assert [label.split(":")[0] for label in sections(at)] == ["1. chelsea.png"]
+    assert not at.error  # the failed file's section is not shown
+
+    at.button_group(key="results_shown").set_value("Failed").run()
+    assert list(at.dataframe[0].value["file"]) == ["notes.png"]
+    assert list(at.dataframe[0].value["#"]) == [3]  # numbered as in the whole list
+    assert not sections(at) and at.error[0].value.startswith("This file is not a picture")
+
+    at.sidebar.slider(key="threshold").set_value(0.0).run()
+    at.button_group(key="results_shown").set_value("Unsure").run()
+    assert not at.dataframe and "No photo is below the confidence threshold." in at.info[0].value
+
+
+def test_an_answer_the_filter_hides_is_saved_all_the_same(chelsea_png, coffee_jpeg, tmp_path):
+    from classifier.history import HistoryStore
+
+    at = start()
+    several(at, chelsea_png, coffee_jpeg)
+    at.button_group(key="results_shown").set_value("Failed").run()
+    at.file_uploader(key="uploads").set_value(
+        [("tabby.png", chelsea_png + b"", "image/png"), ("notes.png", NOT_A_PICTURE, "image/png")]
+    ).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    assert sorted(r.file_name for r in store.find()) == ["chelsea.png", "coffee.jpg", "tabby.png"]
+    store.dispose()
+
+
+def test_open_every_section_opens_them_all(chelsea_png, coffee_jpeg):
+    at = several(start(), chelsea_png, coffee_jpeg)
+    opened = [e.proto.expanded for e in at.expander if e.label[0].isdigit()]
+    assert opened == [False, False]
+    at.toggle(key="results_open_all").set_value(True).run()
+    opened = [e.proto.expanded for e in at.expander if e.label[0].isdigit()]
+    assert opened == [True, True]
+
+
+def test_several_photos_offer_their_answers_as_csv_and_json(chelsea_png, coffee_jpeg, lite0):
+    import csv
+    import io
+
+    from classifier.predict import classify
+    from ui import results
+    from ui.sidebar import Choices
+    from ui.uploads import Upload
+
+    at = several(start(), chelsea_png, coffee_jpeg)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download JSON"]
+
+    # What the buttons hold, made from the same answers (AppTest has no file server).
+    uploads = [Upload("1", "=cat.png", chelsea_png), Upload("2", "notes.png", NOT_A_PICTURE)]
+    outcomes = [classify(chelsea_png, lite0), "This file is not a picture we can read."]
+    choices = Choices("efficientnet_lite0", 3, 0.9, save=False, save_thumbnails=False)
+    rows = results.export_rows(results.answered(uploads, outcomes), choices)
+    [cat, notes] = json.loads(results.results_json(rows))
+    assert cat["file"] == "=cat.png" and cat["model"] == "efficientnet_lite0"
+    assert cat["top-1"] in CAT_CLASSES and cat["note"] == "unsure"
+    assert cat["top-k"][0]["label"] == cat["top-1"] and len(cat["top-k"]) == 3
+    assert notes["top-1"] is None and notes["note"] == "This file is not a picture we can read."
+    table = list(csv.DictReader(io.StringIO(results.results_csv(rows).decode())))
+    assert list(table[0]) == ["file", "model", "top-1", "confidence", "top-k", "note"]
+    assert table[0]["file"] == "'=cat.png"  # no spreadsheet runs it as a formula
+    assert table[0]["top-k"].startswith(f"{cat['top-1']} {cat['confidence']:.1%}; ")
+    assert table[1]["note"] == "This file is not a picture we can read."
+
+
 def test_low_confidence_says_the_model_is_unsure(chelsea_png):
     at = start()
     at.sidebar.slider(key="threshold").set_value(0.9).run()

@@ -25,6 +25,12 @@ class Choices:
     save_thumbnails: bool
     own: dict[str, models.AddedModel] = field(default_factory=dict)  # as listed in this run
     loaded: models.LoadedModel | None = None  # the model that answers, once resolved
+    compare: str | None = None  # a second model whose answers are shown beside the first's
+
+    def title_of(self, name: str) -> str:
+        """Return a model's title as the picker shows it (a person's own model is marked)."""
+        kinds = {n: "taught" if m.taught else "added" for n, m in self.own.items()}
+        return model_title(name, kinds)
 
 
 def model_title(name: str, kinds: dict[str, str] | None = None) -> str:
@@ -51,8 +57,18 @@ PICKER_HELP = (
 )
 
 
-def settings_sidebar() -> Choices:
-    """Draw the classifier settings in the sidebar and return them."""
+COMPARE_HELP = (
+    "Classify each photo with a second model too, and see its answers beside the first "
+    "model's and whether they agree. Only the first model's answers are saved to the history."
+)
+
+
+def settings_sidebar(compare: bool = False) -> Choices:
+    """Draw the classifier settings in the sidebar and return them.
+
+    Args:
+        compare: Also offer a second model to compare with (the Classify page).
+    """
     default, opened_elsewhere = models.runnable_default()
     person = account.visitor()
     account.account_sidebar(person)
@@ -79,6 +95,7 @@ def settings_sidebar() -> Choices:
             st.info(opened_elsewhere, icon=":material/info:")
         if model in models.MODELS and not models.weights_status(model).available:
             st.caption(f"Answers come from {models.title_of(models.FALLBACK_MODEL)}.")
+        second = compare_picker(model, names, kinds) if compare else None
         top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
         threshold = st.slider(
             "Confidence threshold",
@@ -110,4 +127,22 @@ def settings_sidebar() -> Choices:
                 st.caption(f":material/history_toggle_off: {account.MODE_TEXT['off']}")
             elif person.sign_in:
                 st.caption(":material/lock: Predictions are not saved until you sign in.")
-    return Choices(model, top_k, threshold, save, save_thumbnails, listed)
+    return Choices(model, top_k, threshold, save, save_thumbnails, listed, compare=second)
+
+
+def compare_picker(model: str, names: list[str], kinds: dict[str, str]) -> str | None:
+    """Draw the "Compare with" picker (off by default) and return the second model, if any.
+
+    It offers the first picker's models but the one picked there; a second model that is
+    picked first, or removed, is let go.
+    """
+    others = [name for name in names if name != model and kinds.get(name) != "removed"]
+    if st.session_state.get("kept_compare") not in others:
+        st.session_state["kept_compare"] = None
+    return st.selectbox(
+        "Compare with",
+        [None, *others],
+        format_func=lambda name: "No second model" if name is None else model_title(name, kinds),
+        help=COMPARE_HELP,
+        **kept("compare", None),
+    )
