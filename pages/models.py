@@ -43,6 +43,7 @@ st.dataframe(
     pd.DataFrame(
         {
             "model": [spec.title for spec in models.MODELS.values()],
+            "latency": [latency_text(name) for name in models.MODELS],  # in reach on a phone
             "name": list(models.MODELS),
             "input": [f"{spec.input_size}×{spec.input_size}" for spec in models.MODELS.values()],
             "parameters": [spec.parameters for spec in models.MODELS.values()],
@@ -54,21 +55,20 @@ st.dataframe(
                 "yes" if models.cached_engine_path(name) is not None else "–"
                 for name in models.MODELS
             ],
-            "latency": [latency_text(name) for name in models.MODELS],
             "evaluated": [evaluated.get(name, "–") for name in models.MODELS],
         }
     ),
     hide_index=True,
     column_config={
         "model": st.column_config.TextColumn("Model"),
+        "latency": st.column_config.TextColumn(
+            "Latency", help="Median time for one picture on this server, after a warm-up"
+        ),
         "name": st.column_config.TextColumn("Name"),
         "input": st.column_config.TextColumn("Input"),
         "parameters": st.column_config.NumberColumn("Parameters", format="localized"),
         "weights": st.column_config.TextColumn("ImageNet weights"),
         "engine cached": st.column_config.TextColumn("LiteRT file cached"),
-        "latency": st.column_config.TextColumn(
-            "Latency", help="Median time for one picture on this server, after a warm-up"
-        ),
         "evaluated": st.column_config.TextColumn(
             "Evaluated", help="Its newest evaluation's accuracy (Evaluate page)"
         ),

@@ -66,6 +66,7 @@ def test_measured_latencies_are_there_on_the_next_visit_and_measure_all_times_ea
     at.switch_page("pages/models.py").run()
     hidden = {button.key for expander in at.expander for button in expander.button}
     assert {"measure_all", "measure_efficientnet_lite0"}.isdisjoint(hidden)  # in sight
+    assert list(at.dataframe[0].value.columns)[:2] == ["model", "latency"]  # also on a phone
     assert built_in_table(at).loc["efficientnet_lite0", "latency"] == "not measured"
     at.button(key="measure_all").click().run()
     assert not at.exception
