@@ -27,12 +27,11 @@ def no_cached_answers(lite0):
     st.cache_data.clear()
 
 
-@pytest.fixture
-def shifted() -> None:
-    """A model someone added: EfficientNet-Lite0's LiteRT file, every class named as the next
-    ImageNet class, so it never names the same top class as EfficientNet-Lite0."""
+def add_shifted(name: str, prefix: str = "") -> None:
+    """Add a model: EfficientNet-Lite0's LiteRT file, every class named as the next ImageNet
+    class (after a prefix), so it never names the same top class as EfficientNet-Lite0."""
     data = models.cached_engine_path("efficientnet_lite0").read_bytes()
-    names = labels.labels()
+    names = [prefix + label for label in labels.labels()]
     details = {
         "kind": "added",
         "class_names": [*names[1:], names[0]],
@@ -42,7 +41,12 @@ def shifted() -> None:
         "outputs": "probabilities",
     }
     sha256 = hashlib.sha256(data).hexdigest()
-    registry.add_model(own.store(), SHIFTED, "shifted.tflite", sha256, details, data)
+    registry.add_model(own.store(), name, "shifted.tflite", sha256, details, data)
+
+
+@pytest.fixture
+def shifted() -> None:
+    add_shifted(SHIFTED)
 
 
 def comparing(second: str | None) -> AppTest:
@@ -141,3 +145,16 @@ def test_without_a_second_model_several_photos_have_no_agreement_column(chelsea_
     table = at.dataframe[0].value
     assert list(table.columns) == ["#", "picture", "file", "top-1", "confidence", "note"]
     assert at.button_group(key="results_shown").options == ["All (2)", "Unsure (0)", "Failed (0)"]
+
+
+def test_the_models_and_classes_compared_show_as_written(coffee_jpeg):
+    from tests.test_plain_text import HOSTILE, MODEL_NAME, assert_shown_as_written
+
+    add_shifted(MODEL_NAME, prefix=f"{HOSTILE} ")
+    at = comparing(MODEL_NAME)
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    assert not at.exception
+    [differ] = at.warning
+    assert_shown_as_written(differ.value, MODEL_NAME, HOSTILE)
+    assert_shown_as_written(bold(at)[1].strip("*"), MODEL_NAME)
+    assert_shown_as_written(at.subheader[1].value, HOSTILE)
