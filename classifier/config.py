@@ -19,14 +19,15 @@ import platformdirs
 APP_NAME = "image-classifier-dashboard"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_MODEL_BYTES = 100 * 1024 * 1024
+# Sizes in decimal units, as the page says them (`images.size_text`): 20 MB, 100 MB, 2 GB.
+DEFAULT_MAX_BYTES = 20_000_000
+DEFAULT_MAX_MODEL_BYTES = 100_000_000
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_TEACH_MAX_PHOTOS = 2000
 DEFAULT_API_QUEUE = 32
 DEFAULT_BATCH_MAX_PICTURES = 10_000
-DEFAULT_BATCH_MAX_BYTES = 2048 * 1024 * 1024  # a batch job's pictures together
+DEFAULT_BATCH_MAX_BYTES = 2_000_000_000  # a batch job's pictures together
 MAX_API_CONCURRENCY = 64
 MAX_THREADS = 64
 _TRUE = ("1", "true", "yes", "on")

@@ -37,8 +37,9 @@ MIN_SIDE_PIXELS = 8
 MAX_ASPECT_RATIO = 50
 THUMBNAIL_QUALITY = 80
 _TIMES = " \N{MULTIPLICATION SIGN} "
-_MB = 2**20  # the settings count megabytes in powers of two
 _MP = 1_000_000
+_KB = 1000
+_SIZE_UNITS = (("GB", 1000**3), ("MB", 1000**2), ("KB", _KB))  # largest first
 
 # Pillow format id -> the name people know; the order is the order shown in messages.
 _FORMAT_NAMES = {
@@ -224,14 +225,16 @@ def decoded_bytes(image: Image.Image) -> int:
 
 
 def size_text(size: int, *, round_up: bool = False) -> str:
-    """Say a number of bytes as people read it: "7 bytes", "1.5 KB", "20 MB".
+    """Say a number of bytes as people read it: "7 bytes", "1.5 KB", "20 MB", "2 GB".
 
-    KB are 1,024 bytes and MB 1,024 KB, as the settings count them. Pass round_up for a
-    file's size and not for a limit, so that a file past a limit never reads as equal to it.
+    A KB is 1,000 bytes, an MB 1,000 KB and a GB 1,000 MB, as Streamlit's uploader and
+    the file managers of macOS and Linux count them, so the page's sentences and the
+    uploader's never give one file two sizes. Pass round_up for a file's size and not for
+    a limit, so that a file past a limit never reads as equal to it.
     """
-    if size < 1024:
+    if size < _KB:
         return f"{size:,} byte{'' if size == 1 else 's'}"
-    unit, scale = ("KB", 1024) if size < _MB else ("MB", _MB)
+    unit, scale = next((unit, scale) for unit, scale in _SIZE_UNITS if size >= scale)
     return f"{_amount(size / scale, round_up=round_up)} {unit}"
 
 

@@ -342,7 +342,7 @@ def test_a_cached_answer_says_so_instead_of_repeating_old_timings(coffee_jpeg):
 
 def test_an_example_photo_classifies_with_one_click():
     at = start()
-    at.button_group(key="example").set_value("Coffee").run()
+    at.button(key="example_coffee").click().run()
     assert at.subheader[0].value.startswith("espresso")
 
 

@@ -7,13 +7,13 @@ from classifier import config
 
 def test_defaults_need_no_environment(tmp_path):
     settings = config.read_settings({}, secrets=())
-    assert settings.max_bytes == 20 * 2**20
+    assert settings.max_bytes == 20_000_000
     assert settings.max_pixels == 40_000_000
     assert settings.default_model == "mobilenet_v2"
     assert settings.database_url == f"sqlite:///{config.PROJECT_ROOT / 'data' / 'history.db'}"
     assert 1 <= settings.num_threads <= 4
     assert not settings.offline
-    assert settings.max_model_bytes == 100 * 2**20
+    assert settings.max_model_bytes == 100_000_000
 
 
 def test_the_largest_model_file_is_a_setting_in_bytes():

@@ -421,8 +421,10 @@ def test_file_size_is_checked_before_anything_else():
     ("size", "limit", "message"),
     [
         (8, 7, "This file is 8 bytes; the limit is 7 bytes."),
-        (2000, 1536, "This file is 2 KB; the limit is 1.5 KB."),
-        (20 * 2**20 + 1, 20 * 2**20, "This file is 20.1 MB; the limit is 20 MB."),
+        (2000, 1500, "This file is 2 KB; the limit is 1.5 KB."),
+        (20_000_001, 20_000_000, "This file is 20.1 MB; the limit is 20 MB."),
+        # Decimal MB, as Streamlit's uploader says this file's size ("25.2MB").
+        (24 * 2**20, 20_000_000, "This file is 25.2 MB; the limit is 20 MB."),
     ],
 )
 def test_a_file_over_the_limit_is_told_its_size_in_bytes_kb_or_mb(size, limit, message):
@@ -430,6 +432,15 @@ def test_a_file_over_the_limit_is_told_its_size_in_bytes_kb_or_mb(size, limit, m
         decode_image(b"\0" * size, max_bytes=limit)
 
     assert str(refused.value) == message
+
+
+def test_sizes_are_said_in_decimal_units_as_the_uploader_says_them():
+    from classifier.images import size_text
+
+    assert [size_text(n) for n in (999, 1000, 1_500_000, 20_000_000, 2_000_000_000)] == [
+        "999 bytes", "1 KB", "1.5 MB", "20 MB", "2 GB"
+    ]  # fmt: skip
+    assert size_text(24 * 2**20) == "25.1 MB" and size_text(24 * 2**20, round_up=True) == "25.2 MB"
 
 
 def test_the_file_size_limit_defaults_to_the_setting(setenv):

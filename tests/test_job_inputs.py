@@ -24,7 +24,7 @@ from classifier.jobs import inputs
 from classifier.jobs.inputs import BatchInputError, Intake, Picture, file_for, is_picture_name
 from tests.helpers import encode
 
-MB = 1024 * 1024
+MB = 1_000_000  # as sizes are said (images.size_text)
 LIMITS = {"max_pictures": 100, "max_bytes": 50 * MB, "max_picture_bytes": 20 * MB}
 
 
@@ -203,10 +203,10 @@ def test_two_members_of_the_same_name_are_both_kept(tmp_path, folder):
 
 def test_a_picture_over_the_per_picture_limit_is_an_error_and_the_job_goes_on(tmp_path, folder):
     small, big = picture("JPEG", seed=1), picture("PNG", side=400, seed=2)
-    assert 100 * 1024 < len(big) < 1 * MB
+    assert 100_000 < len(big) < 1 * MB
     source = make_zip(tmp_path / "mixed.zip", [("small.jpg", small), ("big.png", big)])
 
-    found = inputs.unpack_zip(source, folder, **(LIMITS | {"max_picture_bytes": 100 * 1024}))
+    found = inputs.unpack_zip(source, folder, **(LIMITS | {"max_picture_bytes": 100_000}))
 
     size = size_text(len(big), round_up=True)
     assert found == [
@@ -382,7 +382,7 @@ def test_a_zip_compressed_in_a_way_that_cannot_be_read_is_refused(tmp_path, fold
 
 def test_a_zip_bomb_is_refused_before_it_is_expanded(tmp_path, folder):
     source = make_zip(tmp_path / "bomb.zip", [("a.jpg", picture()), ("bomb.png", bytes(50 * MB))])
-    assert source.stat().st_size < 100 * 1024
+    assert source.stat().st_size < 100_000
     message = refused(source, folder, max_bytes=10 * MB, max_picture_bytes=100 * MB)
     assert message.startswith("This zip looks like a zip bomb: “bomb.png” expands ")
     assert message.endswith(" times, to 50 MB, as no picture does; it is refused.")
@@ -539,7 +539,7 @@ def test_intake_writes_each_picture_as_it_comes_and_counts_them(folder):
 
 def test_intake_keeps_a_picture_over_its_limit_as_an_error_without_writing_it(folder):
     big = picture("PNG", side=300, seed=1)
-    intake = Intake(folder, **(LIMITS | {"max_picture_bytes": 100 * 1024}))
+    intake = Intake(folder, **(LIMITS | {"max_picture_bytes": 100_000}))
 
     from_bytes = intake.add("big.png", big)
     from_file = intake.add("big again.png", io.BytesIO(big))

@@ -80,12 +80,12 @@ def test_a_zip_with_a_path_outside_itself_is_refused(bad_name):
 
 
 def test_a_zip_whose_model_is_past_the_limit_is_refused_before_it_is_read():
-    data = mf.zip_of({"labels.txt": b"0 a\n", "model.tflite": bytes(2 * 1024 * 1024)})
+    data = mf.zip_of({"labels.txt": b"0 a\n", "model.tflite": bytes(2_000_000)})
     assert len(data) < 100_000  # small to upload, big once expanded
     with pytest.raises(
         ModelFileError, match=r"model\.tflite in this zip is 2 MB; a file up to 1 MB"
     ):
-        upload.read_upload(data, None, 1024 * 1024)
+        upload.read_upload(data, None, 1_000_000)
 
 
 def test_a_zip_with_too_many_files_is_refused():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from PIL import Image, ImageOps
 
 from classifier import images
 from classifier.config import get_settings
+from ui import pictures
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 EXAMPLES = {"Cat": "cat.jpg", "Coffee": "coffee.jpg", "Rocket": "rocket.jpg"}
@@ -39,19 +41,93 @@ class Upload:
         return known[self.key]
 
 
+EXAMPLE_SIDE = 88  # px: each example's picture on the page
+
+
 @functools.cache
-def example_thumbnails() -> dict[str, bytes]:
-    """Return a small square thumbnail of each example photo, made once per server."""
-    thumbnails = {}
+def example_styles() -> str:
+    """Return the CSS that draws each example's button as its picture, made once per server.
+
+    Streamlit has no clickable picture: `st.image` opens a full-screen view or, with a
+    link, a new tab (a new session, losing the page). So each example is an `st.button`
+    (one click, focusable with Tab, pressed with Enter or Space, named by its title for
+    screen readers) whose background is the photo, drawn above its title. The selector
+    is the class Streamlit gives a widget's container from its key ("st-key-<key>").
+    """
+    side = EXAMPLE_SIDE
+    rules = [
+        ".st-key-examples button {"
+        f" width: {side + 8}px; min-height: {side + 36}px; padding: {side + 8}px 4px 4px;"
+        f" background-size: {side}px {side}px; background-position: center 4px;"
+        " background-repeat: no-repeat; }"
+    ]
     for title, file_name in EXAMPLES.items():
         with Image.open(EXAMPLES_DIR / file_name) as photo:
-            square = ImageOps.fit(photo.convert("RGB"), (176, 176))
-        thumbnails[title] = images.make_thumbnail(square, 176)
-    return thumbnails
+            square = ImageOps.fit(photo.convert("RGB"), (2 * side, 2 * side))  # sharp at 2x
+        uri = pictures.inline(images.make_thumbnail(square, 2 * side))
+        rules.append(f'.st-key-{_example_key(title)} button {{ background-image: url("{uri}"); }}')
+    return "<style>\n" + "\n".join(rules) + "\n</style>"
+
+
+def _example_key(title: str) -> str:
+    return f"example_{title.lower()}"
+
+
+def _pick_example(title: str) -> None:
+    """Pick an example, or remove it when it is the one picked."""
+    st.session_state["example"] = None if st.session_state.get("example") == title else title
+    _inputs_changed()
+
+
+def _example_buttons() -> str | None:
+    """Draw the examples as a row of pictures to click; return the one picked, or None."""
+    st.html(example_styles())
+    picked = st.session_state.get("example")
+    st.caption("Or try an example")
+    with st.container(horizontal=True, key="examples", gap="small"):
+        for title in EXAMPLES:
+            chosen = title == picked
+            st.button(
+                title,
+                key=_example_key(title),
+                type="primary" if chosen else "secondary",
+                help="Click again to remove it." if chosen else None,
+                on_click=_pick_example,
+                args=(title,),
+            )
+    return picked
+
+
+def uploader_limit_mb() -> int:
+    """Return the uploader's own limit in whole MB: the picture limit, rounded up.
+
+    The uploader shows it ("20MB per file") and refuses a larger file on its own, before it
+    is sent. Its MB are decimal (Streamlit counts binary ones on Windows only), as
+    `images.size_text` says sizes.
+    """
+    return max(1, math.ceil(get_settings().max_bytes / 1_000_000))
+
+
+def uploader_label() -> str:
+    """Return the uploader's label: the limit only when the uploader cannot say it exactly.
+
+    A limit of whole MB is said once, by the uploader. Any other ("1.5 MB") is named in the
+    label, and a file between it and the uploader's rounded-up MB gets the app's sentence.
+    """
+    limit = get_settings().max_bytes
+    if limit == uploader_limit_mb() * 1_000_000:
+        return "Drop photos here"
+    return f"Drop photos here, up to {images.size_text(limit)} each"
 
 
 def _inputs_changed() -> None:
     st.session_state["showing_kept"] = False
+
+
+def _own_pictures_changed() -> None:
+    """A photo of the person's own puts the example away: theirs is what they want answered."""
+    st.session_state["example"] = None
+    _inputs_changed()
 
 
 def _forget_kept() -> None:
@@ -68,24 +144,21 @@ def collect_uploads() -> list[Upload]:
     """
     if "uploads" not in st.session_state and st.session_state.get("kept_pictures"):
         st.session_state["showing_kept"] = True  # back from another page
-    limit = images.size_text(get_settings().max_bytes)
     files = st.file_uploader(
-        f"Drop photos here, up to {limit} each",
+        uploader_label(),
         type=list(images.ACCEPTED_EXTENSIONS),
         accept_multiple_files=True,
         key="uploads",
-        on_change=_inputs_changed,
+        on_change=_own_pictures_changed,
         help="PNG, JPEG, WebP, BMP, GIF, TIFF or HEIC, several at once if you like.",
+        max_upload_size=uploader_limit_mb(),
     )
     camera_col, example_col = st.columns([1, 2], vertical_alignment="bottom")
     use_camera = camera_col.toggle("Use camera", key="use_camera")
     with example_col:
-        st.image(list(example_thumbnails().values()), caption=list(EXAMPLES), width=88)
-        example = st.pills(
-            "Or try an example", list(EXAMPLES), key="example", on_change=_inputs_changed
-        )
+        example = _example_buttons()
     shot = (
-        st.camera_input("Take a photo", key="camera", on_change=_inputs_changed)
+        st.camera_input("Take a photo", key="camera", on_change=_own_pictures_changed)
         if use_camera
         else None
     )
