@@ -251,6 +251,34 @@ def test_where_it_looked_on_the_classify_page_follows_the_class_picked(lite0):
     assert overlay_of(at).url not in (overlay.url, switched.url)
 
 
+@pytest.mark.slow
+def test_where_it_looked_is_drawn_over_the_picture_itself_not_the_models_small_input(lite0):
+    import base64
+
+    import streamlit as st
+
+    from ui.explain_view import SHOWN_SIDE
+
+    big = Image.open(EXAMPLES / "cat.jpg").resize((1203, 800), Image.Resampling.LANCZOS)
+    small = Image.open(EXAMPLES / "cat.jpg")  # 451 x 300: its square is 262 pixels
+    for picture, side in ((big, SHOWN_SIDE), (small, int(300 * images.CROP_FRACTION))):
+        st.cache_data.clear()
+        at = app_test(300).run()
+        data = encoded(picture)
+        at.file_uploader(key="uploads").set_value(("cat.jpg", data, "image/jpeg")).run()
+        next(t for t in at.toggle if t.label == "Where it looked").set_value(True).run()
+        assert not at.exception
+        url = overlay_of(at).url
+        with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as shown:
+            assert shown.size == (side, side)  # the square the network saw, not 224 x 224
+
+
+def encoded(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
 def overlay_of(at):
     """Return the "Where it looked" picture on the page."""
     shown = [p for element in at.get("image") for p in element.proto.imgs]

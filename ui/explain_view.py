@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import numpy as np
 import streamlit as st
@@ -18,8 +19,10 @@ from classifier.labels import TopClass
 from classifier.predict import Prediction
 from ui import pictures
 from ui.columns import plain
+from ui.uploads import Upload
 
 log = logging.getLogger(__name__)
+SHOWN_SIDE = 700  # px: the most the "Where it looked" picture is drawn at
 METHOD_NOTES = {
     explain.CAM: "Class activation map: the network's last feature map, weighted by how much "
     "each feature counts for the class (for this network, the same as Grad-CAM).",
@@ -67,9 +70,19 @@ def overlay_thumbnail(
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def shown_square(content_digest: str, crop_fraction: float, least: int, _data: bytes) -> np.ndarray:
+    """Return the square the network saw, decoded again from the person's file at up to
+    SHOWN_SIDE pixels (the prediction's picture may be decoded at a reduced scale), so the
+    map lies over a sharp picture, not the model's small input stretched; never smaller
+    than that input (`least` pixels)."""
+    image = images.decode_image(_data, min_side=math.ceil(SHOWN_SIDE / crop_fraction)).image
+    side = min(SHOWN_SIDE, math.floor(min(image.size) * crop_fraction))
+    return images.fit_to_input(image, max(least, side), crop_fraction)
+
+
 def where_it_looked(
-    key: str,
-    digest: str,
+    upload: Upload,
     prediction: Prediction,
     top: tuple[TopClass, ...],
     loaded: models.LoadedModel,
@@ -77,16 +90,18 @@ def where_it_looked(
     """Draw the "Where it looked" switch and, when on, the overlay of a picked class."""
     if not st.toggle(
         "Where it looked",
-        key=f"where_{key}",
+        key=f"where_{upload.key}",
         help="A heat map of the parts of the picture that counted most for a class.",
     ):
         return
     labels = {t.index: f"{t.label} · {t.probability:.0%}" for t in top}
     pick_col, opacity_col = st.columns([3, 2])
     index = pick_col.selectbox(
-        "Class", list(labels), format_func=labels.__getitem__, key=f"where_class_{key}"
+        "Class", list(labels), format_func=labels.__getitem__, key=f"where_class_{upload.key}"
     )
-    opacity = opacity_col.slider("Opacity", 0.0, 1.0, 0.6, step=0.05, key=f"where_opacity_{key}")
+    opacity = opacity_col.slider(
+        "Opacity", 0.0, 1.0, 0.6, step=0.05, key=f"where_opacity_{upload.key}"
+    )
     try:
         spec = loaded.spec
         preparing = (
@@ -96,7 +111,7 @@ def where_it_looked(
         )
         with preparing:
             method, maps = class_maps(
-                digest,
+                upload.digest,
                 prediction.model,
                 spec.version,
                 tuple(labels),
@@ -110,12 +125,13 @@ def where_it_looked(
         log.exception("Making a map for %s failed", prediction.model)
         st.warning("No map could be made; the server log has the details.")
         return
-    size = prediction.model_input.shape[0]
     shown_label = labels[index].rsplit(" · ", 1)[0]
+    least = prediction.model_input.shape[0]
+    square = shown_square(upload.digest, prediction.crop_fraction, least, upload.data)
     picture, legend = st.columns([3, 2], vertical_alignment="center")
     picture.image(
-        pictures.inline(explain.overlay(prediction.model_input, maps[index], opacity)),
-        caption=f"Where it looked for “{plain(shown_label)}” ({size}×{size} crop)",
+        pictures.inline(explain.overlay(square, maps[index], opacity)),
+        caption=f"Where it looked for “{plain(shown_label)}” (the square the network saw)",
         width="stretch",
     )
     with legend:
