@@ -65,6 +65,7 @@ def test_nothing_to_compare_with_by_default_and_never_the_first_model():
     at = comparing(None)
     picker = at.sidebar.selectbox(key="compare")
     assert picker.value is None and picker.options[0] == "No second model"
+    assert picker.proto.placeholder == "No second model"  # shown while nothing is picked
     assert "EfficientNet-Lite0" not in picker.options
     assert "MobileNet (unavailable)" in picker.options
 

@@ -286,7 +286,8 @@ def answered(
 
 
 def summary_frame(entries: list[Answered], threshold: float) -> pd.DataFrame:
-    """Return one row per picture: its answer, or the reason it has none (in full).
+    """Return one row per picture: its answer, or the first sentence of the reason it has none
+    (its section says it in full).
 
     A failed file has no picture: its cell stays empty (an empty text, never None)."""
     comparing = any(entry.other is not None for entry in entries)
@@ -305,9 +306,15 @@ def summary_frame(entries: list[Answered], threshold: float) -> pd.DataFrame:
             row["agree"] = {True: "yes", False: "no", None: ""}[entry.agree]
             row["other top-1"] = other.top1.label if good else ""
             row["other confidence"] = other.top1.probability if good else float("nan")
-        row["note"] = entry.note(threshold)
+        row["note"] = first_sentence(entry.note(threshold))  # in full in its section
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def first_sentence(text: str) -> str:
+    """Return a text's first sentence: what fits a table cell of a reason given in full below."""
+    first, _, rest = text.partition(". ")
+    return f"{first}." if rest else text
 
 
 def export_rows(entries: list[Answered], choices: Choices) -> list[dict[str, object]]:
@@ -461,7 +468,8 @@ def show_summary(frame: pd.DataFrame, comparing: bool) -> None:
     columns["note"] = st.column_config.TextColumn(
         "Note",
         width="large",
-        help="Unsure: below the confidence threshold. Otherwise, why it failed.",
+        help="Unsure: below the confidence threshold. Otherwise, why it failed (in full in "
+        "its section below).",
     )
     st.dataframe(
         frame,

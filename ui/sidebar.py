@@ -143,6 +143,7 @@ def compare_picker(model: str, names: list[str], kinds: dict[str, str]) -> str |
         "Compare with",
         [None, *others],
         format_func=lambda name: "No second model" if name is None else model_title(name, kinds),
+        placeholder="No second model",  # what a picker whose value is None shows
         help=COMPARE_HELP,
         **kept("compare", None),
     )
