@@ -89,9 +89,10 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     cells = grid.locator("[role='gridcell']")
     cells.first.wait_for(state="attached")
     # The grid draws on a canvas; its accessible cells carry the values, newest row first.
-    top1, _confidence, picture, _looked, _time, file_name = (
-        cells.nth(i).inner_text() for i in range(6)
+    link, top1, _confidence, picture, _looked, _time, file_name = (
+        cells.nth(i).inner_text() for i in range(7)
     )
+    assert link.startswith("?prediction=")  # the Open link, first: in sight on a phone
     assert picture.startswith("data:image/webp;base64,")
     assert (file_name, top1) == ("coffee.jpg", "espresso")
     page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
@@ -104,8 +105,9 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV (1)").click()
     header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
-    assert header.startswith("id,public_id,created_at,file_name,")
+    assert header.startswith("id,public_id,link,created_at,file_name,")  # links that open
     assert len(rows) == 1
+    assert f",{server}/history?prediction=" in rows[0]
     assert ",coffee.jpg," in rows[0] and ",espresso," in rows[0]
 
 
@@ -176,7 +178,7 @@ def test_a_correction_may_be_a_name_outside_the_classes(page, photo_files):
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("device", "width"), [("desktop", 1280), ("phone", 390)])
-def test_screenshots_in_both_themes(browser, server, scheme, device, width):
+def test_screenshots_in_both_themes(browser, server, photo_files, scheme, device, width):
     """The pages as a person sees them, in the theme their system asks for."""
     SCREENSHOTS.mkdir(exist_ok=True)
     context = browser.new_context(
@@ -201,6 +203,8 @@ def test_screenshots_in_both_themes(browser, server, scheme, device, width):
         ).first.wait_for()
         page.wait_for_timeout(800)  # the chart's entry transition
         page.screenshot(path=str(SCREENSHOTS / f"classify-{scheme}-{device}.png"), full_page=True)
+        page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))  # kept
+        page.locator("h3").filter(has_text="espresso").wait_for()  # (an example is not)
         page.goto(f"{server}/history")
         page.get_by_text("saved predictions match the filters").wait_for()
         page.wait_for_timeout(1000)  # thumbnails paint
@@ -601,7 +605,7 @@ def test_two_people_each_see_only_their_own_history(browser, private_server, pho
         with alice.expect_download() as download:
             alice.get_by_role("button", name="Download CSV (1)").click()
         header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
-        assert header.startswith("id,public_id,created_at,file_name,")
+        assert header.startswith("id,public_id,link,created_at,file_name,")
         assert len(rows) == 1 and ",chelsea.png," in rows[0]
         with bob.expect_download() as download:
             bob.get_by_role("button", name="Download JSON (2)").click()
