@@ -156,13 +156,16 @@ def test_a_2_gib_server_survives_four_sessions_uploading_the_heaviest_picture(
         page.context.close()
 
 
-def test_an_oversized_file_gets_the_apps_sentence(page, tmp_path):
+def test_an_oversized_file_is_refused_with_one_limit_in_one_unit(page, tmp_path):
     big = tmp_path / "huge.jpg"
-    big.write_bytes(b"\xff\xd8\xff\xe0" + bytes(22 * 2**20))  # 22 MB, over the 20 MB limit
+    big.write_bytes(b"\xff\xd8\xff\xe0" + bytes(24 * 2**20))  # 25.2 MB, over the 20 MB limit
+    uploader = page.get_by_test_id("stFileUploader")
+    expect(uploader).to_contain_text("20MB per file")
     page.locator("input[type=file]").set_input_files(str(big))
-    alert = page.locator("[data-testid='stAlert']").filter(has_text="This file is 22.1 MB")
-    alert.wait_for()
-    assert "the limit is 20 MB" in alert.inner_text()
+    expect(uploader).to_contain_text("25.2MB", timeout=WAIT)  # the uploader's own refusal
+    expect(uploader).to_contain_text("File must be 20.0MB or smaller.")
+    body = page.locator("body").inner_text()
+    assert "200MB" not in body and "up to 20 MB" not in body  # the limit is said once
 
 
 def test_a_correction_may_be_a_name_outside_the_classes(page, photo_files):
@@ -196,7 +199,7 @@ def test_screenshots_in_both_themes(browser, server, photo_files, scheme, device
         assert (red + green + blue > 600) == (scheme == "light"), background
         icon = page.locator("link[rel*='icon']").first.get_attribute("href")
         assert not icon.startswith(("http://", "https://", "//")) or icon.startswith(server)
-        page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
+        page.get_by_role("button", name="Cat", exact=True).click()
         page.locator("h3").filter(has_text="·").first.wait_for()
         page.locator(
             "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
@@ -387,7 +390,7 @@ def test_teach_a_two_class_model_train_save_and_classify_with_it(
         page.get_by_text("What's in this photo?").wait_for()
         picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model")
         expect(picker).to_have_value("Cat or coffee (taught)", timeout=WAIT)
-        page.get_by_test_id("stButtonGroup").get_by_text("Coffee", exact=True).click()
+        page.get_by_role("button", name="Coffee", exact=True).click()
         answer = page.locator("h3").filter(has_text="·").first
         expect(answer).to_have_text(re.compile(r"^Coffee ·"), timeout=WAIT)
         assert "Traceback" not in page.content()
@@ -447,7 +450,7 @@ def _screenshot_of_the_whole_page(page, path: Path) -> None:
 
 def test_where_it_looked_shows_a_heat_map_that_follows_the_class_picked(page):
     SCREENSHOTS.mkdir(exist_ok=True)
-    page.get_by_test_id("stButtonGroup").get_by_text("Cat", exact=True).click()
+    page.get_by_role("button", name="Cat", exact=True).click()
     answer = page.locator("h3").filter(has_text="·").first
     expect(answer).to_have_text(re.compile(r" · \d+%$"), timeout=WAIT)
     best = _class_of(answer.inner_text())
@@ -911,3 +914,25 @@ def test_a_zipped_labelled_set_is_evaluated_by_two_models_and_a_matrix_square_sh
         expect(names).to_have_count(count)
         _screenshot_of_the_whole_page(page, SCREENSHOTS / "evaluate.png")
         assert "Traceback" not in page.content()
+
+
+def test_an_example_picture_is_the_button_that_classifies_it(page):
+    examples = page.locator(".st-key-examples button")
+    expect(examples).to_have_count(3)
+    cat = page.get_by_role("button", name="Cat", exact=True)
+    background = cat.evaluate("button => getComputedStyle(button).backgroundImage")
+    assert background.startswith('url("data:image/webp;base64,')  # the picture is the button
+    assert not page.get_by_test_id("stButtonGroup").count()  # no separate row of pills
+    assert not page.get_by_text("Deploy", exact=True).count()  # a visitor's toolbar
+
+    cat.click()
+    answer = page.locator("h3").filter(has_text="·").first
+    expect(answer).to_have_text(re.compile(r" · \d+%$"), timeout=WAIT)
+    assert any(label in answer.inner_text() for label in CAT_CLASSES)
+    chart = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+    expect(page.locator(chart).first).to_be_visible(timeout=WAIT)
+
+    coffee = page.get_by_role("button", name="Coffee", exact=True)
+    coffee.focus()
+    page.keyboard.press("Enter")  # the keyboard picks an example too
+    expect(answer).to_have_text(re.compile(r"^espresso · "), timeout=WAIT)
