@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, TextIO
 from classifier import images, models
 from classifier.config import SettingsError, get_settings
 from classifier.predict import MAX_TOP_K, Prediction, classify
-from classifier.runtime import cache, engines
 from classifier.terminal import (
     STDIN,
     Preparation,
@@ -352,7 +351,7 @@ def _run_on_ray(args: argparse.Namespace, address: str | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if result.notice and not args.quiet:
-        say_once(result.notice, cache.writable_cache_dir())
+        say_once(result.notice, models.writable_cache_dir())
     if args.output is None:
         _print_ray_rows(result, args.json)
     print(
@@ -409,7 +408,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if model.notice and not args.quiet:  # `classifier models` says it again
-        say_once(model.notice, cache.writable_cache_dir())
+        say_once(model.notice, models.writable_cache_dir())
 
     if args.explain is not None:
         try:
@@ -440,7 +439,7 @@ def _first_preparation(choice: models.Choice) -> Preparation | None:
     """Say that a built-in network is prepared for this machine, if it is its first run here
     (its engine file is made once, in about 20 s; then each run opens it at once)."""
     spec = choice.spec
-    if spec.kind is not models.Kind.BUILTIN or not engines.litert_available():
+    if spec.kind is not models.Kind.BUILTIN or not models.litert_available():
         return None
     if models.cached_engine_path(spec.name) is not None:
         return None

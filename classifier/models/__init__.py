@@ -65,8 +65,12 @@ from classifier.models.spec import (
     WeightsStatus,
 )
 from classifier.models.upload import SCALINGS, Candidate, read_model
-from classifier.runtime.cache import abandon_exports, sweep_abandoned
-from classifier.runtime.engines import quiet_native_logs, wait_for_exports
+from classifier.runtime.cache import abandon_exports, sweep_abandoned, writable_cache_dir
+from classifier.runtime.engines import (
+    litert_available,
+    quiet_native_logs,
+    wait_for_exports,
+)
 
 # Models people added or taught live in the database: SQLAlchemy is imported only when one
 # of these is first used, so a command line classifying with a built-in model stays light.
@@ -128,6 +132,7 @@ __all__ = [
     "get_spec",
     "is_loaded",
     "keep",
+    "litert_available",
     "load",
     "measure_latency",
     "names",
@@ -140,4 +145,5 @@ __all__ = [
     "title_of",
     "wait_for_exports",
     "weights_status",
+    "writable_cache_dir",
 ]
