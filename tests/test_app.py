@@ -132,6 +132,9 @@ def test_file_name_and_size_are_shown_as_plain_text(coffee_jpeg):
     at.file_uploader(key="uploads").set_value((name, coffee_jpeg, "image/jpeg")).run()
     texts = [t.value for t in at.text]
     assert any(t.startswith(name + "\n") and "600×400 JPEG" in t for t in texts), texts
+    # In the uploader's unit: a KB is 1,000 bytes, as its chip says beside the file.
+    size = f"{-(-len(coffee_jpeg) // 100) / 10:g} KB"  # rounded up to a tenth
+    assert any(f"\n{size} · 600×400" in t for t in texts), (size, texts)
 
 
 def test_a_text_file_named_png_gets_the_librarys_message_and_the_photo_still_runs(chelsea_png):

@@ -23,8 +23,11 @@ PICTURE_COLUMN = st.column_config.ImageColumn("Picture", width="small")
 
 
 def share_column(title: str):
-    """Return a table column that shows a 0-1 share as a bar and a percentage."""
-    return st.column_config.ProgressColumn(title, format="percent", min_value=0.0, max_value=1.0)
+    """Return a table column that shows a 0-1 share as a bar and a percentage with one
+    decimal ("38.0%", "89.9%"): the step keeps every row of a table to one format."""
+    return st.column_config.ProgressColumn(
+        title, format="percent", min_value=0.0, max_value=1.0, step=0.001
+    )
 
 
 def thumbnail_uri(data: bytes | None) -> str | None:

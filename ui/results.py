@@ -40,15 +40,6 @@ def weights_origin(prediction: Prediction) -> str:
     return plain(origin)
 
 
-def human_size(size: int) -> str:
-    """Return a byte count as people read it."""
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024**2:
-        return f"{size / 1024:.1f} KB"
-    return f"{size / 1024**2:.1f} MB"
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def _small_thumbnail_uri(content_digest: str, _prediction: Prediction) -> str | None:
     """Return the results table's thumbnail of a classified picture, made once per picture."""
@@ -103,7 +94,7 @@ def show_picture(upload: Upload, prediction: Prediction) -> None:
     """Draw the picture, and under it its file name, size, dimensions and format."""
     st.image(pictures.inline(prediction.image), width="stretch")
     st.text(
-        f"{upload.name}\n{human_size(len(upload.data))} · "
+        f"{upload.name}\n{images.size_text(len(upload.data), round_up=True)} · "
         f"{prediction.width}×{prediction.height} {prediction.image_format}"
     )
 
