@@ -49,6 +49,7 @@ MAX_FOLDS = 5
 DEFAULT_BASE = builtin.FALLBACK_MODEL  # EfficientNet-Lite0: its weights ship with the app
 THRESHOLD_STEP = 5  # percent: a suggested threshold is a step of the sidebar's slider
 WRONG_SHARE = 0.95  # a suggested threshold is above this share of the wrong answers
+RIGHT_KEPT = 0.5  # ... and leaves at least this share of the right answers sure
 FEW_CLASSES = 3  # up to this many, a class of photos that are none of them is suggested
 CONFIDENT_MISTAKE = 0.8  # a wrong answer this sure is a confident mistake
 OTHER_CLASS_NAMES = {"something else", "other", "others", "none", "none of these", "nothing"}
@@ -327,8 +328,9 @@ class Threshold:
     """A confidence threshold learned from the wrong answers of cross-validation.
 
     `value` is the smallest step of the sidebar's slider above the confidence of
-    `WRONG_SHARE` of the wrong answers (all of them, up to 20); None when that would be
-    over 95 %: then no threshold sets the wrong answers apart.
+    `WRONG_SHARE` of the wrong answers (all of them, up to 20). It is None when no
+    threshold sets the wrong answers apart: it would be 100 %, or mark most right
+    answers unsure too.
     """
 
     value: float | None  # answers below it are marked unsure
@@ -347,15 +349,16 @@ def unsure_threshold(taught: Taught) -> Threshold | None:
         return None
     at_most = float(np.quantile(wrong, WRONG_SHARE, method="higher"))
     percent = (math.floor(at_most * 100 + 1e-9) // THRESHOLD_STEP + 1) * THRESHOLD_STEP
-    value = percent / 100 if percent < 100 else None
-    if value is None:
-        return Threshold(None, at_most, 0, len(wrong), 0, len(right))
+    value = percent / 100
+    right_kept = sum(sure >= value for sure in right)
+    if percent >= 100 or right_kept < len(right) * RIGHT_KEPT:
+        return Threshold(None, at_most, 0, len(wrong), right_kept, len(right))
     return Threshold(
         value=value,
         wrong_at_most=at_most,
         wrong_below=sum(sure < value for sure in wrong),
         wrong=len(wrong),
-        right_kept=sum(sure >= value for sure in right),
+        right_kept=right_kept,
         right=len(right),
     )
 

@@ -138,11 +138,15 @@ def test_the_threshold_is_the_sliders_next_step_above_the_wrong_answers_confiden
     assert (threshold.wrong_below, threshold.wrong) == (40, 42)
 
 
-def test_no_threshold_comes_from_no_mistakes_or_from_mistakes_too_sure():
-    right = [("Cat", "Cat", 0.9), ("Dog", "Dog", 0.8)]
+def test_no_threshold_comes_from_no_mistakes_or_from_mistakes_as_sure_as_right_answers():
+    right = [("Cat", "Cat", 0.9), ("Dog", "Dog", 0.8), ("Dog", "Dog", 0.99)]
     assert teach.unsure_threshold(held_out(right)) is None
     sure = teach.unsure_threshold(held_out([*right, ("Cat", "Dog", 0.96)]))
     assert sure.value is None and sure.wrong_at_most == 0.96
+    # 90% would leave 2 of the 3 right answers sure, 95% only 1.
+    assert teach.unsure_threshold(held_out([*right, ("Cat", "Dog", 0.85)])).value == 0.9
+    most = teach.unsure_threshold(held_out([*right, ("Cat", "Dog", 0.9)]))
+    assert most.value is None and (most.right_kept, most.right) == (1, 3)
 
 
 def test_a_class_of_none_of_them_is_suggested_for_few_classes_or_confident_mistakes():

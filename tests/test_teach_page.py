@@ -99,6 +99,10 @@ def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_
     table = at.dataframe[0].value
     assert table["class"].tolist() == ["Cat", "Coffee"] and table["photos"].tolist() == [4, 4]
     assert len(at.get("vega_lite_chart")) == 1  # the confusion matrix
+    said = [m.value for m in at.markdown]
+    assert "No wrong answers suggest a confidence threshold; the sidebar's applies." in said
+    assert "teach_use_threshold" not in [t.key for t in at.toggle]  # no threshold to offer
+    assert at.info[0].value.startswith("It always answers with one of its 2 classes")
     at.text_input(key="teach_model_name").set_value("Cat or coffee").run()
     button(at, "Save model").click().run()
     assert any(s.value.startswith("Saved Cat or coffee.") for s in at.success)
@@ -251,15 +255,23 @@ def test_the_photo_count_is_of_readable_photos_and_the_others_are_named_with_why
     ]
 
 
-def noise_model(name: str) -> teach.Taught:
-    """Keep a taught model of two classes of pure noise (some photos are taken for the other
-    class in cross-validation) and return its training."""
+def two_classes(name: str, *, spread: float | None) -> teach.Taught:
+    """Keep a taught model of two classes that overlap (normal noise of this spread around
+    a mean each; None: pure noise), so that some photos are taken for the other class in
+    cross-validation, and return its training."""
     import numpy as np
 
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(5)
+    if spread is None:
+        vectors = rng.uniform(0, 1, (20, 16))
+    else:
+        means = rng.uniform(0, 1, (2, 16))
+        vectors = np.concatenate(
+            [np.maximum(mean + rng.normal(0, spread, (10, 16)), 0) for mean in means]
+        )
     examples = teach.Examples(
         LITE0,
-        rng.uniform(0, 1, (20, 16)).astype(np.float32),
+        vectors.astype(np.float32),
         tuple(["Left"] * 10 + ["Right"] * 10),
         tuple(f"p{i}.jpg" for i in range(20)),
         tuple(f"{i:064x}" for i in range(20)),
@@ -269,15 +281,21 @@ def noise_model(name: str) -> teach.Taught:
     return taught
 
 
-def test_after_training_its_threshold_and_a_class_of_none_of_them_are_offered(monkeypatch):
-    expected = teach.unsure_threshold(noise_model("Noise"))
-    assert expected.value is not None and expected.wrong_below == expected.wrong
-    monkeypatch.setattr(teach, "extractor_ready", lambda base: True)  # no photo is new
+def retrain(name: str):
+    """Open the Teach page, start from a kept model and train it again (no photo is new)."""
     at = app().run()
     at.switch_page("pages/teach.py").run()
-    at.selectbox(key="teach_start").set_value("Noise").run()
+    at.selectbox(key="teach_start").set_value(name).run()
     button(at, "Train").click().run()
     assert not at.exception and not at.error
+    return at
+
+
+def test_after_training_its_threshold_and_a_class_of_none_of_them_are_offered(monkeypatch):
+    expected = teach.unsure_threshold(two_classes("Noise", spread=0.8))
+    assert expected.value is not None and expected.wrong_below == expected.wrong
+    monkeypatch.setattr(teach, "extractor_ready", lambda base: True)  # no photo is new
+    at = retrain("Noise")
     assert "When it is unsure" in [h.value for h in at.subheader]
     sure = f"{expected.value:.0%}"
     (sentence,) = [m.value for m in at.markdown if m.value.startswith("Its wrong answers")]
@@ -314,12 +332,9 @@ def test_after_training_its_threshold_and_a_class_of_none_of_them_are_offered(mo
 
 
 def test_a_threshold_turned_off_is_not_kept_nor_set(monkeypatch):
-    noise_model("Noise")
+    two_classes("Noise", spread=0.8)
     monkeypatch.setattr(teach, "extractor_ready", lambda base: True)
-    at = app().run()
-    at.switch_page("pages/teach.py").run()
-    at.selectbox(key="teach_start").set_value("Noise").run()
-    button(at, "Train").click().run()
+    at = retrain("Noise")
     at.toggle(key="teach_use_threshold").set_value(False).run()
     button(at, "Save model").click().run()
     assert not at.exception and not at.error
@@ -327,3 +342,17 @@ def test_a_threshold_turned_off_is_not_kept_nor_set(monkeypatch):
     assert models.all_models()[0].details.threshold is None
     at.switch_page("pages/classify.py").run()
     assert at.sidebar.slider(key="threshold").value == pytest.approx(0.25)
+
+
+def test_wrong_answers_as_sure_as_right_ones_set_no_threshold(monkeypatch):
+    expected = teach.unsure_threshold(two_classes("Noise", spread=None))
+    assert expected.value is None
+    monkeypatch.setattr(teach, "extractor_ready", lambda base: True)
+    at = retrain("Noise")
+    sure = f"{-int(-expected.wrong_at_most * 100 // 1)}%"
+    assert (
+        f"Its wrong answers in cross-validation were up to {sure} sure, as sure as most of its "
+        "right answers: no threshold marks them unsure and leaves its right answers sure."
+    ) in [m.value for m in at.markdown]
+    assert "teach_use_threshold" not in [t.key for t in at.toggle]
+    assert at.info[0].value.startswith("It always answers with one of its 2 classes")

@@ -579,11 +579,12 @@ def _show_unsure(result: teach.Taught) -> None:
     st.subheader("When it is unsure")
     threshold = teach.unsure_threshold(result)
     if threshold is None:
-        st.markdown("It made no mistakes in cross-validation, so no wrong answers set a threshold.")
+        st.markdown("No wrong answers suggest a confidence threshold; the sidebar's applies.")
     elif threshold.value is None:
         st.markdown(
-            f"Its wrong answers in cross-validation were up to {_at_most(threshold)} sure: "
-            "no threshold marks them unsure and leaves its right answers sure."
+            f"Its wrong answers in cross-validation were up to {_at_most(threshold)} sure, "
+            "as sure as most of its right answers: no threshold marks them unsure and leaves "
+            "its right answers sure."
         )
     else:
         which = (
