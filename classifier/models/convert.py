@@ -54,7 +54,7 @@ _KERAS_VALUES = {
 
 # What a crafted file may make this process spend is bounded before any parser runs on it.
 MAX_INPUT_SIDE = 1024  # pixels: a picture classifier's input (224 to 600 in practice)
-MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a Keras configuration (a few hundred KB in practice)
+MAX_CONFIG_BYTES = 4_000_000  # a Keras configuration (a few hundred KB in practice)
 MAX_NAME_LENGTH = 1000  # characters of any name in a Keras configuration
 MAX_BUFFERS = 100_000  # a LiteRT file's buffers (hundreds in practice)
 # Bytes a LiteRT file may hold beyond its buffers (its graph, tensors and names: tens of KB).
@@ -70,7 +70,7 @@ def _read_keras_config(fmt: str, source: Path) -> dict[str, Any]:
     """Read a Keras file's configuration, refusing one larger than MAX_CONFIG_BYTES."""
     too_large = (
         "This Keras file's configuration is larger than "
-        f"{MAX_CONFIG_BYTES // 1024**2} MB; a model's configuration takes a few hundred KB, "
+        f"{MAX_CONFIG_BYTES // 1_000_000} MB; a model's configuration takes a few hundred KB, "
         "so it is refused."
     )
     if fmt == "keras":
@@ -338,7 +338,7 @@ def _check_extent(data: bytes) -> None:
     unused = len(data) - used
     if unused > UNUSED_BYTES_ALLOWED + used // 4:
         raise Refused(
-            f"This LiteRT file holds {unused / 1024**2:,.1f} MB that its model does not use "
+            f"This LiteRT file holds {unused / 1_000_000:,.1f} MB that its model does not use "
             "(data after the model); it is refused."
         )
 

@@ -47,7 +47,7 @@ from classifier.runtime.engines import LiteRTEngine
 
 MAX_ZIP_ENTRIES = 64
 MAX_ZIP_INDEX_BYTES = 256 * 1024  # a zip's central directory: MAX_ZIP_ENTRIES need a few KB
-MAX_LABELS_BYTES = 4 * 1024 * 1024  # MAX_CLASSES names of MAX_CLASS_NAME_LENGTH, with room
+MAX_LABELS_BYTES = 4_000_000  # MAX_CLASSES names of MAX_CLASS_NAME_LENGTH, with room
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME_LENGTH = 200  # the history's label columns hold up to this
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
