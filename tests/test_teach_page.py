@@ -329,6 +329,16 @@ def test_after_training_its_threshold_and_a_class_of_none_of_them_are_offered(mo
     at.switch_page("pages/classify.py").run()
     assert at.sidebar.selectbox(key="model").value == "Noise"
     assert at.sidebar.slider(key="threshold").value == pytest.approx(expected.value)
+    captions = [c.value for c in at.sidebar.caption]
+    assert (
+        f"{sure} is Noise's own, from its cross-validation; another model gives back the "
+        "one set before." in captions
+    ), captions
+    # Another model gives back the threshold set before; picking Noise again shows its own.
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    assert at.sidebar.slider(key="threshold").value == pytest.approx(0.25)
+    at.sidebar.selectbox(key="model").set_value("Noise").run()
+    assert at.sidebar.slider(key="threshold").value == pytest.approx(expected.value)
 
 
 def test_a_threshold_turned_off_is_not_kept_nor_set(monkeypatch):

@@ -9,6 +9,7 @@ import streamlit as st
 from classifier import models
 from classifier.predict import UNSURE_BELOW
 from ui import account, resources
+from ui.columns import plain
 from ui.state import kept
 
 MAX_TOP_K = 10
@@ -97,6 +98,7 @@ def settings_sidebar(compare: bool = False) -> Choices:
             st.caption(f"Answers come from {models.title_of(models.FALLBACK_MODEL)}.")
         second = compare_picker(model, names, kinds) if compare else None
         top_k = st.slider("Classes to show", 1, MAX_TOP_K, **kept("top_k", 5))
+        own_threshold = apply_own_threshold(model, listed)
         threshold = st.slider(
             "Confidence threshold",
             0.0,
@@ -106,6 +108,11 @@ def settings_sidebar(compare: bool = False) -> Choices:
             help="Below this, the page says the model is unsure.",
             **kept("threshold", UNSURE_BELOW),
         )
+        if own_threshold is not None:
+            st.caption(
+                f"{own_threshold:.0%} is {plain(model)}'s own, from its cross-validation; "
+                "another model gives back the one set before."
+            )
         if person.can_save:
             shared = " Everyone who opens this app sees them." if person.mode == "shared" else ""
             save = st.toggle(
@@ -128,6 +135,26 @@ def settings_sidebar(compare: bool = False) -> Choices:
             elif person.sign_in:
                 st.caption(":material/lock: Predictions are not saved until you sign in.")
     return Choices(model, top_k, threshold, save, save_thumbnails, listed, compare=second)
+
+
+def apply_own_threshold(model: str, listed: dict[str, models.AddedModel]) -> float | None:
+    """Set the threshold slider to a taught model's own threshold while it is picked, and
+    give back the person's own once another model is; return the model's, if it has one.
+
+    The person's value is kept aside when a model with its own threshold is picked; moving
+    the slider meanwhile changes it for this pick only.
+    """
+    own = listed[model].details.threshold if model in listed else None
+    state = st.session_state
+    shown_for = state.get("threshold_shown_for")  # the model whose own threshold is shown
+    if own is not None and shown_for != model:
+        if shown_for is None:
+            state["threshold_set_before"] = state.get("kept_threshold", UNSURE_BELOW)
+        state["kept_threshold"], state["threshold_shown_for"] = own, model
+    elif own is None and shown_for is not None:
+        state["kept_threshold"] = state.pop("threshold_set_before", UNSURE_BELOW)
+        state["threshold_shown_for"] = None
+    return own
 
 
 def compare_picker(model: str, names: list[str], kinds: dict[str, str]) -> str | None:

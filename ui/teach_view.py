@@ -655,7 +655,7 @@ def _save(
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     with_threshold = ""
     if threshold is not None:
-        st.session_state["kept_threshold"] = threshold  # the sidebar's threshold slider
+        # Kept with the model: the sidebar's slider shows it while the model is picked.
         with_threshold = f", with {threshold:.0%} as its confidence threshold"
     st.session_state["teach_notice"] = (
         f"Saved {plain(model.name)}. It is now the model picked on the Classify page"
