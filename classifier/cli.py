@@ -971,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow (imported when a model is first prepared) logs nothing below errors, and
     # the C++ log lines no setting silences are kept off the terminal. `terminal` stays the
     # terminal while TensorFlow's converter points stderr elsewhere: an interruption is said.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_logs_kept_off() as terminal:
         return _run(args, terminal)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
+import subprocess
 import sys
 import threading
 import time
@@ -68,15 +68,30 @@ def write_export(data: bytes, output: Path | None) -> int:
 
 
 # The C++ libraries' log lines, which they write to file descriptor 2 before any setting can
-# silence them (TF_CPP_MIN_LOG_LEVEL does not reach these): absl's preamble, and lines such as
+# silence them (TF_CPP_MIN_LOG_LEVEL does not reach these): absl's preamble, informational
+# and warning lines such as
 # "I0000 00:00:1796421908.988117    8339 port.cc:153] oneDNN custom operations are on. ..."
-# or "E0000 00:00:1796421913.793233 8339 cuda_platform.cc:52] failed call to cuInit: ...", and
-# older TensorFlow's "2025-01-01 12:00:00.000000: I tensorflow/...cc:44] ...". Fatal ones (F),
-# which end the process, still reach the terminal.
-_NATIVE_LOG = re.compile(
-    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    rb"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWE] \S+:\d+\] "
+# or older TensorFlow's "2025-01-01 12:00:00.000000: I tensorflow/...cc:44] ...", and the
+# error lines of a machine without a GPU ("E0000 ... cuda_platform.cc:52] failed call to
+# cuInit: ..."). Other errors (E) and fatal lines (F) reach the terminal.
+NATIVE_LOG = (
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] \S+:\d+\] "
+    r"|(?:E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: E )"
+    r"\S*(?:cuda|cudnn|cufft|cublas|gpu)\S*:\d+\] "
+)
+
+# The filter, a process of its own: it passes on what the pipe brings until every writer
+# has closed it, so a crash's last lines (an abort, a fatal check) and what a child process
+# writes after the command has ended still reach the terminal.
+_FILTER = (
+    "import re, sys\n"
+    "noise = re.compile(sys.argv[1].encode())\n"
+    "for line in sys.stdin.buffer:\n"
+    "    if not noise.match(line):\n"
+    "        sys.stdout.buffer.write(line)\n"
+    "        sys.stdout.buffer.flush()\n"
 )
 
 
@@ -87,10 +102,10 @@ def native_logs_kept_off() -> Iterator[TextIO]:
     terminal while the block runs; yield a stream to the terminal that stays one even while
     TensorFlow's converter points file descriptor 2 elsewhere.
 
-    File descriptor 2, where C++ code writes, becomes a pipe whose lines are passed on to the
-    terminal unless they are such log lines; `sys.stderr` writes to the terminal directly
-    meanwhile. When `sys.stderr` is not file descriptor 2 (captured, as in tests), nothing
-    is filtered.
+    File descriptor 2, where C++ code writes, becomes a pipe to a small filter process that
+    passes every other line on to the terminal; `sys.stderr` writes to the terminal directly
+    meanwhile. When `sys.stderr` is not file descriptor 2 (captured, as in tests), or the
+    filter cannot start, nothing is filtered.
     """
     try:
         direct = sys.stderr.fileno() == 2
@@ -101,17 +116,27 @@ def native_logs_kept_off() -> Iterator[TextIO]:
             yield terminal
         return
     sys.stderr.flush()
-    terminal_fd = os.dup(2)
     read_end, write_end = os.pipe()
+    try:
+        passing = subprocess.Popen(
+            [sys.executable, "-I", "-c", _FILTER, NATIVE_LOG],
+            stdin=read_end,
+            stdout=2,
+            stderr=2,
+        )
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        with os.fdopen(os.dup(2), "w", closefd=True) as terminal:
+            yield terminal
+        return
+    os.close(read_end)
+    terminal_fd = os.dup(2)
     os.dup2(write_end, 2)
     os.close(write_end)
-    passing = threading.Thread(
-        target=_pass_on, args=(read_end, terminal_fd), name="stderr filter", daemon=True
-    )
-    passing.start()
     original = sys.stderr
-    terminal = open(  # noqa: SIM115  (closed below, after the filter has finished)
-        os.dup(terminal_fd), "w", encoding=original.encoding, errors=original.errors, buffering=1
+    terminal = open(  # noqa: SIM115  (closed below)
+        terminal_fd, "w", encoding=original.encoding, errors=original.errors, buffering=1
     )
     sys.stderr = terminal
     try:
@@ -119,19 +144,12 @@ def native_logs_kept_off() -> Iterator[TextIO]:
     finally:
         terminal.flush()
         sys.stderr = original
-        os.dup2(terminal_fd, 2)  # the pipe's last writer closes: the filter passes the rest on
-        passing.join(timeout=2)  # (a child process still holding the pipe is not waited for)
+        os.dup2(terminal.fileno(), 2)  # this process's end of the pipe closes
         terminal.close()
-
-
-def _pass_on(read_end: int, terminal_fd: int) -> None:
-    """Copy the pipe's lines to the terminal, leaving out the native log lines."""
-    with open(read_end, "rb") as pipe, open(terminal_fd, "wb", buffering=0) as out:
-        for line in pipe:
-            if _NATIVE_LOG.match(line):
-                continue
-            with contextlib.suppress(OSError):  # a closed terminal: nothing to tell
-                out.write(line)
+        # The filter ends once the pipe's last writer has closed it: at once, unless a child
+        # process still holds it, whose later lines it passes on after this command ends.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            passing.wait(timeout=2)
 
 
 def say_once(note: str, folder: Path | None) -> None:

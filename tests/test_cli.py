@@ -194,6 +194,7 @@ def test_native_log_lines_never_reach_the_terminal():
         "E0000 00:00:1796421913.793233    8339 cuda_platform.cc:52] failed call to cuInit: X",
         "2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] No",
         "a C++ error of its own",
+        "E0000 00:00:1796421913.793233    8339 interpreter.cc:52] an error that is not a GPU's",
     ]
     code = (
         "import os, sys\n"
@@ -210,8 +211,27 @@ def test_native_log_lines_never_reach_the_terminal():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert sorted(lines) == ["a C++ error of its own", "after", "before", "restored"]
+    assert sorted(lines) == sorted(
+        ["a C++ error of its own", native[-1], "before", "after", "restored"]
+    )
     assert lines[-1] == "restored"  # the filter has passed everything on when the block ends
+
+
+def test_a_crash_inside_the_filter_still_says_its_last_lines():
+    """A fatal check that aborts the process: its line reaches the terminal all the same."""
+    fatal = "F0000 00:00:1796421913.793233    8339 check.cc:52] Check failed: shape"
+    code = (
+        "import os, sys\n"
+        "from classifier.terminal import native_logs_kept_off\n"
+        "with native_logs_kept_off():\n"
+        f"    os.write(2, {(fatal + chr(10)).encode()!r})\n"
+        "    os.abort()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode != 0
+    assert fatal in done.stderr.splitlines(), done.stderr
 
 
 @pytest.mark.slow
