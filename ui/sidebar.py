@@ -146,11 +146,11 @@ def apply_own_threshold(model: str, listed: dict[str, models.AddedModel]) -> flo
     """
     own = listed[model].details.threshold if model in listed else None
     state = st.session_state
-    shown_for = state.get("threshold_shown_for")  # the model whose own threshold is shown
-    if own is not None and shown_for != model:
+    shown_for = state.get("threshold_shown_for")  # (model, threshold) the slider was set to
+    if own is not None and shown_for != (model, own):  # (a model taught again has a new one)
         if shown_for is None:
             state["threshold_set_before"] = state.get("kept_threshold", UNSURE_BELOW)
-        state["kept_threshold"], state["threshold_shown_for"] = own, model
+        state["kept_threshold"], state["threshold_shown_for"] = own, (model, own)
     elif own is None and shown_for is not None:
         state["kept_threshold"] = state.pop("threshold_set_before", UNSURE_BELOW)
         state["threshold_shown_for"] = None
