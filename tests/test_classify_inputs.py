@@ -20,8 +20,9 @@ def test_clicking_an_example_picture_classifies_it_and_a_second_click_removes_it
     at = app_test(300).run()
     at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
     assert not at.get("button_group")  # no separate row of pills
-    assert [at.button(key=f"example_{n}").label for n in ("cat", "coffee", "rocket")] == [
-        "Cat", "Coffee", "Rocket"
+    names = ("cat", "coffee", "rocket", "flower", "palace")
+    assert [at.button(key=f"example_{n}").label for n in names] == [
+        "Cat", "Coffee", "Rocket", "Flower", "Palace"
     ]  # fmt: skip
 
     at.button(key="example_coffee").click().run()
@@ -45,3 +46,12 @@ def test_a_photo_of_ones_own_puts_the_example_away(coffee_jpeg):
     assert not at.exception
     assert at.subheader[0].value.startswith("espresso")  # the only picture, not a section of two
     assert at.button(key="example_cat").proto.type == "secondary"
+
+
+@pytest.mark.parametrize(("example", "answer"), [("flower", "daisy"), ("palace", "palace")])
+def test_the_varied_examples_are_named_for_what_they_show(example, answer):
+    at = app_test(300).run()
+    at.sidebar.selectbox(key="model").set_value("efficientnet_lite0").run()
+    at.button(key=f"example_{example}").click().run()
+    assert not at.exception
+    assert at.subheader[0].value.split(" · ")[0] == answer

@@ -15,7 +15,13 @@ from classifier.config import get_settings
 from ui import pictures
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
-EXAMPLES = {"Cat": "cat.jpg", "Coffee": "coffee.jpg", "Rocket": "rocket.jpg"}
+EXAMPLES = {
+    "Cat": "cat.jpg",
+    "Coffee": "coffee.jpg",
+    "Rocket": "rocket.jpg",
+    "Flower": "flower.jpg",
+    "Palace": "palace.jpg",
+}
 REMEMBERED_PICTURES = 200  # per session: enough for any batch, bounded over a long visit
 
 
@@ -153,7 +159,7 @@ def collect_uploads() -> list[Upload]:
         help="PNG, JPEG, WebP, BMP, GIF, TIFF or HEIC, several at once if you like.",
         max_upload_size=uploader_limit_mb(),
     )
-    camera_col, example_col = st.columns([1, 2], vertical_alignment="bottom")
+    camera_col, example_col = st.columns([1, 3], vertical_alignment="bottom")  # 5 in a row
     use_camera = camera_col.toggle("Use camera", key="use_camera")
     with example_col:
         example = _example_buttons()
