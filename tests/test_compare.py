@@ -73,6 +73,10 @@ def test_nothing_to_compare_with_by_default_and_never_the_first_model():
     at.sidebar.selectbox(key="model").set_value("mobilenet").run()  # the second one, now first
     assert at.sidebar.selectbox(key="compare").value is None
     assert not at.exception
+    [told] = at.toast
+    assert told.value == (
+        "Compare with: MobileNet (unavailable) is the first model now, or gone; no second model."
+    )
 
 
 def test_two_models_on_an_example_photo_show_both_answers_and_that_they_agree():

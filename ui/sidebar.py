@@ -164,8 +164,12 @@ def compare_picker(model: str, names: list[str], kinds: dict[str, str]) -> str |
     picked first, or removed, is let go.
     """
     others = [name for name in names if name != model and kinds.get(name) != "removed"]
-    if st.session_state.get("kept_compare") not in others:
+    let_go = st.session_state.get("kept_compare")
+    if let_go not in others:
         st.session_state["kept_compare"] = None
+        if let_go is not None:  # said, not done quietly
+            name = plain(model_title(let_go, kinds))
+            st.toast(f"Compare with: {name} is the first model now, or gone; no second model.")
     return st.selectbox(
         "Compare with",
         [None, *others],
