@@ -8,6 +8,7 @@ import streamlit as st
 from ui import account, entry, history_view, permalink, resources
 
 entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
+history_view.open_clicked()  # an Open cell clicked in the table: its prediction's own page
 
 st.title("History")
 person = account.visitor()
@@ -34,6 +35,7 @@ with history_view.database_errors():
 history_view.read_only_notice(store)
 
 if total == 0:
+    history_view.show_undo(store)  # the last ones deleted: they may still be put back
     st.info("No predictions yet. Classify a photo and it will appear here.")
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/image_search:")
     st.stop()

@@ -936,3 +936,63 @@ def test_an_example_picture_is_the_button_that_classifies_it(page):
     coffee.focus()
     page.keyboard.press("Enter")  # the keyboard picks an example too
     expect(answer).to_have_text(re.compile(r"^espresso · "), timeout=WAIT)
+
+
+def test_one_click_on_an_open_cell_shows_the_prediction_and_ticks_still_delete(browser, server):
+    SCREENSHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        # A person's own photo is saved (an example is not): the coffee example's bytes.
+        page.goto(server)
+        photo = (ROOT / "assets" / "examples" / "coffee.jpg").read_bytes()
+        page.locator("input[type=file]").set_input_files(
+            {"name": "my-morning-cup.jpg", "mimeType": "image/jpeg", "buffer": photo}
+        )
+        page.locator("h3").filter(has_text="espresso").wait_for()
+        page.goto(f"{server}/history")
+        listed = page.get_by_text("saved predictions match the filters")
+        listed.wait_for()
+        grid = page.locator("[data-testid='stDataFrame']").first
+        cells = grid.locator("[role='gridcell']")
+        expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")  # the newest row, first
+        link = cells.first.inner_text()
+        page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
+        page.screenshot(path=str(SCREENSHOTS / "history-open-1400.png"))
+        # The grid is drawn on a canvas: its first row is under the 40 px header, its
+        # Open cell right of the ticks' column (the word itself is also a link, to a new tab).
+        box = grid.bounding_box()
+        first_row = box["y"] + 40 + 20
+        open_cell, tick = (box["x"] + 95, first_row), (box["x"] + 16, first_row)
+
+        page.mouse.click(*open_cell)  # once
+        answer = page.locator("h3").filter(has_text="·").first
+        expect(answer).to_have_text(re.compile(r"^espresso · \d+%$"), timeout=WAIT)
+        assert page.url == f"{server}/history{link}"  # the link's own address, in this tab
+        assert len(context.pages) == 1
+        page.get_by_text("my-morning-cup.jpg").wait_for()
+
+        # Back in the list, ticks still select rows to delete, and the Open cell opens again.
+        page.get_by_role("button", name="All predictions").click()
+        listed.wait_for()
+        expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")
+        page.mouse.click(*tick)
+        page.get_by_role("button", name="Delete 1 selected").click()
+        page.get_by_text("Deleted 1 prediction.").wait_for()
+        assert "prediction=" not in page.url
+        page.get_by_role("button", name="Undo").click()
+        expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")
+        page.wait_for_timeout(500)
+        page.mouse.click(*open_cell)
+        expect(answer).to_have_text(re.compile(r"^espresso · "), timeout=WAIT)
+        assert page.url == f"{server}/history{link}"  # the row came back with its link
+
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.go_back()
+        listed.wait_for()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SCREENSHOTS / "history-open-390.png"), full_page=True)
+        assert "Traceback" not in page.content()
+    finally:
+        context.close()

@@ -746,3 +746,65 @@ def test_a_row_without_a_picture_or_map_shows_empty_cells_not_none(seeded):
     table = at.dataframe[0].value
     assert list(table["looked"]) == ["data:image/webp;base64,UklGRjAwMDBXRUJQ", "", "", ""]
     assert list(table["picture"]) == ["", "", "", ""]
+
+
+# --- One click opens a prediction -------------------------------------------------------
+
+
+def _select_in_the_browser(at: AppTest, rows: list[int], cells: list[list]) -> AppTest:
+    """Run the page as after a click in the table: the browser sends the table's new
+    selection with the other widgets' values, and the table's callback runs (a value put in
+    Session State, as `_select_rows` does, would not run it)."""
+    [table] = at.dataframe
+    states = at._tree.get_widget_states()
+    selection = {"selection": {"rows": rows, "columns": [], "cells": cells}}
+    states.widgets.add(id=table.proto.id, string_value=json.dumps(selection))
+    return at._run(states)
+
+
+def test_clicking_an_open_cell_once_opens_its_prediction_in_this_tab(seeded):
+    at = history_page()
+    espresso = seeded.get(int(at.dataframe[0].value["id"][1]))
+    _select_in_the_browser(at, [], [[1, "link"]])
+    assert not at.exception
+    assert at.query_params["prediction"] == espresso.public_id  # the address the link gives
+    assert not at.dataframe  # the prediction on its own page, not the list
+    assert [h.value for h in at.subheader] == ["espresso · 95%"]
+    assert at.code[0].value.endswith(f"?prediction={espresso.public_id}")
+
+    at.button[0].click().run()  # "All predictions": the list, which opens nothing again
+    assert "prediction" not in at.query_params
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+    at.run()
+    assert len(at.dataframe) == 1 and not at.subheader
+    _select_in_the_browser(at, [], [[1, "link"]])  # the same cell again: open again
+    assert at.query_params["prediction"] == espresso.public_id
+
+
+def test_clicking_another_cell_stays_on_the_list_and_ticks_still_delete(seeded):
+    at = history_page()
+    ids = [int(i) for i in at.dataframe[0].value["id"]]
+    _select_in_the_browser(at, [], [[1, "top-1"]])
+    assert not at.exception
+    assert "prediction" not in at.query_params
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+    _select_in_the_browser(at, [0, 2], [[1, "top-1"]])
+    assert at.button(key="h_delete").label == "Delete 2 selected"
+    at.button(key="h_delete").click().run()
+    assert seeded.get(ids[0]) is None and seeded.get(ids[2]) is None and seeded.count() == 2
+    assert "Deleted 2 predictions." in [i.value for i in at.info]
+
+
+def test_deleting_every_row_still_offers_the_undo(store):
+    store.add(record("tabby", 0.9))
+    at = history_page()
+    _select_in_the_browser(at, [0], [])
+    at.button(key="h_delete").click().run()
+    assert store.count() == 0
+    assert [i.value for i in at.info][:2] == [
+        "Deleted 1 prediction.",
+        "No predictions yet. Classify a photo and it will appear here.",
+    ]
+    at.button(key="h_undo").click().run()
+    assert store.count() == 1
+    assert caption_count(at) == "1 of 1 saved predictions match the filters."

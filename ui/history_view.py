@@ -343,9 +343,12 @@ def show_table(
     frame = records_frame(records)
     # The table's selection is a list of row positions. The key names the rows shown,
     # so when they change (filters, sort, page, a deletion, another session's new
-    # prediction) the selection starts empty instead of moving to other rows.
+    # prediction) the selection starts empty instead of moving to other rows. It also
+    # counts the predictions opened from the table: back from one, the table is a new
+    # one (the browser would keep the clicked cell chosen, and a click on it do nothing).
     ids = [int(i) for i in frame["id"]]
-    key = f"h_table_{zlib.crc32(repr(ids).encode()):08x}"
+    opened = st.session_state.get("h_opened", 0)
+    key = f"h_table_{zlib.crc32(repr(ids).encode()):08x}_{opened}"
     previous = st.session_state.get("h_table_key")
     if previous not in (None, key) and _selected_rows(previous):
         st.info("The table changed since you ticked rows; tick them again.")
@@ -355,17 +358,37 @@ def show_table(
         show_no_matches()
         selected: list[int] = []
     else:
-        selected = _draw_table(frame, ids, key)
+        public_ids = [r.public_id for r in records]
+        selected = [ids[i] for i in _draw_table(frame, key, public_ids) if i < len(ids)]
     _draw_actions(store, filters, sort, count, total, selected)
 
 
-def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
-    """Draw a page of records with ticks; return the ids of the ticked rows."""
+def _clicked(key: str, public_ids: list[str | None]) -> None:
+    """When the cell clicked in the table is an Open cell, leave its prediction to open
+    (`open_clicked`); the list shown again later has a new table, nothing chosen in it."""
+    for row, column in st.session_state[key]["selection"]["cells"]:
+        if column == "link" and row < len(public_ids) and public_ids[row]:
+            st.session_state["h_open"] = public_ids[row]
+            st.session_state["h_opened"] = st.session_state.get("h_opened", 0) + 1
+            st.session_state.pop("h_table_key", None)  # its ticks go: no "tick them again"
+
+
+def open_clicked() -> None:
+    """Open the prediction whose Open cell was clicked, on its own page in this tab, at the
+    address its link gives: one click (a grid's link cell is only selected by a first click,
+    and opened in a new tab by a second)."""
+    if public_id := st.session_state.pop("h_open", None):
+        st.switch_page("pages/history.py", query_params={permalink.PARAMETER: public_id})
+
+
+def _draw_table(frame: pd.DataFrame, key: str, public_ids: list[str | None]) -> list[int]:
+    """Draw a page of records with ticks and Open cells; return the ticked row positions."""
     event = st.dataframe(
         frame,
         key=key,
-        on_select="rerun",
-        selection_mode="multi-row",
+        # Rows are ticked for a delete; a click on an Open cell opens its prediction.
+        on_select=partial(_clicked, key, public_ids),
+        selection_mode=["multi-row", "single-cell"],
         hide_index=True,
         # The whole page, and room for a sideways scrollbar on a phone: paging is the one way.
         height=(len(frame) + 1) * ROW_HEIGHT + 20,
@@ -393,7 +416,7 @@ def _draw_table(frame: pd.DataFrame, ids: list[int], key: str) -> list[int]:
             "corrected": st.column_config.TextColumn("Corrected label"),
         },
     )
-    return [ids[i] for i in event.selection.rows if i < len(ids)]
+    return event.selection.rows
 
 
 def _draw_actions(
