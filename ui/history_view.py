@@ -375,8 +375,8 @@ def _clicked(key: str, public_ids: list[str | None]) -> None:
 
 def open_clicked() -> None:
     """Open the prediction whose Open cell was clicked, on its own page in this tab, at the
-    address its link gives: one click (a grid's link cell is only selected by a first click,
-    and opened in a new tab by a second)."""
+    address its link gives. A click the grid takes as choosing the cell (beside the word, or
+    a first click on it) opens it so; the word itself stays a link, to a new tab."""
     if public_id := st.session_state.pop("h_open", None):
         st.switch_page("pages/history.py", query_params={permalink.PARAMETER: public_id})
 
