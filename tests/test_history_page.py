@@ -649,6 +649,19 @@ def test_undoing_twice_restores_once_and_a_taken_id_keeps_the_link(backend_seede
     assert backend_seeded.count() == 5
 
 
+def test_undoing_two_deletes_after_a_new_save_brings_both_back(backend_seeded):
+    # SQLite gives the new prediction the lower of the two deleted ids; the other deleted
+    # row keeps its id, so it goes back first and the taken one after it, under a new id.
+    two_newest = backend_seeded.find(limit=2)
+    removed = backend_seeded.remove([record.id for record in two_newest])
+    backend_seeded.add(record("newcomer", 0.5))
+    assert backend_seeded.restore(removed) == 2
+    for before in two_newest:
+        back = backend_seeded.get_public(before.public_id)
+        assert (back.top1_label, back.created_at) == (before.top1_label, before.created_at)
+    assert backend_seeded.count() == 5
+
+
 def test_undo_puts_a_batch_jobs_answer_back_in_its_job(backend_seeded):
     [answer] = backend_seeded.find(filters=Filters(label="espresso"))
     now = datetime.now(UTC)

@@ -426,7 +426,9 @@ class HistoryStore:
                 ).scalars()
             )
             new_ids = {}
-            for record in missing:
+            # Those that keep their ids first: SQLite gives the others the highest id + 1,
+            # which must not be one still to be put back.
+            for record in sorted(missing, key=lambda record: record.id in taken):
                 row = {
                     **to_row(record),
                     "owner": record.owner,
