@@ -919,6 +919,10 @@ def test_a_zipped_labelled_set_is_evaluated_by_two_models_and_a_matrix_square_sh
 def test_an_example_picture_is_the_button_that_classifies_it(page):
     examples = page.locator(".st-key-examples button")
     expect(examples).to_have_count(5)  # cat, coffee, rocket, flower, palace
+    for width in (390, 1280):  # one row, on a phone too
+        page.set_viewport_size({"width": width, "height": 900})
+        tops = examples.evaluate_all("buttons => buttons.map(b => b.getBoundingClientRect().top)")
+        assert len(set(tops)) == 1, (width, tops)
     cat = page.get_by_role("button", name="Cat", exact=True)
     background = cat.evaluate("button => getComputedStyle(button).backgroundImage")
     assert background.startswith('url("data:image/webp;base64,')  # the picture is the button

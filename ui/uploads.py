@@ -48,6 +48,7 @@ class Upload:
 
 
 EXAMPLE_SIDE = 88  # px: each example's picture on the page
+PHONE_SIDE = 56  # px: on a screen up to 640 px wide
 
 
 @functools.cache
@@ -65,7 +66,12 @@ def example_styles() -> str:
         ".st-key-examples button {"
         f" width: {side + 8}px; min-height: {side + 36}px; padding: {side + 8}px 4px 4px;"
         f" background-size: {side}px {side}px; background-position: center 4px;"
-        " background-repeat: no-repeat; }"
+        " background-repeat: no-repeat; }",
+        # On a phone, smaller pictures keep the five in one row.
+        f"@media (max-width: 640px) {{ .st-key-examples button {{ width: {PHONE_SIDE + 6}px;"
+        f" min-height: {PHONE_SIDE + 32}px; padding: {PHONE_SIDE + 6}px 2px 2px;"
+        f" background-size: {PHONE_SIDE}px {PHONE_SIDE}px; background-position: center 3px;"
+        " font-size: 0.8rem; } .st-key-examples { gap: 6px; } }",
     ]
     for title, file_name in EXAMPLES.items():
         with Image.open(EXAMPLES_DIR / file_name) as photo:
