@@ -48,6 +48,17 @@ def start(model: str = "efficientnet_lite0") -> AppTest:
     return at
 
 
+def coffee_saved(coffee_jpeg: bytes, tmp_path):
+    """Classify the coffee photo; return the page, the history and its saved row."""
+    from classifier.history import HistoryStore
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    return at, store, saved
+
+
 def chart_rows(at: AppTest, number: int = 0):
     """Return the data frame behind the page's nth Altair chart."""
     proto = at.get("vega_lite_chart")[number].proto
@@ -473,12 +484,7 @@ def test_a_broken_secrets_file_is_said_on_every_run(broken_secrets, tmp_path, mo
 
 
 def test_feedback_is_acknowledged(coffee_jpeg, tmp_path):
-    from classifier.history import HistoryStore
-
-    at = start()
-    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
-    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
-    [saved] = store.find()
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
     at.feedback(key=f"feedback_{saved.id}").set_value(1).run()
     assert "Saved: right." in [c.value for c in at.main.caption]
     at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
@@ -605,12 +611,7 @@ def test_an_example_is_not_saved_and_says_so(tmp_path):
 
 
 def test_the_chosen_thumb_is_said_in_words(coffee_jpeg, tmp_path):
-    from classifier.history import HistoryStore
-
-    at = start()
-    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
-    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
-    [saved] = store.find()
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
     store.dispose()
     said = lambda: [m.value for m in at.main.markdown if "You said" in m.value]  # noqa: E731
     assert said() == []
@@ -636,12 +637,7 @@ def test_matching_classes_come_first_and_unrelated_ones_are_left_out():
 
 
 def test_a_typed_name_some_classes_hold_offers_those_classes_first(coffee_jpeg, tmp_path):
-    from classifier.history import HistoryStore
-
-    at = start()
-    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
-    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
-    [saved] = store.find()
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
     # As the box sends "crane" typed and Enter pressed (AppTest cannot type into it).
     at.session_state[f"correction_{saved.id}"] = "crane"
     at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
@@ -657,12 +653,7 @@ def test_a_typed_name_some_classes_hold_offers_those_classes_first(coffee_jpeg, 
 
 
 def test_a_typed_name_can_still_be_kept_as_typed(coffee_jpeg, tmp_path):
-    from classifier.history import HistoryStore
-
-    at = start()
-    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
-    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
-    [saved] = store.find()
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
     at.session_state[f"correction_{saved.id}"] = "crane"
     at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
     at.button_group(key=f"correction_choice_{saved.id}").set_value("crane").run()
