@@ -115,11 +115,21 @@ def show_prediction(upload: Upload, prediction: Prediction, choices: Choices) ->
         show_picture(upload, prediction)
     with result:
         show_top_k(top)
-        st.caption(f"{provenance(prediction)} · {weights_origin(prediction)}")
-        row_id = save_once(upload, prediction, choices)
-        if row_id is not None:
-            ask_feedback(row_id, prediction.class_names)
+        show_details(prediction)
+        save_and_ask(upload, prediction, choices)
     show_how_it_looked(upload, prediction, top, choices)
+
+
+def show_details(prediction: Prediction) -> None:
+    """Say which model answered, how fast, and where its weights come from."""
+    st.caption(f"{provenance(prediction)} · {weights_origin(prediction)}")
+
+
+def save_and_ask(upload: Upload, prediction: Prediction, choices: Choices) -> None:
+    """Save the answer to the history (once) and, when it was saved, ask if it was right."""
+    row_id = save_once(upload, prediction, choices)
+    if row_id is not None:
+        ask_feedback(row_id, prediction.class_names)
 
 
 def show_how_it_looked(
@@ -197,11 +207,9 @@ def show_comparison(
             show_headline(top)
             show_unsure(outcome, top, choices.threshold)
             show_top_k(top)
-            st.caption(f"{provenance(outcome)} · {weights_origin(outcome)}")
+            show_details(outcome)
     with one:
-        row_id = save_once(upload, first, choices)
-        if row_id is not None:
-            ask_feedback(row_id, first.class_names)
+        save_and_ask(upload, first, choices)
     show_how_it_looked(upload, first, first.top(choices.top_k), choices)
 
 
