@@ -22,6 +22,7 @@ EXAMPLES = {
     "Flower": "flower.jpg",
     "Palace": "palace.jpg",
 }
+EXAMPLE_KEY_PREFIX = "example-"  # an example's Upload.key: "example-cat.jpg"
 REMEMBERED_PICTURES = 200  # per session: enough for any batch, bounded over a long visit
 
 
@@ -36,7 +37,7 @@ class Upload:
     @property
     def example(self) -> bool:
         """Whether this is one of the app's example photos (its key is "example-<file>")."""
-        return self.key.startswith("example-")
+        return self.key.startswith(EXAMPLE_KEY_PREFIX)
 
     @property
     def digest(self) -> str:
@@ -79,6 +80,12 @@ def example_styles() -> str:
         uri = pictures.inline(images.make_thumbnail(square, 2 * side))
         rules.append(f'.st-key-{_example_key(title)} button {{ background-image: url("{uri}"); }}')
     return "<style>\n" + "\n".join(rules) + "\n</style>"
+
+
+@functools.cache
+def example_bytes(file_name: str) -> bytes:
+    """Return an example photo's bytes, read once per server rather than on every rerun."""
+    return (EXAMPLES_DIR / file_name).read_bytes()
 
 
 def _example_key(title: str) -> str:
@@ -180,9 +187,7 @@ def collect_uploads() -> list[Upload]:
         uploads.append(Upload(shot.file_id, "camera photo", shot.getvalue()))
     if example:
         file_name = EXAMPLES[example]
-        uploads.append(
-            Upload(f"example-{file_name}", file_name, (EXAMPLES_DIR / file_name).read_bytes())
-        )
+        uploads.append(Upload(EXAMPLE_KEY_PREFIX + file_name, file_name, example_bytes(file_name)))
     if st.session_state.get("showing_kept"):
         caption, clear = st.columns([4, 1], vertical_alignment="center")
         caption.caption("Your last pictures, kept while you were on another page.")
