@@ -107,7 +107,7 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
     stats = compare(
         {
             "float app": lambda: float_engine.run(batch),
-            "float raw": _raw(candidate.tflite, batch),
+            "float raw": _raw(candidate.data, batch),
             "uint8 app": lambda: quantized_engine.run(batch),
             "uint8 raw": _raw(quantized, batch),
         },

@@ -195,7 +195,7 @@ def test_a_teachable_machine_float_litert_zip_answers_as_the_raw_interpreter(mad
     assert candidate.detected_scaling == "minus_one_to_one"
     models.save("Desk things float", candidate, "minus_one_to_one")
     loaded = models.load("Desk things float")
-    raw = Interpreter(model_content=candidate.tflite)
+    raw = Interpreter(model_content=candidate.data)
     raw.allocate_tensors()
     for name, label in zip(PHOTOS, mf.TM_CLASSES, strict=True):
         prediction = classify(photo(name), loaded)
@@ -269,7 +269,7 @@ def test_unsafe_or_mismatched_models_are_refused_and_nothing_is_kept(
     if key == "keras_zip_wrong_labels":
         data = mf.zip_of(
             {
-                "model_unquant.tflite": models.read_model(made["float_zip"]).tflite,
+                "model_unquant.tflite": models.read_model(made["float_zip"]).data,
                 "labels.txt": b"0 only\n1 two\n",
             }
         )

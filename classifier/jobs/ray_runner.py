@@ -99,7 +99,8 @@ class ShippedModel:
     class_names: tuple[str, ...]
     scaling: str  # a key of _scalings()
     softmax: bool
-    engine_bytes: bytes = field(repr=False)  # the .tflite file (a taught model's extractor)
+    # The .tflite or .onnx file (a taught model's extractor).
+    engine_bytes: bytes = field(repr=False)
     head: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     # The driver's picture limits (`CLASSIFIER_MAX_BYTES`, `_MAX_PIXELS`), not the workers'
     # settings (None: the settings of the process that decodes).
@@ -150,7 +151,7 @@ class ShippedModel:
 
     def loaded(self, num_threads: int = 1) -> LoadedModel:
         """Return the model as `predict` runs it, its engine opened from the shipped bytes."""
-        from classifier.runtime.engines import LiteRTEngine
+        from classifier.runtime.engines import open_model_file
 
         spec = ModelSpec(
             name=self.name,
@@ -166,7 +167,7 @@ class ShippedModel:
             softmax=self.softmax,
             kind=Kind(self.kind),
         )
-        engine: Any = LiteRTEngine(self.engine_bytes, num_threads, softmax=self.softmax)
+        engine: Any = open_model_file(self.engine_bytes, num_threads, softmax=self.softmax)
         if self.head is not None:
             from classifier.models.taught import HeadEngine
 

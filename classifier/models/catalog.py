@@ -24,7 +24,7 @@ from classifier.config import get_settings
 from classifier.models import builtin, derived, open_engines, taught
 from classifier.models.errors import DerivedFileFailed, ModelError
 from classifier.models.spec import Choice, Kind, LoadedModel, ModelSpec, WeightsStatus
-from classifier.runtime.engines import Engine, LiteRTEngine
+from classifier.runtime.engines import Engine, open_model_file
 
 if TYPE_CHECKING:
     from classifier.history.owners import Scope
@@ -108,7 +108,7 @@ def _open(spec: ModelSpec, weights_file: Path, in_child: bool) -> tuple[Engine, 
         return taught.open_engine(spec), ""
     if spec.kind is Kind.ADDED:
         assert spec.engine_file is not None
-        return LiteRTEngine(spec.engine_file, settings.num_threads, softmax=spec.softmax), ""
+        return open_model_file(spec.engine_file, settings.num_threads, softmax=spec.softmax), ""
     return derived.open_builtin(
         spec, weights_file, settings.cache_dir, settings.num_threads, in_child=in_child
     )

@@ -1,6 +1,7 @@
 """Open a model file someone added, in a process of its own, and report what it is.
 
     python -m classifier.models.convert inspect MODEL.tflite
+    python -m classifier.models.convert inspect-onnx MODEL.onnx
     python -m classifier.models.convert convert keras|h5 SOURCE OUTPUT.tflite
     python -m classifier.models.convert classifier MODEL OUTPUT.tflite
     python -m classifier.models.convert features BASE OUTPUT.tflite
@@ -17,6 +18,11 @@ model file can carry code, or be crafted to crash the program that parses it, an
 converting a Keras model imports TensorFlow (about 700 MB), which the server should
 never hold. The child prints one JSON object on its last line: `{"ok": true, ...details}` or
 `{"ok": false, "message": "one sentence"}`.
+
+An ONNX file is parsed with `onnx` first and refused before any runtime opens it when it
+uses operators outside ONNX Runtime's own domains (custom code), keeps tensors in other
+files (external data: a path in it is never followed) or is not one picture in, one vector
+of class scores out; only then does ONNX Runtime open it, from its bytes.
 
 Keras files are read without running anything they carry: their configuration is
 checked first (no Lambda layer, nothing but Keras's own classes), then loaded with
@@ -417,6 +423,242 @@ def _output_kind(interpreter, given, answer, classes: int) -> tuple[str, list[st
     return kind, failing if np.dtype(given["dtype"]) == np.float32 else []
 
 
+# --- ONNX ---------------------------------------------------------------------------------
+
+# Operator domains ONNX Runtime implements itself: ONNX's own, its ML operators, and its
+# contrib operators (`com.microsoft`, which optimised exports use). Any other domain needs a
+# library of custom code, which is never loaded here.
+ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+ONNX_FLOAT_TYPES = {1: "float32", 10: "float16"}  # TensorProto.FLOAT, TensorProto.FLOAT16
+DYNAMIC_SIZE = 224  # what a model taking any picture size is given
+
+
+def _onnx_graphs(graph):
+    """Yield a graph and every graph inside it (the bodies of If, Loop and Scan nodes)."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                yield from _onnx_graphs(attribute.g)
+            for inner in attribute.graphs:
+                yield from _onnx_graphs(inner)
+
+
+def _onnx_nodes(model):
+    """Yield every node of a model: its graphs' and its local functions'."""
+    for graph in _onnx_graphs(model.graph):
+        yield from graph.node
+    for function in model.functions:
+        yield from function.node
+
+
+def _onnx_tensors(model):
+    """Yield every tensor a model stores: initializers and node attributes' constants."""
+    for graph in _onnx_graphs(model.graph):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+    for node in _onnx_nodes(model):
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+
+
+def _onnx_dims(value) -> list[int | None]:
+    """Return a graph input's or output's dimensions (None: not fixed in the file)."""
+    shape = value.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+
+
+def _read_onnx(data: bytes):
+    """Parse an ONNX file and refuse what cannot be run safely here, before any runtime."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError):
+        raise Refused("This ONNX file cannot be read: it is damaged or cut short.") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise Refused("This ONNX file holds no model graph: it is damaged or cut short.")
+    external = [t.name for t in _onnx_tensors(model) if t.data_location == 1 or t.external_data]
+    if external:
+        raise Refused(
+            f"This ONNX file keeps {len(external):,} of its tensors in other files (external "
+            "data), which are never read here; export the model as one file."
+        )
+    local = {function.domain for function in model.functions}
+    for node in _onnx_nodes(model):
+        if node.domain not in ONNX_DOMAINS and node.domain not in local:
+            raise Refused(
+                f"This ONNX model uses the custom operation {node.op_type} of “{node.domain}”, "
+                "which needs code of its own; models with custom operations are refused."
+            )
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError and the C++ checker's own
+        raise Refused(f"This ONNX file is not a valid model ({_one_line(exc)}).") from None
+    return model
+
+
+def inspect_onnx(path: Path) -> dict[str, Any]:
+    """Check an .onnx file is an image classifier without custom code or other files, open it
+    with ONNX Runtime, run it once per preprocessing, and describe it."""
+    from classifier.images import CROP_FRACTION
+
+    model = _read_onnx(path.read_bytes())
+    stored = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in stored]
+    outputs = list(model.graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise Refused(
+            f"This model has {len(inputs)} input(s) and {len(outputs)} output(s); an image "
+            "classifier has one of each."
+        )
+    given, answer = inputs[0], outputs[0]
+    elem = given.type.tensor_type.elem_type
+    if not given.type.HasField("tensor_type") or elem not in ONNX_FLOAT_TYPES:
+        raise Refused(
+            "This model's input is not a tensor of float32 or float16 pixels; expected a "
+            "batch of pictures."
+        )
+    if answer.type.tensor_type.elem_type not in ONNX_FLOAT_TYPES:
+        raise Refused(
+            "This model's output is not float class scores (it may give class numbers); "
+            "export the layer before any argmax."
+        )
+    dims = _onnx_dims(given)
+    if len(dims) != 4:
+        raise Refused(
+            f"This model takes input of {len(dims)} dimension(s), not a batch of pictures "
+            "(batch, channels, height, width)."
+        )
+    if dims[1] == 3:
+        layout, sides = "NCHW", dims[2:]
+    elif dims[3] == 3:
+        layout, sides = "NHWC", dims[1:3]
+    else:
+        raise Refused(
+            "This model's input has no dimension of 3 colour channels; only RGB pictures are "
+            "supported."
+        )
+    if dims[0] not in (None, 1):
+        raise Refused(
+            f"This model takes batches of exactly {dims[0]} pictures; export it with a batch "
+            "of one or a dynamic batch."
+        )
+    fixed = {side for side in sides if side is not None}
+    if len(fixed) > 1:
+        height, width = sides
+        raise Refused(
+            f"This model takes {width}x{height} pictures; only square inputs are supported."
+        )
+    size = next(iter(fixed), DYNAMIC_SIZE)
+    if size > MAX_INPUT_SIDE or size < 1:
+        raise Refused(
+            f"This model takes pictures of {size} x {size} pixels; at most "
+            f"{MAX_INPUT_SIDE} x {MAX_INPUT_SIDE} are accepted."
+        )
+    session = _onnx_session(path)
+    shape = [1, 3, size, size] if layout == "NCHW" else [1, size, size, 3]
+    dtype = np.float16 if elem == 10 else np.float32
+    kind, failing, classes = _onnx_output_kind(session, given.name, shape, layout, dtype)
+    parameters = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    return {
+        "ok": True,
+        "format": "onnx",
+        "size": size,
+        "size_assumed": not fixed,
+        "layout": layout,
+        "classes": classes,
+        "input_dtype": ONNX_FLOAT_TYPES[elem],
+        "outputs": kind,
+        "failing_scalings": failing,
+        # torchvision's and timm's preprocessing for channels-first models; NHWC ones
+        # (Keras or TensorFlow exports) do not say.
+        "scaling_hint": "imagenet" if layout == "NCHW" else None,
+        "crop_hint": CROP_FRACTION if layout == "NCHW" else None,
+        "parameters": parameters,
+        "producer": producer[:100],
+        "opset": max(
+            (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0
+        ),
+    }
+
+
+def _onnx_session(path: Path):
+    """Open the file with ONNX Runtime on one thread, its own log quiet."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(
+            path.read_bytes(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise Refused(f"ONNX Runtime cannot open this model ({_one_line(exc)}).") from None
+
+
+def _onnx_output_kind(
+    session, name: str, shape: list[int], layout: str, dtype
+) -> tuple[str, list[str], int]:
+    """Run a test picture per preprocessing: are the outputs probabilities, scores or logits?
+    Return that, the preprocessings giving non-numbers, and the number of classes.
+
+    Raises:
+        Refused: the output is not one vector of class scores, the model fails or is too slow.
+    """
+    from classifier.models.upload import SCALINGS
+
+    side = shape[2] if layout == "NCHW" else shape[1]
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, side, side, 3)).astype(np.float32)
+    kinds, failing, classes = set(), [], 0
+    for scaling_name, scaling in SCALINGS.items():
+        batch = scaling.scale(pixels)
+        if layout == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        started = time.process_time()
+        try:
+            (values,) = session.run(None, {name: np.ascontiguousarray(batch, dtype=dtype)})
+        except Exception as exc:
+            raise Refused(f"The model failed on a test picture ({_one_line(exc)}).") from None
+        seconds = time.process_time() - started
+        if seconds > MAX_SECONDS_PER_PICTURE:
+            raise Refused(
+                f"This model takes {seconds:.1f} s of processor time per picture; at most "
+                f"{MAX_SECONDS_PER_PICTURE} s are accepted."
+            )
+        values = np.asarray(values)
+        if values.ndim < 1 or values.shape[0] != 1 or sum(d > 1 for d in values.shape[1:]) != 1:
+            raise Refused(
+                f"This model gives output of shape {list(values.shape)}, not one vector of "
+                "class scores."
+            )
+        classes = int(np.prod(values.shape[1:]))
+        values = values.astype(np.float64).reshape(-1)
+        if not np.all(np.isfinite(values)):
+            failing.append(scaling_name)
+            continue
+        in_unit = values.min() >= -1e-6 and values.max() <= 1 + 1e-6
+        if in_unit and abs(values.sum() - 1) <= 1e-3:
+            kinds.add("probabilities")
+        elif in_unit:
+            kinds.add("scores")
+        else:
+            kinds.add("logits")
+    if len(failing) == len(SCALINGS):
+        raise Refused("This model gives non-numbers (NaN or infinity) on test pictures.")
+    kind = "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
+    return kind, failing, classes
+
+
 def _feature_model(model):
     """Return a model giving the input of a built-in network's classifier layer, flattened.
 
@@ -580,6 +822,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["inspect"] and len(argv) == 2:
             report = inspect(Path(argv[1]))
+        elif argv[:1] == ["inspect-onnx"] and len(argv) == 2:
+            report = inspect_onnx(Path(argv[1]))
         elif argv[:1] == ["convert"] and len(argv) == 4 and argv[1] in ("keras", "h5"):
             report = convert(argv[1], Path(argv[2]), Path(argv[3]))
         elif argv[:1] == ["classifier"] and len(argv) == 3:

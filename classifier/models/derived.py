@@ -40,7 +40,14 @@ INSPECT_LIMITS = ChildLimits(memory_mb=512, cpu_seconds=60, wall_seconds=120)
 CONVERT_LIMITS = ChildLimits(memory_mb=2048, cpu_seconds=300, wall_seconds=CONVERT_TIMEOUT_SECONDS)
 # Exports of the app's own networks (feature extractors, map models, fused models).
 BUILD_LIMITS = ChildLimits(memory_mb=4096, cpu_seconds=1800, wall_seconds=CONVERT_TIMEOUT_SECONDS)
-_LIMITS = {"inspect": INSPECT_LIMITS, "convert": CONVERT_LIMITS}
+# An ONNX file is parsed, checked and opened from memory: up to about five times its size.
+INSPECT_ONNX_LIMITS = ChildLimits(memory_mb=1024, cpu_seconds=60, wall_seconds=120)
+_LIMITS = {
+    "inspect": INSPECT_LIMITS,
+    "inspect-onnx": INSPECT_ONNX_LIMITS,
+    "convert": CONVERT_LIMITS,
+}
+_LIGHT = (INSPECT_LIMITS, INSPECT_ONNX_LIMITS)
 FEATURES_FORMAT = 1  # part of the feature file's and the vector cache's names
 MAPS_FORMAT = 1  # part of the map model's file name
 RETRY_AFTER_SECONDS = 300  # a failed export is not tried again sooner
@@ -53,7 +60,7 @@ def run_convert(*arguments: str) -> dict:
         ChildFailed: the child refused the file, failed, or went past a limit.
     """
     limits = _LIMITS.get(arguments[0], BUILD_LIMITS)
-    return run_child(CONVERT_MODULE, list(arguments), limits, light=limits is INSPECT_LIMITS)
+    return run_child(CONVERT_MODULE, list(arguments), limits, light=limits in _LIGHT)
 
 
 # --- Exported once, opened once ---------------------------------------------------------

@@ -2,8 +2,9 @@
 
 `save` keeps a checked file (`upload.Candidate`) in the database with the model's row
 (one transaction), so every server sharing the database has it; each copies it into
-`<data dir>/models/<sha256>.tflite` (a taught model's head: `.npz`) on first use and
-checks its digest. A model belongs to a scope's owner (nobody's by default).
+`<data dir>/models/<sha256>.tflite` (an ONNX model's: `.onnx`; a taught model's head:
+`.npz`) on first use and checks its digest. A model belongs to a scope's owner (nobody's
+by default).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from classifier.models import builtin, open_engines
 from classifier.models.errors import ModelError, ModelFileError, ModelNameTaken, UnknownModel
 from classifier.models.spec import Kind, ModelSpec, OwnDetails
 from classifier.models.upload import (
+    CROPS,
     SCALINGS,
     WHOLE_PICTURE,
     Candidate,
@@ -120,7 +122,10 @@ class AddedModel:
         """Say how pixels are scaled, for a person."""
         if self.base is not None:
             return f"as {builtin.title_of(self.base)}"
-        return SCALINGS[self.scaling].title if self.scaling in SCALINGS else str(self.scaling)
+        scaled = SCALINGS[self.scaling].title if self.scaling in SCALINGS else str(self.scaling)
+        if self.details.crop != WHOLE_PICTURE:
+            return f"{scaled}; centre crop {self.details.crop:.1%} of the short side"
+        return scaled
 
     @property
     def input_size(self) -> int:
@@ -165,8 +170,11 @@ def models_folder() -> Path:
 
 
 def file_path(entry: registry.ModelEntry) -> Path:
-    """Return where this server keeps a model's file: LiteRT, or a taught model's head."""
-    suffix = ".npz" if OwnDetails.kind_of(entry.details) is Kind.TAUGHT else ".tflite"
+    """Return where this server keeps a model's file: LiteRT or ONNX, or a taught model's head."""
+    if OwnDetails.kind_of(entry.details) is Kind.TAUGHT:
+        suffix = ".npz"
+    else:
+        suffix = ".onnx" if entry.details.get("format") == "onnx" else ".tflite"
     return models_folder() / f"{entry.sha256}{suffix}"
 
 
@@ -277,10 +285,17 @@ def exists(name: str, scope: Scope = EVERYONE) -> bool:
     return registry.get_model(store().scoped(scope), name) is not None
 
 
-def save(name: str, candidate: Candidate, scaling_name: str, scope: Scope = EVERYONE) -> AddedModel:
+def save(
+    name: str,
+    candidate: Candidate,
+    scaling_name: str,
+    scope: Scope = EVERYONE,
+    crop: float | None = None,
+) -> AddedModel:
     """Keep a candidate under a name: its row and file in the database, the file copied here.
 
-    It belongs to the scope's owner (nobody by default).
+    It belongs to the scope's owner (nobody by default). `crop`: how much of the picture's
+    shorter side it sees (`upload.CROPS`; None: what was detected).
 
     Raises:
         ModelFileError: the name is not usable.
@@ -294,10 +309,16 @@ def save(name: str, candidate: Candidate, scaling_name: str, scope: Scope = EVER
             "This model gives non-numbers (NaN or infinity) for pictures preprocessed as "
             f"{chosen.title}; pick another preprocessing."
         )
+    crop = candidate.detected_crop if crop is None else crop
+    if crop not in CROPS:
+        raise ModelFileError(
+            f"Expected the crop to be one of {', '.join(map(str, CROPS))}. Received: {crop!r}"
+        )
     details = dict(candidate.details)
-    details.update(class_names=list(candidate.class_names), scaling=scaling_name)
-    details.pop("ok", None)
-    return keep(name, candidate.source, details, candidate.tflite, scope=scope)
+    details.update(class_names=list(candidate.class_names), scaling=scaling_name, crop=crop)
+    for unkept in ("ok", "crop_hint"):
+        details.pop(unkept, None)
+    return keep(name, candidate.source, details, candidate.data, scope=scope)
 
 
 def keep(

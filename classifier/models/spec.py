@@ -95,6 +95,8 @@ class OwnDetails:
     accuracy: float | None = None  # a taught model's cross-validated accuracy
     photos: int | None = None  # how many photos taught it
     threshold: float | None = None  # a taught model's confidence threshold, when one was kept
+    format: str = "tflite"  # an added model's file: "tflite" (LiteRT) or "onnx" (ONNX Runtime)
+    crop: float = 1.0  # an added model's centre crop, of the picture's shorter side
 
     @staticmethod
     def kind_of(stored: Mapping[str, Any]) -> Kind:
@@ -117,6 +119,8 @@ class OwnDetails:
             accuracy=stored.get("accuracy"),
             photos=stored.get("photos"),
             threshold=stored.get("threshold"),
+            format=str(stored.get("format", "tflite")),
+            crop=float(stored.get("crop", 1.0)),
         )
 
     @property

@@ -12,9 +12,12 @@ which checks it, converts a Keras model to LiteRT and runs it once.
 
 Formats are told by their content, never by the file name:
 - LiteRT (`.tflite`): a FlatBuffer whose identifier, at byte 4, is `TFL3`.
+- ONNX (`.onnx`, from PyTorch, timm or Hugging Face exports): a protobuf that starts with
+  its IR version (`engines.is_onnx`). It is kept and run as it is, on ONNX Runtime.
 - Keras 2 or 3 HDF5 (`.h5`): the HDF5 signature.
 - Keras 3 (`.keras`): a zip holding `config.json` and `metadata.json`.
-- A zip of a model file and its labels, such as Teachable Machine's exports:
+- A zip of a model file and its labels (`model.onnx` and `labels.txt`, say), such as
+  Teachable Machine's exports:
   `keras_model.h5`, `model_unquant.tflite` or the quantized `model.tflite`, each
   with `labels.txt` (`0 Class name` per line).
 """
@@ -38,12 +41,12 @@ import numpy as np
 
 from classifier import files
 from classifier.config import get_settings
-from classifier.images import size_text
+from classifier.images import CROP_FRACTION, size_text
 from classifier.models import derived
 from classifier.models.errors import ModelFileError
 from classifier.models.spec import Kind, LoadedModel, ModelSpec, OwnDetails
 from classifier.runtime.child import ChildFailed
-from classifier.runtime.engines import LiteRTEngine
+from classifier.runtime.engines import is_onnx, open_model_file
 
 MAX_ZIP_ENTRIES = 64
 MAX_ZIP_INDEX_BYTES = 256 * 1024  # a zip's central directory: MAX_ZIP_ENTRIES need a few KB
@@ -127,27 +130,35 @@ def scaling_for_quantized_input(scale: float, zero_point: int, signed: bool = Fa
 class ModelFile:
     """A model file found in what a person uploaded, before it is run."""
 
-    format: str  # "tflite", "h5" or "keras"
+    format: str  # "tflite", "onnx", "h5" or "keras"
     data: bytes
     labels: tuple[str, ...] | None  # from the zip, or None when the person must give them
     teachable_machine: bool  # a Teachable Machine export (so [-1, 1] at 224x224, whole picture)
     described_as: str  # what the person added, e.g. "Teachable Machine zip (keras_model.h5)"
 
 
-FORMAT_TITLES = {"tflite": "LiteRT file", "h5": "Keras HDF5 file", "keras": "Keras 3 file"}
+FORMAT_TITLES = {
+    "tflite": "LiteRT file",
+    "onnx": "ONNX file",
+    "h5": "Keras HDF5 file",
+    "keras": "Keras 3 file",
+}
+RUN_AS_IT_IS = ("tflite", "onnx")  # formats kept and run as added; Keras is converted to LiteRT
 
 
 def _sniff_head(head: bytes) -> str | None:
-    """Return "tflite", "h5" or "zip" from a file's first 8 bytes, or None."""
+    """Return "tflite", "onnx", "h5" or "zip" from a file's first 8 bytes, or None."""
     if len(head) >= 8 and head[4:8] == b"TFL3":
         return "tflite"
+    if is_onnx(head):
+        return "onnx"
     if head.startswith(HDF5_SIGNATURE):
         return "h5"
     return "zip" if head.startswith(ZIP_SIGNATURE) else None
 
 
 def sniff(data: bytes, max_bytes: int | None = None) -> str | None:
-    """Return "tflite", "h5", "keras" or "zip" from a file's content, or None."""
+    """Return "tflite", "onnx", "h5", "keras" or "zip" from a file's content, or None."""
     kind = _sniff_head(data[:8])
     if kind == "zip":
         names = set(_safe_zip(data, max_bytes or len(data)).namelist())
@@ -157,7 +168,7 @@ def sniff(data: bytes, max_bytes: int | None = None) -> str | None:
 
 NOT_A_MODEL = (
     "This file is not a model this app can read: expected a Teachable Machine export (zip), "
-    "a Keras file (.keras or .h5) or a LiteRT file (.tflite)."
+    "a Keras file (.keras or .h5), a LiteRT file (.tflite) or an ONNX file (.onnx)."
 )
 
 
@@ -196,7 +207,7 @@ def read_upload(data: bytes, labels_data: bytes | None, max_bytes: int) -> Model
         models = [name for name in members if sniff_member(archive, name) is not None]
         if not models:
             raise ModelFileError(
-                "This zip holds no model: expected a .tflite, .h5 or .keras file in it."
+                "This zip holds no model: expected a .tflite, .onnx, .h5 or .keras file in it."
             )
         if len(models) > 1:
             raise ModelFileError(
@@ -409,24 +420,36 @@ class Candidate:
     """A model that was read, checked and converted, but not kept yet."""
 
     source: str  # what the person added, e.g. "Teachable Machine zip (keras_model.h5)"
-    tflite: bytes
+    data: bytes  # the file that runs it: LiteRT (a Keras model converted) or ONNX
     class_names: tuple[str, ...]
-    details: dict[str, Any]  # the child's report: input size, dtypes, outputs, ...
+    details: dict[str, Any]  # the child's report: format, input size, dtypes, outputs, ...
     detected_scaling: str | None  # None: the person must choose
+    detected_crop: float = WHOLE_PICTURE  # torchvision's centre crop for an NCHW ONNX model
+
+    @property
+    def format(self) -> str:
+        """ "tflite" or "onnx": the file kept and run."""
+        return str(self.details.get("format", "tflite"))
 
     @cached_property
     def sha256(self) -> str:
-        return files.sha256_of(self.tflite)
+        return files.sha256_of(self.data)
 
-    def spec(self, scaling_name: str, name: str = "new model") -> ModelSpec:
+    def spec(
+        self, scaling_name: str, name: str = "new model", crop: float | None = None
+    ) -> ModelSpec:
         """Return the spec this candidate would have, to classify a test picture."""
-        stored = self.details | {"scaling": scaling_name, "class_names": self.class_names}
+        stored = self.details | {
+            "scaling": scaling_name,
+            "class_names": self.class_names,
+            "crop": self.detected_crop if crop is None else crop,
+        }
         return added_spec(name, OwnDetails.read(stored), None, self.source, self.sha256)
 
-    def loaded(self, scaling_name: str) -> LoadedModel:
+    def loaded(self, scaling_name: str, crop: float | None = None) -> LoadedModel:
         """Return the candidate as a loaded model, for a test answer before it is kept."""
-        spec = self.spec(scaling_name)
-        runner = LiteRTEngine(self.tflite, get_settings().num_threads, softmax=spec.softmax)
+        spec = self.spec(scaling_name, crop=crop)
+        runner = open_model_file(self.data, get_settings().num_threads, softmax=spec.softmax)
         return LoadedModel(spec, runner, spec.name, spec.weights_origin, "")
 
 
@@ -449,6 +472,9 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
         if found.format == "tflite":
             report = _check("inspect", str(source))
             tflite = found.data
+        elif found.format == "onnx":
+            report = _check("inspect-onnx", str(source))
+            tflite = found.data
         else:
             output = Path(folder) / "model.tflite"
             report = _check("convert", found.format, str(source), str(output))
@@ -463,12 +489,15 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
     detected = report.get("scaling_hint") or (
         TEACHABLE_MACHINE_SCALING if found.teachable_machine else None
     )
+    report.setdefault("format", "tflite")
+    producer = report.get("producer")  # an ONNX file's exporter, e.g. "pytorch 2.13.0"
     return Candidate(
-        source=found.described_as,
-        tflite=tflite,
+        source=f"{found.described_as} from {producer}" if producer else found.described_as,
+        data=tflite,
         class_names=found.labels,
         details=report,
         detected_scaling=detected,
+        detected_crop=report.get("crop_hint") or WHOLE_PICTURE,
     )
 
 
@@ -502,6 +531,13 @@ def _check(*arguments: str) -> dict[str, Any]:
         raise ModelFileError(str(exc)) from None
 
 
+# How much of a picture an added model sees, by crop fraction of its shorter side.
+CROPS = {
+    WHOLE_PICTURE: "The picture's centre square, whole (Teachable Machine, Keras)",
+    CROP_FRACTION: "The short side resized, centre crop 87.5% (torchvision, timm)",
+}
+
+
 def added_spec(
     name: str, details: OwnDetails, path: Path | None, source: str, version: str
 ) -> ModelSpec:
@@ -517,7 +553,7 @@ def added_spec(
         build=None,
         weights_origin=f"Added model: {source}",
         class_names=details.class_names,
-        crop_fraction=WHOLE_PICTURE,
+        crop_fraction=details.crop,
         engine_file=path or Path(),
         softmax=details.logits,
         version=version,

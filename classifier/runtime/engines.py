@@ -1,6 +1,7 @@
 """Engines: what turns a preprocessed batch into probabilities, and nothing else.
 
-`LiteRTEngine` runs a .tflite file (XNNPACK); `KerasEngine` and `EagerKerasEngine` run a
+`LiteRTEngine` runs a .tflite file (XNNPACK), `OnnxEngine` an .onnx file (ONNX Runtime,
+for models added from PyTorch); `KerasEngine` and `EagerKerasEngine` run a
 Keras model where LiteRT is missing or until an export is ready; `ExportingEngine`
 answers with Keras at once and with LiteRT once its file is exported. None of them
 knows what kind of model it runs (built in, added, taught): `classifier.models` opens
@@ -144,15 +145,7 @@ class LiteRTEngine:
         if self._output_quantization is not None:
             scale, zero_point = self._output_quantization
             out = (out - np.float32(zero_point)) * np.float32(scale)
-        if not np.all(np.isfinite(out)):
-            raise ModelError(
-                "The model gave no usable answer for this picture: its scores are not numbers "
-                "(NaN or infinity)."
-            )
-        if self._softmax:
-            out = np.exp(out - out.max(axis=1, keepdims=True))
-            out /= out.sum(axis=1, keepdims=True)
-        return out
+        return _probabilities(out, self._softmax)
 
     def wait(self) -> None:
         return None
@@ -160,6 +153,103 @@ class LiteRTEngine:
     def twin(self, num_threads: int) -> LiteRTEngine:
         """Return a new interpreter on the same model: its own buffers, its own lock."""
         return LiteRTEngine(self._model, num_threads, softmax=self._softmax)
+
+
+ONNX_BACKEND = "ONNX Runtime"
+
+
+class OnnxEngine:
+    """An ONNX Runtime session over one .onnx file (CPU provider, the app's thread count).
+
+    The session reads the file alone: `session.run` is safe to call from several threads,
+    and a twin opens a session of its own. The batch is NHWC float32, as for every engine;
+    a channels-first input gets it transposed, a float16 one gets it cast, and a model
+    with a fixed batch of one runs one picture per call. `softmax` turns logits into
+    probabilities.
+    """
+
+    backend = ONNX_BACKEND
+
+    def __init__(self, model: Path | bytes, num_threads: int, *, softmax: bool = False):
+        import onnxruntime
+
+        self.path = model if isinstance(model, Path) else None
+        self._model = model
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(1, num_threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: its warnings are for developers
+        source = str(model) if isinstance(model, Path) else model
+        self._session = onnxruntime.InferenceSession(
+            source, options, providers=["CPUExecutionProvider"]
+        )
+        given = self._session.get_inputs()[0]
+        self._input = given.name
+        shape = list(given.shape)
+        self._channels_first = shape[1] == 3 and shape[3] != 3
+        self._one_at_a_time = shape[0] == 1  # a fixed batch of one
+        self._input_dtype = np.float16 if given.type == "tensor(float16)" else np.float32
+        self._softmax = softmax
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, dtype=np.float32)
+        if self._channels_first:
+            batch = batch.transpose(0, 3, 1, 2)
+        batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        parts = [batch[i : i + 1] for i in range(len(batch))] if self._one_at_a_time else [batch]
+        try:
+            outputs = [self._session.run(None, {self._input: part})[0] for part in parts]
+        except Exception as exc:  # an added model can fail on a picture
+            raise ModelError(
+                f"The model failed on this picture ({' '.join(str(exc).split())[:200]})."
+            ) from None
+        out = np.concatenate(outputs).reshape(len(batch), -1).astype(np.float32, copy=False)
+        return _probabilities(out, self._softmax)
+
+    def wait(self) -> None:
+        return None
+
+    def twin(self, num_threads: int) -> OnnxEngine:
+        """Return a new session on the same model, with threads of its own."""
+        return OnnxEngine(self._model, num_threads, softmax=self._softmax)
+
+
+def _probabilities(out: np.ndarray, softmax: bool) -> np.ndarray:
+    """Check a model's scores are numbers, and turn logits into probabilities."""
+    if not np.all(np.isfinite(out)):
+        raise ModelError(
+            "The model gave no usable answer for this picture: its scores are not numbers "
+            "(NaN or infinity)."
+        )
+    if softmax:
+        out = np.exp(out - out.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def is_onnx(head: bytes) -> bool:
+    """Tell an ONNX file from its first bytes: a protobuf ModelProto starts with its
+    `ir_version` (field 1, a small varint), then one of its next fields' tags."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 0x7F and head[2] in ONNX_NEXT_TAGS
+
+
+# ModelProto fields after ir_version, as written in field order: producer_name (2),
+# producer_version (3), domain (4), model_version (5), doc_string (6), graph (7),
+# opset_import (8), metadata_props (14), training_info (20), functions (25).
+ONNX_NEXT_TAGS = frozenset({0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA})
+
+
+def open_model_file(model: Path | bytes, num_threads: int, *, softmax: bool = False) -> Engine:
+    """Open a model file someone added with its runtime, told by its content: LiteRT
+    (`TFL3` at byte 4) or ONNX Runtime."""
+    if isinstance(model, Path):
+        with open(model, "rb") as file:
+            head = file.read(8)
+    else:
+        head = model[:8]
+    if is_onnx(head):
+        return OnnxEngine(model, num_threads, softmax=softmax)
+    return LiteRTEngine(model, num_threads, softmax=softmax)
 
 
 class KerasEngine:
