@@ -98,10 +98,10 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "CROPS",
     "FALLBACK_MODEL",
     "MAX_NAME_LENGTH",
     "MODELS",
-    "CROPS",
     "SCALINGS",
     "AddedModel",
     "Candidate",
