@@ -39,7 +39,7 @@ class ModelSpec:
     """One model: what it is, how to feed it, and where what runs it comes from.
 
     A built-in model has `build` and its ImageNet `weights_file`; an added model has its
-    LiteRT file in `engine_file`; a taught model has its head there, and its `base`.
+    LiteRT or ONNX file in `engine_file`; a taught model has its head there, and its `base`.
     """
 
     name: str
@@ -52,7 +52,7 @@ class ModelSpec:
     weights_origin: str
     class_names: tuple[str, ...] = field(default_factory=labels.labels, repr=False)
     crop_fraction: float = images.CROP_FRACTION  # of the picture's shorter side
-    engine_file: Path | None = None  # an added model's LiteRT file; a taught model's head
+    engine_file: Path | None = None  # an added model's LiteRT or ONNX file; a taught one's head
     softmax: bool = False  # its outputs are logits: the engine turns them into probabilities
     version: str = ""  # changes when an own model of the same name is another file
     base: str | None = None  # a taught model: the built-in network giving its features
