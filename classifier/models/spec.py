@@ -1,8 +1,8 @@
 """What a model is, whatever its kind: its spec, the choice of who answers, a loaded model.
 
 Three kinds: a built-in network (`builtin`: built with Keras from ImageNet weights, run
-from an engine file exported once), a model someone added (`own`: a LiteRT file run as
-it is) and a model taught here (`own` and `taught`: a built-in network's features, then
+from an engine file exported once), a model someone added (`own`: a LiteRT or ONNX file
+run as it is) and a model taught here (`own` and `taught`: a built-in network's features, then
 a linear head). The spec says which in `kind`, and carries what each kind needs.
 """
 
