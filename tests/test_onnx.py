@@ -210,10 +210,6 @@ def test_a_zip_of_the_model_and_its_labels_needs_no_labels_file():
     assert candidate.source == "zip (model.onnx) from onnx-files-test"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upload.read_model says “A ONNX file needs a labels file”; passes once it says “An”",
-)
 def test_an_onnx_file_alone_asks_for_its_labels():
     with pytest.raises(ModelFileError, match=re.escape("An ONNX file needs a labels file")):
         models.read_model(of.valid_helper_model())

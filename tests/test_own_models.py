@@ -117,7 +117,7 @@ def test_the_command_line_adds_predicts_with_and_removes_a_model(made, tmp_path)
 @pytest.mark.slow
 def test_the_command_line_asks_for_the_preprocessing_when_the_file_does_not_say(made, tmp_path):
     model_path, labels_path = tmp_path / "plain.tflite", tmp_path / "labels.txt"
-    model_path.write_bytes(models.read_model(made["float_zip"]).tflite)
+    model_path.write_bytes(models.read_model(made["float_zip"]).data)
     labels_path.write_text("cat\ncoffee\nrocket\n")
     args = [sys.executable, "-m", "classifier", "models", "add", "Plain", str(model_path)]
     done = subprocess.run(

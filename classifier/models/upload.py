@@ -463,8 +463,8 @@ def read_model(data: bytes, labels_data: bytes | None = None) -> Candidate:
     found: ModelFile = read_upload(data, labels_data, get_settings().max_model_bytes)
     if found.labels is None:
         raise ModelFileError(
-            f"A {FORMAT_TITLES[found.format]} needs a labels file: one class name per line, "
-            "or a JSON list."
+            f"{'An' if found.format == 'onnx' else 'A'} {FORMAT_TITLES[found.format]} needs a "
+            "labels file: one class name per line, or a JSON list."
         )
     with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=scratch) as folder:
         source = Path(folder) / f"source.{found.format}"
