@@ -12,11 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from classifier import charts, history, models
 from classifier.config import get_settings
+from classifier.predict import UNSURE_BELOW
 from ui import account, columns, permalink
 
 log = logging.getLogger(__name__)
@@ -498,3 +500,67 @@ def show_summary(store: history.HistoryStore, filters: history.Filters) -> None:
     else:
         accuracy["model"] = accuracy["model"].map(models.title_of)
         right.altair_chart(charts.accuracy_chart(accuracy), width="stretch")
+    show_what_changed(store, filters)
+
+
+def show_what_changed(store: history.HistoryStore, filters: history.Filters) -> None:
+    """Draw how the filtered answers changed: their confidence and unsure share per day (per
+    week beyond a month), and in one sentence what moved in the latest period against the
+    one before more than chance explains."""
+    st.subheader("What changed")
+    # The Classify page's threshold, kept across pages; the app's default before it is set.
+    unsure_below = float(st.session_state.get("kept_threshold", UNSURE_BELOW))
+    changed = history.drift.what_changed(store, filters, unsure_below)
+    sentence = changed.sentence(columns.plain)  # class names shown as written
+    if sentence is not None:
+        st.info(sentence, icon=":material/trending_up:")
+    if changed.comparison is not None:
+        st.caption(changed.comparison.details())
+    elif changed.note:
+        st.caption(changed.note)
+    if changed.periods.empty:
+        return
+    st.altair_chart(_drift_chart(changed), width="stretch")
+    where = (
+        "the confidence threshold set in the Classify page's sidebar"
+        if "kept_threshold" in st.session_state
+        else "the app's default confidence threshold (the Classify page's sidebar sets another)"
+    )
+    st.caption(f"Unsure: a top-1 answer below {unsure_below:.0%}, {where}. Days are in UTC"
+               + (", weeks from Monday." if changed.unit == "week" else "."))  # fmt: skip
+
+
+def _drift_chart(changed: history.drift.Drift) -> alt.Chart:
+    """Draw the median confidence and the unsure share of each period as two lines."""
+    frame = changed.periods
+    confidence, unsure = "Median confidence", f"Unsure (below {changed.unsure_below:.0%})"
+    lines = pd.concat(
+        [
+            frame.assign(measure=confidence, value=frame["median_confidence"]),
+            frame.assign(measure=unsure, value=frame["unsure_share"]),
+        ],
+        ignore_index=True,
+    )[["period", "measure", "value", "answers"]]
+    when = "Week of" if changed.unit == "week" else "Day"
+    return (
+        alt.Chart(lines, title=f"Confidence per {changed.unit}")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("utcyearmonthdate(period):T", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1]), axis=charts.SHARE_AXIS),
+            color=alt.Color(
+                "measure:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=[confidence, unsure], range=[charts.HIGHLIGHT, charts.MUTED]
+                ),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            tooltip=[
+                alt.Tooltip("utcyearmonthdate(period):T", title=when),
+                alt.Tooltip("measure:N", title="Measure"),
+                alt.Tooltip("value:Q", title="Share", format=".0%"),
+                alt.Tooltip("answers:Q", title="Answers"),
+            ],
+        )
+    )

@@ -6,8 +6,9 @@ upgrades those of older releases, and `connecting` makes the engine for a URL
 and opens (creates or upgrades) the tables. `registry` keeps the models people
 added and `owners` whose rows a store acts on; both query through the store.
 `errors` says what went wrong without giving away the database password. The
-summary counts for the charts are in `stats`, the only part that imports pandas; it
-is loaded on first use of `history.stats`. `shared_store(url)` is the process's one
+summary counts for the charts are in `stats`, and what changed over time (with a
+chi-square test) in `drift`: the only parts that import pandas (and scipy), loaded on
+first use of `history.stats` or `history.drift`. `shared_store(url)` is the process's one
 store for a database (one connection pool for the pages, the models people keep and
 the command line).
 """
@@ -40,7 +41,7 @@ from classifier.history.records import (
 from classifier.history.store import HistoryStore
 
 if TYPE_CHECKING:
-    from classifier.history import stats
+    from classifier.history import drift, stats
 
 __all__ = [
     "FEEDBACK_FILTERS",
@@ -56,6 +57,7 @@ __all__ = [
     "NewRecord",
     "Record",
     "Removed",
+    "drift",
     "log_message",
     "masked_url",
     "public_message",
@@ -89,6 +91,6 @@ def close_shared_stores() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "stats":  # imported on first use, so that pandas is too
-        return importlib.import_module("classifier.history.stats")
+    if name in ("stats", "drift"):  # imported on first use, so that pandas (scipy) is too
+        return importlib.import_module(f"classifier.history.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
