@@ -1,5 +1,5 @@
-"""`python -m benchmarks [--quick] [--browser | --api | --batch | --evaluation] [--cache-dir DIR]
-[--json FILE]`.
+"""`python -m benchmarks [--quick] [--browser | --api | --batch | --evaluation | --onnx]
+[--cache-dir DIR] [--json FILE]`.
 
 Prints a markdown table of the measurements.
 """
@@ -24,6 +24,7 @@ from benchmarks import (
     evaluation,
     explain,
     inference,
+    onnx_model,
     own_model,
     page,
     photos,
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         "1,000 labelled photos against `predict DIR -r` once per model (60 photos and no target "
         "with --quick)",
     )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="only the added-ONNX-model rows: EfficientNet-Lite0 ported to PyTorch, exported to "
+        "ONNX and added to the app, against a raw ONNX Runtime session and against the built-in "
+        "efficientnet_lite0 on LiteRT (same weights); needs torch (requirements-dev.txt)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
 
@@ -111,8 +119,9 @@ def installed_version(*distributions: str) -> str:
     return "not installed"
 
 
-def describe_machine(quick: bool) -> str:
-    """Return one line naming the machine, the versions and the mode of this run."""
+def describe_machine(quick: bool, torch: bool = False) -> str:
+    """Return one line naming the machine, the versions and the mode of this run
+    (`torch`: PyTorch's too, which exports the ONNX suite's model)."""
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -126,8 +135,10 @@ def describe_machine(quick: bool) -> str:
             ("TensorFlow", ("tensorflow-cpu", "tensorflow")),
             ("Keras", ("keras",)),
             ("LiteRT", ("ai-edge-litert",)),
+            ("ONNX Runtime", ("onnxruntime",)),
             ("Streamlit", ("streamlit",)),
             ("Pillow", ("pillow",)),
+            *((("PyTorch", ("torch",)),) if torch else ()),
         )
     )
     return (
@@ -154,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += batch_page.run(quick=args.quick)  # a 500-photo job from the browser
         elif args.evaluation:  # a suite of its own too: whole processes on every core
             rows += evaluation.run(scratch, quick=args.quick)
+        elif args.onnx:  # a suite of its own: it needs torch, which the app does not
+            rows += onnx_model.run(scratch, quick=args.quick)
         else:
             rows += inference.run(scratch, quick=args.quick)
             rows += own_model.run(scratch, quick=args.quick)
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += server.run(scratch, quick=args.quick)
             rows += teach_memory.run(scratch, quick=args.quick)
     say("done")
-    print(describe_machine(args.quick), end="\n\n")
+    print(describe_machine(args.quick, torch=args.onnx), end="\n\n")
     print(markdown(rows))
     if args.json:
         write_json(rows, args.json)
