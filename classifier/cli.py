@@ -3,7 +3,7 @@
 classifier predict [--model NAME] [--top-k K] [--json] [--quiet] [--save] [--recursive]
                    [--explain DIR] [--server URL [--token TOKEN]] FILE|DIR|- ...
 classifier models [list] [--server URL [--token TOKEN]]
-classifier models add NAME FILE [--labels FILE] [--preprocess SCALING]
+classifier models add NAME FILE [--labels FILE] [--preprocess SCALING] [--crop whole|centre]
 classifier models remove NAME
 classifier teach NAME DIR [--base MODEL]
 classifier evaluate DIR --model NAME [--model NAME ...] [--json] [--no-save]
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from classifier import images, models
 from classifier.config import SettingsError, get_settings
+from classifier.models.upload import WHOLE_PICTURE
 from classifier.predict import MAX_TOP_K, Prediction, classify
 from classifier.terminal import (
     STDIN,
@@ -69,6 +70,8 @@ def _top_k(value: str) -> int:
 
 
 SCALING_NAMES = tuple(models.SCALINGS)
+# How much of a picture an added model sees (`upload.CROPS`), by the names people type.
+CROP_NAMES = {"whole": WHOLE_PICTURE, "centre": images.CROP_FRACTION}
 
 # Each command's --help ends with these (`tests/test_cli.py` checks that each one parses).
 EXAMPLES = {
@@ -87,7 +90,8 @@ EXAMPLES = {
   classifier models                     # what is available and cached here, and yours
   classifier models add "Desk things" converted_keras.zip   # a Teachable Machine export
   classifier models remove "Desk things"
-  classifier models add Birds birds.tflite --labels birds.txt --preprocess zero_to_one""",
+  classifier models add Birds birds.tflite --labels birds.txt --preprocess zero_to_one
+  classifier models add Flowers flowers.onnx --labels flowers.txt   # from torch.onnx.export""",
     "teach": """\
   classifier teach Mugs photos/         # photos/<class>/*.jpg: one folder per class
   classifier teach Mugs photos/ --base mobilenet_v3_small
@@ -183,10 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="list the models and what is available here")
     _remote_options(listing, "list this deployment's models instead of this computer's", True)
     add = model_commands.add_parser(
-        "add", help="add your own model: a Teachable Machine zip, .keras, .h5 or .tflite"
+        "add", help="add your own model: a Teachable Machine zip, .keras, .h5, .tflite or .onnx"
     )
     add.add_argument("name", metavar="NAME", help="the name it gets in the picker and history")
-    add.add_argument("file", type=Path, metavar="FILE", help="the model file")
+    add.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="the model file (.tflite, .keras, .h5, or .onnx as torch.onnx.export writes it), "
+        "or a zip of it and its labels.txt",
+    )
     add.add_argument(
         "--labels", type=Path, metavar="FILE", help="class names, one per line or a JSON list"
     )
@@ -195,7 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCALING_NAMES,
         metavar="SCALING",
         help=f"how pixels are scaled: {', '.join(SCALING_NAMES)} "
-        "(detected for Teachable Machine and quantized models)",
+        "(detected for Teachable Machine and quantized models; imagenet is assumed for "
+        "ONNX models taking channels first, as PyTorch's do)",
+    )
+    add.add_argument(
+        "--crop",
+        choices=tuple(CROP_NAMES),
+        help="what the model sees: the picture's centre square whole (Teachable Machine, "
+        "Keras), or a centre crop of 87.5%% of the short side (torchvision, timm); by default "
+        "centre for ONNX models taking channels first, whole otherwise",
     )
     remove = model_commands.add_parser("remove", help="remove an added model")
     remove.add_argument("name", metavar="NAME")
@@ -776,13 +794,22 @@ def run_models_add(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        model = models.save(name, candidate, scaling_name)
+        crop = CROP_NAMES[args.crop] if args.crop else None  # None: what was detected
+        model = models.save(name, candidate, scaling_name, crop=crop)
     except (models.ModelFileError, models.ModelNameTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if candidate.details.get("size_assumed"):
+        size = model.input_size
+        print(
+            f"note: this model takes pictures of any size; it is given {size}x{size} pictures",
+            file=sys.stderr,
+        )
+    cropped = model.details.crop
+    seen = "whole picture" if cropped == WHOLE_PICTURE else f"centre crop {cropped:.1%}"
     print(
         f"added {model.name}: {len(model.class_names):,} classes, "
-        f"{model.input_size}x{model.input_size}, {model.scaling}",
+        f"{model.input_size}x{model.input_size}, {model.scaling}, {seen}",
         file=sys.stderr,
     )
     return 0

@@ -16,6 +16,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from benchmarks import server as server_tools
+from tests import onnx_files
 from tests.conftest import ROOT
 from tests.helpers import CAT_CLASSES
 
@@ -333,6 +334,67 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
         history_cells.first.wait_for(state="attached")
         texts = history_cells.all_inner_texts()
         assert "Desk things" in texts and "Coffee" in texts and "Rocket" in texts
+        assert "Traceback" not in page.content()
+
+
+@onnx_files.needs_torch
+def test_add_an_onnx_file_and_its_labels_then_classify_and_correct_with_its_classes(
+    browser, tmp_path, tmp_path_factory, lite0
+):
+    from tests.test_models_page import TM_LABELS, desk_things_onnx
+
+    exported = desk_things_onnx(tmp_path / "desk_things.onnx")  # as torch.onnx.export writes
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(TM_LABELS)
+    with _own_server_page(browser, tmp_path_factory.mktemp("onnx-model")) as page:
+        page.get_by_text("What's in this photo?").wait_for()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models").click()
+        page.get_by_role("heading", name="Add a model").wait_for()
+        uploaders = page.locator("input[type=file]")
+        uploaders.nth(1).set_input_files(str(labels))  # the labels file's own uploader
+        page.get_by_text("labels.txt").first.wait_for()
+        uploaders.first.set_input_files(str(exported.path))
+        said = page.get_by_test_id("stAlert").filter(has_text="ONNX file from pytorch")
+        expect(said).to_contain_text(
+            "3 classes, input 224×224 float32 (NCHW), outputs logits.", timeout=WAIT
+        )
+        page.get_by_text("Classes: Cat, Coffee, Rocket").wait_for()
+        crop = page.get_by_role("combobox", name="Crop")
+        expect(crop).to_have_value(re.compile(r"centre crop 87\.5% \(torchvision, timm\)"))
+        name = page.get_by_label("Name")
+        name.fill("Desk things")
+        name.press("Enter")
+        add = page.get_by_role("button", name="Add model")
+        expect(add).to_be_enabled(timeout=WAIT)
+        add.click()
+        page.get_by_text(
+            "Added Desk things. It is now the model picked on the Classify page."
+        ).wait_for()
+        page.get_by_role("link", name="Classify a photo with it").click()
+
+        page.get_by_text("What's in this photo?").wait_for()
+        picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model")
+        expect(picker).to_have_value("Desk things (added)", timeout=WAIT)
+        page.locator("input[type=file]").set_input_files(
+            str(ROOT / "assets" / "examples" / "coffee.jpg")
+        )
+        answer = page.locator("h3").filter(has_text="·").first
+        expect(answer).to_have_text(re.compile(r"^Coffee · \d+%$"), timeout=WAIT)
+        chart = page.get_by_test_id("stVegaLiteChart").first.locator("svg").first
+        expect(chart).to_be_visible(timeout=WAIT)
+        drawn = set(chart.locator("text").all_text_contents())
+        assert {"Cat", "Coffee", "Rocket"} <= drawn  # its own classes, not ImageNet's
+        cells = page.get_by_test_id("stTable").first.locator("tbody td").all_inner_texts()
+        assert {"Cat", "Coffee", "Rocket"} <= set(cells)
+        expect(page.get_by_text("Added model: ONNX file from pytorch")).to_be_visible()
+
+        page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
+        _wait_until_the_page_is_drawn(page)
+        box = page.locator("[class*='st-key-correction_'] input")
+        options = _open_the_options(page, box)
+        assert sorted(options.all_inner_texts()) == ["Cat", "Coffee", "Rocket"]
+        page.get_by_role("option", name="Rocket").click()
+        page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
         assert "Traceback" not in page.content()
 
 

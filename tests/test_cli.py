@@ -24,9 +24,14 @@ from classifier import files, models
 from classifier.cli import EXAMPLES, build_parser, main
 from classifier.history import HistoryStore
 from classifier.runtime import cache
-from tests.conftest import ROOT
+from tests import model_fixtures as mf
+from tests import onnx_files
+from tests.conftest import EXAMPLES as EXAMPLES_FOLDER
+from tests.conftest import PHOTOS, ROOT
 from tests.helpers import CAT_CLASSES, cli, encode
+from tests.onnx_files import needs_torch
 from tests.test_images import patch_png_size
+from tests.test_models_page import TM_LABELS, desk_things_onnx, onnx_pictures
 
 
 @dataclass(frozen=True)
@@ -340,6 +345,99 @@ def test_models_lists_every_model_with_its_state(lite0, run_cli):
     assert "engine     cached: " in blocks["efficientnet_lite0"]
     assert "weights    missing" in blocks["mobilenet_v2"]
     assert "engine     not built yet" in blocks["mobilenet_v2"]
+
+
+# --- `models add` with ONNX files (tests/onnx_files.py; the Models page's own are in
+# tests/test_models_page.py, the other formats' in tests/test_own_models.py) -------------
+
+
+def onnx_and_labels(folder: Path, data: bytes) -> tuple[Path, Path]:
+    """Write an ONNX file and a labels file naming mf.TM_CLASSES; return both paths."""
+    model, labels = folder / "desk.onnx", folder / "desk.txt"
+    model.write_bytes(data)
+    labels.write_bytes(TM_LABELS)
+    return model, labels
+
+
+@needs_torch
+@pytest.mark.usefixtures("own_database")
+def test_models_add_keeps_an_onnx_file_that_predict_then_answers_with(tmp_path, run_cli):
+    exported = desk_things_onnx(tmp_path / "exported.onnx")
+    model, labels = onnx_and_labels(tmp_path, exported.path.read_bytes())
+    done = run_cli("models", "add", "Desk ONNX", str(model), "--labels", str(labels))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "added Desk ONNX: 3 classes, 224x224, imagenet, centre crop 87.5%"
+    )
+    assert "any size" not in done.stderr  # its size is fixed
+    listed = run_cli("models").stdout
+    assert "Desk ONNX  (added " in listed and "3: Cat, Coffee, Rocket" in listed
+    assert "source     ONNX file from pytorch 2." in listed
+    assert "per channel; centre crop 87.5% of the short side" in listed
+
+    photos = [str(EXAMPLES_FOLDER / f"{name}.jpg") for name in PHOTOS]
+    done = run_cli("predict", "--model", "Desk ONNX", "--json", *photos)
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert [a["top_k"][0]["label"] for a in answers] == list(mf.TM_CLASSES)
+    assert all(sorted(e["label"] for e in a["top_k"]) == sorted(mf.TM_CLASSES) for a in answers)
+    torch_says = exported.run(onnx_pictures())  # PyTorch's own answer, on the same crop
+    for answer, expected in zip(answers, torch_says, strict=True):
+        for entry in answer["top_k"]:
+            index = mf.TM_CLASSES.index(entry["label"])
+            assert entry["probability"] == pytest.approx(expected[index], abs=1e-4)
+
+
+@needs_torch
+@pytest.mark.usefixtures("own_database")
+def test_models_add_says_a_model_of_any_size_is_given_224_and_takes_the_crop_asked(
+    tmp_path, run_cli
+):
+    exported = desk_things_onnx(tmp_path / "exported.onnx", dynamic_size=True)
+    model, labels = onnx_and_labels(tmp_path, exported.path.read_bytes())
+    done = run_cli(
+        "models", "add", "Any size", str(model), "--labels", str(labels), "--crop", "whole"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-2:] == [
+        "note: this model takes pictures of any size; it is given 224x224 pictures",
+        "added Any size: 3 classes, 224x224, imagenet, whole picture",
+    ]
+    (kept,) = models.all_models()
+    assert kept.details.crop == 1.0 and "crop" not in kept.preprocessing
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            onnx_files.custom_op_model,
+            "This ONNX model uses the custom operation MagicOp of “com.example.custom”, which "
+            "needs code of its own; models with custom operations are refused.",
+        ),
+        (
+            lambda: onnx_files.truncated(onnx_files.valid_helper_model()),
+            "This ONNX file cannot be read: it is damaged or cut short.",
+        ),
+        (
+            onnx_files.two_inputs_model,
+            "This model has 2 input(s) and 1 output(s); an image classifier has one of each.",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("own_database")
+def test_models_add_refuses_an_onnx_file_in_one_sentence(tmp_path, run_cli, make, said):
+    model, labels = onnx_and_labels(tmp_path, make())
+    done = run_cli("models", "add", "Refused", str(model), "--labels", str(labels))
+    assert done.returncode == 1
+    assert done.stderr == f"reading {model} ...\nerror: {said}\n"  # no traceback
+    assert done.stdout == "" and models.all_models() == []
+
+
+def test_an_onnx_file_and_its_crop_are_in_the_help(run_cli):
+    add = " ".join(run_cli("models", "add", "--help").stdout.split())  # argparse wraps lines
+    assert ".onnx as torch.onnx.export writes it" in add and "--crop {whole,centre}" in add
+    assert "classifier models add Flowers flowers.onnx" in run_cli("models", "--help").stdout
 
 
 @pytest.fixture

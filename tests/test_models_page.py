@@ -5,16 +5,21 @@ trying and removing a model, and classifying with it on the other pages.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.navigation.page import calc_hash
 
-from classifier import charts, models, teach
+from classifier import charts, images, models, teach
+from classifier.images import CROP_FRACTION
 from classifier.labels import TopClass
 from classifier.models import own
 from tests import model_fixtures as mf
-from tests.conftest import photo
+from tests import onnx_files
+from tests.conftest import PHOTOS, photo
 from tests.helpers import app_test
+from ui.columns import plain
 
 pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
 
@@ -257,3 +262,138 @@ def test_a_model_with_10000_classes_works_on_every_page(tmp_path):
     assert rows[0].top_k[0].label in at.dataframe[0].value["top-1"].tolist()
     exported = own.store().export_csv().decode()
     assert exported.count("Ten thousand") == 2
+
+
+# --- ONNX files (tests/onnx_files.py) -------------------------------------------------
+
+
+def onnx_pictures() -> np.ndarray:
+    """The example photos of PHOTOS as a torchvision model is given them: the short side's
+    centre crop, ImageNet mean/std, channels first."""
+    scale = models.SCALINGS["imagenet"].scale
+    seen = [
+        images.fit_to_input(images.decode_image(photo(name)).image, 224, CROP_FRACTION)
+        for name in PHOTOS
+    ]
+    return np.stack([scale(picture.astype(np.float32)).transpose(2, 0, 1) for picture in seen])
+
+
+def desk_things_onnx(path: Path, *, dynamic_size: bool = False) -> onnx_files.TorchModel:
+    """A PyTorch CNN exported to `path` that tells the cat, coffee and rocket photos apart
+    (mf.TM_CLASSES, in that order) as a torchvision model sees them."""
+    return onnx_files.torch_cnn_model(
+        path, len(mf.TM_CLASSES), dynamic_size=dynamic_size, pictures=onnx_pictures()
+    )
+
+
+TM_LABELS = "".join(f"{name}\n" for name in mf.TM_CLASSES).encode()
+
+
+def upload_onnx(at, file_name: str, data: bytes, labels: bytes | None = TM_LABELS):
+    if labels is not None:
+        at.file_uploader(key="add_labels_0").set_value(("labels.txt", labels, "text/plain"))
+    at.file_uploader(key="add_model_0").set_value((file_name, data, "application/octet-stream"))
+    return at.run()
+
+
+@onnx_files.needs_torch
+def test_an_onnx_file_from_pytorch_is_read_tried_and_added_with_its_crop(tmp_path):
+    exported = desk_things_onnx(tmp_path / "Desk things.onnx")
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload_onnx(at, "Desk things.onnx", exported.path.read_bytes())
+    assert not at.exception and not at.error
+    said = at.success[0].value  # the format, whose exporter, and the input's layout
+    assert said.startswith("ONNX file from pytorch 2.")
+    assert said.endswith(": 3 classes, input 224×224 float32 (NCHW), outputs logits.")
+    assert "Classes: Cat, Coffee, Rocket" in [t.value for t in at.text]
+    assert at.text_input(key="add_name_0").value == "Desk things"
+    assert at.selectbox(key="add_scaling_0").value == "imagenet"
+    crop = at.selectbox(key="add_crop_0")
+    assert crop.value == CROP_FRACTION
+    assert crop.options == [models.CROPS[1.0], models.CROPS[CROP_FRACTION]]
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Detected from the file: torchvision and timm") for c in captions)
+    assert not any("pictures of any size" in c for c in captions)  # its size is fixed
+
+    at.file_uploader(key="add_test_0").set_value(("coffee.jpg", photo("coffee"), "image/jpeg"))
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("Coffee · ")  # the model's own answer, not kept yet
+    assert sorted(chart_labels(at)) == sorted(mf.TM_CLASSES)
+    assert models.all_models() == []
+    next(b for b in at.button if b.label == "Add model").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("Added Desk things.") for s in at.success)
+    (kept,) = models.all_models()
+    assert (kept.name, kept.scaling, kept.details.crop) == ("Desk things", "imagenet", 0.875)
+    listed = at.dataframe[1].value.set_index("name").loc["Desk things"]
+    assert listed["preprocessing"].endswith("; centre crop 87.5% of the short side")
+    assert listed["source"].startswith("ONNX file from pytorch")
+
+    at.switch_page("pages/classify.py").run()
+    assert at.sidebar.selectbox(key="model").value == "Desk things"
+    at.file_uploader(key="uploads").set_value(("rocket.jpg", photo("rocket"), "image/jpeg")).run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("Rocket · ")
+    assert sorted(chart_labels(at)) == sorted(mf.TM_CLASSES)
+
+
+@onnx_files.needs_torch
+def test_a_model_taking_any_size_says_it_is_given_224_and_keeps_the_crop_picked(tmp_path):
+    exported = desk_things_onnx(tmp_path / "any size.onnx", dynamic_size=True)
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload_onnx(at, "any size.onnx", exported.path.read_bytes())
+    assert not at.exception and not at.error
+    assert "This model takes pictures of any size; it is given 224×224 pictures." in [
+        c.value for c in at.caption
+    ]
+    at.selectbox(key="add_crop_0").set_value(1.0).run()  # trained on whole pictures, say
+    next(b for b in at.button if b.label == "Add model").click().run()
+    assert not at.exception
+    (kept,) = models.all_models()
+    assert kept.details.crop == 1.0 and kept.input_size == 224
+    assert "centre crop" not in at.dataframe[1].value["preprocessing"][0]
+
+
+def test_a_zip_of_an_onnx_file_and_its_labels_needs_no_labels_file():
+    zipped = onnx_files.zip_with_labels(onnx_files.valid_helper_model(), list(mf.TM_CLASSES))
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload_onnx(at, "classifier.zip", zipped, labels=None)
+    assert not at.exception and not at.error
+    assert at.success[0].value.startswith("zip (model.onnx) from ")
+    assert "input 224×224 float32 (NCHW)" in at.success[0].value
+    assert at.selectbox(key="add_crop_0").value == CROP_FRACTION
+    at.file_uploader(key="add_test_0").set_value(("cat.jpg", photo("cat"), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    assert sorted(chart_labels(at)) == sorted(mf.TM_CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            onnx_files.custom_op_model,
+            "This ONNX model uses the custom operation MagicOp of “com.example.custom”, which "
+            "needs code of its own; models with custom operations are refused.",
+        ),
+        (
+            lambda: onnx_files.truncated(onnx_files.valid_helper_model()),
+            "This ONNX file cannot be read: it is damaged or cut short.",
+        ),
+        (
+            onnx_files.two_inputs_model,
+            "This model has 2 input(s) and 1 output(s); an image classifier has one of each.",
+        ),
+    ],
+)
+def test_a_refused_onnx_file_shows_its_one_sentence(make, said):
+    at = app().run()
+    at.switch_page("pages/models.py").run()
+    upload_onnx(at, "model.onnx", make())
+    assert not at.exception
+    [error] = at.error
+    assert error.value == plain(said)  # one sentence, the person's file named as plain text
+    assert "Add model" not in [b.label for b in at.button]

@@ -1,7 +1,7 @@
 """The Models page's own-model sections: the models people added, and adding one.
 
 Adding shows what was found in the file (format, classes, input), lets the person
-name it, check the preprocessing and try a picture before anything is kept.
+name it, check the preprocessing and crop and try a picture before anything is kept.
 Callbacks take names only.
 """
 
@@ -28,7 +28,9 @@ EXPORT_NAMES = frozenset(
 )
 FORMATS_HELP = (
     "A Teachable Machine export (the .zip from “Export Model”: Keras, or LiteRT floating "
-    "point or quantized), a Keras file (.keras or .h5) or a LiteRT file (.tflite)."
+    "point or quantized), a Keras file (.keras or .h5), a LiteRT file (.tflite) or an ONNX "
+    "file (.onnx, e.g. from PyTorch's torch.onnx.export); a file of your own needs its "
+    "labels file, beside it or zipped with it."
 )
 
 
@@ -64,8 +66,9 @@ def your_models(evaluated: dict[str, str] | None = None) -> None:
         st.caption(":material/shield_person: As an admin you see everyone's models here.")
     if not kept:
         st.caption(
-            "None yet. Add a Teachable Machine export or your own Keras or LiteRT model below; "
-            "it then appears in the model picker of the Classify page's sidebar."
+            "None yet. Add a Teachable Machine export or your own Keras, LiteRT or ONNX model "
+            "(.onnx, e.g. from PyTorch's torch.onnx.export) with its labels file, alone or "
+            "zipped, below; it then appears in the model picker of the Classify page's sidebar."
         )
         return
     st.dataframe(
@@ -152,7 +155,8 @@ def _remove(name: str) -> None:
 
 
 def add_a_model() -> None:
-    """Upload a model (and labels), check it, try it on a picture, name it and keep it."""
+    """Upload a model (and labels), check it, pick its preprocessing and crop, try it on a
+    picture, name it and keep it."""
     st.header("Add a model")
     if not get_settings().allow_model_uploads:
         st.info(
@@ -181,11 +185,14 @@ def add_a_model() -> None:
     names = candidate.class_names
     more = f" and {len(names) - SHOWN_CLASSES:,} more" if len(names) > SHOWN_CLASSES else ""
     size = details["size"]
+    layout = f" ({details['layout']})" if details.get("layout") else ""  # ONNX: NCHW or NHWC
     st.success(
         f"{plain(candidate.source)}: {len(names):,} classes, input {size}×{size} "
-        f"{details['input_dtype']}, outputs {details['outputs']}.",
+        f"{details['input_dtype']}{layout}, outputs {details['outputs']}.",
         icon=":material/check_circle:",
     )
+    if details.get("size_assumed"):
+        st.caption(f"This model takes pictures of any size; it is given {size}×{size} pictures.")
     st.text(f"Classes: {', '.join(names[:SHOWN_CLASSES])}{more}")
     stem = PurePath(model_file.name).stem
     name = st.text_input(
@@ -213,15 +220,28 @@ def add_a_model() -> None:
         )
     else:
         st.caption("The file does not say how it scales pixels: pick what it was trained with.")
+    crops = list(models.CROPS)
+    crop = st.selectbox(
+        "Crop",
+        crops,
+        index=crops.index(candidate.detected_crop) if candidate.detected_crop in crops else 0,
+        format_func=models.CROPS.__getitem__,
+        key=f"add_crop_{round_}",
+    )
+    if details.get("crop_hint"):
+        st.caption(
+            "Detected from the file: torchvision and timm models see a centre crop; change it "
+            "if the model was trained otherwise."
+        )
     test = st.file_uploader(
         "Try a picture before adding (optional)",
         type=sorted(images.ACCEPTED_EXTENSIONS),
         key=f"add_test_{round_}",
     )
     if test is not None and scaling_name is not None:
-        _try(candidate, scaling_name, test.getvalue())
+        _try(candidate, scaling_name, crop, test.getvalue())
     if st.button("Add model", type="primary", disabled=not name.strip() or scaling_name is None):
-        _save(name, candidate, scaling_name)
+        _save(name, candidate, scaling_name, crop)
 
 
 def _read(model_file, labels_file) -> models.Candidate | str:
@@ -247,10 +267,10 @@ def _read(model_file, labels_file) -> models.Candidate | str:
     return outcome
 
 
-def _try(candidate: models.Candidate, scaling_name: str, data: bytes) -> None:
+def _try(candidate: models.Candidate, scaling_name: str, crop: float, data: bytes) -> None:
     """Classify a test picture with the model that is not kept yet, and show the answer."""
     try:
-        prediction = classify(data, candidate.loaded(scaling_name))
+        prediction = classify(data, candidate.loaded(scaling_name, crop))
     except (images.ImageError, models.ModelError) as exc:  # a model may fail on a picture
         st.error(plain(str(exc)))
         return
@@ -259,13 +279,13 @@ def _try(candidate: models.Candidate, scaling_name: str, data: bytes) -> None:
     results.show_chart(charts.top_k_frame(top))
 
 
-def _save(name: str, candidate: models.Candidate, scaling_name: str) -> None:
+def _save(name: str, candidate: models.Candidate, scaling_name: str, crop: float) -> None:
     try:
         scope = resources.model_scope()
         if scope is None or (blocked := resources.why_models_are_not_kept()):
             st.error(blocked or "Models cannot be kept here.")
             return
-        model = models.save(name, candidate, scaling_name, scope)
+        model = models.save(name, candidate, scaling_name, scope, crop=crop)
     except (models.ModelFileError, models.ModelNameTaken, history.HistoryReadOnlyError) as exc:
         st.error(plain(str(exc)))  # it may say the name
         return
