@@ -212,7 +212,12 @@ def add_a_model() -> None:
         placeholder="How were pixels scaled when the model was trained?",
         key=f"add_scaling_{round_}",
     )
-    if detected:
+    if candidate.format == "onnx" and detected:
+        st.caption(
+            "What torchvision and timm models expect, for a model taking channels first; "
+            "change it if the model was trained otherwise."
+        )
+    elif detected:
         st.caption(
             "Detected from the file"
             + (" (a Teachable Machine export)" if "Teachable" in candidate.source else "")
@@ -230,8 +235,8 @@ def add_a_model() -> None:
     )
     if details.get("crop_hint"):
         st.caption(
-            "Detected from the file: torchvision and timm models see a centre crop; change it "
-            "if the model was trained otherwise."
+            "torchvision and timm models see a centre crop; change it if the model was trained "
+            "otherwise."
         )
     test = st.file_uploader(
         "Try a picture before adding (optional)",
