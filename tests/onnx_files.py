@@ -30,6 +30,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from classifier import images, models
+from classifier.images import CROP_FRACTION
+from tests.conftest import PHOTOS, photo
+from tests.model_fixtures import TM_CLASSES
+
 OPSET = 17
 IR_VERSION = 8  # ONNX 1.13's; ONNX Runtime reads it
 SIZE = 224
@@ -498,3 +503,28 @@ def zip_with_labels(model_bytes: bytes, labels: list[str], model_name: str = "mo
         archive.writestr(model_name, model_bytes)
         archive.writestr("labels.txt", "".join(f"{label}\n" for label in labels))
     return buffer.getvalue()
+
+
+# --- The desk-things model the page, command line and browser tests add ------------------
+
+
+def onnx_pictures() -> np.ndarray:
+    """The example photos of PHOTOS as a torchvision model is given them: the short side's
+    centre crop, ImageNet mean/std, channels first."""
+    scale = models.SCALINGS["imagenet"].scale
+    seen = [
+        images.fit_to_input(images.decode_image(photo(name)).image, 224, CROP_FRACTION)
+        for name in PHOTOS
+    ]
+    return np.stack([scale(picture.astype(np.float32)).transpose(2, 0, 1) for picture in seen])
+
+
+def desk_things_onnx(path: Path, *, dynamic_size: bool = False) -> TorchModel:
+    """A PyTorch CNN exported to `path` that tells the cat, coffee and rocket photos apart
+    (TM_CLASSES, in that order) as a torchvision model sees them."""
+    return torch_cnn_model(
+        path, len(TM_CLASSES), dynamic_size=dynamic_size, pictures=onnx_pictures()
+    )
+
+
+TM_LABELS = "".join(f"{name}\n" for name in TM_CLASSES).encode()

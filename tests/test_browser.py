@@ -341,7 +341,7 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
 def test_add_an_onnx_file_and_its_labels_then_classify_and_correct_with_its_classes(
     browser, tmp_path, tmp_path_factory, lite0
 ):
-    from tests.test_models_page import TM_LABELS, desk_things_onnx
+    from tests.onnx_files import TM_LABELS, desk_things_onnx
 
     exported = desk_things_onnx(tmp_path / "desk_things.onnx")  # as torch.onnx.export writes
     labels = tmp_path / "labels.txt"

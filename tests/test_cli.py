@@ -29,9 +29,8 @@ from tests import onnx_files
 from tests.conftest import EXAMPLES as EXAMPLES_FOLDER
 from tests.conftest import PHOTOS, ROOT
 from tests.helpers import CAT_CLASSES, cli, encode
-from tests.onnx_files import needs_torch
+from tests.onnx_files import TM_LABELS, desk_things_onnx, needs_torch, onnx_pictures
 from tests.test_images import patch_png_size
-from tests.test_models_page import TM_LABELS, desk_things_onnx, onnx_pictures
 
 
 @dataclass(frozen=True)

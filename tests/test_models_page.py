@@ -5,20 +5,19 @@ trying and removing a model, and classifying with it on the other pages.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.navigation.page import calc_hash
 
-from classifier import charts, images, models, teach
+from classifier import charts, models, teach
 from classifier.images import CROP_FRACTION
 from classifier.labels import TopClass
 from classifier.models import own
 from tests import model_fixtures as mf
 from tests import onnx_files
-from tests.conftest import PHOTOS, photo
+from tests.conftest import photo
 from tests.helpers import app_test
+from tests.onnx_files import TM_LABELS, desk_things_onnx
 from ui.columns import plain
 
 pytestmark = pytest.mark.usefixtures("own_database")  # each test its own (conftest.py)
@@ -265,28 +264,6 @@ def test_a_model_with_10000_classes_works_on_every_page(tmp_path):
 
 
 # --- ONNX files (tests/onnx_files.py) -------------------------------------------------
-
-
-def onnx_pictures() -> np.ndarray:
-    """The example photos of PHOTOS as a torchvision model is given them: the short side's
-    centre crop, ImageNet mean/std, channels first."""
-    scale = models.SCALINGS["imagenet"].scale
-    seen = [
-        images.fit_to_input(images.decode_image(photo(name)).image, 224, CROP_FRACTION)
-        for name in PHOTOS
-    ]
-    return np.stack([scale(picture.astype(np.float32)).transpose(2, 0, 1) for picture in seen])
-
-
-def desk_things_onnx(path: Path, *, dynamic_size: bool = False) -> onnx_files.TorchModel:
-    """A PyTorch CNN exported to `path` that tells the cat, coffee and rocket photos apart
-    (mf.TM_CLASSES, in that order) as a torchvision model sees them."""
-    return onnx_files.torch_cnn_model(
-        path, len(mf.TM_CLASSES), dynamic_size=dynamic_size, pictures=onnx_pictures()
-    )
-
-
-TM_LABELS = "".join(f"{name}\n" for name in mf.TM_CLASSES).encode()
 
 
 def upload_onnx(at, file_name: str, data: bytes, labels: bytes | None = TM_LABELS):
