@@ -1,0 +1,172 @@
+"""The review queue: saved predictions worth a second look, the least sure first.
+
+A prediction is in the queue while nobody has reviewed it (not rated, or rated wrong with no
+correction yet) and at least one of these holds: its top-1 answer is below the confidence
+threshold, it was rated wrong without a correction, or another model answered the same
+photo (the same sha256) with another top-1 label. One rated right, corrected, or rated in
+any other way has been reviewed and leaves the queue.
+
+The queue is ordered by the margin between the top two classes of `top_k`, smallest
+first: the answers the model was least sure between two classes come first. A
+prediction saved with one class only has a runner-up of at most what is left (1 - p)
+and at most p, so its margin is taken as max(0, 2p - 1), the smallest it can be.
+
+Like `stats`, it takes an open HistoryStore and the same Filters as `HistoryStore.find`
+and reads through `store.conditions`, so a scoped store's queue is its owner's own; the
+other answers to a photo are looked for in the same scope, whatever the filters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from classifier.history.records import NO_FILTERS, Filters
+from classifier.history.store import HistoryStore
+from classifier.history.tables import predictions
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One prediction in the queue, and why it is there."""
+
+    id: int
+    created_at: datetime
+    file_name: str
+    model: str
+    top1_label: str
+    top1_probability: float
+    margin: float  # between the top two classes: 0 is a tie
+    unsure: bool  # the top-1 answer is below the confidence threshold
+    rated_wrong: bool  # rated wrong, with no correction yet
+    others: tuple[tuple[str, str], ...] = ()  # (model, top-1 label) of other models that differ
+
+    @property
+    def disagreed(self) -> bool:
+        """Whether another model answered the same photo with another top-1 label."""
+        return bool(self.others)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The entries to review, least sure first."""
+
+    entries: tuple[Entry, ...]
+    unsure_below: float
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def labels(self) -> list[tuple[str, int]]:
+        """Return the top-1 labels in the queue with how many entries each has, the most
+        frequent first (then by name)."""
+        counts = Counter(entry.top1_label for entry in self.entries)
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0].casefold(), item[0]))
+
+    def of_label(self, label: str | None) -> Queue:
+        """Return the entries whose top-1 label is `label` (all of them for None)."""
+        if label is None:
+            return self
+        kept = tuple(entry for entry in self.entries if entry.top1_label == label)
+        return Queue(kept, self.unsure_below)
+
+    def without(self, ids: Iterable[int]) -> Queue:
+        """Return the queue without these predictions (those skipped on this visit)."""
+        left_out = set(ids)
+        kept = tuple(entry for entry in self.entries if entry.id not in left_out)
+        return Queue(kept, self.unsure_below)
+
+    def find(self, record_id: int | None) -> Entry | None:
+        """Return the entry of a prediction, or None if it is not in the queue."""
+        return next((entry for entry in self.entries if entry.id == record_id), None)
+
+
+def margin(probabilities: Sequence[float]) -> float:
+    """Return the margin between the two most probable classes (best first).
+
+    With one class only, the runner-up is at most what is left and at most the first,
+    so the margin is the smallest it can be: max(0, 2p - 1).
+    """
+    first = float(probabilities[0])
+    second = float(probabilities[1]) if len(probabilities) > 1 else min(first, 1.0 - first)
+    return max(0.0, first - second)
+
+
+def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: float = 0.25) -> Queue:
+    """Return the predictions worth a second look among those the filters select.
+
+    Args:
+        filters: Which predictions to consider (model, dates, ...); the store's scope
+            always applies.
+        unsure_below: The confidence threshold: a top-1 answer below it is unsure.
+    """
+    columns = predictions.c
+    not_reviewed = or_(
+        columns.feedback.is_(None),
+        and_(columns.feedback == "wrong", columns.corrected_label.is_(None)),
+    )
+    answered_twice = (  # photos that more than one model answered, in scope
+        select(columns.sha256)
+        .where(*store.conditions(NO_FILTERS))
+        .group_by(columns.sha256)
+        .having(func.count(columns.model.distinct()) > 1)
+    )
+    worth_a_look = or_(
+        columns.top1_probability < unsure_below,
+        columns.feedback == "wrong",  # with no correction: see not_reviewed
+        columns.sha256.in_(answered_twice),
+    )
+    candidates = select(
+        columns.id,
+        columns.created_at,
+        columns.file_name,
+        columns.sha256,
+        columns.model,
+        columns.top_k,
+        columns.top1_label,
+        columns.top1_probability,
+        columns.feedback,
+    ).where(*store.conditions(filters), not_reviewed, worth_a_look)
+    answers = (
+        select(columns.sha256, columns.model, columns.top1_label)
+        .where(*store.conditions(NO_FILTERS), columns.sha256.in_(answered_twice))
+        .distinct()
+    )
+    with store.connect() as conn:
+        rows = conn.execute(candidates).mappings().all()
+        by_photo: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for answer in conn.execute(answers):
+            by_photo[answer.sha256].add((answer.model, answer.top1_label))
+    entries = [_entry(row, by_photo.get(row["sha256"], set()), unsure_below) for row in rows]
+    kept = [entry for entry in entries if entry.unsure or entry.rated_wrong or entry.disagreed]
+    kept.sort(key=lambda entry: (entry.margin, entry.id))
+    return Queue(tuple(kept), unsure_below)
+
+
+def _entry(row: Any, answers: set[tuple[str, str]], unsure_below: float) -> Entry:
+    """Return a queue entry from a row of the predictions table and the photo's answers."""
+    others = tuple(
+        sorted(
+            (model, label)
+            for model, label in answers
+            if model != row["model"] and label != row["top1_label"]
+        )
+    )
+    probabilities = [float(entry["probability"]) for entry in row["top_k"]]
+    return Entry(
+        id=row["id"],
+        created_at=row["created_at"],
+        file_name=row["file_name"],
+        model=row["model"],
+        top1_label=row["top1_label"],
+        top1_probability=float(row["top1_probability"]),
+        margin=margin(probabilities),
+        unsure=row["top1_probability"] < unsure_below,
+        rated_wrong=row["feedback"] == "wrong",
+        others=others,
+    )
