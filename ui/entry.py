@@ -23,6 +23,7 @@ PAGE_LIST = (
     ("classify.py", "Classify", ":material/image_search:"),
     ("batch.py", "Batch", ":material/photo_library:"),
     ("history.py", "History", ":material/history:"),
+    ("review.py", "Review", ":material/rate_review:"),
     ("teach.py", "Teach", ":material/school:"),
     ("evaluate.py", "Evaluate", ":material/fact_check:"),
     ("models.py", "Models", ":material/memory:"),

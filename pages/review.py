@@ -1,0 +1,48 @@
+"""Review: the saved predictions worth a second look, one at a time, the least sure first.
+
+In the queue: answers below the confidence threshold, rated wrong without a correction, or
+answered differently by two models (`classifier.history.review`). Each action saves at once
+and the next one shows.
+"""
+
+import streamlit as st
+
+from classifier.history import review
+from ui import account, entry, history_view, resources, review_view
+
+entry.through_the_entry()  # a fresh server's first request may bypass streamlit_app.py
+
+st.title("Review")
+person = account.visitor()
+account.account_sidebar(person)
+if person.problem is None:
+    st.caption(account.MODE_TEXT[person.mode])
+with history_view.database_errors():
+    store = resources.store()
+if store is None:
+    history_view.no_history(person)
+    st.stop()
+st.caption(
+    "Saved predictions worth a second look, the least sure first: say whether each is "
+    "right, correct it, or skip it."
+)
+if person.admin and person.mode == "private":
+    st.info("You are an admin: you review everyone's predictions, not only yours.",
+            icon=":material/shield_person:")  # fmt: skip
+history_view.read_only_notice(store)
+
+with history_view.database_errors():
+    filters, unsure_below = review_view.filter_sidebar(store)
+    queue = review.queue(store, filters, unsure_below)
+    label = review_view.class_picker(queue)
+    review_view.say_what_was_saved(store, queue)
+    chosen = queue.of_label(label)
+    skipped_here = [row for row in review_view.skipped() if chosen.find(row) is not None]
+    left = chosen.without(skipped_here)
+    if not len(left):
+        review_view.show_empty(review_view.filtered(filters, label), len(skipped_here),
+                               unsure_below)  # fmt: skip
+        st.stop()
+    shown = left.find(st.session_state.get(review_view.SHOWN)) or left.entries[0]
+    if not review_view.show_entry(store, shown, unsure_below, len(left), len(skipped_here)):
+        st.rerun()  # deleted since the queue was read: the next one
