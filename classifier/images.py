@@ -36,6 +36,10 @@ CROP_FRACTION = 0.875
 MIN_SIDE_PIXELS = 8
 MAX_ASPECT_RATIO = 50
 THUMBNAIL_QUALITY = 80
+# A photo kept to teach from (`reduced_copy`): its shorter side at least this long (more for
+# a model whose crop needs more, `photo_side`), as a JPEG of this quality.
+PHOTO_MIN_SIDE = 320
+PHOTO_QUALITY = 90
 _TIMES = " \N{MULTIPLICATION SIGN} "
 _MP = 1_000_000
 _KB = 1000
@@ -286,6 +290,53 @@ def make_thumbnail(image: Image.Image, max_side: int = 256) -> bytes:
     else:
         small.convert("RGB").save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
     return buffer.getvalue()
+
+
+def photo_side(input_size: int, crop_fraction: float = CROP_FRACTION) -> int:
+    """Return the shorter side a photo kept to teach from needs: PHOTO_MIN_SIDE, or more for
+    a model whose crop needs more, so that teaching a model of that size never upsamples."""
+    return max(PHOTO_MIN_SIDE, min_side_for(input_size, crop_fraction))
+
+
+def reduced_copy(image: Image.Image, min_side: int = PHOTO_MIN_SIDE) -> bytes:
+    """Encode a decoded picture as a JPEG whose shorter side is `min_side`, to teach from later.
+
+    A picture whose shorter side is already at most `min_side` keeps its own size: nothing is
+    enlarged. The picture is taken as `decode_image` gives it, its EXIF orientation applied;
+    the copy carries no metadata at all (no EXIF: no place, time or camera; no colour
+    profile), only the pixels the model saw.
+    """
+    if min_side < 1:
+        raise ValueError(f"Expected min_side >= 1. Received: {min_side}")
+    width, height = image.size
+    if min(width, height) > min_side:
+        if width <= height:
+            size = (min_side, max(1, round(height * min_side / width)))
+        else:
+            size = (max(1, round(width * min_side / height)), min_side)
+        copy = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0).convert("RGB")
+    else:
+        copy = image.convert("RGB")  # a copy, even of an RGB picture
+    copy.info.clear()  # nothing of the file it came from is written
+    buffer = io.BytesIO()
+    copy.save(buffer, "JPEG", quality=PHOTO_QUALITY)
+    return buffer.getvalue()
+
+
+def photo_copy(data: bytes, decoded: Image.Image, size: tuple[int, int], min_side: int) -> bytes:
+    """Return `reduced_copy` of the photo in `data`, made from `decoded` (the same photo as
+    classified: maybe reduced by JPEG draft decoding or for display) where that is large
+    enough, and otherwise from the bytes, decoded again at the size the copy needs.
+
+    Args:
+        size: The photo's own width and height, its orientation applied.
+
+    Raises:
+        ImageError: The bytes cannot be decoded again (they were, once: a bug, or memory).
+    """
+    if min(decoded.size) < min(min_side, *size):
+        decoded = decode_image(data, min_side=min_side).image
+    return reduced_copy(decoded, min_side)
 
 
 @functools.cache

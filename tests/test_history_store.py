@@ -56,7 +56,7 @@ from tests.helpers import (
 UNICODE_NAME = "Фото кота 猫の写真 🐱 café\u0301 ﬁle.HEIC"
 EXPORT_HEADER = (
     "id,public_id,created_at,file_name,sha256,width,height,image_format,model,top_k,"
-    "top1_label,top1_probability,inference_ms,feedback,corrected_label,source"
+    "top1_label,top1_probability,inference_ms,feedback,corrected_label,has_photo,source"
 )
 
 
@@ -145,6 +145,7 @@ def test_record_extends_new_record_and_exports_its_fields_in_order() -> None:
         "overlay",
         "owner",
         "job_id",
+        "photo",
     }
 
 
@@ -501,6 +502,7 @@ def test_exports_hold_exactly_the_filtered_rows(store: HistoryStore, filters: Fi
             "inference_ms": r.inference_ms,
             "feedback": r.feedback,
             "corrected_label": r.corrected_label,
+            "has_photo": r.has_photo,
             "source": r.source,
         }
         for r in expected
@@ -552,7 +554,7 @@ def test_export_bytes_keep_their_format(store: HistoryStore) -> None:
             "mobilenet_v2,"
             '"[{""label"": ""tabby cat"", ""index"": 281, ""probability"": 0.75}, '
             '{""label"": ""lynx"", ""index"": 287, ""probability"": 0.125}]",'
-            "tabby cat,0.75,12.5,wrong,tiger cat,app\r\n"
+            "tabby cat,0.75,12.5,wrong,tiger cat,False,app\r\n"
         ).encode()
     )
     assert store.export_json().decode() == EXPORTED_JSON.format(
@@ -588,6 +590,7 @@ EXPORTED_JSON = """[
     "inference_ms": 12.5,
     "feedback": "wrong",
     "corrected_label": "tiger cat",
+    "has_photo": false,
     "source": "app"
   }}
 ]"""

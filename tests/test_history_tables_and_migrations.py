@@ -185,7 +185,8 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     new = describe_schema(raw)
     with raw.begin() as conn:
         # Every table a version-1 database did not have, too.
-        tables = ("evaluations", "job_items", "jobs", "overlays", "thumbnails", "predictions")
+        tables = ("evaluations", "job_items", "jobs", "overlays", "photos", "thumbnails")
+        tables += ("predictions",)
         tables += ("schema_version", "model_files", "models", "people", "api_tokens")
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
@@ -195,6 +196,31 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
 
     assert describe_schema(raw) == new
     assert set(new) == set(tables)
+
+
+def test_a_version_7_database_gets_the_photos_table_and_keeps_its_rows(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    first = open_store()
+    ids = seed(first)
+    before = [first.get(i) for i in ids.values()]
+    first.dispose()
+    new = describe_schema(raw)
+    with raw.begin() as conn:  # version 7: as now, without the photos table
+        conn.exec_driver_sql("DROP TABLE photos")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 7")
+
+    store = open_store()
+
+    assert stored_version(raw) == CURRENT_VERSION
+    assert describe_schema(raw) == new
+    assert [store.get(i) for i in ids.values()] == before  # thumbnails and feedback too
+    assert not any(record.has_photo for record in before)
+    kept = store.add(make_record(thumbnail=b"T", photo=b"\xff\xd8 photo"))
+    assert (store.get(kept).has_photo, store.photo(kept)) == (True, b"\xff\xd8 photo")
+    store.delete([kept])
+    with raw.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM photos").scalar_one() == 0
 
 
 def test_a_registered_migration_runs_once_and_keeps_rows(

@@ -261,6 +261,24 @@ def _add_evaluations(conn: Connection) -> None:
     version_7.create_all(conn, tables=[found])
 
 
+def _add_photos_table(conn: Connection) -> None:
+    """Version 7 -> 8: the table of photos kept to teach from, as version 8 defined it."""
+    version_8 = MetaData()
+    Table("predictions", version_8, Column("id", Integer, primary_key=True))
+    Table(
+        "photos",
+        version_8,
+        Column(
+            "prediction_id",
+            Integer,
+            ForeignKey("predictions.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("image", LargeBinary, nullable=False),
+    )
+    version_8.tables["photos"].create(conn)
+
+
 def _blob(conn: Connection) -> str:
     return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
 
@@ -272,6 +290,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_sources_and_tokens,
     _add_jobs,
     _add_evaluations,
+    _add_photos_table,
 )
 
 

@@ -51,10 +51,12 @@ EXPORT_FIELDS = (
     "inference_ms",
     "feedback",
     "corrected_label",
+    "has_photo",  # whether a photo to teach from was kept with it (true or false)
     "source",
 )
 SOURCES = ("app", "api", "cli")  # where a prediction was classified (a job's: where it was sent)
-RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "job_id")  # all of Record
+# All of Record: the export's fields, its pictures, owner and job.
+RECORD_FIELDS = (*EXPORT_FIELDS, "thumbnail", "overlay", "owner", "job_id", "photo")
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -97,6 +99,9 @@ class NewRecord:
     overlay: bytes | None = None  # "where it looked" for the top class, kept with thumbnails
     source: str | None = "app"  # one of SOURCES; None: saved before sources were kept
     job_id: int | None = None  # the batch job that classified it (`classifier.jobs`)
+    # A reduced copy of the photo to teach from (`images.reduced_copy`); None: the thumbnail
+    # alone is kept (the person did not ask for one).
+    photo: bytes | None = None
 
     @classmethod
     def from_prediction(
@@ -154,6 +159,9 @@ class NewRecord:
 class Record(NewRecord):
     """A stored prediction. `thumbnail` is None if none was saved or none was asked for.
 
+    `has_photo` says whether a photo to teach from was kept with it; the photo itself is read
+    with `HistoryStore.photo` (`photo` is None here, but in what `HistoryStore.remove` returns).
+
     `created_at` is timezone-aware, in UTC. A stored row is read back as it is:
     only NewRecord checks its values.
     """
@@ -165,6 +173,7 @@ class Record(NewRecord):
     corrected_label: str | None
     owner: str | None = None  # who saved it (see `owners.owner_id`); None: nobody
     public_id: str | None = None  # its name in links; set on every row the store saved
+    has_photo: bool = False  # a photo to teach from was kept with it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "top_k", tuple(self.top_k))
@@ -245,6 +254,8 @@ def from_row(row: Mapping[str, Any]) -> Record:
     values = dict(row)
     values.setdefault("thumbnail", None)  # not selected: read without thumbnails
     values.setdefault("overlay", None)
+    values.setdefault("photo", None)  # read only to be put back (`HistoryStore.remove`)
+    values["has_photo"] = bool(values.get("has_photo"))  # SQLite says 0 or 1
     values["top_k"] = tuple(TopClass.from_dict(entry) for entry in values["top_k"])
     return Record(**values)
 

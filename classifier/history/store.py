@@ -13,7 +13,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, Text, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Text,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,6 +58,7 @@ from classifier.history.tables import (
     job_items,
     new_public_id,
     overlays,
+    photos,
     predictions,
     thumbnails,
 )
@@ -55,6 +67,8 @@ from classifier.history.tables import (
 _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 # A CSV cell starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The pictures kept with a prediction, each in its own table, by the Record field that holds it.
+PICTURES = ((thumbnails, "thumbnail"), (overlays, "overlay"), (photos, "photo"))
 # Cells the app writes itself, of letters, digits, "-" and "_" alone: no formula can be made
 # of them, and a public id that begins with "-" must stay the id that links use.
 AS_WRITTEN = frozenset({"public_id"})
@@ -245,7 +259,7 @@ class HistoryStore:
             .scalars()
             .all()
         )
-        for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
+        for table, field in PICTURES:
             pictures = [
                 {"prediction_id": record_id, "image": bytes(getattr(record, field))}
                 for record_id, record in zip(ids, records, strict=True)
@@ -286,6 +300,22 @@ class HistoryStore:
         with self.connect() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else from_row(row)
+
+    def photo(self, record_id: int) -> bytes | None:
+        """Return the photo kept to teach from with a prediction in scope (a JPEG,
+        `images.reduced_copy`), or None if none was kept or there is no such id in scope."""
+        return self.photos([record_id]).get(record_id)
+
+    def photos(self, ids: Iterable[int]) -> dict[int, bytes]:
+        """Return the photos kept to teach from with these predictions in scope, by row id
+        (those without one are left out)."""
+        query = (
+            select(photos.c.prediction_id, photos.c.image)
+            .join(predictions, predictions.c.id == photos.c.prediction_id)
+            .where(photos.c.prediction_id.in_(list(ids)), *self._mine())
+        )
+        with self.connect() as conn:
+            return {row.prediction_id: bytes(row.image) for row in conn.execute(query)}
 
     def find(
         self,
@@ -385,7 +415,7 @@ class HistoryStore:
         if not ids:
             return Removed((), ())
         chosen = predictions.c.id.in_(ids)
-        read = _select_records(with_thumbnails=True).where(chosen, *self._mine())
+        read = _select_records(with_thumbnails=True, with_photos=True).where(chosen, *self._mine())
         links = select(job_items.c.job_id, job_items.c.position, job_items.c.prediction_id).where(
             job_items.c.prediction_id.in_(ids)
         )
@@ -441,7 +471,7 @@ class HistoryStore:
                 new_ids[record.id] = conn.execute(
                     insert(predictions).returning(predictions.c.id), row
                 ).scalar_one()
-            for table, field in ((thumbnails, "thumbnail"), (overlays, "overlay")):
+            for table, field in PICTURES:
                 pictures = [
                     {"prediction_id": new_ids[record.id], "image": bytes(getattr(record, field))}
                     for record in missing
@@ -474,7 +504,8 @@ class HistoryStore:
 
         `top_k` is a JSON list of {"label", "index", "probability"} objects in its cell;
         `top1_label` and `top1_probability` beside it are plain columns a spreadsheet
-        can sort. Given `model_title`, a `model_title` column follows `model`; given
+        can sort; `has_photo` (True or False) says whether a photo to teach from was kept
+        with the row. Given `model_title`, a `model_title` column follows `model`; given
         `link` (a public id to the address that opens it), a `link` column follows
         `public_id`. A text
         cell that a spreadsheet would run as a formula (one starting with =, +, -, @,
@@ -504,8 +535,9 @@ class HistoryStore:
         sort: str = "newest",
         link: Callable[[str], str] | None = None,
     ) -> bytes:
-        """Return the matching predictions as a UTF-8 JSON list of objects, without thumbnails;
-        given `link` (as for `export_csv`), each with its `link` after its `public_id`."""
+        """Return the matching predictions as a UTF-8 JSON list of objects, without thumbnails
+        (`has_photo` true where a photo to teach from was kept); given `link` (as for
+        `export_csv`), each with its `link` after its `public_id`."""
         rows = self._export_rows(filters, sort, link)
         return json.dumps(rows, ensure_ascii=False, indent=2).encode("utf-8")
 
@@ -605,14 +637,19 @@ def _inert(value: Any) -> Any:
     return value
 
 
-def _select_records(with_thumbnails: bool) -> Select[Any]:
+def _select_records(with_thumbnails: bool, with_photos: bool = False) -> Select[Any]:
+    """Select whole records: their columns and whether a photo was kept (`has_photo`); with
+    thumbnails, their small pictures too; with photos (to put them back), the photos."""
+    kept = exists().where(photos.c.prediction_id == predictions.c.id).correlate(predictions)
+    has_photo = kept.label("has_photo")
     if not with_thumbnails:
-        return select(*predictions.c)
-    return select(
-        *predictions.c,
-        thumbnails.c.image.label("thumbnail"),
-        overlays.c.image.label("overlay"),
-    ).select_from(predictions.outerjoin(thumbnails).outerjoin(overlays))
+        return select(*predictions.c, has_photo)
+    joined = predictions.outerjoin(thumbnails).outerjoin(overlays)
+    pictures = [thumbnails.c.image.label("thumbnail"), overlays.c.image.label("overlay")]
+    if with_photos:
+        joined = joined.outerjoin(photos)
+        pictures.append(photos.c.image.label("photo"))
+    return select(*predictions.c, has_photo, *pictures).select_from(joined)
 
 
 def _order_by(sort: str) -> tuple[ColumnElement[Any], ...]:

@@ -1,12 +1,12 @@
 """The history's tables, as SQLAlchemy Table objects in their newest version.
 
 `predictions` holds one row per saved classification, `thumbnails` and `overlays`
-its small pictures, `models` and `model_files` the models people added, `people`
-those who signed in, `api_tokens` the tokens programs call the API with, and
-`schema_version` the version number that `migrations` upgrades. Nothing here connects
-to a database: `connecting` makes the engine and creates these tables. Change a table
-only together with a new step in `migrations.MIGRATIONS`, which brings older databases to
-the same tables.
+its small pictures, `photos` the larger copies kept to teach from, `models` and
+`model_files` the models people added, `people` those who signed in, `api_tokens` the
+tokens programs call the API with, and `schema_version` the version number that
+`migrations` upgrades. Nothing here connects to a database: `connecting` makes the
+engine and creates these tables. Change a table only together with a new step in
+`migrations.MIGRATIONS`, which brings older databases to the same tables.
 """
 
 from __future__ import annotations
@@ -170,6 +170,21 @@ model_files = Table(
 # picture like the thumbnail, kept when thumbnails are.
 overlays = Table(
     "overlays",
+    metadata,
+    Column(
+        "prediction_id",
+        Integer,
+        ForeignKey("predictions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("image", LargeBinary, nullable=False),
+)
+
+# A reduced copy of a saved photo, large enough to teach a model from (schema version 8):
+# kept beside the thumbnail when the person asked for it (`images.reduced_copy`). In its
+# own table like the thumbnails, and like them the row's owner's.
+photos = Table(
+    "photos",
     metadata,
     Column(
         "prediction_id",
