@@ -8,6 +8,7 @@ the History page's download as it is, also holds each row's number.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -286,13 +287,15 @@ async def predict(request: Request) -> Response:
         top_k = _integer(_text(form.get("top_k"), "top_k"), "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
         threshold = _number(_text(form.get("threshold"), "threshold"), "threshold", UNSURE_BELOW)
         save = _flag(_text(form.get("save"), "save"), "save")
+        sent_photo = _text(form.get("photo"), "photo")
+        photo = None if sent_photo is None else _flag(sent_photo, "photo")  # None: the setting
         model_name = _text(form.get("model"), "model") or get_settings().default_model
         if save and not caller.can_save:
             raise ApiError(403, caller.why_not_saved())
         pictures = [(upload.filename or "picture", upload.file, upload.size) for upload in uploads]
         async with queue.turn():  # only classifying waits in the queue, not uploading
             answers = await queue.run(
-                classify_all, caller, model_name, pictures, top_k, threshold, save
+                classify_all, caller, model_name, pictures, top_k, threshold, save, photo
             )
     finally:
         await form.close()
@@ -309,8 +312,10 @@ def classify_all(
     top_k: int,
     threshold: float,
     save: bool,
+    photo: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Classify each picture in turn (one read into memory at a time); save if asked."""
+    """Classify each picture in turn (one read into memory at a time); save if asked, with
+    a reduced copy of each picture to teach from if `photo` (None: CLASSIFIER_KEEP_PHOTOS)."""
     try:
         choice = models.choose(model_name, caller.models)
     except models.UnknownModel:
@@ -327,6 +332,9 @@ def classify_all(
     if store is not None and store.read_only:
         raise ApiError(503, READ_ONLY)
     max_bytes = get_settings().max_bytes
+    if photo is None:
+        photo = get_settings().keep_photos
+    side = images.photo_side(loaded.spec.input_size, loaded.spec.crop_fraction)
     answers: list[dict[str, Any]] = []
     saving: list[tuple[dict[str, Any], history.NewRecord]] = []
     for name, handle, size in pictures:
@@ -350,6 +358,8 @@ def classify_all(
             record = history.NewRecord.from_prediction(
                 prediction, name, images.content_digest(data), top_k, source="api"
             )
+            if photo:
+                record = dataclasses.replace(record, photo=_photo(data, prediction, side))
             saving.append((answer, record))
         del data, prediction
     if saving and store is not None:
@@ -358,6 +368,18 @@ def classify_all(
         for (answer, _), row_id in zip(saving, ids, strict=True):
             answer["id"] = public[row_id]
     return answers
+
+
+def _photo(data: bytes, prediction: Prediction, side: int) -> bytes | None:
+    """Return the reduced copy of a picture to keep to teach from; None (the thumbnail alone,
+    and a log line) if it cannot be made."""
+    try:
+        return images.photo_copy(
+            data, prediction.image, (prediction.width, prediction.height), side
+        )
+    except images.ImageError:
+        log.exception("Keeping a copy of a picture sent to the API failed")
+        return None
 
 
 @endpoint

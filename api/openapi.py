@@ -469,6 +469,11 @@ PREDICT_FORM = {
         "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 5},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": UNSURE_BELOW},
         "save": {"type": "boolean", "default": False, "description": "Keep in the history."},
+        "photo": {
+            "type": "boolean",
+            "description": "With save, also keep a reduced copy of each picture to teach "
+            "from, beside its thumbnail (default: the server's CLASSIFIER_KEEP_PHOTOS).",
+        },
     },
 }
 

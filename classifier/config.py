@@ -71,6 +71,9 @@ class Settings:
     # The most pictures one batch job takes, and their bytes together (a zip, unpacked).
     batch_max_pictures: int = DEFAULT_BATCH_MAX_PICTURES
     batch_max_bytes: int = DEFAULT_BATCH_MAX_BYTES
+    # Keep a reduced copy of each saved photo to teach from, beside its thumbnail: the
+    # default of the Classify page's "Keep photos to teach from" and of the API's `photo`.
+    keep_photos: bool = False
 
     def history_url(self) -> str:
         """Return the history database's URL.
@@ -235,6 +238,7 @@ def read_settings(
             environ, "CLASSIFIER_BATCH_MAX_PICTURES", DEFAULT_BATCH_MAX_PICTURES, maximum=10**7
         ),
         batch_max_bytes=_int(environ, "CLASSIFIER_BATCH_MAX_BYTES", DEFAULT_BATCH_MAX_BYTES),
+        keep_photos=_bool(environ, "CLASSIFIER_KEEP_PHOTOS", False),
     )
 
 

@@ -73,6 +73,8 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
     if choices.save_thumbnails and choices.loaded is not None:
         overlay = explain_view.overlay_thumbnail(upload.digest, prediction, choices.loaded)
         record = dataclasses.replace(record, overlay=overlay)
+    if choices.save_photos:
+        record = dataclasses.replace(record, photo=photo_to_keep(upload, prediction, choices))
     try:
         store = resources.store()
         if store is None:  # not signed in to a private history, or history off: not kept
@@ -85,6 +87,23 @@ def save_once(upload: Upload, prediction: Prediction, choices: Choices) -> int |
         )
         return None
     return saved[key]
+
+
+def photo_to_keep(upload: Upload, prediction: Prediction, choices: Choices) -> bytes | None:
+    """Return the reduced copy of an upload to keep with its row, to teach from: its shorter
+    side at least `images.photo_side` of the model's input. None (and a sentence) if it
+    cannot be made; the prediction is saved with its thumbnail all the same."""
+    loaded = choices.loaded
+    side = images.PHOTO_MIN_SIDE
+    if loaded is not None:
+        side = images.photo_side(loaded.spec.input_size, loaded.spec.crop_fraction)
+    size = (prediction.width, prediction.height)
+    try:
+        return images.photo_copy(upload.data, prediction.image, size, side)
+    except Exception:  # the row is still worth keeping; the server log has the details
+        log.exception("Keeping a copy of %r failed", upload.name)
+        st.caption("This photo could not be kept to teach from; its thumbnail is saved.")
+        return None
 
 
 def matching_classes(text: str, names: Sequence[str], limit: int = 8) -> list[str]:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from classifier import models
+from classifier import images, models
+from classifier.config import get_settings
 from classifier.predict import UNSURE_BELOW
 from ui import account, resources
 from ui.columns import plain
@@ -27,6 +28,7 @@ class Choices:
     own: dict[str, models.AddedModel] = field(default_factory=dict)  # as listed in this run
     loaded: models.LoadedModel | None = None  # the model that answers, once resolved
     compare: str | None = None  # a second model whose answers are shown beside the first's
+    save_photos: bool = False  # keep a reduced copy of each saved photo, to teach from
 
     def title_of(self, name: str) -> str:
         """Return a model's title as the picker shows it (a person's own model is marked)."""
@@ -64,11 +66,21 @@ COMPARE_HELP = (
 )
 
 
-def settings_sidebar(compare: bool = False) -> Choices:
+PHOTOS_HELP = (
+    "Also keep a copy of each saved photo, at least "
+    f"{images.PHOTO_MIN_SIDE} pixels on its shorter side (more if the model looks at larger "
+    "pictures), without its camera details, so that a model can be taught from it later. "
+    "Off: the thumbnail alone. Kept with thumbnails only."
+)
+
+
+def settings_sidebar(compare: bool = False, *, photos: bool | None = None) -> Choices:
     """Draw the classifier settings in the sidebar and return them.
 
     Args:
         compare: Also offer a second model to compare with (the Classify page).
+        photos: Offer to keep a copy of each saved photo to teach from; None: where a second
+            model is offered (the Classify page, the one page that keeps them).
     """
     default, opened_elsewhere = models.runnable_default()
     person = account.visitor()
@@ -126,15 +138,38 @@ def settings_sidebar(compare: bool = False) -> Choices:
                 help="Off: history keeps the labels but no picture.",
                 **kept("save_thumbnails", True),
             )
+            save_photos = False
+            if compare if photos is None else photos:
+                with_pictures = save and save_thumbnails
+                save_photos = photo_toggle(enabled=with_pictures) and with_pictures
             if shared and save:
                 st.caption(f":material/group: Saved predictions are shared.{shared}")
         else:
-            save = save_thumbnails = False
+            save = save_thumbnails = save_photos = False
             if person.mode == "off":
                 st.caption(f":material/history_toggle_off: {account.MODE_TEXT['off']}")
             elif person.sign_in:
                 st.caption(":material/lock: Predictions are not saved until you sign in.")
-    return Choices(model, top_k, threshold, save, save_thumbnails, listed, compare=second)
+    return Choices(
+        model,
+        top_k,
+        threshold,
+        save,
+        save_thumbnails,
+        listed,
+        compare=second,
+        save_photos=save_photos,
+    )
+
+
+def photo_toggle(enabled: bool) -> bool:
+    """Draw "Keep photos to teach from" (its default: CLASSIFIER_KEEP_PHOTOS) and return it."""
+    return st.toggle(
+        "Keep photos to teach from",
+        disabled=not enabled,
+        help=PHOTOS_HELP,
+        **kept("save_photos", get_settings().keep_photos),
+    )
 
 
 def apply_own_threshold(model: str, listed: dict[str, models.AddedModel]) -> float | None:
