@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from classifier import images, models
 from classifier.config import SettingsError, get_settings
-from classifier.models.upload import WHOLE_PICTURE
 from classifier.predict import MAX_TOP_K, Prediction, classify
 from classifier.terminal import (
     STDIN,
@@ -71,7 +70,7 @@ def _top_k(value: str) -> int:
 
 SCALING_NAMES = tuple(models.SCALINGS)
 # How much of a picture an added model sees (`upload.CROPS`), by the names people type.
-CROP_NAMES = {"whole": WHOLE_PICTURE, "centre": images.CROP_FRACTION}
+CROP_NAMES = {"whole": models.WHOLE_PICTURE, "centre": images.CROP_FRACTION}
 
 # Each command's --help ends with these (`tests/test_cli.py` checks that each one parses).
 EXAMPLES = {
@@ -806,7 +805,7 @@ def run_models_add(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     cropped = model.details.crop
-    seen = "whole picture" if cropped == WHOLE_PICTURE else f"centre crop {cropped:.1%}"
+    seen = "whole picture" if cropped == models.WHOLE_PICTURE else f"centre crop {cropped:.1%}"
     print(
         f"added {model.name}: {len(model.class_names):,} classes, "
         f"{model.input_size}x{model.input_size}, {model.scaling}, {seen}",

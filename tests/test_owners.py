@@ -245,8 +245,9 @@ def test_a_version_3_database_is_upgraded_with_its_rows_belonging_to_nobody(
     new_schema = describe_schema(raw)
     fresh.dispose()
     with raw.begin() as conn:
-        for table in ("evaluations", "job_items", "jobs", "overlays", "thumbnails", "model_files",
-                      "models", "people", "predictions", "schema_version"):  # fmt: skip
+        for table in ("evaluations", "job_items", "jobs", "photos", "overlays", "thumbnails",
+                      "model_files", "models", "people", "predictions",
+                      "schema_version"):  # fmt: skip
             conn.exec_driver_sql(f"DROP TABLE {table}")
 
     # Version 1 upgraded by the released steps up to version 3, as today's servers have it.

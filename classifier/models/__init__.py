@@ -64,7 +64,7 @@ from classifier.models.spec import (
     OwnDetails,
     WeightsStatus,
 )
-from classifier.models.upload import CROPS, SCALINGS, Candidate, read_model
+from classifier.models.upload import CROPS, SCALINGS, WHOLE_PICTURE, Candidate, read_model
 from classifier.runtime.cache import abandon_exports, sweep_abandoned, writable_cache_dir
 from classifier.runtime.engines import (
     litert_available,
@@ -103,6 +103,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MODELS",
     "SCALINGS",
+    "WHOLE_PICTURE",
     "AddedModel",
     "Candidate",
     "Choice",
