@@ -388,3 +388,17 @@ def test_the_api_refuses_a_photo_field_that_is_not_true_or_false(api, history, c
     assert response.status_code == 422
     assert response.json()["error"] == "Expected photo to be true or false."
     assert history.count() == 0
+
+
+def test_the_history_table_says_which_rows_keep_a_photo(history, coffee_jpeg, chelsea_png):
+    at = classify_page()
+    upload(at, ("without.jpg", coffee_jpeg, "image/jpeg"))
+    at.sidebar.toggle(key="save_photos").set_value(True).run()
+    upload(at, ("with.png", chelsea_png, "image/png"))
+
+    at.switch_page("pages/history.py").run()
+
+    table = at.dataframe[0].value
+    kept = dict(zip(table["file"], table["photo"], strict=True))
+    assert kept == {"with.png": "yes", "without.jpg": ""}
+    assert not at.exception

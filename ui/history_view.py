@@ -308,6 +308,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "model": [models.title_of(r.model) for r in records],
             "feedback": [r.feedback or "" for r in records],
             "corrected": [r.corrected_label or "" for r in records],
+            "photo": ["yes" if r.has_photo else "" for r in records],
         }
     )
 
@@ -416,6 +417,10 @@ def _draw_table(frame: pd.DataFrame, key: str, public_ids: list[str | None]) -> 
             "model": st.column_config.TextColumn("Model"),
             "feedback": st.column_config.TextColumn("Feedback"),
             "corrected": st.column_config.TextColumn("Corrected label"),
+            "photo": st.column_config.TextColumn(
+                "Photo kept",
+                help="A copy of the photo large enough to teach a model from was kept.",
+            ),
         },
     )
     return event.selection.rows
