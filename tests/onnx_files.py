@@ -528,3 +528,176 @@ def desk_things_onnx(path: Path, *, dynamic_size: bool = False) -> TorchModel:
 
 
 TM_LABELS = "".join(f"{name}\n" for name in TM_CLASSES).encode()
+
+
+# --- Files that hide what they do deeper down ---------------------------------------------
+
+
+def _if_in_a_local_function(
+    then: onnx.GraphProto, output: str, dtype: type = np.float32
+) -> onnx.FunctionProto:
+    """A local function "local.fn"/"Hidden" whose If node always takes `then` (whose output
+    has four values of `dtype`)."""
+    empty = helper.make_graph(
+        [helper.make_node("Constant", [], ["nothing"], value=numpy_helper.from_array(
+            np.zeros(4, dtype)))],
+        "else",
+        [],
+        [helper.make_tensor_value_info(
+            "nothing", helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), [4])],
+    )  # fmt: skip
+    return helper.make_function(
+        "local.fn",
+        "Hidden",
+        ["condition"],
+        [output],
+        [helper.make_node("If", ["condition"], [output], then_branch=then, else_branch=empty)],
+        [helper.make_opsetid("", OPSET)],
+    )
+
+
+def _calling_hidden(function: onnx.FunctionProto, *extra_opsets: tuple[str, int]) -> bytes:
+    """A classifier whose scores are the picture's mean times zero plus what `function`
+    gives: so its answer is whatever the hidden part read or computed."""
+    nodes = [
+        helper.make_node("Constant", [], ["yes"], value=numpy_helper.from_array(np.array(True))),
+        helper.make_node("Hidden", ["yes"], ["hidden"], domain="local.fn"),
+        helper.make_node("Cast", ["hidden"], ["scores"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["pixel_values"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["scores", "nothing"], ["flat"]),
+        helper.make_node("Unsqueeze", ["flat", "axis"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hidden",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])],
+        [
+            numpy_helper.from_array(np.array(0, np.float32), "zero"),
+            numpy_helper.from_array(np.array([0], np.int64), "axis"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[
+            helper.make_opsetid("", OPSET),
+            helper.make_opsetid("local.fn", 1),
+            *(helper.make_opsetid(domain, version) for domain, version in extra_opsets),
+        ],
+        functions=[function],
+        ir_version=IR_VERSION,
+    )
+    return model.SerializeToString()
+
+
+def _kept_elsewhere(data_type: int, location: str, length: int) -> TensorProto:
+    """A tensor of four values whose bytes are to be read from the file at `location`."""
+    tensor = TensorProto(name="kept_elsewhere", data_type=data_type, dims=[4])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+        tensor.external_data.add(key=key, value=value)
+    return tensor
+
+
+def external_data_in_a_function_model(location: str) -> bytes:
+    """A model whose four class scores are the first four bytes of the file at `location`,
+    named by a tensor inside an If node inside a local function (not the main graph)."""
+    stolen = _kept_elsewhere(TensorProto.UINT8, location, 4)
+    then = helper.make_graph(
+        [helper.make_node("Constant", [], ["read"], value=stolen)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("read", TensorProto.UINT8, [4])],
+    )
+    return _calling_hidden(_if_in_a_local_function(then, "read", np.uint8))
+
+
+def external_sparse_constant_model(location: str) -> bytes:
+    """A model whose scores come from a Constant node's sparse value, its values kept in the
+    file at `location`."""
+    values = _kept_elsewhere(TensorProto.FLOAT, location, 16)
+    indices = numpy_helper.from_array(np.arange(4, dtype=np.int64), "indices")
+    sparse = helper.make_sparse_tensor(values, indices, [4])
+    then = helper.make_graph(
+        [helper.make_node("Constant", [], ["read"], sparse_value=sparse)],
+        "then",
+        [],
+        [helper.make_tensor_value_info("read", TensorProto.FLOAT, [4])],
+    )
+    return _calling_hidden(_if_in_a_local_function(then, "read"))
+
+
+def custom_op_in_a_function_model() -> bytes:
+    """A model calling an operation of its own ("Evil" of "evil.ops") inside an If node
+    inside a local function."""
+    then = helper.make_graph(
+        [helper.make_node("Evil", [], ["read"], domain="evil.ops")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("read", TensorProto.FLOAT, [4])],
+    )
+    return _calling_hidden(_if_in_a_local_function(then, "read"), ("evil.ops", 1))
+
+
+def unnamed_channels_model(classes: int = 3) -> bytes:
+    """A good classifier whose input leaves the channels unnamed, as Hugging Face exports do:
+    (batch_size, num_channels, height, width), all dynamic."""
+    graph = _classifier_graph(
+        _helper_weights(classes, 0),
+        "pixel_values",
+        ["batch_size", "num_channels", "height", "width"],
+        "unnamed_channels",
+    )
+    return _checked(_model(graph))
+
+
+def batch_of_one_in_disguise_model(classes: int = 3) -> bytes:
+    """A classifier that declares a dynamic batch but reshapes its features to one row, so
+    it fails on a batch of several pictures."""
+    weights = _helper_weights(classes, 0)
+    graph = _classifier_graph(weights, "pixel_values", ["batch", 3, SIZE, SIZE], "disguised")
+    flatten = next(node for node in graph.node if node.op_type == "Flatten")
+    reshape = helper.make_node("Reshape", ["pool", "one_row"], ["features"])
+    nodes = [reshape if node is flatten else node for node in graph.node]
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    graph.initializer.append(numpy_helper.from_array(np.array([1, -1], np.int64), "one_row"))
+    return _model(graph).SerializeToString()
+
+
+def endless_loop_model(iterations: int = 2_000_000_000) -> bytes:
+    """A classifier that first adds one to a number `iterations` times (a Loop): far past any
+    time limit on every picture."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["go"], ["go_on"]),
+            helper.make_node("Add", ["count", "one"], ["counted"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("go", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("count", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("go_on", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("counted", TensorProto.FLOAT, []),
+        ],
+        [numpy_helper.from_array(np.array(1, np.float32), "one")],
+    )
+    nodes, initializers = _head("pixel_values")
+    loop = helper.make_node("Loop", ["trips", "", "start"], ["count"], body=body)
+    graph = helper.make_graph(
+        [loop, *nodes[:2], helper.make_node("Mul", ["count", "zero"], ["nothing"]),
+         helper.make_node("Add", ["features", "nothing"], ["shifted"]),
+         helper.make_node("Gemm", ["shifted", "fc.weight", "fc.bias"], ["logits"], transB=1)],
+        "endless",
+        [_image_input()],
+        [_logits()],
+        [*initializers,
+         numpy_helper.from_array(np.array(iterations, np.int64), "trips"),
+         numpy_helper.from_array(np.array(0, np.float32), "start"),
+         numpy_helper.from_array(np.array(0, np.float32), "zero")],
+    )  # fmt: skip
+    return _model(graph).SerializeToString()

@@ -290,8 +290,10 @@ def test_an_onnx_file_from_pytorch_is_read_tried_and_added_with_its_crop(tmp_pat
     assert crop.value == CROP_FRACTION
     assert crop.options == [models.CROPS[1.0], models.CROPS[CROP_FRACTION]]
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("What torchvision and timm models expect") for c in captions)
-    assert any(c.startswith("torchvision and timm models see a centre crop") for c in captions)
+    assert [c for c in captions if "torchvision" in c] == [
+        "What torchvision and timm models expect, for a model taking channels first; change "
+        "either if the model was trained otherwise."
+    ]
     assert not any("pictures of any size" in c for c in captions)  # its size is fixed
 
     at.file_uploader(key="add_test_0").set_value(("coffee.jpg", photo("coffee"), "image/jpeg"))

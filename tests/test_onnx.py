@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -33,7 +34,7 @@ from classifier import explain, images, jobs, models
 from classifier.config import get_settings
 from classifier.history import registry
 from classifier.jobs import runner as runners
-from classifier.models import ModelFileError, own, upload
+from classifier.models import ModelError, ModelFileError, own, upload
 from classifier.predict import classify
 from tests import onnx_files as of
 from tests.conftest import EXAMPLES, photo
@@ -456,3 +457,104 @@ def test_a_model_asking_for_gigabytes_is_stopped_in_the_child_and_the_server_car
     models.save(NAME, models.read_model(of.valid_helper_model(), LABELS), "imagenet")
     answer = classify(photo("palace"), models.load(NAME))
     assert answer.top1.label in ("red", "green", "blue")
+
+
+# --- What a file may hide deeper down -----------------------------------------------------
+
+EXTERNAL_DATA = (
+    "This ONNX file keeps 1 of its tensors in other files (external data), which are never "
+    "read here; export the model as one file."
+)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [of.external_data_in_a_function_model, of.external_sparse_constant_model],
+    ids=["in an If inside a local function", "a Constant's sparse value"],
+)
+def test_a_file_named_anywhere_inside_the_model_is_refused_and_never_read(
+    make, tmp_path, monkeypatch
+):
+    import onnxruntime
+
+    from classifier.runtime.engines import OnnxEngine
+
+    monkeypatch.chdir(tmp_path)  # ONNX Runtime looks for a relative path from here
+    (tmp_path / "secret.bin").write_bytes(bytes([5, 6, 7, 8]) + b"\0" * 12)
+    data = make("secret.bin")
+    # Opened as ONNX Runtime opens it by default, the model answers with the file's bytes.
+    plain = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    leaked = plain.run(None, {"pixel_values": np.zeros((1, 3, 224, 224), np.float32)})[0]
+    assert leaked.ravel()[0] != 0
+
+    with pytest.raises(ModelFileError) as raised:
+        models.read_model(data, b"a\nb\nc\nd\n")
+    assert str(raised.value) == EXTERNAL_DATA
+    assert nothing_kept(tmp_path)
+    # The app's own sessions read no other file either, whoever hands them such a model.
+    with pytest.raises(Exception, match="onnx-no-external-data-"):  # looked for there only
+        OnnxEngine(data, 1)
+
+
+def test_a_custom_operation_inside_a_local_functions_if_is_refused_by_the_check():
+    with pytest.raises(ModelFileError) as raised:
+        models.read_model(of.custom_op_in_a_function_model(), b"a\nb\nc\nd\n")
+    assert str(raised.value) == (
+        "This ONNX model uses the custom operation Evil of “evil.ops”, which needs code of its "
+        "own; models with custom operations are refused."
+    )
+
+
+def test_an_export_leaving_its_channels_unnamed_is_taken_as_channels_first():
+    candidate = models.read_model(of.unnamed_channels_model(), LABELS)
+    assert (candidate.details["layout"], candidate.details["size"]) == ("NCHW", 224)
+    assert candidate.details["size_assumed"] is True
+    assert candidate.detected_scaling == "imagenet"
+    loaded = candidate.loaded("imagenet")
+    batch = loaded.spec.prepare(decoded("coffee").image)
+    expected = of.valid_helper_reference(nchw(batch))
+    assert np.allclose(loaded.engine.run(batch), expected, atol=1e-5)
+
+
+def test_dimensions_written_as_minus_one_are_taken_as_not_fixed():
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("GlobalAveragePool", ["x"], ["pool"]),
+             helper.make_node("Flatten", ["pool"], ["logits"])],
+            "minus_one",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, -1, -1])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [-1, 3])],
+        ),
+        opset_imports=[helper.make_opsetid("", of.OPSET)],
+        ir_version=of.IR_VERSION,
+    )  # fmt: skip
+    candidate = models.read_model(model.SerializeToString(), LABELS)
+    assert (candidate.details["size"], candidate.details["size_assumed"]) == (224, True)
+
+
+def test_a_model_looping_past_the_time_limit_is_stopped_with_one_sentence(monkeypatch):
+    from classifier.runtime import engines
+
+    monkeypatch.setattr(engines, "MAX_RUN_SECONDS", 1.0)
+    engine = engines.OnnxEngine(of.endless_loop_model(), 2)
+    with pytest.raises(ModelError) as raised:
+        engine.run(np.zeros((1, 224, 224, 3), np.float32))
+    assert str(raised.value) == "The model took more than 1 s on this picture and was stopped."
+
+
+def test_a_batch_declared_dynamic_but_fixed_at_one_runs_one_picture_at_a_time():
+    from classifier.runtime.engines import OnnxEngine
+
+    engine = OnnxEngine(of.batch_of_one_in_disguise_model(), 1)
+    pictures = np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
+    together = engine.run(pictures)
+    alone = np.concatenate([engine.run(pictures[i : i + 1]) for i in range(4)])
+    assert together.shape == (4, 3)
+    assert np.allclose(together, alone, atol=1e-6)
+
+
+def test_the_exporters_name_is_kept_without_control_characters():
+    model = onnx.load_from_string(of.valid_helper_model())
+    model.producer_name = "evil\x1b[31m\nexporter"
+    candidate = models.read_model(model.SerializeToString(), LABELS)
+    assert candidate.source == "ONNX file from evil[31mexporter"

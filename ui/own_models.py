@@ -212,19 +212,14 @@ def add_a_model() -> None:
         placeholder="How were pixels scaled when the model was trained?",
         key=f"add_scaling_{round_}",
     )
-    if candidate.format == "onnx" and detected:
-        st.caption(
-            "What torchvision and timm models expect, for a model taking channels first; "
-            "change it if the model was trained otherwise."
-        )
-    elif detected:
+    if not detected:
+        st.caption("The file does not say how it scales pixels: pick what it was trained with.")
+    elif candidate.format != "onnx":  # an ONNX model's is said under its crop
         st.caption(
             "Detected from the file"
             + (" (a Teachable Machine export)" if "Teachable" in candidate.source else "")
             + "; change it if the model was trained otherwise."
         )
-    else:
-        st.caption("The file does not say how it scales pixels: pick what it was trained with.")
     crops = list(models.CROPS)
     crop = st.selectbox(
         "Crop",
@@ -235,8 +230,8 @@ def add_a_model() -> None:
     )
     if details.get("crop_hint"):
         st.caption(
-            "torchvision and timm models see a centre crop; change it if the model was trained "
-            "otherwise."
+            "What torchvision and timm models expect, for a model taking channels first; "
+            "change either if the model was trained otherwise."
         )
     test = st.file_uploader(
         "Try a picture before adding (optional)",

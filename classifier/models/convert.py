@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -391,22 +392,39 @@ def _output_kind(interpreter, given, answer, classes: int) -> tuple[str, list[st
         Refused: it gives non-numbers whatever the preprocessing, or is too slow.
     """
     out_scale, out_zero = answer["quantization"]
-    tolerance = max(1e-3, classes * float(out_scale))
-    kinds, failing = set(), []
-    tests = _test_inputs(given)
-    for name, batch in tests:
+    quantized = np.dtype(answer["dtype"]) != np.float32
+
+    def run(batch: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(given["index"], batch)
-        started = time.thread_time()  # one thread runs it: processor time, however busy
         interpreter.invoke()
+        values = interpreter.get_tensor(answer["index"]).astype(np.float64)
+        return (values - out_zero) * out_scale if quantized else values
+
+    tolerance = max(1e-3, classes * float(out_scale))
+    kind, failing = _answers_kind(_test_inputs(given), run, tolerance)
+    return kind, failing if np.dtype(given["dtype"]) == np.float32 else []
+
+
+def _answers_kind(
+    tests: list[tuple[str, np.ndarray]], run: Callable[[np.ndarray], np.ndarray], tolerance: float
+) -> tuple[str, list[str]]:
+    """Run each named test batch (`run` gives its output values), each within
+    MAX_SECONDS_PER_PICTURE of processor time: are the outputs probabilities, scores or
+    logits? Return that and the names of the tests giving non-numbers.
+
+    Raises:
+        Refused: it gives non-numbers for every test, or is too slow.
+    """
+    kinds, failing = set(), []
+    for name, batch in tests:
+        started = time.thread_time()  # one thread runs it: processor time, however busy
+        values = np.asarray(run(batch), dtype=np.float64).reshape(-1)
         seconds = time.thread_time() - started
         if seconds > MAX_SECONDS_PER_PICTURE:
             raise Refused(
                 f"This model takes {seconds:.1f} s of processor time per picture; at most "
                 f"{MAX_SECONDS_PER_PICTURE} s are accepted."
             )
-        values = interpreter.get_tensor(answer["index"]).astype(np.float64).reshape(-1)
-        if np.dtype(answer["dtype"]) != np.float32:
-            values = (values - out_zero) * out_scale
         if not np.all(np.isfinite(values)):
             failing.append(name)
             continue
@@ -420,7 +438,7 @@ def _output_kind(interpreter, given, answer, classes: int) -> tuple[str, list[st
     if len(failing) == len(tests):
         raise Refused("This model gives non-numbers (NaN or infinity) on test pictures.")
     kind = "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
-    return kind, failing if np.dtype(given["dtype"]) == np.float32 else []
+    return kind, failing
 
 
 # --- ONNX ---------------------------------------------------------------------------------
@@ -433,43 +451,26 @@ ONNX_FLOAT_TYPES = {1: "float32", 10: "float16"}  # TensorProto.FLOAT, TensorPro
 DYNAMIC_SIZE = 224  # what a model taking any picture size is given
 
 
-def _onnx_graphs(graph):
-    """Yield a graph and every graph inside it (the bodies of If, Loop and Scan nodes)."""
-    yield graph
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("g"):
-                yield from _onnx_graphs(attribute.g)
-            for inner in attribute.graphs:
-                yield from _onnx_graphs(inner)
+def _onnx_messages(message, kind):
+    """Yield every message of type `kind` anywhere inside `message`, however deep: in the
+    main graph, in the bodies of If, Loop and Scan nodes, in local functions, in sparse
+    tensors and node attributes, and in any field a later ONNX version adds."""
+    from google.protobuf.message import Message
 
-
-def _onnx_nodes(model):
-    """Yield every node of a model: its graphs' and its local functions'."""
-    for graph in _onnx_graphs(model.graph):
-        yield from graph.node
-    for function in model.functions:
-        yield from function.node
-
-
-def _onnx_tensors(model):
-    """Yield every tensor a model stores: initializers and node attributes' constants."""
-    for graph in _onnx_graphs(model.graph):
-        yield from graph.initializer
-        for sparse in graph.sparse_initializer:
-            yield sparse.values
-            yield sparse.indices
-    for node in _onnx_nodes(model):
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
+    if isinstance(message, kind):
+        yield message
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:  # numbers, strings, bytes: nothing inside
+            continue
+        for inner in (value,) if isinstance(value, Message) else value:
+            yield from _onnx_messages(inner, kind)
 
 
 def _onnx_dims(value) -> list[int | None]:
-    """Return a graph input's or output's dimensions (None: not fixed in the file)."""
+    """Return a graph input's or output's dimensions (None: not fixed in the file; some
+    converters write 0 or -1 for that)."""
     shape = value.type.tensor_type.shape
-    return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
 
 
 def _read_onnx(data: bytes):
@@ -484,15 +485,19 @@ def _read_onnx(data: bytes):
         raise Refused("This ONNX file cannot be read: it is damaged or cut short.") from None
     if not model.HasField("graph") or not model.graph.node:
         raise Refused("This ONNX file holds no model graph: it is damaged or cut short.")
-    external = [t.name for t in _onnx_tensors(model) if t.data_location == 1 or t.external_data]
+    external = [
+        tensor.name
+        for tensor in _onnx_messages(model, onnx.TensorProto)
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data
+    ]
     if external:
         raise Refused(
             f"This ONNX file keeps {len(external):,} of its tensors in other files (external "
             "data), which are never read here; export the model as one file."
         )
-    local = {function.domain for function in model.functions}
-    for node in _onnx_nodes(model):
-        if node.domain not in ONNX_DOMAINS and node.domain not in local:
+    local = {(function.domain, function.name) for function in model.functions}
+    for node in _onnx_messages(model, onnx.NodeProto):
+        if node.domain not in ONNX_DOMAINS and (node.domain, node.op_type) not in local:
             raise Refused(
                 f"This ONNX model uses the custom operation {node.op_type} of “{node.domain}”, "
                 "which needs code of its own; models with custom operations are refused."
@@ -508,6 +513,7 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
     """Check an .onnx file is an image classifier without custom code or other files, open it
     with ONNX Runtime, run it once per preprocessing, and describe it."""
     from classifier.images import CROP_FRACTION
+    from classifier.runtime.engines import onnx_channels_first
 
     model = _read_onnx(path.read_bytes())
     stored = {tensor.name for tensor in model.graph.initializer}
@@ -536,10 +542,10 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
             f"This model takes input of {len(dims)} dimension(s), not a batch of pictures "
             "(batch, channels, height, width)."
         )
-    if dims[1] == 3:
-        layout, sides = "NCHW", dims[2:]
-    elif dims[3] == 3:
-        layout, sides = "NHWC", dims[1:3]
+    channels_first = onnx_channels_first(dims)
+    if channels_first is not None:
+        layout = "NCHW" if channels_first else "NHWC"
+        sides = dims[2:] if channels_first else dims[1:3]
     else:
         raise Refused(
             "This model's input has no dimension of 3 colour channels; only RGB pictures are "
@@ -568,6 +574,7 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
     kind, failing, classes = _onnx_output_kind(session, given.name, shape, layout, dtype)
     parameters = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    producer = "".join(ch for ch in producer if ch.isprintable())  # shown in a terminal too
     return {
         "ok": True,
         "format": "onnx",
@@ -591,17 +598,11 @@ def inspect_onnx(path: Path) -> dict[str, Any]:
 
 
 def _onnx_session(path: Path):
-    """Open the file with ONNX Runtime on one thread, its own log quiet."""
-    import onnxruntime
+    """Open the file with ONNX Runtime on one thread, as the app does (reading no other file)."""
+    from classifier.runtime.engines import onnx_session
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        return onnxruntime.InferenceSession(
-            path.read_bytes(), options, providers=["CPUExecutionProvider"]
-        )
+        return onnx_session(path.read_bytes(), 1)
     except Exception as exc:
         raise Refused(f"ONNX Runtime cannot open this model ({_one_line(exc)}).") from None
 
@@ -619,44 +620,29 @@ def _onnx_output_kind(
 
     side = shape[2] if layout == "NCHW" else shape[1]
     pixels = np.random.default_rng(0).uniform(0, 255, (1, side, side, 3)).astype(np.float32)
-    kinds, failing, classes = set(), [], 0
+    tests = []
     for scaling_name, scaling in SCALINGS.items():
         batch = scaling.scale(pixels)
-        if layout == "NCHW":
-            batch = batch.transpose(0, 3, 1, 2)
-        started = time.process_time()
+        batch = batch.transpose(0, 3, 1, 2) if layout == "NCHW" else batch
+        tests.append((scaling_name, np.ascontiguousarray(batch, dtype=dtype)))
+    classes = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
         try:
-            (values,) = session.run(None, {name: np.ascontiguousarray(batch, dtype=dtype)})
+            (values,) = session.run(None, {name: batch})
         except Exception as exc:
             raise Refused(f"The model failed on a test picture ({_one_line(exc)}).") from None
-        seconds = time.process_time() - started
-        if seconds > MAX_SECONDS_PER_PICTURE:
-            raise Refused(
-                f"This model takes {seconds:.1f} s of processor time per picture; at most "
-                f"{MAX_SECONDS_PER_PICTURE} s are accepted."
-            )
         values = np.asarray(values)
         if values.ndim < 1 or values.shape[0] != 1 or sum(d > 1 for d in values.shape[1:]) != 1:
             raise Refused(
                 f"This model gives output of shape {list(values.shape)}, not one vector of "
                 "class scores."
             )
-        classes = int(np.prod(values.shape[1:]))
-        values = values.astype(np.float64).reshape(-1)
-        if not np.all(np.isfinite(values)):
-            failing.append(scaling_name)
-            continue
-        in_unit = values.min() >= -1e-6 and values.max() <= 1 + 1e-6
-        if in_unit and abs(values.sum() - 1) <= 1e-3:
-            kinds.add("probabilities")
-        elif in_unit:
-            kinds.add("scores")
-        else:
-            kinds.add("logits")
-    if len(failing) == len(SCALINGS):
-        raise Refused("This model gives non-numbers (NaN or infinity) on test pictures.")
-    kind = "logits" if "logits" in kinds else "scores" if "scores" in kinds else "probabilities"
-    return kind, failing, classes
+        classes.append(int(np.prod(values.shape[1:])))
+        return values
+
+    kind, failing = _answers_kind(tests, run, 1e-3)
+    return kind, failing, classes[-1]
 
 
 def _feature_model(model):

@@ -533,8 +533,8 @@ def _check(*arguments: str) -> dict[str, Any]:
 
 # How much of a picture an added model sees, by crop fraction of its shorter side.
 CROPS = {
-    WHOLE_PICTURE: "The picture's centre square, whole (Teachable Machine, Keras)",
-    CROP_FRACTION: "The short side resized, centre crop 87.5% (torchvision, timm)",
+    WHOLE_PICTURE: "Whole centre square (Teachable Machine)",
+    CROP_FRACTION: "Centre crop 87.5% (torchvision, timm)",
 }
 
 

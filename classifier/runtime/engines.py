@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import sys
+import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -158,38 +159,32 @@ class LiteRTEngine:
 ONNX_BACKEND = "ONNX Runtime"
 
 
+MAX_RUN_SECONDS = 30.0  # the longest an ONNX model may take on one call before it is stopped
+
+
 class OnnxEngine:
     """An ONNX Runtime session over one .onnx file (CPU provider, the app's thread count).
 
-    The session reads the file alone: `session.run` is safe to call from several threads,
-    and a twin opens a session of its own. The batch is NHWC float32, as for every engine;
-    a channels-first input gets it transposed, a float16 one gets it cast, and a model
-    with a fixed batch of one runs one picture per call. `softmax` turns logits into
-    probabilities.
+    The session is made from the file's bytes alone (`onnx_session`): no path in the file
+    is followed. `session.run` is safe to call from several threads, and a twin opens a
+    session of its own. The batch is NHWC float32, as for every engine; a channels-first
+    input gets it transposed, a float16 one gets it cast. A model with a fixed batch of one,
+    or one that fails on a batch of several, runs one picture per call. A call longer than
+    MAX_RUN_SECONDS is stopped (a model may loop far longer on some pictures than on the
+    test pictures it was checked with). `softmax` turns logits into probabilities.
     """
 
     backend = ONNX_BACKEND
 
     def __init__(self, model: Path | bytes, num_threads: int, *, softmax: bool = False):
-        import onnxruntime
-
         self.path = model if isinstance(model, Path) else None
         self._model = model
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, num_threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: its warnings are for developers
-        # Idle threads sleep rather than spin between pictures: on a server sharing its cores
-        # with visitors' pages, spinning made two threads two to three times slower than one.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(model) if isinstance(model, Path) else model
-        self._session = onnxruntime.InferenceSession(
-            source, options, providers=["CPUExecutionProvider"]
-        )
+        data = model.read_bytes() if isinstance(model, Path) else model
+        self._session = onnx_session(data, num_threads)
         given = self._session.get_inputs()[0]
         self._input = given.name
         shape = list(given.shape)
-        self._channels_first = shape[1] == 3 and shape[3] != 3
+        self._channels_first = bool(onnx_channels_first(shape))
         self._one_at_a_time = shape[0] == 1  # a fixed batch of one
         self._input_dtype = np.float16 if given.type == "tensor(float16)" else np.float32
         self._softmax = softmax
@@ -199,15 +194,39 @@ class OnnxEngine:
         if self._channels_first:
             batch = batch.transpose(0, 3, 1, 2)
         batch = np.ascontiguousarray(batch, dtype=self._input_dtype)
-        parts = [batch[i : i + 1] for i in range(len(batch))] if self._one_at_a_time else [batch]
+        if self._one_at_a_time or len(batch) == 1:
+            outputs = [self._run(batch[i : i + 1]) for i in range(len(batch))]
+        else:
+            try:
+                outputs = [self._run(batch)]
+            except ModelError:  # its batch is dynamic in name only: one picture per call
+                self._one_at_a_time = True
+                outputs = [self._run(batch[i : i + 1]) for i in range(len(batch))]
+        out = np.concatenate(outputs).reshape(len(batch), -1).astype(np.float32, copy=False)
+        return _probabilities(out, self._softmax)
+
+    def _run(self, part: np.ndarray) -> np.ndarray:
+        """Run one call within MAX_RUN_SECONDS; a failure is a ModelError of one sentence."""
+        import onnxruntime
+
+        options = onnxruntime.RunOptions()
+        options.log_severity_level = 4  # its failure is said once, below, not logged twice
+        watchdog = threading.Timer(MAX_RUN_SECONDS, setattr, (options, "terminate", True))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            outputs = [self._session.run(None, {self._input: part})[0] for part in parts]
+            return self._session.run(None, {self._input: part}, options)[0]
         except Exception as exc:  # an added model can fail on a picture
+            if options.terminate:
+                raise ModelError(
+                    f"The model took more than {MAX_RUN_SECONDS:.0f} s on this picture and was "
+                    "stopped."
+                ) from None
             raise ModelError(
                 f"The model failed on this picture ({' '.join(str(exc).split())[:200]})."
             ) from None
-        out = np.concatenate(outputs).reshape(len(batch), -1).astype(np.float32, copy=False)
-        return _probabilities(out, self._softmax)
+        finally:
+            watchdog.cancel()
 
     def wait(self) -> None:
         return None
@@ -215,6 +234,48 @@ class OnnxEngine:
     def twin(self, num_threads: int) -> OnnxEngine:
         """Return a new session on the same model, with threads of its own."""
         return OnnxEngine(self._model, num_threads, softmax=self._softmax)
+
+
+_no_external_data: tempfile.TemporaryDirectory | None = None
+_no_external_data_lock = threading.Lock()
+
+
+def onnx_session(data: bytes, num_threads: int):
+    """Return an ONNX Runtime session (CPU) over a model's bytes, reading no other file.
+
+    A tensor kept in another file (external data) would be looked for in an empty folder
+    of this process's own, so none is ever read, whatever path the model names; its idle
+    threads sleep between pictures rather than spin (on a server sharing its cores with
+    visitors' pages, spinning made two threads two to three times slower than one).
+    """
+    import onnxruntime
+
+    global _no_external_data
+    with _no_external_data_lock:
+        if _no_external_data is None:
+            _no_external_data = tempfile.TemporaryDirectory(prefix="onnx-no-external-data-")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, num_threads)
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: its warnings are for developers
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry(
+        "session.model_external_initializers_file_folder_path", _no_external_data.name
+    )
+    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_channels_first(shape: list) -> bool | None:
+    """Tell an ONNX model's picture layout from its input's four dimensions (an int where the
+    file fixes one, anything else where it does not): channels first (NCHW) when the second
+    is 3, or not fixed while the last is not 3 (PyTorch's order: Hugging Face exports leave
+    the channels unnamed); channels last (NHWC) when the last is 3; None: no RGB input."""
+    fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    if fixed[1] == 3:
+        return True
+    if fixed[3] == 3:
+        return False
+    return True if fixed[1] is None else None
 
 
 def _probabilities(out: np.ndarray, softmax: bool) -> np.ndarray:
