@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Protocol
@@ -211,9 +212,7 @@ class OnnxEngine:
 
         options = onnxruntime.RunOptions()
         options.log_severity_level = 4  # its failure is said once, below, not logged twice
-        watchdog = threading.Timer(MAX_RUN_SECONDS, setattr, (options, "terminate", True))
-        watchdog.daemon = True
-        watchdog.start()
+        watched = _watchdog.watch(options, MAX_RUN_SECONDS)
         try:
             return self._session.run(None, {self._input: part}, options)[0]
         except Exception as exc:  # an added model can fail on a picture
@@ -226,7 +225,7 @@ class OnnxEngine:
                 f"The model failed on this picture ({' '.join(str(exc).split())[:200]})."
             ) from None
         finally:
-            watchdog.cancel()
+            _watchdog.release(watched)
 
     def wait(self) -> None:
         return None
@@ -236,6 +235,47 @@ class OnnxEngine:
         return OnnxEngine(self._model, num_threads, softmax=self._softmax)
 
 
+class _Watchdog:
+    """One thread that stops ONNX Runtime calls past their deadline (`RunOptions.terminate`),
+    for every engine of the process: a timer thread per call would cost more than a small
+    model's whole answer."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[float, object]] = {}  # id -> (deadline, its RunOptions)
+        self._next = 0
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, options, seconds: float) -> int:
+        """Stop the call run with `options` once `seconds` have passed; return its id."""
+        with self._changed:
+            self._next += 1
+            idle = not self._calls
+            self._calls[self._next] = (time.monotonic() + seconds, options)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="onnx watchdog", daemon=True)
+                self._thread.start()
+            if idle:  # it waits for nothing: wake it (else it wakes by the soonest deadline,
+                self._changed.notify()  # and every call has the same time limit)
+            return self._next
+
+    def release(self, call: int) -> None:
+        with self._changed:
+            self._calls.pop(call, None)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for call, (deadline, options) in list(self._calls.items()):
+                    if deadline <= now:
+                        options.terminate = True
+                        del self._calls[call]
+                soonest = min((deadline for deadline, _ in self._calls.values()), default=None)
+                self._changed.wait(None if soonest is None else soonest - now)
+
+
+_watchdog = _Watchdog()
 _no_external_data: tempfile.TemporaryDirectory | None = None
 _no_external_data_lock = threading.Lock()
 
