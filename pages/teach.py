@@ -1,7 +1,8 @@
 """Teach: your own classes from a few photos each, trained in seconds.
 
 The classes and the last training are kept in the session (`teach_view.TeachSession`), so
-they survive a visit to another page.
+they survive a visit to another page. The Review page opens it with corrected predictions
+(`teach_view.start_from_history`): one class per corrected label, with those photos.
 """
 
 import streamlit as st
@@ -34,6 +35,7 @@ teach_view.start_from(session)  # or retrain a model taught before
 base = teach_view.base_picker(session)
 if base is None:  # it said why
     st.stop()
+teach_view.history_note(session)  # the classes handed over from the history, if any
 
 for taught in list(session.classes):
     teach_view.class_card(session, taught)

@@ -3,7 +3,9 @@ train, check, save.
 
 The classes live in the session (`TeachSession`, kept as `st.session_state["teach"]`), so
 they survive a visit to another page; each class keeps the photos its uploader, the camera
-and the history gave it, by content digest. Training embeds the photos (cached by digest),
+and the history gave it, by content digest. Another page hands corrected predictions over
+with `start_from_history`: the classes they were corrected to, with their photos, as if the
+person had named them and added the photos. Training embeds the photos (cached by digest),
 cross-validates the head and keeps the result with a fingerprint of what it was trained
 on: a class or photo changed afterwards asks for training again before saving.
 """
@@ -19,6 +21,7 @@ import streamlit as st
 
 from classifier import charts, history, images, models, teach
 from classifier.config import get_settings
+from classifier.history import teaching
 from ui import account, pictures, resources
 from ui.columns import plain
 
@@ -35,6 +38,9 @@ class TeachClass:
     """One class being taught: its photos (digest -> photo) and, when retraining, old vectors."""
 
     id: int
+    # Its name as last typed: its text box's value, kept here too (Streamlit forgets the
+    # value of a widget that a page does not draw, so a visit to another page would).
+    name: str = ""
     uploaded: dict[str, teach.Photo] = field(default_factory=dict)  # from its uploader
     added: dict[str, teach.Photo] = field(default_factory=dict)  # camera and history
     previous: int = 0  # photos the saved model was trained on (their vectors are kept)
@@ -50,6 +56,61 @@ class TeachClass:
         return len(self.photos()) + self.previous
 
 
+@dataclass(frozen=True, eq=False)
+class HandOff:
+    """Photos another page handed over from the history (`start_from_history`)."""
+
+    classes: tuple[tuple[str, dict[str, teach.Photo]], ...]  # (class, digest -> photo)
+    corrected: int  # photos from corrected predictions
+    rated_right: int  # photos from predictions rated right
+    thumbnail_only: int  # photos that are only the small thumbnail
+    left_out: int  # rated predictions without a picture, or past the limit
+
+    @classmethod
+    def of(cls, gathered: teaching.Gathered) -> HandOff:
+        """Return the hand-off of the photos gathered from the history, one class per label."""
+        classes = tuple(
+            (label, {images.content_digest(p.data): teach.Photo(p.name, p.data, "") for p in got})
+            for label, got in gathered.classes().items()
+        )
+        return cls(
+            classes,
+            corrected=gathered.corrected,
+            rated_right=gathered.rated_right,
+            thumbnail_only=gathered.thumbnail_only,
+            left_out=gathered.without_picture + gathered.left_out,
+        )
+
+    def digests(self) -> set[str]:
+        """Return the handed photos' content digests."""
+        return {digest for _, photos in self.classes for digest in photos}
+
+    def note(self) -> str:
+        """Say where the classes came from, and how many photos are only a thumbnail."""
+        if not self.corrected:
+            text = f"From {self.rated_right:,} prediction{_s(self.rated_right)} rated right"
+        else:
+            text = f"From {self.corrected:,} corrected prediction{_s(self.corrected)}"
+            if self.rated_right:
+                text += f" and {self.rated_right:,} rated right"
+        if self.thumbnail_only:
+            text += (
+                f" ({self.thumbnail_only:,} with only a thumbnail, which is small: “Keep photos "
+                "to teach from” in the Classify page's sidebar keeps larger ones)"
+            )
+        text += "."
+        if self.left_out:
+            text += (
+                f" {self.left_out:,} more {'was' if self.left_out == 1 else 'were'} left out: "
+                "no picture was kept, or past the limit of photos for one model."
+            )
+        return text
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
 @dataclass(eq=False)
 class TeachSession:
     """What one visit to the Teach page keeps (`st.session_state["teach"]`, see `session`).
@@ -57,7 +118,9 @@ class TeachSession:
     Widgets name a class by its id (an int), never the class itself: Streamlit keeps a
     callback's arguments with the widget, so a class (and its photos) given there could
     outlive the session's state (see `resources.freeze_imported_objects`). A class's name
-    is its text box's value, `st.session_state[f"teach_name_{id}"]`.
+    is its text box's value, `st.session_state[f"teach_name_{id}"]`, given back to the text
+    box from `TeachClass.name` after a visit to another page; as is the pick under "Start
+    from", from `continuing`.
     """
 
     classes: list[TeachClass] = field(default_factory=list)
@@ -69,6 +132,7 @@ class TeachSession:
     trained_on: tuple | None = None  # what that training was given (`_fingerprint`)
     saved_name: str | None = None  # the model this visit saved last
     saved_result: teach.Taught | None = None  # the training saved under it
+    handed: HandOff | None = None  # photos handed over from the history, kept on Start from
     # The photos go with the session; the memory they took goes back to the system then.
     memory: resources.GiveBackWhenFreed = field(
         default_factory=resources.GiveBackWhenFreed, repr=False
@@ -76,7 +140,7 @@ class TeachSession:
 
     def add_class(self, name: str = "", previous: int = 0) -> TeachClass:
         """Add a class (named `name`, with `previous` photos from the saved model) at the end."""
-        taught = TeachClass(self.next_id, previous=previous, previous_name=name)
+        taught = TeachClass(self.next_id, name=name, previous=previous, previous_name=name)
         self.next_id += 1
         self.classes.append(taught)
         st.session_state[f"teach_name_{taught.id}"] = name
@@ -97,10 +161,28 @@ class TeachSession:
                 self.add_class()
 
     def start_over(self, model: str) -> None:
-        """Forget the classes, the training and what was saved: start from `model` (or anew)."""
+        """Forget the classes, the training and what was saved: start from `model` (or anew).
+
+        Photos handed over from the history stay (`add_handed` puts them back in).
+        """
         self.continuing = model
         self.classes, self.result, self.previous = [], None, None
         self.saved_name = self.saved_result = None
+
+    def add_handed(self) -> None:
+        """Put the photos handed over from the history in: each into the class of the same
+        name (a retrained model's, case aside), or into a new class of its own."""
+        if self.handed is None:
+            return
+        by_name = {teaching.class_key(c.previous_name): c for c in self.classes if c.previous}
+        for label, photos in self.handed.classes:
+            taught = by_name.get(teaching.class_key(label)) or self.add_class(label)
+            taught.added.update(photos)
+
+    def top_up(self) -> None:
+        """Give a new model at least its first classes (empty ones after the handed ones)."""
+        while len(self.classes) < STARTING_CLASSES:
+            self.add_class()
 
     def photo_count(self, but: TeachClass | None = None) -> int:
         """Return how many photos the classes hold (new and from before), but one class's."""
@@ -128,9 +210,12 @@ def start_from(state: TeachSession) -> None:
     if not taught_names:
         state.continuing = NEW_MODEL
         return
+    options = [NEW_MODEL, *taught_names]
+    if "teach_start" not in st.session_state and state.continuing in options:
+        st.session_state["teach_start"] = state.continuing  # forgotten on another page
     start = st.selectbox(
         "Start from",
-        [NEW_MODEL, *taught_names],
+        options,
         format_func=lambda name: name or "A new model",
         key="teach_start",
         help="Pick a model taught before to add photos or classes and train it again; "
@@ -140,7 +225,8 @@ def start_from(state: TeachSession) -> None:
         return
     state.start_over(start)
     if start == NEW_MODEL:
-        state.fill()
+        state.add_handed()
+        state.top_up()
         st.session_state["teach_model_name"] = ""
         return
     try:
@@ -152,6 +238,96 @@ def start_from(state: TeachSession) -> None:
     st.session_state["teach_model_name"] = start
     for name, count in examples.counts().items():
         state.add_class(name, previous=count)
+    state.add_handed()
+
+
+def start_from_history(ids: list[int] | None, model: str | None = None) -> bool:
+    """Open the Teach page with the photos of corrected predictions: one class per corrected
+    label, holding those photos, ready to train (or to add to a taught model picked under
+    "Start from"), as if the person had named the classes and added the photos.
+
+    Predictions rated right join the class their answer names (`teaching.labelled_photos`).
+    Call it from a page's script (`if st.button(...):`), not from a widget's callback: it
+    switches page. When there is nothing to teach from, it says why where it is called and
+    returns False.
+
+    Args:
+        ids: The predictions picked (the visitor's own; others are ignored); None: all the
+            visitor's corrected predictions.
+        model: Only the predictions of this model (its name as saved); None: every model's.
+    """
+    if not get_settings().allow_model_uploads:
+        st.warning(
+            "Teaching models is turned off on this server (CLASSIFIER_ALLOW_MODEL_UPLOADS=0).",
+            icon=":material/block:",
+        )
+        return False
+    try:
+        store = resources.store()
+        gathered = None if store is None else teaching.labelled_photos(store, ids, model)
+    except Exception:
+        log.exception("Reading the history to teach from failed")
+        st.error("The history cannot be read right now.")
+        return False
+    if gathered is None:
+        st.warning("There is no history here to teach from.", icon=":material/block:")
+        return False
+    if not gathered.photos:
+        if gathered.corrections:
+            problem = (
+                f"None of the {gathered.corrections:,} corrected predictions has a picture "
+                "kept, so there is nothing to teach from."
+            )
+        else:
+            problem = (
+                f"None of {'these' if ids is not None else 'the saved'} predictions was "
+                "corrected: rate one 👎 and give the right class to teach from it."
+            )
+        st.warning(problem, icon=":material/info:")
+        return False
+    if "teach" not in st.session_state:
+        st.session_state["teach"] = TeachSession()
+    state: TeachSession = st.session_state["teach"]
+    state.handed = HandOff.of(gathered)
+    state.start_over(NEW_MODEL)  # the person may then pick a taught model under "Start from"
+    st.session_state.pop("teach_start", None)
+    st.session_state["teach_model_name"] = ""
+    state.add_handed()
+    state.top_up()
+    st.switch_page("pages/teach.py")
+    return True  # (switch_page stops this script run)
+
+
+def history_note(state: TeachSession) -> None:
+    """Say where the classes handed over from the history came from; offer to leave them out."""
+    handed = state.handed
+    if handed is None:
+        return
+    note_col, button_col = st.columns([5, 1], vertical_alignment="center")
+    note_col.caption(handed.note())
+    button_col.button(
+        "Leave them out",
+        key="teach_leave_out_history",
+        on_click=_leave_out_handed,
+        help="Take the photos from the history out of the classes (the classes that held "
+        "only them go too).",
+    )
+
+
+def _leave_out_handed() -> None:
+    state = session()
+    handed, state.handed = state.handed, None
+    if handed is None:
+        return
+    digests = handed.digests()
+    for taught in list(state.classes):
+        had = bool(taught.added)
+        for digest in digests:
+            taught.added.pop(digest, None)
+        if had and not taught.photos() and not taught.previous:
+            state.remove_class(taught.id)
+    if state.continuing == NEW_MODEL:
+        state.top_up()
 
 
 def base_picker(state: TeachSession) -> str | None:
@@ -181,7 +357,9 @@ def class_card(state: TeachSession, taught: TeachClass) -> None:
     key = taught.id
     with st.container(border=True):
         name_col, count_col, remove_col = st.columns([4, 2, 1], vertical_alignment="bottom")
-        name_col.text_input(
+        if f"teach_name_{key}" not in st.session_state:  # forgotten on another page
+            st.session_state[f"teach_name_{key}"] = taught.name
+        taught.name = name_col.text_input(
             "Class name",
             key=f"teach_name_{key}",
             max_chars=200,
