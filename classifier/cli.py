@@ -6,6 +6,7 @@ classifier models [list] [--server URL [--token TOKEN]]
 classifier models add NAME FILE [--labels FILE] [--preprocess SCALING] [--crop whole|centre]
 classifier models remove NAME
 classifier teach NAME DIR [--base MODEL]
+classifier teach NAME --from-history [--model MODEL] [--since DATE] [--owner WHO] [--base MODEL]
 classifier evaluate DIR --model NAME [--model NAME ...] [--json] [--no-save]
 classifier evaluate --list
 classifier history export (--owner WHO | --all) [--format csv|json] [--output FILE]
@@ -38,6 +39,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -59,6 +61,15 @@ if TYPE_CHECKING:  # imported where used: a plain `predict` never opens the hist
     from classifier.jobs import pipeline
 
 DEFAULT_TOP_K = 5
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a day such as 2024-03-01, received {value!r}"
+        ) from None
 
 
 def _top_k(value: str) -> int:
@@ -94,6 +105,7 @@ EXAMPLES = {
     "teach": """\
   classifier teach Mugs photos/         # photos/<class>/*.jpg: one folder per class
   classifier teach Mugs photos/ --base mobilenet_v3_small
+  classifier teach Drinks --from-history --since 2024-03-01   # from the corrected predictions
   classifier predict --model Mugs photo.jpg""",
     "evaluate": """\
   classifier evaluate photos/ --model Mugs --model efficientnet_lite0
@@ -226,7 +238,36 @@ def build_parser() -> argparse.ArgumentParser:
         "name", metavar="NAME", help="the model's name (a taught model of this name is retrained)"
     )
     teach.add_argument(
-        "folder", type=Path, metavar="DIR", help="one folder of photos per class, named by class"
+        "folder",
+        type=Path,
+        nargs="?",
+        metavar="DIR",
+        help="one folder of photos per class, named by class (or --from-history)",
+    )
+    teach.add_argument(
+        "--from-history",
+        action="store_true",
+        help="teach from the history instead: each corrected prediction's photo under the "
+        "class it was corrected to, and those rated right under their answer when a "
+        "correction names that class (everyone's, unless --owner)",
+    )
+    teach.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="with --from-history: only the predictions of this model (its name as saved)",
+    )
+    teach.add_argument(
+        "--since",
+        type=_day,
+        metavar="DATE",
+        help="with --from-history: only the predictions saved on or after this day "
+        "(YYYY-MM-DD, UTC)",
+    )
+    teach.add_argument(
+        "--owner",
+        metavar="WHO",
+        help="with --from-history: only one person's predictions (the email they signed in "
+        "with, or their owner id)",
     )
     teach.add_argument(
         "--base",
@@ -236,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the built-in network giving the features: {', '.join(models.MODELS)} "
         "(default: efficientnet_lite0)",
     )
+    teach.set_defaults(usage_error=teach.error)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -847,34 +889,121 @@ def class_folders(folder: Path) -> tuple[dict[str, list[Path]], list[Path]]:
     return classes, loose
 
 
-def run_teach(args: argparse.Namespace) -> int:
-    """Teach (or retrain) a model from a folder per class; print its cross-validated accuracy."""
+def _folder_photos(args: argparse.Namespace) -> tuple[tuple[str, ...], list, list]:
+    """Return the classes of a folder per class, their photos (read in their turn), and the
+    files skipped with why.
+
+    Raises:
+        TeachError: fewer than 2 classes, or a class name that cannot be one.
+        OSError: no such folder.
+    """
     from classifier import teach
 
+    classes, loose = class_folders(args.folder)
+    if loose:
+        print(
+            f"ignored {len(loose):,} file(s) directly in {args.folder}: "
+            "put each class's photos in a folder named after the class",
+            file=sys.stderr,
+        )
+    class_names = teach.check_classes(list(classes))
+    limit = get_settings().max_bytes
+    photos, skipped = [], []
+    for label, files in zip(class_names, classes.values(), strict=True):
+        for path in files:
+            if path.stat().st_size > limit:
+                skipped.append((str(path), f"larger than {images.size_text(limit)}"))
+            else:
+                photos.append(teach.Photo(str(path), path, label))  # read in its turn
+    return class_names, photos, skipped
+
+
+def _history_photos(args: argparse.Namespace) -> tuple[tuple[str, ...], list, list]:
+    """Return the classes the corrected predictions in the history name (everyone's, or
+    --owner's), their photos, and nothing skipped (`history.teaching` says what it leaves out).
+
+    Raises:
+        TeachError: nothing to teach from, or fewer than 2 classes.
+        HistoryError: the history cannot be read, or --owner names nobody.
+    """
+    from classifier import history, teach
+    from classifier.history import owners, teaching
+
+    since = None if args.since is None else datetime.combine(args.since, datetime.min.time(), UTC)
+    store = history.HistoryStore.open_readable(get_settings().history_url(), prefer_read_only=True)
+    try:
+        whose = store
+        if args.owner is not None:
+            whose = store.scoped(owners.Scope.own(owners.find_owner(store, args.owner)))
+        gathered = teaching.labelled_photos(whose, model=args.model, since=since)
+    finally:
+        store.dispose()
+    if not gathered.photos:
+        if gathered.corrections:
+            raise teach.TeachError(
+                f"None of the {gathered.corrections:,} corrected predictions has a picture "
+                "kept, so there is nothing to teach from."
+            )
+        which = "".join(
+            (
+                f" of {models.title_of(args.model)}" if args.model is not None else "",
+                f" since {args.since.isoformat()}" if args.since is not None else "",
+            )
+        )
+        raise teach.TeachError(
+            f"No saved prediction{which} was corrected (rated wrong with the right class "
+            "given), so there is nothing to teach from."
+        )
+    parts = [f"{gathered.corrected:,} corrected prediction(s)"]
+    if gathered.rated_right:
+        parts.append(f"{gathered.rated_right:,} rated right")
+    small = (
+        f" ({gathered.thumbnail_only:,} with only a thumbnail)" if gathered.thumbnail_only else ""
+    )
+    print(f"from the history: {' and '.join(parts)}{small}", file=sys.stderr)
+    if gathered.without_picture:
+        print(f"left out {gathered.without_picture:,} without a picture kept", file=sys.stderr)
+    if gathered.left_out:
+        print(
+            f"left out {gathered.left_out:,} past the limit of "
+            f"{get_settings().teach_max_photos:,} photos (the newest are taken)",
+            file=sys.stderr,
+        )
+    classes = gathered.classes()
+    if len(classes) < teach.MIN_CLASSES:
+        (only,) = classes
+        raise teach.TeachError(
+            f"The corrected predictions name one class, “{only}”; teach at least "
+            f"{teach.MIN_CLASSES}: correct predictions to another class too."
+        )
+    class_names = teach.check_classes(list(classes))
+    photos = [
+        teach.Photo(photo.name, photo.data, label)
+        for label, taken in zip(class_names, classes.values(), strict=True)
+        for photo in taken
+    ]
+    return class_names, photos, []
+
+
+def run_teach(args: argparse.Namespace) -> int:
+    """Teach (or retrain) a model from a folder per class, or from the corrected predictions
+    in the history; print its cross-validated accuracy."""
+    from classifier import teach
+
+    if args.from_history == (args.folder is not None):
+        args.usage_error("give a folder of photos per class, or --from-history")  # exits 2
+    if not args.from_history and (args.model, args.since, args.owner) != (None, None, None):
+        args.usage_error("--model, --since and --owner go with --from-history")
     try:
         name, retrained = teach.retraining(args.name)
         replace = retrained is not None
         teach.check_base(args.base)
-        classes, loose = class_folders(args.folder)
-        if loose:
-            print(
-                f"ignored {len(loose):,} file(s) directly in {args.folder}: "
-                "put each class's photos in a folder named after the class",
-                file=sys.stderr,
-            )
-        class_names = teach.check_classes(list(classes))
-        limit = get_settings().max_bytes
-        photos, skipped = [], []
-        for label, files in zip(class_names, classes.values(), strict=True):
-            for path in files:
-                if path.stat().st_size > limit:
-                    skipped.append((path, f"larger than {images.size_text(limit)}"))
-                else:
-                    photos.append(teach.Photo(str(path), path, label))  # read in its turn
+        gather = _history_photos if args.from_history else _folder_photos
+        class_names, photos, skipped = gather(args)
         title = models.title_of(args.base)
         print(f"reading {len(photos):,} photos with {title} ...", file=sys.stderr)
         examples = teach.embed(photos, args.base, progress=_progress_printer())
-        for photo_name, why in [*((str(p), w) for p, w in skipped), *examples.unreadable]:
+        for photo_name, why in [*skipped, *examples.unreadable]:
             print(f"skipped {photo_name}: {why}", file=sys.stderr)
         taught = teach.train(examples, class_names)
         model = teach.save(name, taught, replace=replace)
