@@ -465,11 +465,13 @@ async def set_feedback(request: Request) -> Response:
         raise ApiError(422, "Send the feedback as a JSON object.") from None
     if not isinstance(sent, dict) or set(sent) - {"feedback", "corrected_label"}:
         raise ApiError(
-            422, "Send a JSON object with feedback (correct, wrong or null) and corrected_label."
+            422,
+            "Send a JSON object with feedback (correct, wrong, unusable or null) and "
+            "corrected_label.",
         )
     feedback = sent.get("feedback")
     if feedback not in (*history.FEEDBACK_VALUES, None):
-        raise ApiError(422, "Expected feedback to be correct, wrong or null.")
+        raise ApiError(422, "Expected feedback to be correct, wrong, unusable or null.")
     corrected = _text(sent.get("corrected_label"), "corrected_label")
     if corrected and feedback != "wrong":
         raise ApiError(422, "A corrected_label goes only with feedback wrong.")

@@ -406,7 +406,7 @@ SCHEMAS: dict[str, Any] = {
             "model": {"type": "string"},
             "top_k": {"type": "array", "items": _ref("TopClass")},
             "inference_ms": {"type": "number"},
-            "feedback": {"type": ["string", "null"], "enum": ["correct", "wrong", None]},
+            "feedback": {"type": ["string", "null"], "enum": [*history.FEEDBACK_VALUES, None]},
             "corrected_label": {"type": ["string", "null"]},
             "source": {"type": "string", "enum": list(history.records.SOURCES)},
         },
@@ -440,7 +440,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "feedback": {"type": ["string", "null"], "enum": ["correct", "wrong", None]},
+            "feedback": {"type": ["string", "null"], "enum": [*history.FEEDBACK_VALUES, None]},
             "corrected_label": {
                 "type": ["string", "null"],
                 "maxLength": history.MAX_LABEL_LENGTH,

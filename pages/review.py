@@ -24,7 +24,7 @@ if store is None:
     st.stop()
 st.caption(
     "Saved predictions worth a second look, the least sure first: say whether each is "
-    "right, correct it, or skip it."
+    "right, correct it, skip it, or set aside a photo that is no use."
 )
 if person.admin and person.mode == "private":
     st.info("You are an admin: you review everyone's predictions, not only yours.",

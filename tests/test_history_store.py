@@ -424,12 +424,15 @@ def test_feedback_and_corrected_label(store: HistoryStore) -> None:
     assert store.set_feedback(record_id + 1000, "correct") is False
 
 
+ONE_OF_THE_VALUES = "Expected feedback 'correct', 'wrong', 'unusable' or None."
+
+
 @pytest.mark.parametrize(
     ("feedback", "corrected", "message"),
     [
-        ("good", None, "Expected feedback 'correct', 'wrong' or None. Received: 'good'"),
-        ("Correct", None, "Expected feedback 'correct', 'wrong' or None. Received: 'Correct'"),
-        ("", None, "Expected feedback 'correct', 'wrong' or None. Received: ''"),
+        ("good", None, f"{ONE_OF_THE_VALUES} Received: 'good'"),
+        ("Correct", None, f"{ONE_OF_THE_VALUES} Received: 'Correct'"),
+        ("", None, f"{ONE_OF_THE_VALUES} Received: ''"),
         ("correct", "lynx", "Expected a corrected label only with feedback 'wrong'"),
         (None, "lynx", "Expected a corrected label only with feedback 'wrong'"),
         ("wrong", "x" * 201, "at most 200 characters. Received: 201 characters"),
@@ -694,7 +697,7 @@ def test_count_by_confidence_uses_bins_of_one_tenth(store: HistoryStore) -> None
 
 
 def test_count_feedback_by_model_measures_accuracy(store: HistoryStore) -> None:
-    seed(store)
+    seed_ids = seed(store)
 
     accuracy = stats.count_feedback_by_model(store)
 
@@ -708,6 +711,8 @@ def test_count_feedback_by_model_measures_accuracy(store: HistoryStore) -> None:
         {"model": "mobilenet_v2", "rated": 1, "correct": 1, "share_correct": 1.0},
     ]
     assert stats.count_feedback_by_model(store, Filters(feedback="unrated")).empty
+    assert store.set_feedback(seed_ids["c.jpg"], "unusable")  # says nothing about the model
+    assert stats.count_feedback_by_model(store).to_dict("records") == accuracy.to_dict("records")
 
 
 def test_the_store_works_without_importing_pandas(tmp_path: Path) -> None:

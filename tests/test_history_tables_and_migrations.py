@@ -223,6 +223,34 @@ def test_a_version_7_database_gets_the_photos_table_and_keeps_its_rows(
         assert conn.exec_driver_sql("SELECT count(*) FROM photos").scalar_one() == 0
 
 
+def test_a_version_8_database_takes_unusable_feedback_and_keeps_its_rows_and_pictures(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    class StoreV8(HistoryStore):
+        migrations = HistoryStore.migrations[:7]
+
+    create_version_1_database(raw)
+    older = open_store(StoreV8)
+    ids = seed(older)  # with thumbnails, feedback and corrections
+    before = [older.get(i) for i in ids.values()]
+    with pytest.raises(sa.exc.IntegrityError):  # version 8 checks for right or wrong only
+        older.set_feedback(ids["c.jpg"], "unusable")
+    older.dispose()
+
+    store = open_store()
+
+    assert stored_version(raw) == CURRENT_VERSION == 9
+    assert [store.get(i) for i in ids.values()] == before  # thumbnails and feedback too
+    assert store.set_feedback(ids["c.jpg"], "unusable")
+    assert store.get(ids["c.jpg"]).feedback == "unusable"
+    assert [r.file_name for r in store.find(Filters(feedback="unusable"))] == ["c.jpg"]
+    with raw.begin() as conn, pytest.raises(sa.exc.IntegrityError):  # still checked
+        conn.exec_driver_sql("UPDATE predictions SET feedback = 'maybe'")
+    if raw.dialect.name == "sqlite":  # its schema was changed in place: still sound
+        with raw.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+
+
 def test_a_registered_migration_runs_once_and_keeps_rows(
     open_store: Callable[..., HistoryStore], raw: sa.Engine
 ) -> None:

@@ -131,7 +131,7 @@ def test_the_review_page_in_both_themes_fits_a_phone(
         )
         red, green, blue = (int(part) for part in background[4:-1].split(","))
         assert (red + green + blue > 600) == (scheme == "light"), background
-        for name in ("Right", "Correct it", "Skip"):
+        for name in ("Right", "Correct it", "Skip", "Not a usable photo"):
             button = page.get_by_role("button", name=name)
             box = button.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, name
@@ -186,7 +186,10 @@ def test_review_five_photos_with_the_mouse_and_find_the_corrections_in_history(
         ).to_be_visible(timeout=WAIT)
 
         shown(page, "coffee-2.jpg", "1 left · 1 skipped on this visit")
-        page.get_by_role("button", name="Right").click()
+        page.get_by_role("button", name="Not a usable photo").click()
+        expect(page.get_by_text("coffee-2.jpg: Saved: not a usable photo.")).to_be_visible(
+            timeout=WAIT
+        )
         expect(
             page.get_by_text("Nothing to review: you skipped the last 1 on this visit.")
         ).to_be_visible(timeout=WAIT)

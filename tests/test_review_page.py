@@ -233,7 +233,7 @@ def test_one_prediction_at_a_time_least_sure_first_with_its_reasons(seeded):
     assert list(at.table[0].value["Class"]) == ["tabby cat", "tiger cat", "lynx"]
     assert at.get("image")  # its picture
     assert [b.label for b in at.main.button if b.key and b.key.startswith("r_")] == [
-        "Right", "Correct it", "Skip"]  # fmt: skip
+        "Right", "Correct it", "Skip", "Not a usable photo"]  # fmt: skip
 
 
 def test_each_reason_is_said(seeded):
@@ -265,6 +265,31 @@ def test_right_saves_the_rating_and_moves_on(seeded, app_store):
     assert left(at) == "**4 left**"
     assert shown_file(at) == "unsure.jpg"
     assert "close.jpg: Saved: right." in said(at)
+
+
+def test_not_a_usable_photo_is_kept_apart_and_moves_on(seeded, app_store):
+    at = review_page()
+
+    at.button(key="r_unusable").click().run()
+
+    row = seeded["close.jpg"]
+    assert (app_store.get(row).feedback, app_store.get(row).corrected_label) == ("unusable", None)
+    assert left(at) == "**4 left**"
+    assert shown_file(at) == "unsure.jpg"
+    assert "close.jpg: Saved: not a usable photo." in said(at)
+
+    at.switch_page("pages/history.py").run()
+    at.sidebar.selectbox(key="h_feedback").set_value("unusable").run()
+    assert list(at.dataframe[0].value["file"]) == ["close.jpg"]
+    assert list(at.dataframe[0].value["feedback"]) == ["unusable"]
+    exported = list(csv.DictReader(io.StringIO(app_store.export_csv().decode())))
+    assert [line["file_name"] for line in exported if line["feedback"] == "unusable"] == [
+        "close.jpg"
+    ]
+    at.query_params["prediction"] = app_store.get(row).public_id
+    at.run()
+    assert at.feedback(key=f"feedback_{row}").value is None  # neither right nor wrong
+    assert "Saved: not a usable photo." in said(at)
 
 
 def test_skip_moves_on_for_this_visit_only(seeded, app_store):

@@ -35,6 +35,7 @@ FEEDBACK_TITLES = {
     "any": "Any",
     "correct": "Rated correct",
     "wrong": "Rated wrong",
+    "unusable": "Not a usable photo",
     "unrated": "Not rated",
 }
 

@@ -112,6 +112,15 @@ def mark_right(row_id: int, class_names: tuple[str, ...] | None) -> None:
     st.session_state.pop(CORRECTING, None)
 
 
+def mark_unusable(row_id: int) -> None:
+    """Save the photo as not usable (blurred, empty, the wrong picture): it leaves the queue,
+    counted neither right nor wrong; a prediction's own page then says so."""
+    if saving.keep_feedback(row_id, "unusable"):
+        for key in ("feedback", "correction", "correction_kept", "correction_choice"):
+            st.session_state.pop(f"{key}_{row_id}", None)  # started anew from what is saved
+    st.session_state.pop(CORRECTING, None)
+
+
 def open_correction(
     row_id: int, feedback: str | None, corrected: str | None, class_names: tuple[str, ...] | None
 ) -> None:
@@ -256,7 +265,8 @@ def show_entry(
 def actions(
     store: history.HistoryStore, record: history.Record, class_names: tuple[str, ...] | None
 ) -> None:
-    """Draw Right, Correct it and Skip; each saves (or skips) at once and moves on."""
+    """Draw Right, Correct it, Skip and Not a usable photo; each saves (or skips) at once
+    and moves on."""
     read_only = store.read_only
     with st.container(horizontal=True, key="r_actions"):
         st.button(
@@ -287,5 +297,16 @@ def actions(
             help="Look at it later: it comes back on your next visit. (Shortcut: 3)",
             shortcut="3",
             on_click=skip,
+            args=(record.id,),
+        )
+        st.button(
+            "Not a usable photo",
+            key="r_unusable",
+            icon=":material/hide_image:",
+            help="Blurred, empty or the wrong picture: saved as not usable, so it leaves the "
+            "queue, counted neither right nor wrong. (Shortcut: 4)",
+            shortcut="4",
+            disabled=read_only,
+            on_click=mark_unusable,
             args=(record.id,),
         )

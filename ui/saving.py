@@ -156,6 +156,17 @@ def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> N
     if _unresolved(row_id, labels.labels() if class_names is None else class_names):
         corrected = None  # asked below the box first
         st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
+    keep_feedback(row_id, verdict, corrected, class_names)
+
+
+def keep_feedback(
+    row_id: int,
+    verdict: str | None,
+    corrected: str | None = None,
+    class_names: tuple[str, ...] | None = None,
+) -> bool:
+    """Write a verdict (one of `history.FEEDBACK_VALUES`, or None) and a correction to the
+    history row and remember what was saved; return False, after saying why, if it was not."""
     try:
         store = resources.store()
         if store is None:  # signed out meanwhile
@@ -165,14 +176,15 @@ def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> N
         log.exception("Saving feedback failed")
         st.session_state.pop(f"feedback_saved_{row_id}", None)
         st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
-        return
+        return False
     if not stored:
         st.toast(
             "This prediction was deleted from the history, so your feedback was not kept.",
             icon=":material/info:",
         )
-        return
+        return False
     st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
+    return True
 
 
 def _choose_correction(row_id: int, class_names: tuple[str, ...] | None) -> None:
@@ -194,6 +206,8 @@ def saved_sentence(
         return "Saved: not rated."
     if verdict == "correct":
         return "Saved: right."
+    if verdict == "unusable":
+        return "Saved: not a usable photo."
     if not corrected:
         return "Saved: wrong."
     names = labels.labels() if class_names is None else class_names
@@ -208,10 +222,12 @@ def saved_sentence(
 def start_feedback(
     row_id: int, verdict: str | None, corrected: str | None, class_names: tuple[str, ...] | None
 ) -> None:
-    """Start the feedback widgets from what the history holds, once per visit."""
+    """Start the feedback widgets from what the history holds, once per visit (a photo said
+    to be not usable, on the Review page, leaves the thumbs unset and says so)."""
     if f"feedback_{row_id}" in st.session_state or verdict is None:
         return
-    st.session_state[f"feedback_{row_id}"] = 1 if verdict == "correct" else 0
+    if verdict != "unusable":
+        st.session_state[f"feedback_{row_id}"] = 1 if verdict == "correct" else 0
     if corrected is not None:
         st.session_state[f"correction_{row_id}"] = corrected
         st.session_state[f"correction_kept_{row_id}"] = corrected

@@ -279,6 +279,48 @@ def _add_photos_table(conn: Connection) -> None:
     version_8.tables["photos"].create(conn)
 
 
+FEEDBACK_CHECK_BEFORE = "feedback IN ('correct', 'wrong')"  # versions 1 to 8
+FEEDBACK_CHECK = "feedback IN ('correct', 'wrong', 'unusable')"
+
+
+def _allow_unusable_feedback(conn: Connection) -> None:
+    """Version 8 -> 9: feedback may also be 'unusable' (not a photo to judge or teach from).
+
+    PostgreSQL replaces the CHECK constraint. SQLite cannot alter one, and rebuilding the
+    table would delete its pictures along with it (ON DELETE CASCADE); the constraint is
+    changed in the stored schema instead, as SQLite's documentation describes for a CHECK
+    that every stored row still meets (https://sqlite.org/lang_altertable.html#otheralter).
+    """
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(
+            "ALTER TABLE predictions DROP CONSTRAINT IF EXISTS ck_predictions_feedback"
+        )
+        conn.exec_driver_sql(
+            "ALTER TABLE predictions ADD CONSTRAINT ck_predictions_feedback "
+            f"CHECK ({FEEDBACK_CHECK})"
+        )
+        return
+    table = "type = 'table' AND name = 'predictions'"
+    sql = conn.exec_driver_sql(f"SELECT sql FROM sqlite_master WHERE {table}").scalar_one()
+    if FEEDBACK_CHECK in sql:  # already allowed
+        return
+    if sql.count(FEEDBACK_CHECK_BEFORE) != 1:
+        raise HistoryError(
+            "The history's predictions table does not check its feedback as this app made "
+            "it, so it cannot be upgraded. Set CLASSIFIER_DATABASE_URL to another database."
+        )
+    version = conn.exec_driver_sql("PRAGMA schema_version").scalar_one()
+    conn.exec_driver_sql("PRAGMA writable_schema = ON")
+    try:
+        conn.exec_driver_sql(
+            f"UPDATE sqlite_master SET sql = ? WHERE {table}",
+            (sql.replace(FEEDBACK_CHECK_BEFORE, FEEDBACK_CHECK),),
+        )
+        conn.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")  # read anew
+    finally:
+        conn.exec_driver_sql("PRAGMA writable_schema = OFF")
+
+
 def _blob(conn: Connection) -> str:
     return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
 
@@ -291,6 +333,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_jobs,
     _add_evaluations,
     _add_photos_table,
+    _allow_unusable_feedback,
 )
 
 

@@ -26,8 +26,10 @@ class Classified(Protocol):
     def top(self, k: int) -> tuple[TopClass, ...]: ...
 
 
-FEEDBACK_VALUES = ("correct", "wrong")
-FEEDBACK_FILTERS = ("any", "correct", "wrong", "unrated")
+# "unusable": not a photo to judge or teach from (blurred, empty, the wrong picture): kept so
+# that it leaves the review queue (`review`), and apart from right and wrong.
+FEEDBACK_VALUES = ("correct", "wrong", "unusable")
+FEEDBACK_FILTERS = ("any", "correct", "wrong", "unusable", "unrated")
 SORTS = ("newest", "oldest", "confidence_desc", "confidence_asc")
 MAX_LABEL_LENGTH = 200  # corrected labels are typed by users and indexed; also label filters
 # Control characters (NUL, tab, newlines, C1) and unpaired surrogates: never in a
@@ -169,7 +171,7 @@ class Record(NewRecord):
     id: int
     top1_label: str
     top1_probability: float
-    feedback: str | None  # "correct", "wrong" or None (not rated)
+    feedback: str | None  # "correct", "wrong", "unusable" or None (not rated)
     corrected_label: str | None
     owner: str | None = None  # who saved it (see `owners.owner_id`); None: nobody
     public_id: str | None = None  # its name in links; set on every row the store saved

@@ -3,8 +3,8 @@
 A prediction is in the queue while nobody has reviewed it (not rated, or rated wrong with no
 correction yet) and at least one of these holds: its top-1 answer is below the confidence
 threshold, it was rated wrong without a correction, or another model answered the same
-photo (the same sha256) with another top-1 label. One rated right, corrected, or rated in
-any other way has been reviewed and leaves the queue.
+photo (the same sha256) with another top-1 label. One rated right, corrected, or said to be
+not a usable photo has been reviewed and leaves the queue.
 
 The queue is ordered by the margin between the top two classes of `top_k`, smallest
 first: the answers the model was least sure between two classes come first. A

@@ -98,7 +98,8 @@ def count_by_confidence(store: HistoryStore, filters: Filters = NO_FILTERS) -> p
 
 
 def count_feedback_by_model(store: HistoryStore, filters: Filters = NO_FILTERS) -> pd.DataFrame:
-    """Measure accuracy from user feedback, per model, over rated predictions only.
+    """Measure accuracy from user feedback, per model, over the predictions rated right or
+    wrong only (a photo said to be not usable says nothing about the model).
 
     Returns:
         Columns `model`, `rated`, `correct` and `share_correct` (0 to 1).
@@ -106,7 +107,7 @@ def count_feedback_by_model(store: HistoryStore, filters: Filters = NO_FILTERS) 
     correct = func.sum(case((predictions.c.feedback == "correct", 1), else_=0))
     query = (
         select(predictions.c.model, func.count(), correct)
-        .where(*store.conditions(filters), predictions.c.feedback.is_not(None))
+        .where(*store.conditions(filters), predictions.c.feedback.in_(("correct", "wrong")))
         .group_by(predictions.c.model)
         .order_by(predictions.c.model)
     )

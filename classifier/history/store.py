@@ -373,12 +373,13 @@ class HistoryStore:
 
         Args:
             record_id: The prediction to rate.
-            feedback: "correct", "wrong", or None to remove a rating.
+            feedback: "correct", "wrong", "unusable" (not a photo to judge or teach from),
+                or None to remove a rating.
             corrected_label: The right label, only with "wrong"; blank means none.
         """
         if feedback is not None and feedback not in FEEDBACK_VALUES:
             raise ValueError(
-                f"Expected feedback 'correct', 'wrong' or None. Received: {feedback!r}"
+                f"Expected feedback 'correct', 'wrong', 'unusable' or None. Received: {feedback!r}"
             )
         corrected_label = (corrected_label or "").strip() or None
         if corrected_label is not None and len(corrected_label) > MAX_LABEL_LENGTH:

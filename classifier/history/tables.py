@@ -87,7 +87,8 @@ predictions = Table(
     Column("source", Text),
     # Schema version 6. The batch job that classified it (`jobs.id`), or NULL.
     Column("job_id", Integer),
-    CheckConstraint("feedback IN ('correct', 'wrong')", name="ck_predictions_feedback"),
+    # 'unusable' since schema version 9 (`migrations._allow_unusable_feedback`).
+    CheckConstraint("feedback IN ('correct', 'wrong', 'unusable')", name="ck_predictions_feedback"),
 )
 
 # One index per sort order, each also holding every column a filter reads, so
