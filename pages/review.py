@@ -40,9 +40,10 @@ with history_view.database_errors():
     skipped_here = [row for row in review_view.skipped() if chosen.find(row) is not None]
     left = chosen.without(skipped_here)
     if not len(left):
-        review_view.show_empty(review_view.filtered(filters, label), len(skipped_here),
-                               unsure_below)  # fmt: skip
+        review_view.show_empty(filters, review_view.filtered(filters, label),
+                               len(skipped_here), unsure_below)  # fmt: skip
         st.stop()
     shown = left.find(st.session_state.get(review_view.SHOWN)) or left.entries[0]
-    if not review_view.show_entry(store, shown, unsure_below, len(left), len(skipped_here)):
+    if not review_view.show_entry(store, filters, shown, unsure_below, len(left),
+                                  len(skipped_here)):  # fmt: skip
         st.rerun()  # deleted since the queue was read: the next one

@@ -233,7 +233,8 @@ def test_one_prediction_at_a_time_least_sure_first_with_its_reasons(seeded):
     assert list(at.table[0].value["Class"]) == ["tabby cat", "tiger cat", "lynx"]
     assert at.get("image")  # its picture
     assert [b.label for b in at.main.button if b.key and b.key.startswith("r_")] == [
-        "Right", "Correct it", "Skip", "Not a usable photo"]  # fmt: skip
+        "Right", "Correct it", "Skip", "Not a usable photo",
+        "Teach a model from these"]  # fmt: skip
 
 
 def test_each_reason_is_said(seeded):

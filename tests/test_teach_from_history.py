@@ -230,30 +230,15 @@ def test_a_scoped_store_gives_its_owners_corrections_only(saved, store):
 # --- The Teach page ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def teach_button(monkeypatch):
-    """The Review page's "Teach a model from these", under "Nothing to review": it hands
-    the predictions whose ids are in `st.session_state["picked"]` (None: all) over."""
-    from ui import review_view, teach_view
-
-    nothing_left = review_view.show_empty
-
-    def show_empty(*args, **kwargs):
-        nothing_left(*args, **kwargs)
-        if st.button("Teach a model from these", key="teach_from_these"):
-            teach_view.start_from_history(st.session_state.get("picked"), None)
-
-    monkeypatch.setattr(review_view, "show_empty", show_empty)
-
-
 def review_page(at=None):
     at = at or app_test(120).run()
     return at.switch_page("pages/review.py").run()
 
 
-def teach_from_these(at):
-    """Click "Teach a model from these" on the Review page: the Teach page opens."""
-    button(at, "Teach a model from these").click().run()
+def teach_from_these(at, label: str = "Teach a model from these"):
+    """Click "Teach a model from these" on the Review page (or another button handing
+    predictions over): the Teach page opens."""
+    button(at, label).click().run()
     assert not at.exception
     assert at.title[0].value == "Teach a model your own classes"
     # AppTest reruns the page it was sent to last, where a browser stays on the page the
@@ -273,7 +258,7 @@ def button(at, label: str):
 
 
 def test_teach_from_these_fills_the_teach_page_with_one_class_per_correction_and_trains(
-    history, known_features, teach_button
+    history, known_features
 ):
     lattes = [history.add(correct_to="Latte", photo=i > 0) for i in range(3)]
     mochas = [history.add("cup", correct_to="Mocha") for _ in range(3)]
@@ -303,15 +288,21 @@ def test_teach_from_these_fills_the_teach_page_with_one_class_per_correction_and
     assert model.entry.details["photos"] == 6
 
 
-def test_picked_to_add_to_a_taught_model_the_photos_join_its_classes(history, teach_button):
+def test_picked_to_add_to_a_taught_model_the_photos_join_its_classes(history):
     teach.save("Drinks", teach.train(made_up_examples(classes=2, per_class=4)))  # class 0, 1
     rows = [history.add(correct_to=label) for label in ("CLASS 0", "class 0", "Tea")]
     at = app_test(120).run()
     at.switch_page("pages/teach.py").run()
     at.selectbox(key="teach_start").set_value("Drinks").run()  # picked before: started anew
-    at = review_page(at)
-    at.session_state["picked"] = [*rows, history.add("Tea", right=True)]
-    teach_from_these(at)
+    picked = [*rows, history.add("Tea", right=True)]
+    history.add(correct_to="Mocha")  # not picked
+    at.switch_page("pages/history.py").run()
+    table = at.dataframe[0].value
+    rows_picked = [i for i, row_id in enumerate(table["id"]) if row_id in picked]
+    at.session_state[at.dataframe[0].key] = {
+        "selection": {"rows": rows_picked, "columns": [], "cells": []}
+    }  # ticked in History's table, as the browser reports it
+    teach_from_these(at.run(), "Teach from 4 selected")
     assert class_cards(at) == [("CLASS 0", "**2 photos**"), ("Tea", "**2 photos**")]
     (note,) = [c.value for c in at.caption if c.value.startswith("From ")]
     assert note == "From 3 corrected predictions and 1 rated right."
@@ -332,7 +323,7 @@ def test_picked_to_add_to_a_taught_model_the_photos_join_its_classes(history, te
     assert not any(c.value.startswith("From ") for c in at.caption)
 
 
-def test_teach_from_these_without_corrections_says_so_and_stays(history, teach_button):
+def test_teach_from_these_without_corrections_says_so_and_stays(history):
     history.add("espresso", right=True)
     at = review_page()
     button(at, "Teach a model from these").click().run()
@@ -344,7 +335,7 @@ def test_teach_from_these_without_corrections_says_so_and_stays(history, teach_b
     ]
 
 
-def test_a_private_visitor_teaches_from_their_own_corrections(history, app_store, teach_button):
+def test_a_private_visitor_teaches_from_their_own_corrections(history, app_store):
     alice = app_store.scoped(Scope.own(owner_of(ALICE)))
     bob = app_store.scoped(Scope.own(owner_of(BOB)))
     for label in ("Latte", "Mocha"):

@@ -19,7 +19,7 @@ import streamlit as st
 from classifier import charts, history, models
 from classifier.config import get_settings
 from classifier.predict import UNSURE_BELOW
-from ui import account, columns, permalink
+from ui import account, columns, permalink, teach_view
 
 log = logging.getLogger(__name__)
 
@@ -435,8 +435,9 @@ def _draw_actions(
     total: int,
     selected: list[int],
 ) -> None:
-    """Draw delete, the downloads and clear; the clear question right under its button."""
-    delete_col, csv_col, json_col, clear_col = st.columns(4)
+    """Draw delete, teach, the downloads and clear; the clear question right under its
+    button."""
+    delete_col, teach_col, csv_col, json_col, clear_col = st.columns(5)
     delete_col.button(
         f"Delete {len(selected)} selected" if selected else "Delete selected",
         key="h_delete",
@@ -445,6 +446,15 @@ def _draw_actions(
         args=(store, selected),
         icon=":material/delete:",
     )
+    if teach_col.button(
+        f"Teach from {len(selected)} selected" if selected else "Teach from selected",
+        key="h_teach",
+        disabled=not selected,
+        icon=":material/school:",
+        help="Open the Teach page with the selected predictions' photos: one class per "
+        "corrected label (a prediction rated right joins its answer's class).",
+    ):  # in the script, not a callback: it switches page
+        teach_view.start_from_history(selected, None)
     exports = {"CSV": "text/csv", "JSON": "application/json"}
     link = permalink.full_links()
     for column, (kind, mime) in zip((csv_col, json_col), exports.items(), strict=True):

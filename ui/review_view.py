@@ -13,7 +13,7 @@ import streamlit as st
 from classifier import history, models
 from classifier.history import review
 from classifier.predict import UNSURE_BELOW
-from ui import history_view, permalink, pictures, results, saving
+from ui import history_view, permalink, pictures, results, saving, teach_view
 from ui.columns import plain
 from ui.state import kept
 
@@ -184,7 +184,9 @@ def left_line(left: int, skipped_here: int) -> None:
     st.markdown(line)
 
 
-def show_empty(filters_on: bool, skipped_here: int, unsure_below: float) -> None:
+def show_empty(
+    filters: history.Filters, filters_on: bool, skipped_here: int, unsure_below: float
+) -> None:
     """Say that there is nothing to review, and where to go instead."""
     if skipped_here:
         st.info(
@@ -210,10 +212,25 @@ def show_empty(filters_on: bool, skipped_here: int, unsure_below: float) -> None
             icon=":material/done_all:",
         )
     st.page_link("pages/classify.py", label="Go to Classify", icon=":material/image_search:")
+    teach_button(filters)
+
+
+def teach_button(filters: history.Filters) -> None:
+    """Draw "Teach a model from these": the Teach page opens with one class per corrected
+    label and its photos (of the one model the filters pick, if they pick one)."""
+    if st.button(
+        "Teach a model from these",
+        key="r_teach",
+        icon=":material/school:",
+        help="Open the Teach page with one class per corrected label and those photos, "
+        "ready to train.",
+    ):  # in the script, not a callback: it switches page
+        teach_view.start_from_history(None, filters.models[0] if len(filters.models) == 1 else None)
 
 
 def show_entry(
     store: history.HistoryStore,
+    filters: history.Filters,
     entry: review.Entry,
     unsure_below: float,
     left: int,
@@ -246,8 +263,7 @@ def show_entry(
         if st.session_state.get(CORRECTING) == record.id:
             with st.container(border=True, key="r_correction"):
                 saving.ask_feedback(record.id, class_names)
-        # Teach from these corrections (the Teach page opened with one class per corrected
-        # label) comes here, beside the actions, in a later part of this page.
+        teach_button(filters)
         results.show_top_k(record.top_k)
         st.text(
             f"{record.file_name}\n{record.width}×{record.height} {record.image_format} · "
