@@ -478,3 +478,16 @@ def test_the_classes_and_the_model_started_from_stay_after_a_visit_to_another_pa
         ("class 0", "**4 photos** (4 from before)"),
         ("Coffee", "**4 photos** (4 from before)"),
     ]
+
+
+def test_teach_from_these_takes_the_corrections_of_the_days_and_model_filtered(history):
+    history.add(correct_to="Latte", days_ago=10)  # before the day filtered from
+    history.add(correct_to="Latte", model="efficientnet_lite0")  # another model's
+    for label in ("Latte", "Mocha"):
+        history.add(correct_to=label)
+    at = review_page()
+    at.sidebar.multiselect(key="r_models").set_value(["mobilenet_v2"]).run()
+    since = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    at.sidebar.text_input(key="r_from").set_value(since).run()
+    teach_from_these(at)
+    assert class_cards(at) == [("Latte", "**1 photo**"), ("Mocha", "**1 photo**")]

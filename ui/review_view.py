@@ -217,7 +217,8 @@ def show_empty(
 
 def teach_button(filters: history.Filters) -> None:
     """Draw "Teach a model from these": the Teach page opens with one class per corrected
-    label and its photos (of the one model the filters pick, if they pick one)."""
+    label and its photos (of the one model the filters pick, if they pick one, and from
+    their first day on)."""
     if st.button(
         "Teach a model from these",
         key="r_teach",
@@ -225,7 +226,8 @@ def teach_button(filters: history.Filters) -> None:
         help="Open the Teach page with one class per corrected label and those photos, "
         "ready to train.",
     ):  # in the script, not a callback: it switches page
-        teach_view.start_from_history(None, filters.models[0] if len(filters.models) == 1 else None)
+        model = filters.models[0] if len(filters.models) == 1 else None
+        teach_view.start_from_history(None, model, filters.start)
 
 
 def show_entry(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
 import streamlit as st
@@ -241,7 +242,9 @@ def start_from(state: TeachSession) -> None:
     state.add_handed()
 
 
-def start_from_history(ids: list[int] | None, model: str | None = None) -> bool:
+def start_from_history(
+    ids: list[int] | None, model: str | None = None, since: datetime | None = None
+) -> bool:
     """Open the Teach page with the photos of corrected predictions: one class per corrected
     label, holding those photos, ready to train (or to add to a taught model picked under
     "Start from"), as if the person had named the classes and added the photos.
@@ -255,6 +258,7 @@ def start_from_history(ids: list[int] | None, model: str | None = None) -> bool:
         ids: The predictions picked (the visitor's own; others are ignored); None: all the
             visitor's corrected predictions.
         model: Only the predictions of this model (its name as saved); None: every model's.
+        since: Only the predictions saved then or later; None: however old.
     """
     if not get_settings().allow_model_uploads:
         st.warning(
@@ -264,7 +268,7 @@ def start_from_history(ids: list[int] | None, model: str | None = None) -> bool:
         return False
     try:
         store = resources.store()
-        gathered = None if store is None else teaching.labelled_photos(store, ids, model)
+        gathered = None if store is None else teaching.labelled_photos(store, ids, model, since)
     except Exception:
         log.exception("Reading the history to teach from failed")
         st.error("The history cannot be read right now.")
