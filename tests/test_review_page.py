@@ -24,6 +24,7 @@ from classifier.history.review import margin, queue
 from classifier.labels import TopClass
 from tests.helpers import app_test
 from tests.test_private import ALICE, BOB, open_app, owner_of
+from ui import pictures
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 THUMBNAIL = images.make_thumbnail(Image.new("RGB", (64, 48), (200, 120, 40)))
@@ -462,3 +463,12 @@ def test_a_private_visitor_reviews_only_their_own(app_store):
     signed_out = open_app(page="pages/review.py")
     assert "Sign in to keep your history" in said(signed_out)
     assert not signed_out.text  # no picture, no file name
+
+
+def test_the_photo_kept_to_teach_from_is_shown_larger_than_the_thumbnail(app_store):
+    kept = images.reduced_copy(Image.new("RGB", (960, 640), (20, 90, 200)))
+    app_store.add(answer(("tabby cat", 0.15), ("lynx", 0.1), file_name="kept.jpg", photo=kept))
+    at = review_page()
+    (shown,) = at.get("image")
+    assert pictures.inline(kept) in str(shown.proto)
+    assert pictures.inline(THUMBNAIL) not in str(shown.proto)

@@ -218,13 +218,25 @@ def job_filter(store: history.HistoryStore, filters: history.Filters) -> history
     return replace(filters, job=job.id)
 
 
-FILTER_KEYS = ("h_label", "h_models", "h_confidence", "h_from", "h_to", "h_feedback", "h_sort")
+# Each filter's key (and the sort's) and the value showing everything, newest first.
+FILTER_DEFAULTS = {
+    "h_label": "",
+    "h_models": [],
+    "h_confidence": (0.0, 1.0),
+    "h_from": "",
+    "h_to": "",
+    "h_feedback": next(iter(FEEDBACK_TITLES)),
+    "h_sort": next(iter(SORT_TITLES)),
+}
 
 
 def reset_filters() -> None:
-    """Put every filter and the sort order back to showing everything, newest first."""
-    for key in FILTER_KEYS:
-        st.session_state.pop(key, None)
+    """Put every filter and the sort order back to showing everything, newest first.
+
+    Each is set to its default rather than forgotten: a widget whose key is dropped keeps
+    its old value in the browser, which the next click sends back."""
+    for key, default in FILTER_DEFAULTS.items():
+        st.session_state[key] = default
     st.session_state["h_page"] = 1
 
 

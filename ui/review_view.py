@@ -17,7 +17,8 @@ from ui import history_view, permalink, pictures, results, saving, teach_view
 from ui.columns import plain
 from ui.state import kept
 
-FILTER_KEYS = ("r_models", "r_from", "r_to", "r_label")
+# Each filter's key and the value showing the whole queue.
+FILTER_DEFAULTS = {"r_models": [], "r_from": "", "r_to": "", "r_label": None}
 SKIPPED = "r_skipped"  # the ids skipped on this visit
 SHOWN = "r_shown"  # the id on screen: it stays there until an action moves on
 CORRECTING = "r_correcting"  # the id whose correction box is open
@@ -79,9 +80,12 @@ def class_picker(queue: review.Queue) -> str | None:
 
 
 def reset_filters() -> None:
-    """Put the model, date and class filters back to the whole queue."""
-    for key in FILTER_KEYS:
-        st.session_state.pop(key, None)
+    """Put the model, date and class filters back to the whole queue.
+
+    Each is set to its default rather than forgotten: a widget whose key is dropped keeps
+    its old value in the browser, which the next click sends back."""
+    for key, default in FILTER_DEFAULTS.items():
+        st.session_state[key] = default
 
 
 def filtered(filters: history.Filters, label: str | None) -> bool:
@@ -248,9 +252,10 @@ def show_entry(
     # The picture, then the answer and the actions: on a phone, where the columns stack,
     # the buttons come right after the picture; the details come last.
     picture, answer = st.columns([1, 1], gap="medium")
-    with picture:
-        if record.thumbnail is not None:
-            st.image(pictures.inline(record.thumbnail), width="stretch")
+    with picture:  # the photo kept to teach from, larger than the thumbnail, where there is one
+        shown = (store.photo(record.id) if record.has_photo else None) or record.thumbnail
+        if shown is not None:
+            st.image(pictures.inline(shown), width="stretch")
         else:
             st.caption("No picture was kept with this prediction.")
     with answer:
