@@ -970,6 +970,14 @@ def _history_photos(args: argparse.Namespace) -> tuple[tuple[str, ...], list, li
             file=sys.stderr,
         )
     classes = gathered.classes()
+    for label, taken in list(classes.items()):  # one stray correction does not stop the rest
+        if len(taken) < teach.MIN_PHOTOS and len(classes) > teach.MIN_CLASSES:
+            print(
+                f"left out the class “{label}”: {len(taken)} photo, and a class needs at "
+                f"least {teach.MIN_PHOTOS}",
+                file=sys.stderr,
+            )
+            del classes[label]
     if len(classes) < teach.MIN_CLASSES:
         (only,) = classes
         raise teach.TeachError(

@@ -372,6 +372,16 @@ def test_the_command_line_teaches_from_the_corrected_predictions(history, known_
     assert model.class_names == ("Mocha", "Latte")  # the class with most photos first
     assert model.entry.details["photos"] == 7
 
+    stray = history.add(correct_to="Tea")  # one photo: too few for a class of its own
+    known_features({"Tea": [history.data(stray)]})
+    with_stray = cli("teach", "Drinks", "--from-history")
+    assert with_stray.returncode == 0, with_stray.stderr
+    assert (
+        "left out the class “Tea”: 1 photo, and a class needs at least 2"
+        in with_stray.stderr.splitlines()
+    )
+    assert models.all_models()[0].class_names == ("Mocha", "Latte")
+
     since = (NOW - timedelta(days=1)).date().isoformat()
     again = cli("teach", "Drinks", "--from-history", "--since", since)
     assert again.returncode == 0, again.stderr
