@@ -472,3 +472,21 @@ def test_the_photo_kept_to_teach_from_is_shown_larger_than_the_thumbnail(app_sto
     (shown,) = at.get("image")
     assert pictures.inline(kept) in str(shown.proto)
     assert pictures.inline(THUMBNAIL) not in str(shown.proto)
+
+
+def test_the_same_photo_saved_again_with_the_same_model_is_one_entry(app_store):
+    again = hashlib.sha256(b"my cat, uploaded three times").hexdigest()
+    ids = [
+        app_store.add(
+            answer(("tabby cat", 0.15), ("lynx", 0.1), file_name=f"visit {i}.jpg", sha256=again)
+        )
+        for i in range(3)
+    ]
+    other = app_store.add(answer(("lynx", 0.2), ("tabby cat", 0.1), file_name="x.jpg",
+                                 sha256=again, model="mobilenet_v2"))  # fmt: skip
+    found = queue(app_store, Filters(models=("efficientnet_lite0",)))
+    assert [entry.id for entry in found.entries] == [ids[-1]]  # the newest, once
+
+    app_store.set_feedback(ids[-1], "correct")
+    assert queue(app_store, Filters(models=("efficientnet_lite0",))).entries == ()
+    assert [entry.id for entry in queue(app_store).entries] == [other]  # another model's

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 
 from classifier.history.records import NO_FILTERS, Filters
 from classifier.history.store import HistoryStore
@@ -137,12 +137,29 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         .where(*store.conditions(NO_FILTERS), columns.sha256.in_(answered_twice))
         .distinct()
     )
+    # The same photo saved again with the same model is one entry: the newest row, and
+    # none once any of its rows was reviewed.
+    reviewed = (
+        select(columns.sha256, columns.model)
+        .where(
+            *store.conditions(NO_FILTERS),
+            not_(not_reviewed),
+            columns.sha256.in_(candidates.with_only_columns(columns.sha256)),
+        )
+        .distinct()
+    )
     with store.connect() as conn:
-        rows = conn.execute(candidates).mappings().all()
+        rows = conn.execute(candidates.order_by(columns.id.desc())).mappings().all()
         by_photo: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for answer in conn.execute(answers):
             by_photo[answer.sha256].add((answer.model, answer.top1_label))
-    entries = [_entry(row, by_photo.get(row["sha256"], set()), unsure_below) for row in rows]
+        seen = {(row.sha256, row.model) for row in conn.execute(reviewed)}
+    newest = []
+    for row in rows:  # newest first
+        if (row["sha256"], row["model"]) not in seen:
+            seen.add((row["sha256"], row["model"]))
+            newest.append(row)
+    entries = [_entry(row, by_photo.get(row["sha256"], set()), unsure_below) for row in newest]
     kept = [entry for entry in entries if entry.unsure or entry.rated_wrong or entry.disagreed]
     kept.sort(key=lambda entry: (entry.margin, entry.id))
     return Queue(tuple(kept), unsure_below)
