@@ -310,3 +310,20 @@ def test_the_summary_says_what_changed_with_names_as_written(page_store: History
     captions = [c.value for c in at.tabs[1].caption]
     assert any("below 70%, the confidence threshold set in the Classify page's" in c
                for c in captions)  # fmt: skip
+
+
+def test_a_signed_in_visitor_sees_what_changed_in_their_own_answers(page_store) -> None:
+    from tests.test_private import ALICE, BOB, open_app, owner_of
+
+    page_store.scoped(Scope.own(owner_of(ALICE))).add_many(two_weeks())  # shifted
+    page_store.scoped(Scope.own(owner_of(BOB))).add_many(two_weeks(shift=False))
+
+    def summary_of(person: dict) -> list[str]:
+        at = open_app(signed_in=person, page="pages/history.py")
+        at.session_state["h_tab"] = "Summary"
+        at.run()
+        assert not at.exception
+        return [i.value for i in at.tabs[1].info]
+
+    assert SHIFTED in summary_of(ALICE)
+    assert not any(said.startswith("Since ") for said in summary_of(BOB))
