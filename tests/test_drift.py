@@ -298,6 +298,9 @@ def test_the_summary_says_what_changed_with_names_as_written(page_store: History
     assert f"<p>{SHIFTED.replace('espresso', name)}</p>" in shown
     captions = [c.value for c in summary.caption]
     assert any(c.startswith("15 Dec 2024 (100 answers) against 14 Dec 2024") for c in captions)
+    mix = summary.dataframe[-1].value  # the class mix, the day before against the latest
+    shares = {row["class"]: (row["before"], row["latest"]) for _, row in mix.iterrows()}
+    assert shares[name] == pytest.approx((0.1, 0.3))  # 3x as frequent, name as written
     assert any("below 25%, the app's default confidence threshold" in c for c in captions)
     chart = next(c for c in summary.get("vega_lite_chart") if "Confidence per day" in c.proto.spec)
     lines = chart_frame(chart)

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -544,6 +545,7 @@ def show_what_changed(store: history.HistoryStore, filters: history.Filters) -> 
         st.info(sentence, icon=":material/trending_up:")
     if changed.comparison is not None:
         st.caption(changed.comparison.details())
+        _class_mix(changed.comparison)
     elif changed.note:
         st.caption(changed.note)
     if changed.periods.empty:
@@ -556,6 +558,42 @@ def show_what_changed(store: history.HistoryStore, filters: history.Filters) -> 
     )
     st.caption(f"Unsure: a top-1 answer below {unsure_below:.0%}, {where}. Days are in UTC"
                + (", weeks from Monday." if changed.unit == "week" else "."))  # fmt: skip
+
+
+def _class_mix(comparison: history.drift.Comparison) -> None:
+    """Draw the class mix of the period before and the latest one, side by side: each
+    class's share of the answers (the classes taken together last)."""
+    names = [*comparison.classes]
+    if comparison.others:
+        names.append(f"{comparison.others:,} other classes")
+    before, latest = (np.asarray(row, dtype=float) for row in comparison.table)
+    when = "%d %b %Y"
+    frame = pd.DataFrame(
+        {
+            "class": names,  # a text column: a class someone named is shown as written
+            "before": before / max(before.sum(), 1),
+            "latest": latest / max(latest.sum(), 1),
+        }
+    )
+    st.dataframe(
+        frame,
+        hide_index=True,
+        column_config={
+            "class": st.column_config.TextColumn("Class"),
+            "before": st.column_config.ProgressColumn(
+                comparison.before.start.strftime(when),
+                format="percent",
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            "latest": st.column_config.ProgressColumn(
+                comparison.latest.start.strftime(when),
+                format="percent",
+                min_value=0.0,
+                max_value=1.0,
+            ),
+        },
+    )
 
 
 def _drift_chart(changed: history.drift.Drift) -> alt.Chart:
