@@ -45,5 +45,5 @@ with history_view.database_errors():
         st.stop()
     shown = left.find(st.session_state.get(review_view.SHOWN)) or left.entries[0]
     if not review_view.show_entry(store, filters, shown, unsure_below, len(left),
-                                  len(skipped_here)):  # fmt: skip
+                                  len(skipped_here), left.more):  # fmt: skip
         st.rerun()  # deleted since the queue was read: the next one

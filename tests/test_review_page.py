@@ -490,3 +490,20 @@ def test_the_same_photo_saved_again_with_the_same_model_is_one_entry(app_store):
     app_store.set_feedback(ids[-1], "correct")
     assert queue(app_store, Filters(models=("efficientnet_lite0",))).entries == ()
     assert [entry.id for entry in queue(app_store).entries] == [other]  # another model's
+
+
+def test_a_long_queue_is_read_the_least_sure_first_and_says_there_is_more(app_store, monkeypatch):
+    from classifier.history import review
+
+    monkeypatch.setattr(review, "MAX_READ", 3)
+    for i, sure in enumerate((0.2, 0.05, 0.15, 0.1, 0.22)):
+        app_store.add(answer(("tabby cat", sure), ("lynx", sure / 2), file_name=f"{i}.jpg"))
+    found = queue(app_store)
+    assert [entry.file_name for entry in found.entries] == ["1.jpg", "3.jpg", "2.jpg"]
+    assert found.more
+    assert not queue(app_store, Filters(min_confidence=0.12)).more  # three: all read
+
+    at = review_page()
+    assert "**3 left** · and more: the 3 least sure are read at a time" in [
+        m.value for m in at.markdown
+    ]

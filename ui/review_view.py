@@ -180,9 +180,11 @@ def reasons(entry: review.Entry, unsure_below: float) -> list[str]:
     return said
 
 
-def left_line(left: int, skipped_here: int) -> None:
+def left_line(left: int, skipped_here: int, more: bool = False) -> None:
     """Say how many predictions are left to review (and how many were skipped)."""
     line = f"**{left:,} left**"
+    if more:
+        line += f" · and more: the {review.MAX_READ:,} least sure are read at a time"
     if skipped_here:
         line += f" · {skipped_here:,} skipped on this visit"
     st.markdown(line)
@@ -241,6 +243,7 @@ def show_entry(
     unsure_below: float,
     left: int,
     skipped_here: int,
+    more: bool = False,
 ) -> bool:
     """Draw one prediction of the queue with its actions; False if it is gone meanwhile."""
     record = store.get(entry.id)
@@ -248,7 +251,7 @@ def show_entry(
         return False
     st.session_state[SHOWN] = entry.id
     class_names = permalink.class_names_of(record)
-    left_line(left, skipped_here)
+    left_line(left, skipped_here, more)
     # The picture, then the answer and the actions: on a phone, where the columns stack,
     # the buttons come right after the picture; the details come last.
     picture, answer = st.columns([1, 1], gap="medium")

@@ -52,12 +52,17 @@ class Entry:
         return bool(self.others)
 
 
+MAX_READ = 2_000  # candidates read per page run: the least confident first
+
+
 @dataclass(frozen=True)
 class Queue:
-    """The entries to review, least sure first."""
+    """The entries to review, least sure first (`more`: the history holds more candidates
+    than were read; they come once these are reviewed)."""
 
     entries: tuple[Entry, ...]
     unsure_below: float
+    more: bool = False
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -73,13 +78,13 @@ class Queue:
         if label is None:
             return self
         kept = tuple(entry for entry in self.entries if entry.top1_label == label)
-        return Queue(kept, self.unsure_below)
+        return Queue(kept, self.unsure_below, self.more)
 
     def without(self, ids: Iterable[int]) -> Queue:
         """Return the queue without these predictions (those skipped on this visit)."""
         left_out = set(ids)
         kept = tuple(entry for entry in self.entries if entry.id not in left_out)
-        return Queue(kept, self.unsure_below)
+        return Queue(kept, self.unsure_below, self.more)
 
     def find(self, record_id: int | None) -> Entry | None:
         """Return the entry of a prediction, or None if it is not in the queue."""
@@ -148,21 +153,25 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         )
         .distinct()
     )
+    least_sure = candidates.order_by(columns.top1_probability, columns.id.desc())
     with store.connect() as conn:
-        rows = conn.execute(candidates.order_by(columns.id.desc())).mappings().all()
+        rows = conn.execute(least_sure.limit(MAX_READ + 1)).mappings().all()
         by_photo: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for answer in conn.execute(answers):
             by_photo[answer.sha256].add((answer.model, answer.top1_label))
         seen = {(row.sha256, row.model) for row in conn.execute(reviewed)}
-    newest = []
-    for row in rows:  # newest first
-        if (row["sha256"], row["model"]) not in seen:
-            seen.add((row["sha256"], row["model"]))
-            newest.append(row)
-    entries = [_entry(row, by_photo.get(row["sha256"], set()), unsure_below) for row in newest]
+    more = len(rows) > MAX_READ
+    newest: dict[tuple[str, str], Any] = {}
+    for row in rows[:MAX_READ]:
+        photo = (row["sha256"], row["model"])
+        if photo not in seen and (photo not in newest or row["id"] > newest[photo]["id"]):
+            newest[photo] = row
+    entries = [
+        _entry(row, by_photo.get(row["sha256"], set()), unsure_below) for row in newest.values()
+    ]
     kept = [entry for entry in entries if entry.unsure or entry.rated_wrong or entry.disagreed]
     kept.sort(key=lambda entry: (entry.margin, entry.id))
-    return Queue(tuple(kept), unsure_below)
+    return Queue(tuple(kept), unsure_below, more)
 
 
 def _entry(row: Any, answers: set[tuple[str, str]], unsure_below: float) -> Entry:
