@@ -1050,8 +1050,9 @@ def test_one_click_on_an_open_cell_shows_the_prediction_and_ticks_still_delete(b
         page.get_by_text("Deleted 1 prediction.").wait_for()
         assert "prediction=" not in page.url
         page.get_by_role("button", name="Undo").click()
+        page.get_by_text("Restored 1 prediction.").wait_for()
         expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")
-        page.wait_for_timeout(500)
+        _wait_until_the_page_is_drawn(page)  # the grid under the pointer is the new one
         page.mouse.click(*open_cell)
         expect(answer).to_have_text(re.compile(r"^espresso · "), timeout=WAIT)
         assert page.url == f"{server}/history{link}"  # the row came back with its link
