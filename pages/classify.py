@@ -28,6 +28,7 @@ def classify_pictures(choices: sidebar.Choices) -> None:
     pictures = uploads.collect_uploads()
     if not pictures:
         st.info("Drop one or more photos above, take one with the camera, or pick an example.")
+        results.warm_up()  # the chart's code loads while the person picks a photo
         return
     # The model is resolved once per run (its engine opened once per process), then passed
     # down to classifying, saving and "Where it looked".

@@ -20,6 +20,26 @@ CAT_CLASSES = frozenset({"tiger cat", "tabby cat", "Egyptian Mau"})  # 282, 281,
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 
+def in_sight(at, kind: str) -> list:
+    """Return the page's elements of a kind ("vega_lite_chart", "table", "image", ...),
+    leaving out the stand-in answer the Classify page draws out of sight while it waits
+    for a photo (`ui.results.warm_up`)."""
+    from ui.results import WARM_UP_KEY
+
+    found = []
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            if str(getattr(getattr(child, "proto", None), "id", "")).endswith(f"-{WARM_UP_KEY}"):
+                continue
+            if getattr(child, "type", None) == kind:
+                found.append(child)
+            walk(child)
+
+    walk(at.main)
+    return found
+
+
 def app_test(timeout: float = 300):
     """Return the app under Streamlit's AppTest, opening on its first page (not run yet).
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from classifier.runtime import engines
 from tests.conftest import ROOT
-from tests.helpers import CAT_CLASSES, app_test
+from tests.helpers import CAT_CLASSES, app_test, in_sight
 
 APP = str(ROOT / "streamlit_app.py")
 
@@ -87,7 +87,9 @@ def test_a_mistyped_setting_is_a_message_not_a_traceback(monkeypatch):
 def test_first_visit_explains_what_to_do():
     at = app_test(120).run()
     assert "Drop one or more photos" in at.info[0].value
-    assert not at.get("vega_lite_chart")
+    assert not in_sight(at, "vega_lite_chart")
+    assert not in_sight(at, "table") and not in_sight(at, "image")
+    assert len(at.get("vega_lite_chart")) == 1  # the stand-in, out of sight
 
 
 def test_upload_shows_headline_chart_and_table(chelsea_png, engine_calls):

@@ -83,6 +83,35 @@ def test_upload_a_photo_then_a_corrupt_file(page, photo_files, tmp_path):
     assert "Traceback" not in page.content()
 
 
+def test_the_charts_code_is_loaded_while_the_page_waits_for_a_photo(page, photo_files):
+    # Waiting for a photo, the page has fetched the chart's code, and shows no chart,
+    # table or picture of its own: the stand-in answer is out of sight and of the
+    # accessibility tree.
+    stand_in = page.locator(".st-key-answer_warm_up")
+    stand_in.locator("[data-testid='stVegaLiteChart'] :is(canvas, svg)").wait_for(state="attached")
+    loaded = """() => performance.getEntriesByType("resource")
+        .filter((entry) => entry.name.includes("ArrowVegaLiteChart"))
+        .map((entry) => entry.startTime)"""
+    fetched = page.evaluate(loaded)
+    assert len(fetched) == 1
+    charts = page.locator("[data-testid='stVegaLiteChart']")
+    assert charts.count() == 1 and not charts.first.is_visible()
+    expect(page.get_by_role("table")).to_have_count(0)
+    assert stand_in.get_by_role("img").count() == 0  # its picture is not announced
+    assert stand_in.get_by_role("img", include_hidden=True).count() >= 1
+    box = stand_in.bounding_box()
+    assert box["x"] + box["width"] < 0  # left of the window
+
+    # The answer draws its chart with that code; the stand-in is gone.
+    page.locator("input[type=file]").set_input_files(str(photo_files["chelsea"]))
+    expect(charts.locator("canvas, svg").first).to_be_visible(timeout=WAIT)
+    _wait_until_the_page_is_drawn(page)
+    expect(charts).to_have_count(1)
+    assert page.evaluate(loaded) == fetched  # not fetched again
+    assert page.locator(".st-key-answer_warm_up").count() == 0
+    assert page.get_by_role("table").count() == 1
+
+
 def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
     page.locator("h3").filter(has_text="espresso").wait_for()

@@ -75,6 +75,33 @@ def show_top_k(top: Sequence[TopClass]) -> None:
     )
 
 
+# A stand-in answer drawn out of sight while the page waits for a photo (`warm_up`).
+WARM_UP_KEY = "answer_warm_up"
+_STAND_IN = (TopClass("a", 0, 0.6), TopClass("b", 1, 0.3), TopClass("c", 2, 0.1))
+_STAND_IN_PICTURE = (  # a 1x1 PNG
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
+    "/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg=="
+)
+
+
+def warm_up() -> None:
+    """Draw a stand-in answer (chart, table, picture) out of sight and out of the
+    accessibility tree, while the page waits for a photo.
+
+    The browser loads the code for Streamlit's charts, tables and pictures when it first
+    meets one: about 0.2 s of fetching and compiling on a 2-core machine, which the first
+    answer of every new browser session used to wait for between its headline and its
+    chart. Drawn here, it is done while the person picks a photo; the stand-in goes when
+    the first answer comes."""
+    st.html(
+        f"<style>.st-key-{WARM_UP_KEY} {{ position: fixed; left: -10000px; top: 0; "
+        "width: 480px; visibility: hidden; pointer-events: none; }</style>"
+    )
+    with st.container(key=WARM_UP_KEY):
+        st.image(_STAND_IN_PICTURE, width=1)
+        show_top_k(_STAND_IN)
+
+
 def show_unsure(prediction: Prediction, top: Sequence[TopClass], threshold: float) -> None:
     """Say that the model is unsure, when its best guess is below the threshold."""
     if top[0].probability >= threshold:
