@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--browser | --api | --batch | --evaluation | --onnx]
+"""`python -m benchmarks [--quick] [--browser | --api | --batch | --evaluation | --onnx | --memory]
 [--cache-dir DIR] [--json FILE]`.
 
 Prints a markdown table of the measurements.
@@ -24,6 +24,7 @@ from benchmarks import (
     evaluation,
     explain,
     inference,
+    memory_return,
     onnx_model,
     own_model,
     page,
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the added-ONNX-model rows: EfficientNet-Lite0 ported to PyTorch, exported to "
         "ONNX and added to the app, against a raw ONNX Runtime session and against the built-in "
         "efficientnet_lite0 on LiteRT (same weights); needs torch (requirements-dev.txt)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the memory-return rows: the server's RSS after Classify sessions, a Teach "
+        "session with 200 photos and a 100-photo batch job ended, in Chromium (also in the "
+        "full run)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     return parser
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += evaluation.run(scratch, quick=args.quick)
         elif args.onnx:  # a suite of its own: it needs torch, which the app does not
             rows += onnx_model.run(scratch, quick=args.quick)
+        elif args.memory:
+            rows += memory_return.run(scratch, quick=args.quick)
         else:
             rows += inference.run(scratch, quick=args.quick)
             rows += own_model.run(scratch, quick=args.quick)
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += page.run(scratch, quick=args.quick)
             rows += server.run(scratch, quick=args.quick)
             rows += teach_memory.run(scratch, quick=args.quick)
+            rows += memory_return.run(scratch, quick=args.quick)
     say("done")
     print(describe_machine(args.quick, torch=args.onnx), end="\n\n")
     print(markdown(rows))

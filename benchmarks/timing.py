@@ -36,6 +36,10 @@ class Stats:
         return float(np.percentile(self.samples, 75))
 
     @property
+    def p95(self) -> float:
+        return float(np.percentile(self.samples, 95))
+
+    @property
     def minimum(self) -> float:
         return min(self.samples)
 
