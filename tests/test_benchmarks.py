@@ -44,6 +44,13 @@ EXPECTED_ROWS = {
     ("Memory, server", "RSS after 20 uploads in one session"),
     ("Memory, server", "peak RSS, first-ever load of the default model + 10 uploads"),
     ("Memory, server", "RSS after 60 uploads in one session"),
+    ("Memory, server: sessions that ended", "RSS once running (one visit came and went)"),
+    ("Memory, server: sessions that ended", "RSS after a first Teach session (2 x 4 photos) ended"),
+    (
+        "Memory, server: sessions that ended",
+        "RSS after 2 Classify sessions at once, a Teach session with 20 photos and a 15-photo "
+        "batch job ended",
+    ),
     *(
         ("Own model, 3 classes (MobileNetV2 0.35)", f"{kind} LiteRT · {way}")
         for kind in ("float32", "uint8-quantized")
@@ -78,8 +85,9 @@ EXPECTED_ROWS = {
 }
 # Inference (one per model), 12 MP JPEG, cold start warm and empty, rerun, query, history page,
 # server peak under concurrent uploads, server growth over uploads, an added model's
-# engine (float and quantized), embedding a photo to teach, training 20 x 50, a map.
-TARGETED_ROWS = 17
+# engine (float and quantized), embedding a photo to teach, training 20 x 50, a map, and the
+# server's memory once sessions of each kind have ended.
+TARGETED_ROWS = 18
 
 
 @pytest.mark.slow
@@ -90,7 +98,7 @@ def test_quick_benchmark_reports_every_row(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=840,  # under pytest-timeout's 900 s, so the output is shown
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
