@@ -83,10 +83,15 @@ def test_upload_a_photo_then_a_corrupt_file(page, photo_files, tmp_path):
     assert "Traceback" not in page.content()
 
 
-def test_the_charts_code_is_loaded_while_the_page_waits_for_a_photo(page, photo_files):
+def test_the_charts_code_is_loaded_while_the_page_waits_for_a_photo(browser, server, photo_files):
     # Waiting for a photo, the page has fetched the chart's code, and shows no chart,
     # table or picture of its own: the stand-in answer is out of sight and of the
-    # accessibility tree.
+    # accessibility tree, and the keyboard never reaches it.
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    context.add_init_script("performance.setResourceTimingBufferSize(5000)")  # every file
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server)
     stand_in = page.locator(".st-key-answer_warm_up")
     stand_in.locator("[data-testid='stVegaLiteChart'] :is(canvas, svg)").wait_for(state="attached")
     loaded = """() => performance.getEntriesByType("resource")
@@ -101,6 +106,12 @@ def test_the_charts_code_is_loaded_while_the_page_waits_for_a_photo(page, photo_
     assert stand_in.get_by_role("img", include_hidden=True).count() >= 1
     box = stand_in.bounding_box()
     assert box["x"] + box["width"] < 0  # left of the window
+    assert page.evaluate("document.documentElement.scrollWidth") == 390  # no sideways scroll
+    for _ in range(40):  # Tab through the whole page: never into the stand-in
+        page.keyboard.press("Tab")
+        assert not page.evaluate(
+            "document.activeElement.closest('.st-key-answer_warm_up') !== null"
+        )
 
     # The answer draws its chart with that code; the stand-in is gone.
     page.locator("input[type=file]").set_input_files(str(photo_files["chelsea"]))
@@ -110,6 +121,7 @@ def test_the_charts_code_is_loaded_while_the_page_waits_for_a_photo(page, photo_
     assert page.evaluate(loaded) == fetched  # not fetched again
     assert page.locator(".st-key-answer_warm_up").count() == 0
     assert page.get_by_role("table").count() == 1
+    context.close()
 
 
 def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
