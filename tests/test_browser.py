@@ -128,7 +128,9 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
     page.locator("h3").filter(has_text="espresso").wait_for()
     page.goto(f"{server}/history")
-    page.get_by_text("saved predictions match the filters").wait_for()
+    listed = page.get_by_text("saved predictions match the filters")
+    listed.wait_for()
+    saved = re.search(r" of ([\d,]+) saved predictions", listed.inner_text()).group(1)
     grid = page.locator("[data-testid='stDataFrame']").first
     cells = grid.locator("[role='gridcell']")
     cells.first.wait_for(state="attached")
@@ -145,7 +147,7 @@ def test_history_shows_the_new_entry_and_exports_it(page, server, photo_files):
     # The export holds exactly the rows the filters select.
     page.get_by_label("Label contains").fill("espresso")
     page.get_by_label("Label contains").press("Enter")
-    page.get_by_text("1 of 2 saved predictions match the filters.").wait_for()
+    page.get_by_text(f"1 of {saved} saved predictions match the filters.").wait_for()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV (1)").click()
     header, *rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
