@@ -140,12 +140,16 @@ def _start_batch_jobs() -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app) -> AsyncIterator[None]:
-    """Run what the API needs for as long as the server runs (the MCP session manager)."""
+    """Run what the server needs for as long as it runs: the batch jobs' runner, the
+    warm start of the pages (`ui.warm_start`) and the API's MCP session manager."""
     try:
         enabled = get_settings().api_enabled
     except SettingsError:
         enabled = False
     _start_batch_jobs()
+    from ui import warm_start
+
+    warm_start.begin()
     if not enabled:
         yield
         return

@@ -29,6 +29,10 @@ Measured, each in a new browser context (a new session) on an idle page:
   and p95 from the photo picked to the whole answer, the rows saved, errors shown, and the
   CPU the server and Chromium used meanwhile. The 6-session races run 3 times on new
   servers, their samples pooled (a p95 of 6 samples is nearly their maximum).
+- what one session costs Chromium on each of the three, one session at a time on a warm
+  server: the CPU of every Chromium process while the page opens, and while a photo is
+  answered. In the races the browsers share the server's CPU, so this is what 16 sessions
+  at once ask of the machine beside the servers' work.
 - the servers' peak resident memory.
 """
 
@@ -67,6 +71,7 @@ CLOCK_GROUP = "Browser, upload → answer on the page's own clock"
 PAGE_GROUP = "Browser, other interactions"
 CONCURRENT_GROUP = "Browser, sessions uploading at once"
 MEMORY_GROUP = "Browser, server memory"
+COST_GROUP = "Browser, what one session costs Chromium"
 TARGET_RATIO = {"773 × 512 JPEG": 1.0, "12 MP JPEG": 0.5}  # the app's chart against Gradio's label
 TARGET_HISTORY_S = 1.0
 TARGET_PEAK_MB = 450  # the app server's peak RSS, one session at a time and in the races
@@ -538,6 +543,43 @@ def race(browser, url: str, batch: list[Photo], *, side: str) -> Race:
     return Race(to_answer, open_to_answer, errors)
 
 
+@dataclass(frozen=True)
+class SessionCost:
+    """The CPU seconds one session costs this run's Chromium (every process of it), one
+    session at a time on a warm server: its page opened until idle, then a photo dropped
+    until the whole answer is drawn and the page idle again."""
+
+    load_s: float
+    answer_s: float
+
+
+def session_cost(browser, url: str, photo: Photo, *, side: str) -> SessionCost:
+    """Open one session, drop one photo; return what each part cost Chromium."""
+    gradio = side == "gradio"
+    before = browser_cpu_seconds()
+    page = new_page(browser, lean=True)
+    if gradio:
+        page.context.add_init_script(GRADIO_SUBMIT)
+    page.goto(url)
+    page.locator("input[type=file]").first.wait_for(state="attached")
+    if not gradio:
+        wait_until_idle(page)
+    page.wait_for_load_state("networkidle")
+    loaded = browser_cpu_seconds()
+    finished = page.evaluate("window.__bench.finished")
+    page.evaluate(f"window.__benchWatch('answer', {GRADIO_LABEL if gradio else CHART!r}, '')")
+    page.locator("input[type=file]").first.set_input_files(photo.as_file())
+    page.wait_for_function("() => 'answer' in window.__bench.shown", timeout=WAIT_MS)
+    if gradio:
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)  # as a Streamlit page's idle: 300 ms without a message
+    else:
+        wait_until_idle(page, finished + 1)
+    answered = browser_cpu_seconds()
+    page.context.close()
+    return SessionCost(loaded - before, answered - loaded)
+
+
 # --- The suite -----------------------------------------------------------------------
 
 
@@ -656,7 +698,13 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
             app_memory = server.memory_mb(), server.memory_mb("VmHWM")
             gradio_memory = (demo.memory_mb(), demo.memory_mb("VmHWM")) if demo else None
         repeats = dict.fromkeys(SESSIONS, 1) if quick else RACE_REPEATS
-        races = run_races(browser, scratch, python if demo is not None else None, batches, repeats)
+        cost_photos = [
+            Photo.write(folder, f"cost-{i}.jpg", jpeg("coffee", (773, 512), 4000 + i))
+            for i in range(rounds)
+        ]
+        races, costs = run_races(
+            browser, scratch, python if demo is not None else None, batches, repeats, cost_photos
+        )
         say(f"browser: seeding a history of {HISTORY_ROWS:,} predictions")
         (scratch / "browser-history").mkdir(parents=True, exist_ok=True)
         history_url = seed_history(scratch / "browser-history" / "history.db", HISTORY_ROWS)
@@ -694,6 +742,7 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
         )
     )
     rows += race_rows(races)
+    rows += cost_rows(costs)
     rows.append(
         Row(
             MEMORY_GROUP,
@@ -790,12 +839,15 @@ def run_races(
     python: str | None,
     batches: dict[tuple[int, str], list[Photo]],
     repeats: dict[int, int],
-) -> dict[tuple[str, int, str], RaceResult]:
+    cost_photos: list[Photo],
+) -> tuple[dict[tuple[str, int, str], RaceResult], dict[str, list[SessionCost]]]:
     """For each number of sessions, start a new app server, a new Gradio demo and a new
     usual Streamlit app: race on each fresh, then again warm; `repeats` times, each on
     new servers, the samples pooled. Keys: (side, sessions, "fresh" or "warm"), the side
-    "app", "gradio" or "streamlit"."""
+    "app", "gradio" or "streamlit". After the first warm race, each side's sessions are
+    also opened one at a time, one per photo of `cost_photos`: what each costs Chromium."""
     results: dict[tuple[str, int, str], RaceResult] = {}
+    costs: dict[str, list[SessionCost]] = {}
     for sessions in SESSIONS:
         for repeat in range(repeats[sessions]):
             folder = scratch / f"race-app-{sessions}-{repeat}"
@@ -825,7 +877,13 @@ def run_races(
                         )
                         key = (side, sessions, state)
                         results[key] = result.pooled(results[key]) if key in results else result
-    return results
+                    if side not in costs:
+                        say(f"browser: what one session costs Chromium, {side}")
+                        costs[side] = [
+                            session_cost(browser, server.url, photo, side=side)
+                            for photo in cost_photos
+                        ]
+    return results, costs
 
 
 @contextlib.contextmanager
@@ -933,6 +991,33 @@ def upload_rows(
         Row(BREAKDOWN_GROUP, f"{size} · {name}", "ms", Stats.of(run.phases[name] for run in runs))
         for name in phases
     ]
+    return rows
+
+
+def cost_rows(costs: dict[str, list[SessionCost]]) -> list[Row]:
+    """What one session costs Chromium on each side, against the Gradio demo's."""
+    names = {"app": "app", "gradio": "Gradio demo", "streamlit": "usual Streamlit app"}
+    totals = {
+        side: Stats.of(cost.load_s + cost.answer_s for cost in runs) for side, runs in costs.items()
+    }
+    gradio = totals.get("gradio")
+    rows = []
+    for side, runs in costs.items():
+        peer = gradio is not None and side != "gradio"
+        rows.append(
+            Row(
+                COST_GROUP,
+                f"{names[side]}: a page opened and one photo answered",
+                "s",
+                totals[side],
+                baseline="Gradio demo" if peer else "",
+                ratio=ratio(totals[side], gradio) if peer else None,
+                note=f"CPU of every Chromium process, one session at a time on a warm server: "
+                f"the page opened until idle {median(c.load_s for c in runs):.2f} s, a "
+                f"773 × 512 JPEG dropped until the whole answer is drawn and the page idle "
+                f"{median(c.answer_s for c in runs):.2f} s (medians)",
+            )
+        )
     return rows
 
 
