@@ -70,14 +70,27 @@ def test_warming_up_opens_a_cached_engine_and_imports_the_pages(lite0, tmp_path)
 def test_warming_up_leaves_a_first_ever_export_to_the_first_visit(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
-    said, _ = warm_in_a_child(cache)
+    said, errors = warm_in_a_child(cache)
     assert said == "False True"
     assert list(cache.iterdir()) == []  # nothing exported behind the first visitor's back
+    assert "could not warm up" not in errors
+
+
+def test_warming_up_leaves_a_damaged_engine_file_to_the_first_visit(lite0, tmp_path):
+    """The first visit repairs it and says so ("... was damaged and has been rebuilt"), a
+    notice told once per process: the warm start must not take it."""
+    engine = copy_engine(lite0, tmp_path / "cache")
+    damaged = engine.read_bytes()[: engine.stat().st_size // 3]
+    engine.write_bytes(damaged)
+    said, errors = warm_in_a_child(tmp_path / "cache")
+    assert said == "False True"
+    assert engine.read_bytes() == damaged  # not set aside, not rebuilt
+    assert "could not warm up" not in errors
 
 
 def test_warming_up_with_a_bad_setting_stays_quiet_for_the_page_to_say(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     said, errors = warm_in_a_child(cache, CLASSIFIER_MODEL="no_such_model")
-    assert said.startswith("False")
-    assert "Traceback" not in errors
+    assert said == "False True"
+    assert "could not warm up" not in errors

@@ -5,8 +5,10 @@ pyarrow and the app's own: about half a second holding the GIL, which every othe
 session's first run waited behind) and the first photo opened the default model's
 engine and ran it once. Here both are done in a background thread as the server starts.
 
-Only an engine already in the cache is opened: a first-ever export, or a cache that needs
-repairing, is left to the first visit, whose page says what is happening.
+Only a sound engine file already in the configured cache folder is opened, and only on
+LiteRT: a first-ever export, a damaged file, an unwritable cache folder or a server
+without LiteRT is left to the first visit, whose page says what is happening (those
+notices are told once per process, so the warm start must not take them).
 
 Importing leaves garbage and freed heap behind (tens of MB). Collected and handed back to
 the system at the end, or the server's peak with 16 sessions at once is ~35 MB higher.
@@ -35,18 +37,41 @@ def _warm() -> None:
     try:
         import pyarrow  # noqa: F401  Streamlit's tables and charts send their data with it
 
-        from classifier import models
-        from classifier.config import get_settings
-        from ui import resources, results, saving, sidebar, uploads  # noqa: F401  Classify's
+        from classifier.config import SettingsError
+        from ui import results, saving, sidebar, uploads  # noqa: F401  the Classify page's
 
-        name = get_settings().default_model
-        cached = name in models.MODELS and models.cached_engine_path(name) is not None
-        if cached and not models.is_loaded(name):
+        name = _engine_to_open()
+        if name is not None:
             _open_and_run(name)
+    except SettingsError:  # the pages say what is wrong with the setting
+        log.debug("No warm start: a setting is wrong", exc_info=True)
+    except Exception:
+        log.warning("The server could not warm up; its first visit will", exc_info=True)
+    finally:
+        from ui import resources
+
         gc.collect()
         resources.give_back_freed_memory()
-    except Exception:  # a setting or cache the first visit will report in its own words
-        log.debug("The server could not warm up", exc_info=True)
+
+
+def _engine_to_open() -> str | None:
+    """Return the default model's name if its engine can be opened without a word to say:
+    a built-in model, LiteRT here, and a sound engine file in the configured cache folder."""
+    from classifier import models
+    from classifier.config import get_settings
+    from classifier.runtime import cache
+    from classifier.runtime.engines import litert_available
+
+    settings = get_settings()
+    name = settings.default_model
+    if name not in models.MODELS or models.is_loaded(name) or not litert_available():
+        return None
+    if cache.folders() != [settings.cache_dir]:  # unwritable: the first visit is told
+        return None
+    path = models.cached_engine_path(name, settings.cache_dir)
+    if path is None or cache.verify_engine_file(path) is not None:
+        return None
+    return name
 
 
 def _open_and_run(name: str) -> None:
@@ -57,7 +82,7 @@ def _open_and_run(name: str) -> None:
     from classifier.predict import classify
 
     loaded = models.load(name, in_child=True)
-    if loaded.cache_notice:  # not expected for a cached engine; never lost silently
+    if loaded.cache_notice:  # not expected for a sound engine file; never lost silently
         log.warning("%s", loaded.cache_notice)
     picture = io.BytesIO()
     Image.new("RGB", (32, 32), (128, 128, 128)).save(picture, format="PNG")
