@@ -55,21 +55,12 @@ def _warm() -> None:
 
 
 def _engine_to_open() -> str | None:
-    """Return the default model's name if its engine can be opened without a word to say:
-    a built-in model, LiteRT here, and a sound engine file in the configured cache folder."""
+    """Return the default model's name if its engine can be opened with nothing to say."""
     from classifier import models
     from classifier.config import get_settings
-    from classifier.runtime import cache
-    from classifier.runtime.engines import litert_available
 
-    settings = get_settings()
-    name = settings.default_model
-    if name not in models.MODELS or models.is_loaded(name) or not litert_available():
-        return None
-    if cache.folders() != [settings.cache_dir]:  # unwritable: the first visit is told
-        return None
-    path = models.cached_engine_path(name, settings.cache_dir)
-    if path is None or cache.verify_engine_file(path) is not None:
+    name = get_settings().default_model
+    if models.is_loaded(name) or not models.opens_quietly(name):
         return None
     return name
 

@@ -48,6 +48,7 @@ from classifier.models.catalog import (
     load,
     measure_latency,
     names,
+    opens_quietly,
 )
 from classifier.models.errors import (
     DerivedFileFailed,
@@ -138,6 +139,7 @@ __all__ = [
     "load",
     "measure_latency",
     "names",
+    "opens_quietly",
     "quiet_native_logs",
     "read_model",
     "remove",

@@ -128,6 +128,22 @@ def cached_engine_path(name: str, cache_dir: Path | None = None) -> Path | None:
     return derived.cached_engine_path(builtin.get_spec(name), cache_dir)
 
 
+def opens_quietly(name: str) -> bool:
+    """Tell whether a built-in model's engine would open now with nothing to say: LiteRT
+    here, the configured cache folder writable and a sound engine file in it. Not a
+    first-ever export, a repair or another folder, whose notices a visitor must see."""
+    from classifier.runtime import cache
+    from classifier.runtime.engines import litert_available
+
+    if name not in builtin.MODELS or not litert_available():
+        return False
+    configured = get_settings().cache_dir
+    if cache.folders() != [configured]:  # unwritable: a temporary folder replaces it
+        return False
+    path = cached_engine_path(name, configured)
+    return path is not None and cache.verify_engine_file(path) is None
+
+
 @dataclass(frozen=True)
 class Latency:
     """One measurement: which model answered, on which runtime, how fast."""
