@@ -1073,11 +1073,13 @@ def test_one_click_on_an_open_cell_shows_the_prediction_and_ticks_still_delete(b
         page.screenshot(path=str(SCREENSHOTS / "history-open-1400.png"))
         # The grid is drawn on a canvas: its first row is under the 40 px header, its
         # Open cell right of the ticks' column (the word itself is also a link, to a new tab).
-        box = grid.bounding_box()
-        first_row = box["y"] + 40 + 20
-        open_cell, tick = (box["x"] + 95, first_row), (box["x"] + 16, first_row)
+        # Where the grid is is measured before each click: a notice above it moves it.
+        def first_row(x: float) -> tuple[float, float]:
+            box = grid.bounding_box()
+            return box["x"] + x, box["y"] + 40 + 20
 
-        page.mouse.click(*open_cell)  # once
+        open_cell, tick = 95, 16
+        page.mouse.click(*first_row(open_cell))  # once
         answer = page.locator("h3").filter(has_text="·").first
         expect(answer).to_have_text(re.compile(r"^espresso · \d+%$"), timeout=WAIT)
         assert page.url == f"{server}/history{link}"  # the link's own address, in this tab
@@ -1088,15 +1090,18 @@ def test_one_click_on_an_open_cell_shows_the_prediction_and_ticks_still_delete(b
         page.get_by_role("button", name="All predictions").click()
         listed.wait_for()
         expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")
-        page.mouse.click(*tick)
+        page.mouse.click(*first_row(tick))
         page.get_by_role("button", name="Delete 1 selected").click()
-        page.get_by_text("Deleted 1 prediction.").wait_for()
+        deleted = page.get_by_text("Deleted 1 prediction.")
+        deleted.wait_for()
         assert "prediction=" not in page.url
+        expect(cells.nth(6)).not_to_have_text("my-morning-cup.jpg")  # the ticked row went
         page.get_by_role("button", name="Undo").click()
         page.get_by_text("Restored 1 prediction.").wait_for()
         expect(cells.nth(6)).to_have_text("my-morning-cup.jpg")
+        expect(deleted).to_have_count(0)  # the notice above the grid is gone: it moved up
         _wait_until_the_page_is_drawn(page)  # the grid under the pointer is the new one
-        page.mouse.click(*open_cell)
+        page.mouse.click(*first_row(open_cell))
         expect(answer).to_have_text(re.compile(r"^espresso · "), timeout=WAIT)
         assert page.url == f"{server}/history{link}"  # the row came back with its link
 
