@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from api import limits
 from api.callers import Caller, identify
 from api.errors import ApiError
-from classifier import history, images, models
+from classifier import history, images, labels, models
 from classifier.config import get_settings
 from classifier.history import records
 from classifier.predict import MAX_TOP_K, UNSURE_BELOW, Prediction, classify
@@ -484,6 +484,12 @@ async def set_feedback(request: Request) -> Response:
 
     def rate() -> history.Record:
         record = _found(store, public_id)
+        if corrected and labels.same_label(corrected, record.top1_label):
+            raise ApiError(
+                422,
+                "The corrected_label is the prediction's own top-1 label; send feedback "
+                "correct if it was right.",
+            )
         if not store.set_feedback(record.id, feedback, corrected):
             raise ApiError(404, NOT_FOUND)  # deleted meanwhile
         return _found(store, public_id)

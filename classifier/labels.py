@@ -78,3 +78,9 @@ def label_of(index: int) -> str:
     if not 0 <= index < NUM_CLASSES:
         raise ValueError(f"Expected a class index in [0, {NUM_CLASSES}). Received: {index}")
     return labels()[index]
+
+
+def same_label(name: str, other: str | None) -> bool:
+    """Whether two class names are the same, their case and outer spaces aside (a correction
+    that names the model's own answer is none)."""
+    return other is not None and name.strip().casefold() == other.strip().casefold()

@@ -112,6 +112,13 @@ def test_a_saved_prediction_is_an_ordinary_history_row(shared, photo_files):
     assert any(line.startswith(tuple("0123456789")) and line.endswith(",api") for line in
                exported.splitlines())  # fmt: skip
 
+    own_answer = shared.put(  # the model's own answer is no correction
+        f"{API}/predictions/{public_id}/feedback",
+        json={"feedback": "wrong", "corrected_label": f" {saved['top_k'][0]['label'].upper()}"},
+    )
+    assert own_answer.status_code == 422
+    assert "own top-1 label" in own_answer.json()["error"]
+    assert shared.get(f"{API}/predictions/{public_id}").json()["feedback"] is None
     rated = shared.put(
         f"{API}/predictions/{public_id}/feedback",
         json={"feedback": "wrong", "corrected_label": "teapot"},

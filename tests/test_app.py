@@ -496,6 +496,30 @@ def test_feedback_is_acknowledged(coffee_jpeg, tmp_path):
     store.dispose()
 
 
+def test_the_models_own_answer_is_no_correction(coffee_jpeg, tmp_path):
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
+    assert saved.top1_label == "espresso"
+    # As the box sends "Espresso" typed and Enter pressed (AppTest cannot type into it):
+    # not kept, and said.
+    at.session_state[f"correction_{saved.id}"] = "Espresso"
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    box = at.selectbox(key=f"correction_{saved.id}")
+    assert "espresso" not in box.options and "tea cup" in box.options  # not offered
+    said = [c.value for c in at.main.caption]
+    assert (
+        "Espresso is the model's own answer: pick what the photo really shows, or give a "
+        "thumbs up if the model was right." in said
+    )
+    assert "Saved: wrong." in said
+    assert at.selectbox(key=f"correction_{saved.id}").value is None
+    kept = store.get(saved.id)
+    assert (kept.feedback, kept.corrected_label) == ("wrong", None)
+    at.selectbox(key=f"correction_{saved.id}").set_value("tea cup").run()  # a real one
+    assert not any("own answer" in c.value for c in at.main.caption)
+    assert store.get(saved.id).corrected_label == "tea cup"
+    store.dispose()
+
+
 def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():
     from ui.saving import saved_sentence
 

@@ -1071,6 +1071,7 @@ def test_one_click_on_an_open_cell_shows_the_prediction_and_ticks_still_delete(b
         link = cells.first.inner_text()
         page.wait_for_timeout(1000)  # let the thumbnails paint before the screenshot
         page.screenshot(path=str(SCREENSHOTS / "history-open-1400.png"))
+
         # The grid is drawn on a canvas: its first row is under the 40 px header, its
         # Open cell right of the ticks' column (the word itself is also a link, to a new tab).
         # Where the grid is is measured before each click: a notice above it moves it.

@@ -101,7 +101,7 @@ def show(store: history.HistoryStore, public_id: str, mode: str) -> None:
         st.caption(f"{title} · {record.inference_ms:.1f} ms inference")
         class_names = class_names_of(record)
         saving.start_feedback(record.id, record.feedback, record.corrected_label, class_names)
-        saving.ask_feedback(record.id, class_names)
+        saving.ask_feedback(record.id, record.top1_label, class_names)
     who = (
         "anyone who opens this app"
         if mode == "shared"

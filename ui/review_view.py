@@ -272,7 +272,7 @@ def show_entry(
         actions(store, record, class_names)
         if st.session_state.get(CORRECTING) == record.id:
             with st.container(border=True, key="r_correction"):
-                saving.ask_feedback(record.id, class_names)
+                saving.ask_feedback(record.id, record.top1_label, class_names)
         teach_button(filters)
         results.show_top_k(record.top_k)
         st.text(

@@ -143,16 +143,24 @@ def _unresolved(row_id: int, names: Sequence[str]) -> list[str]:
     return matching_classes(typed, names)
 
 
-def store_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
+def store_feedback(
+    row_id: int, class_names: tuple[str, ...] | None = None, answer: str | None = None
+) -> None:
     """Write the thumbs, and with a thumbs-down the corrected label, to the history row.
 
     A typed name that some classes hold ("crane") is kept only once the person chose
-    between those classes and their own name (`_choose_correction`).
+    between those classes and their own name (`_choose_correction`). A name that is the
+    model's own answer is no correction: it is not kept, and the box says why.
     """
     verdict = {1: "correct", 0: "wrong"}.get(st.session_state.get(f"feedback_{row_id}"))
     if verdict != "wrong":
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
+    if corrected is not None and labels.same_label(corrected, answer):
+        for key in ("correction", "correction_kept", "correction_choice"):
+            st.session_state.pop(f"{key}_{row_id}", None)
+        st.session_state[f"correction_is_answer_{row_id}"] = corrected
+        corrected = None
     if _unresolved(row_id, labels.labels() if class_names is None else class_names):
         corrected = None  # asked below the box first
         st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
@@ -187,14 +195,16 @@ def keep_feedback(
     return True
 
 
-def _choose_correction(row_id: int, class_names: tuple[str, ...] | None) -> None:
+def _choose_correction(
+    row_id: int, class_names: tuple[str, ...] | None, answer: str | None
+) -> None:
     """Keep the class picked for a typed name, or the name as typed."""
     choice = st.session_state.get(f"correction_choice_{row_id}")
     if choice is None:
         return
     st.session_state[f"correction_{row_id}"] = choice
     st.session_state[f"correction_kept_{row_id}"] = choice
-    store_feedback(row_id, class_names)
+    store_feedback(row_id, class_names, answer)
 
 
 def saved_sentence(
@@ -234,17 +244,17 @@ def start_feedback(
     st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
 
 
-def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> None:
+def ask_feedback(row_id: int, answer: str, class_names: tuple[str, ...] | None = None) -> None:
     """Ask whether the prediction was right and, if not, what it is; say when it is saved.
 
     Args:
+        answer: The model's answer (its top class), which is not offered as a correction.
         class_names: The model's classes, offered as corrections; None for ImageNet's.
     """
     names = labels.labels() if class_names is None else class_names
+    callback = {"on_change": store_feedback, "args": (row_id, class_names, answer)}
     st.caption("Was this right?")
-    thumbs = st.feedback(
-        "thumbs", key=f"feedback_{row_id}", on_change=store_feedback, args=(row_id, class_names)
-    )
+    thumbs = st.feedback("thumbs", key=f"feedback_{row_id}", **callback)
     if thumbs is not None:  # the chosen thumb alone is faint: say it in words too
         right = thumbs == 1
         st.badge(
@@ -254,10 +264,11 @@ def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> Non
         )
     if thumbs == 0:
         typed = st.session_state.get(f"correction_{row_id}")
+        offered = [name for name in names if not labels.same_label(name, answer)]
         st.selectbox(
             "What is it really?",
             # A name of their own stays in the box (also as saved, on a permalink).
-            names if typed is None or typed in names else [*names, typed],
+            offered if typed is None or typed in offered else [*offered, typed],
             index=None,
             placeholder="Pick a class, or type any name if none fits…",
             accept_new_options=True,
@@ -265,10 +276,14 @@ def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> Non
             help=f"The model only knows its {len(names):,} classes; a name you type is kept "
             "as your own, apart from them.",
             key=f"correction_{row_id}",
-            on_change=store_feedback,
-            args=(row_id, class_names),
+            **callback,
         )
-        if matches := _unresolved(row_id, names):
+        if same := st.session_state.pop(f"correction_is_answer_{row_id}", None):
+            st.caption(
+                f"{plain(same)} is the model's own answer: pick what the photo really shows, "
+                "or give a thumbs up if the model was right."
+            )
+        if matches := [m for m in _unresolved(row_id, names) if not labels.same_label(m, answer)]:
             st.pills(
                 "Did you mean one of the model's classes?",
                 [*matches, typed],
@@ -277,7 +292,7 @@ def ask_feedback(row_id: int, class_names: tuple[str, ...] | None = None) -> Non
                 ),
                 key=f"correction_choice_{row_id}",
                 on_change=_choose_correction,
-                args=(row_id, class_names),
+                args=(row_id, class_names, answer),
             )
     if saved := st.session_state.get(f"feedback_saved_{row_id}"):
         st.caption(saved)
