@@ -445,7 +445,8 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "maxLength": history.MAX_LABEL_LENGTH,
                 "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
-                "description": "What it really is; only with feedback wrong, on one line.",
+                "description": "What it really is; only with feedback wrong, on one line, and "
+                "not the prediction's own top-1 label.",
             },
         },
         # A corrected label goes only with "wrong".
