@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from benchmarks.report import Row, ratio, say
 from benchmarks.timing import Stats, compare, seconds
 from classifier import history, images, labels
 from classifier.config import PROJECT_ROOT
+from classifier.history import review
 
 GROUP = "Page"
 APP = str(PROJECT_ROOT / "streamlit_app.py")
@@ -141,6 +143,23 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
     matches = store.count(LABEL_FILTER)
     store.dispose()
 
+    say("page: timing the Review queue, with and without the photo index")
+    unindexed_path = scratch / "history-without-photo-index.db"
+    shutil.copyfile(scratch / "history.db", unindexed_path)
+    unindexed = history.HistoryStore(f"sqlite:///{unindexed_path}")
+    with unindexed.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_predictions_photo")
+    store = history.HistoryStore(url)
+    queues = compare(
+        {"indexed": lambda: review.queue(store), "unindexed": lambda: review.queue(unindexed)},
+        rounds=3,
+        calls=2 if quick else 5,
+        warmup=1,
+    )
+    queued = len(review.queue(store).entries)
+    store.dispose()
+    unindexed.dispose()
+
     say("page: timing the classify and history pages in a fresh process")
     fresh = time_pages_in_fresh_process(quick=quick)
     say("page: timing classify reruns in this process, which has imported Keras")
@@ -177,6 +196,16 @@ def run(scratch: Path, *, quick: bool) -> list[Row]:
             target=f"≤ {TARGET_QUERY_MS} ms",
             met=query.median <= TARGET_QUERY_MS,
             note=f"{rows_note}; Filters(label='cat') matches {matches:,}",
+        ),
+        Row(
+            GROUP,
+            "Review queue, whole history",
+            "ms",
+            queues["indexed"],
+            baseline="the same history without ix_predictions_photo",
+            ratio=ratio(queues["indexed"], queues["unindexed"]),
+            note=f"{rows_note}, one model; review.queue() reads {queued:,} entries (at most "
+            f"{review.MAX_READ:,}, the least sure first)",
         ),
         Row(
             GROUP,

@@ -38,6 +38,7 @@ EXPECTED_ROWS = {
     ("Command line, whole process", 'python -c "import tensorflow"'),
     ("Page", "classify page rerun, cached prediction"),
     ("Page", "history store list(limit=50) + count, label filter"),
+    ("Page", "Review queue, whole history"),
     ("Page", "history page first render"),
     ("Page", "history page, Summary tab opened"),
     ("Memory, server", "peak RSS, 4 sessions uploading a 40 MP float TIFF at once"),

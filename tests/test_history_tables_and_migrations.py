@@ -239,7 +239,7 @@ def test_a_version_8_database_takes_unusable_feedback_and_keeps_its_rows_and_pic
 
     store = open_store()
 
-    assert stored_version(raw) == CURRENT_VERSION == 9
+    assert stored_version(raw) == CURRENT_VERSION
     assert [store.get(i) for i in ids.values()] == before  # thumbnails and feedback too
     assert store.set_feedback(ids["c.jpg"], "unusable")
     assert store.get(ids["c.jpg"]).feedback == "unusable"
@@ -249,6 +249,26 @@ def test_a_version_8_database_takes_unusable_feedback_and_keeps_its_rows_and_pic
     if raw.dialect.name == "sqlite":  # its schema was changed in place: still sound
         with raw.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+
+
+def test_a_version_9_database_gets_the_photo_index_and_keeps_its_rows(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    first = open_store()
+    ids = seed(first)
+    before = [first.get(i) for i in ids.values()]
+    first.dispose()
+    new = describe_schema(raw)
+    with raw.begin() as conn:  # version 9: as now, without the index
+        conn.exec_driver_sql("DROP INDEX ix_predictions_photo")
+        conn.exec_driver_sql("UPDATE schema_version SET version = 9")
+    assert describe_schema(raw) != new
+
+    store = open_store()
+
+    assert stored_version(raw) == CURRENT_VERSION == 10
+    assert describe_schema(raw) == new
+    assert [store.get(i) for i in ids.values()] == before
 
 
 def test_a_registered_migration_runs_once_and_keeps_rows(

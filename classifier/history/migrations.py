@@ -321,6 +321,19 @@ def _allow_unusable_feedback(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA writable_schema = OFF")
 
 
+def _index_photos(conn: Connection) -> None:
+    """Version 9 -> 10: an index of each photo's answers by model, as version 10 defined it
+    (`tables.PHOTO_INDEX`)."""
+    version_10 = MetaData()
+    table = Table(
+        "predictions",
+        version_10,
+        Column("sha256", String(64), nullable=False),
+        Column("model", Text, nullable=False),
+    )
+    Index("ix_predictions_photo", table.c.sha256, table.c.model).create(conn, checkfirst=True)
+
+
 def _blob(conn: Connection) -> str:
     return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
 
@@ -334,6 +347,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_evaluations,
     _add_photos_table,
     _allow_unusable_feedback,
+    _index_photos,
 )
 
 
