@@ -484,7 +484,8 @@ async def set_feedback(request: Request) -> Response:
 
     def rate() -> history.Record:
         record = _found(store, public_id)
-        if corrected and labels.same_label(corrected, record.top1_label):
+        listed = [entry.label for entry in record.top_k]  # classes of the model's
+        if corrected and labels.names_the_answer(corrected, record.top1_label, listed):
             raise ApiError(
                 422,
                 "The corrected_label is the prediction's own top-1 label; send feedback "

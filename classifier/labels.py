@@ -10,6 +10,7 @@ five names of that list replaced where it repeats a name or gives a description 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -80,7 +81,11 @@ def label_of(index: int) -> str:
     return labels()[index]
 
 
-def same_label(name: str, other: str | None) -> bool:
-    """Whether two class names are the same, their case and outer spaces aside (a correction
-    that names the model's own answer is none)."""
-    return other is not None and name.strip().casefold() == other.strip().casefold()
+def names_the_answer(name: str, answer: str | None, classes: Collection[str] = ()) -> bool:
+    """Whether a correction names the model's own answer (then it is none): exactly, or,
+    for a name that is none of the model's `classes` ("Cat" and "cat" may both be), but
+    for its case and outer spaces."""
+    if answer is None:
+        return False
+    name = name.strip()
+    return name == answer or (name not in classes and name.casefold() == answer.casefold())

@@ -507,8 +507,8 @@ def test_the_models_own_answer_is_no_correction(coffee_jpeg, tmp_path):
     assert "espresso" not in box.options and "tea cup" in box.options  # not offered
     said = [c.value for c in at.main.caption]
     assert (
-        "Espresso is the model's own answer: pick what the photo really shows, or give a "
-        "thumbs up if the model was right." in said
+        "Espresso is the model's own answer: pick what the photo really shows, or say the "
+        "model was right." in said
     )
     assert "Saved: wrong." in said
     assert at.selectbox(key=f"correction_{saved.id}").value is None
@@ -518,6 +518,42 @@ def test_the_models_own_answer_is_no_correction(coffee_jpeg, tmp_path):
     assert not any("own answer" in c.value for c in at.main.caption)
     assert store.get(saved.id).corrected_label == "tea cup"
     store.dispose()
+
+
+def test_a_typed_name_only_the_answer_holds_is_kept_as_typed(chelsea_png, tmp_path):
+    from classifier import labels
+    from classifier.history import HistoryStore
+    from ui.saving import matching_classes
+
+    at = start()
+    at.file_uploader(key="uploads").set_value(("cat.png", chelsea_png, "image/png")).run()
+    store = HistoryStore(f"sqlite:///{tmp_path / 'history.db'}")
+    [saved] = store.find()
+    answer = saved.top1_label
+    # A word of the answer that no other class holds ("tabby" of "tabby cat").
+    typed = next(
+        word
+        for word in answer.split()
+        if matching_classes(word, labels.labels()) == [answer] and word != answer
+    )
+    at.session_state[f"correction_{saved.id}"] = typed  # as the box sends it typed
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+    assert not [g for g in at.button_group if g.key == f"correction_choice_{saved.id}"]
+    assert store.get(saved.id).corrected_label == typed  # not held back for a question
+    assert any(f"“{typed}” (your own name" in c.value for c in at.main.caption)
+    store.dispose()
+
+
+def test_a_correction_names_the_answer_exactly_or_but_for_its_case():
+    from classifier.labels import names_the_answer
+
+    assert names_the_answer(" espresso ", "espresso")
+    assert names_the_answer("ESPRESSO", "espresso", ("espresso", "tea cup"))
+    assert not names_the_answer("tea cup", "espresso", ("espresso", "tea cup"))
+    # An added model may have classes that differ only by case: each is its own class.
+    assert not names_the_answer("cat", "Cat", ("Cat", "cat"))
+    assert names_the_answer("Cat", "Cat", ("Cat", "cat"))
+    assert not names_the_answer("espresso", None)
 
 
 def test_a_typed_correction_outside_the_classes_is_kept_apart_from_them():

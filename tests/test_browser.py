@@ -225,6 +225,24 @@ def test_a_correction_may_be_a_name_outside_the_classes(page, photo_files):
     page.get_by_text("your own name, not one of the model's 1,000 classes").wait_for()
 
 
+def test_the_models_own_answer_typed_as_a_correction_is_cleared_and_said(page, photo_files):
+    page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
+    page.locator("h3").filter(has_text="espresso").wait_for()
+    page.locator("[class*='st-key-feedback_'] button").last.click()  # thumbs down
+    _wait_until_the_page_is_drawn(page)
+    box = page.locator("[class*='st-key-correction_'] input")
+    box.fill("Espresso")
+    box.press("Enter")
+    said = page.get_by_text("Espresso is the model's own answer")
+    said.wait_for()
+    page.get_by_text("Saved: wrong.").wait_for()
+    expect(box).to_have_value("")  # the box in the browser is emptied too
+    box.fill("tea cup")
+    page.get_by_role("option", name="tea cup", exact=True).click()
+    page.get_by_text("Saved: wrong, it is tea cup.").wait_for()
+    expect(said).to_have_count(0)
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("device", "width"), [("desktop", 1280), ("phone", 390)])
 def test_screenshots_in_both_themes(browser, server, photo_files, scheme, device, width):
@@ -366,7 +384,7 @@ def test_add_a_teachable_machine_zip_then_classify_correct_and_find_it_in_histor
             except PlaywrightTimeout:
                 continue
         options = page.get_by_role("option").all_inner_texts()
-        assert sorted(options) == ["Cat", "Coffee", "Rocket"]
+        assert sorted(options) == ["Cat", "Rocket"]  # its classes but its own answer
         page.get_by_role("option", name="Rocket").click()
         page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
         page.screenshot(path=str(SCREENSHOTS / "classify-added-model.png"), full_page=True)
@@ -437,7 +455,7 @@ def test_add_an_onnx_file_and_its_labels_then_classify_and_correct_with_its_clas
         _wait_until_the_page_is_drawn(page)
         box = page.locator("[class*='st-key-correction_'] input")
         options = _open_the_options(page, box)
-        assert sorted(options.all_inner_texts()) == ["Cat", "Coffee", "Rocket"]
+        assert sorted(options.all_inner_texts()) == ["Cat", "Rocket"]  # but its answer
         page.get_by_role("option", name="Rocket").click()
         page.get_by_text("Saved: wrong, it is Rocket.").wait_for()
         assert "Traceback" not in page.content()

@@ -156,7 +156,7 @@ def save_and_ask(upload: Upload, prediction: Prediction, choices: Choices) -> No
     """Save the answer to the history (once) and, when it was saved, ask if it was right."""
     row_id = save_once(upload, prediction, choices)
     if row_id is not None:
-        ask_feedback(row_id, prediction.top(1)[0].label, prediction.class_names)
+        ask_feedback(row_id, prediction.top1.label, prediction.class_names)
 
 
 def show_how_it_looked(

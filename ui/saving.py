@@ -133,14 +133,15 @@ def matching_classes(text: str, names: Sequence[str], limit: int = 8) -> list[st
     return sorted(found, key=rank)[:limit]
 
 
-def _unresolved(row_id: int, names: Sequence[str]) -> list[str]:
+def _unresolved(row_id: int, names: Sequence[str], answer: str | None) -> list[str]:
     """Return the classes to offer for a name typed in the correction box that is none of
-    them; empty when there is nothing to ask (a class picked, or the name kept as typed)."""
+    them; empty when there is nothing to ask (a class picked, the name kept as typed, or
+    no class but the model's own answer holds it)."""
     typed = st.session_state.get(f"correction_{row_id}")
     kept = st.session_state.get(f"correction_kept_{row_id}")
     if typed is None or typed in names or typed == kept:
         return []
-    return matching_classes(typed, names)
+    return [name for name in matching_classes(typed, names) if name != answer]
 
 
 def store_feedback(
@@ -156,12 +157,16 @@ def store_feedback(
     if verdict != "wrong":
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
-    if corrected is not None and labels.same_label(corrected, answer):
-        for key in ("correction", "correction_kept", "correction_choice"):
+    names = labels.labels() if class_names is None else class_names
+    if corrected is not None and labels.names_the_answer(corrected, answer, names):
+        # The box is set to nothing, not forgotten: a forgotten key is not sent back to the
+        # browser, which would keep showing the name (and send it again).
+        st.session_state[f"correction_{row_id}"] = None
+        for key in ("correction_kept", "correction_choice"):
             st.session_state.pop(f"{key}_{row_id}", None)
         st.session_state[f"correction_is_answer_{row_id}"] = corrected
         corrected = None
-    if _unresolved(row_id, labels.labels() if class_names is None else class_names):
+    if _unresolved(row_id, names, answer):
         corrected = None  # asked below the box first
         st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
     keep_feedback(row_id, verdict, corrected, class_names)
@@ -264,7 +269,7 @@ def ask_feedback(row_id: int, answer: str, class_names: tuple[str, ...] | None =
         )
     if thumbs == 0:
         typed = st.session_state.get(f"correction_{row_id}")
-        offered = [name for name in names if not labels.same_label(name, answer)]
+        offered = [name for name in names if name != answer]
         st.selectbox(
             "What is it really?",
             # A name of their own stays in the box (also as saved, on a permalink).
@@ -281,9 +286,9 @@ def ask_feedback(row_id: int, answer: str, class_names: tuple[str, ...] | None =
         if same := st.session_state.pop(f"correction_is_answer_{row_id}", None):
             st.caption(
                 f"{plain(same)} is the model's own answer: pick what the photo really shows, "
-                "or give a thumbs up if the model was right."
+                "or say the model was right."
             )
-        if matches := [m for m in _unresolved(row_id, names) if not labels.same_label(m, answer)]:
+        if matches := _unresolved(row_id, names, answer):
             st.pills(
                 "Did you mean one of the model's classes?",
                 [*matches, typed],
