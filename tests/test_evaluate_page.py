@@ -78,11 +78,17 @@ def send(at, files, kind="picture"):
     return at.run()
 
 
+def run_of(at) -> str:
+    """Return the run the page's address names (AppTest gives one value or a list of them)."""
+    run = at.query_params["run"]
+    return run[0] if isinstance(run, list) else run
+
+
 def wait_until_done(store, run_id: str) -> list[evaluation.Evaluation]:
     deadline = time.monotonic() + 300
     while True:
         found = evaluating.refresh(store, run_id)
-        if not any(e.status == "running" for e in found):
+        if found and not any(e.status == "running" for e in found):
             return found
         assert time.monotonic() < deadline, found
         time.sleep(0.2)
@@ -113,11 +119,7 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
     (button,) = [b for b in at.button if b.label == "Evaluate 2 models"]
     button.click().run()
     assert not at.exception
-    run_id = (
-        at.query_params["run"][0]
-        if isinstance(at.query_params["run"], list)
-        else at.query_params["run"]
-    )
+    run_id = run_of(at)
     found = wait_until_done(store, run_id)
     assert [(e.model, e.status, e.photos) for e in found] == [
         (LITE0, "done", 13),
@@ -209,8 +211,9 @@ def test_labels_and_file_names_show_as_written(store, labelled_set):
     assert "Desk: 14 labelled photos in 3 classes." in texts(at)
     (button,) = [b for b in at.button if b.label == "Evaluate 1 model"]
     button.click().run()
-    run_id = at.query_params["run"]
-    wait_until_done(store, run_id)
+    run_id = run_of(at)
+    found = wait_until_done(store, run_id)
+    assert [e.status for e in found] == ["done"], [(e.status, e.error) for e in found]
 
     report = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
     assert not report.exception
