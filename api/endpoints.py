@@ -484,7 +484,7 @@ async def set_feedback(request: Request) -> Response:
 
     def rate() -> history.Record:
         record = _found(store, public_id)
-        listed = [entry.label for entry in record.top_k]  # classes of the model's
+        listed = [entry.label for entry in record.top_k]  # classes the prediction names
         if corrected and labels.names_the_answer(corrected, record.top1_label, listed):
             raise ApiError(
                 422,

@@ -198,17 +198,27 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     assert set(new) == set(tables)
 
 
-def test_a_version_7_database_gets_the_photos_table_and_keeps_its_rows(
-    open_store: Callable[..., HistoryStore], raw: sa.Engine
-) -> None:
+def rolled_back(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine, version: int, undo: str
+) -> tuple[dict[str, int], list, dict]:
+    """Make a new database with rows, then turn it into an older `version` by one statement
+    (`undo`); return its rows' ids, the rows, and the new database's schema."""
     first = open_store()
     ids = seed(first)
     before = [first.get(i) for i in ids.values()]
     first.dispose()
     new = describe_schema(raw)
-    with raw.begin() as conn:  # version 7: as now, without the photos table
-        conn.exec_driver_sql("DROP TABLE photos")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 7")
+    with raw.begin() as conn:
+        conn.exec_driver_sql(undo)
+        conn.exec_driver_sql(f"UPDATE schema_version SET version = {version}")
+    return ids, before, new
+
+
+def test_a_version_7_database_gets_the_photos_table_and_keeps_its_rows(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    # Version 7: as now, without the photos table.
+    ids, before, new = rolled_back(open_store, raw, 7, "DROP TABLE photos")
 
     store = open_store()
 
@@ -254,14 +264,8 @@ def test_a_version_8_database_takes_unusable_feedback_and_keeps_its_rows_and_pic
 def test_a_version_9_database_gets_the_photo_index_and_keeps_its_rows(
     open_store: Callable[..., HistoryStore], raw: sa.Engine
 ) -> None:
-    first = open_store()
-    ids = seed(first)
-    before = [first.get(i) for i in ids.values()]
-    first.dispose()
-    new = describe_schema(raw)
-    with raw.begin() as conn:  # version 9: as now, without the index
-        conn.exec_driver_sql("DROP INDEX ix_predictions_photo")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 9")
+    # Version 9: as now, without the index.
+    ids, before, new = rolled_back(open_store, raw, 9, "DROP INDEX ix_predictions_photo")
     assert describe_schema(raw) != new
 
     store = open_store()

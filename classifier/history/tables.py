@@ -124,7 +124,7 @@ Index(
 Index("ix_predictions_public_id", predictions.c.public_id, unique=True)
 Index("ix_predictions_job", predictions.c.job_id)
 # Each photo's answers by model: the Review queue looks for photos that two models answered
-# differently (about twice as fast with it, at 100,000 predictions on SQLite).
+# differently (BENCHMARKS.md, "Review queue, whole history").
 PHOTO_INDEX = Index("ix_predictions_photo", predictions.c.sha256, predictions.c.model)
 
 # Thumbnails live in their own table so that reading predictions never reads
