@@ -94,6 +94,24 @@ def wait_until_done(store, run_id: str) -> list[evaluation.Evaluation]:
         time.sleep(0.2)
 
 
+def what_ran(store, found) -> list:
+    """Each evaluation's status and its job's pictures, with why any failed."""
+    from sqlalchemy import select
+
+    from classifier.history.tables import job_items
+    from classifier.jobs import queue
+
+    said = []
+    for e in found:
+        job = queue.by_id(store, e.job_id)
+        with store.connect() as conn:
+            rows = conn.execute(
+                select(job_items.c.status, job_items.c.error).where(job_items.c.job_id == e.job_id)
+            ).all()
+        said.append((e.status, e.photos, e.error, job, sorted({tuple(r) for r in rows})))
+    return said
+
+
 def keep_a_copy_of_lite0(lite0_tflite: bytes) -> None:
     names = "\n".join(labels.labels()).encode()
     candidate = models.read_model(lite0_tflite, names)
@@ -214,9 +232,7 @@ def test_labels_and_file_names_show_as_written(store, labelled_set):
     run_id = run_of(at)
     found = wait_until_done(store, run_id)
     # Done with its answers kept (a report with none shows nothing, "Left out" included).
-    assert [(e.status, bool(e.photos)) for e in found] == [("done", True)], [
-        (e.status, e.photos, e.error) for e in found
-    ]
+    assert [(e.status, bool(e.photos)) for e in found] == [("done", True)], what_ran(store, found)
 
     report = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
     assert not report.exception

@@ -385,3 +385,33 @@ def test_an_evaluation_whose_job_is_gone_ends_as_failed(store):
                      setup=kept.Setup(CATS_AND_DOGS, 3))  # fmt: skip
     (found,) = evaluating.refresh(store, run_id)
     assert (found.status, found.error) == ("failed", "It stopped before its answers were kept.")
+
+
+def test_an_evaluation_whose_job_two_callers_complete_at_once_keeps_its_answers(store):
+    """The runner and a page's refresh may both find the job ended while the evaluation
+    still runs: the first keeps its numbers, the second changes nothing (it used to keep
+    an empty report over them, the answers having moved out of the job's rows)."""
+    from classifier.evaluation import kept
+    from classifier.jobs import inputs, queue
+
+    answers, run_id, worker = _answers(), kept.new_run_id(), queue.worker_id()
+
+    def keep(conn, job_id: int) -> None:
+        kept.start(store, conn, job_id=job_id, run_id=run_id, title="s", model="A",
+                   model_title="A", setup=kept.Setup(CATS_AND_DOGS, 3))  # fmt: skip
+
+    job = queue.create(
+        store, title="s", model="A", pictures=[inputs.Picture(a.file) for a in answers],
+        folder="jobs/x", public_id=queue.new_public_id_for_job(), top_k=5, thumbnails=False,
+        source="app", truths=[a.truth for a in answers], also=keep,
+    )  # fmt: skip
+    (running,) = kept.run(store, run_id)  # as both callers read it, before either completes it
+    assert queue.take(store, worker, {"jobs/x"}).id == job.id
+    kept_answers = [(n, json.dumps(a.as_dict()), None) for n, a in enumerate(answers)]
+    queue.record_evaluated(store, job, worker, kept_answers, [])
+    queue.finish(store, job, worker)
+    for _ in range(2):
+        kept.complete_from_job(store, running, "done", None)
+        (found,) = kept.run(store, run_id)
+        assert (found.status, found.photos) == ("done", 40)
+        assert sorted(a.file for a in found.answers) == sorted(a.file for a in answers)

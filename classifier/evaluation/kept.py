@@ -291,13 +291,15 @@ def _update(
     in_training: int,
     status: str = "done",
     error: str | None = None,
-) -> None:
+    while_running: bool = False,
+) -> bool:
     """Work an evaluation's numbers out from its answers and keep them (in `conn`'s
-    transaction)."""
+    transaction); with `while_running`, only if it still runs. Returns whether it changed."""
     values = _values(setup, answers, unreadable, in_training)
-    conn.execute(
+    running = [evaluations.c.status == "running"] if while_running else []
+    changed = conn.execute(
         update(evaluations)
-        .where(evaluations.c.id == evaluation.id)
+        .where(evaluations.c.id == evaluation.id, *running)
         .values(
             status=status,
             error=error,
@@ -305,7 +307,8 @@ def _update(
             set_digest=set_digest,
             **values,
         )
-    )
+    ).rowcount
+    return changed == 1
 
 
 def get(store: HistoryStore, public_id: str) -> Evaluation | None:
@@ -379,10 +382,13 @@ def complete_from_job(
         digest = set_digest(answers)
     status = {"done": "done", "cancelled": "cancelled"}.get(job_status, "failed")
     with store.begin() as conn:
-        _update(
+        # Only while it still runs: the runner and a page's refresh may both complete it, and
+        # the one that comes second finds the answers already moved out of the job's rows.
+        if not _update(
             conn, evaluation, evaluation.setup, answers, unreadable, digest, in_training,
-            status=status, error=job_error,
-        )  # fmt: skip
+            status=status, error=job_error, while_running=True,
+        ):  # fmt: skip
+            return
         # The answers now live in the evaluation's row; its pictures keep their thumbnails.
         conn.execute(
             update(job_items).where(job_items.c.job_id == evaluation.job_id).values(answer=None)
