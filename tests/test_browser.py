@@ -294,6 +294,46 @@ def test_a_typed_date_applies(page, server, photo_files):
     assert page.get_by_text("0 of ").first.is_visible()
 
 
+def test_reset_filters_empties_the_boxes_and_the_next_filter_does_not_bring_them_back(
+    page, server, photo_files
+):
+    """Reset puts each filter back in the browser too: a box still showing its old words
+    would send them back with the next change, and the rows would go again."""
+    page.locator("input[type=file]").set_input_files(str(photo_files["coffee"]))
+    page.locator("h3").filter(has_text="espresso").wait_for()
+    page.goto(f"{server}/history")
+    everything = page.get_by_text(re.compile(r"^([\d,]+) of \1 saved predictions match"))
+    everything.wait_for()
+    nothing = page.get_by_text("No saved predictions match these filters.")
+    label, since = page.locator(".st-key-h_label input"), page.locator(".st-key-h_from input")
+
+    label.fill("no such class")
+    label.press("Enter")
+    nothing.wait_for()
+    page.locator(".st-key-h_reset_empty button").click()  # the empty state's own button
+    everything.wait_for()
+    expect(label).to_have_value("")
+    since.fill("2000-01-01")  # the next change: every row still matches
+    since.press("Enter")
+    expect(since).to_have_value("2000-01-01")
+    everything.wait_for()
+    expect(nothing).to_have_count(0)
+
+    since.fill("2099-01-01")
+    since.press("Enter")
+    nothing.wait_for()
+    page.locator(".st-key-h_reset button").click()  # the sidebar's
+    everything.wait_for()
+    expect(since).to_have_value("")
+    label.fill("espresso")
+    label.press("Enter")
+    expect(
+        page.get_by_text(re.compile(r"^[1-9][\d,]* of [\d,]+ saved predictions match"))
+    ).to_be_visible()
+    expect(nothing).to_have_count(0)
+    expect(since).to_have_value("")
+
+
 def test_a_database_password_never_reaches_the_page_or_the_server_log(browser, tmp_path):
     # A generated password with "@" and ":" that nobody percent-encoded; port 1 is closed.
     secrets = ("p@ss:w0rd", "ss:w0rd", "w0rd")
