@@ -74,6 +74,9 @@ class Settings:
     # Keep a reduced copy of each saved photo to teach from, beside its thumbnail: the
     # default of the Classify page's "Keep photos to teach from" and of the API's `photo`.
     keep_photos: bool = False
+    # Open the default model and import the pages as the server starts (`ui.warm_start`):
+    # off, a server holds neither until its first visit asks (CLASSIFIER_WARM_START).
+    warm_start: bool = True
 
     def history_url(self) -> str:
         """Return the history database's URL.
@@ -239,6 +242,7 @@ def read_settings(
         ),
         batch_max_bytes=_int(environ, "CLASSIFIER_BATCH_MAX_BYTES", DEFAULT_BATCH_MAX_BYTES),
         keep_photos=_bool(environ, "CLASSIFIER_KEEP_PHOTOS", False),
+        warm_start=_bool(environ, "CLASSIFIER_WARM_START", True),
     )
 
 

@@ -27,6 +27,20 @@ print(models.is_loaded("efficientnet_lite0"), "ui.results" in sys.modules)
 """
 
 
+# As a server starts: warm up in the background, if the settings say so.
+BEGIN = """
+import sys, threading
+from ui import warm_start
+from classifier import models
+warm_start.begin()
+started = [t for t in threading.enumerate() if t.name == "warm-start"]
+for thread in started:
+    thread.join()
+# (A wrong setting: models.is_loaded would raise the setting's sentence; nothing was opened.)
+print(bool(started) and models.is_loaded("efficientnet_lite0"), "ui.results" in sys.modules)
+"""
+
+
 def open_files(pid: int) -> str:
     """The files a process has mapped into its memory (an open LiteRT engine's among them)."""
     return Path(f"/proc/{pid}/maps").read_text()
@@ -46,7 +60,7 @@ def test_a_started_server_has_the_default_models_engine_open_before_any_visit(li
         assert page.status_code == 200
 
 
-def warm_in_a_child(cache: Path, **env: str) -> tuple[str, str]:
+def warm_in_a_child(cache: Path, code: str = WARM, **env: str) -> tuple[str, str]:
     environment = {
         **os.environ,
         "CLASSIFIER_MODEL": NAME,
@@ -55,7 +69,7 @@ def warm_in_a_child(cache: Path, **env: str) -> tuple[str, str]:
         **env,
     }
     done = subprocess.run(
-        [sys.executable, "-c", WARM], cwd=ROOT, env=environment, capture_output=True,
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True,
         text=True, timeout=300, check=True,
     )  # fmt: skip
     return done.stdout.strip(), done.stderr
@@ -65,6 +79,17 @@ def test_warming_up_opens_a_cached_engine_and_imports_the_pages(lite0, tmp_path)
     copy_engine(lite0, tmp_path / "cache")
     said, _ = warm_in_a_child(tmp_path / "cache")
     assert said == "True True"
+
+
+@pytest.mark.parametrize(
+    ("setting", "warmed"),
+    [("", "True True"), ("on", "True True"), ("off", "False False"), ("0", "False False"),
+     ("maybe", "False False")],  # a wrong value: the pages say so; no warm start meanwhile
+)  # fmt: skip
+def test_the_warm_start_setting_turns_it_on_or_off(lite0, tmp_path, setting, warmed):
+    copy_engine(lite0, tmp_path / "cache")
+    said, _ = warm_in_a_child(tmp_path / "cache", BEGIN, CLASSIFIER_WARM_START=setting)
+    assert said == warmed
 
 
 def test_warming_up_leaves_a_first_ever_export_to_the_first_visit(tmp_path):

@@ -12,6 +12,10 @@ notices are told once per process, so the warm start must not take them).
 
 Importing leaves garbage and freed heap behind (tens of MB). Collected and handed back to
 the system at the end, or the server's peak with 16 sessions at once is ~35 MB higher.
+
+`CLASSIFIER_WARM_START=off` leaves both to the first visit: a server that should hold as
+little memory as it can until someone comes (the engine and the modules hold about 150
+MB: BENCHMARKS.md, "Memory").
 """
 
 from __future__ import annotations
@@ -26,11 +30,23 @@ _started = threading.Event()
 
 
 def begin() -> None:
-    """Start warming this server in a background thread (once per process)."""
+    """Start warming this server in a background thread (once per process), unless
+    CLASSIFIER_WARM_START is off."""
     if _started.is_set():
         return
     _started.set()
-    threading.Thread(target=_warm, name="warm-start", daemon=True).start()
+    if _wanted():
+        threading.Thread(target=_warm, name="warm-start", daemon=True).start()
+
+
+def _wanted() -> bool:
+    from classifier.config import SettingsError, get_settings
+
+    try:
+        return get_settings().warm_start
+    except SettingsError:  # the pages say what is wrong with the setting
+        log.debug("No warm start: a setting is wrong", exc_info=True)
+        return False
 
 
 def _warm() -> None:
