@@ -387,14 +387,13 @@ def test_an_evaluation_whose_job_is_gone_ends_as_failed(store):
     assert (found.status, found.error) == ("failed", "It stopped before its answers were kept.")
 
 
-def test_an_evaluation_whose_job_two_callers_complete_at_once_keeps_its_answers(store):
-    """The runner and a page's refresh may both find the job ended while the evaluation
-    still runs: the first keeps its numbers, the second changes nothing (it used to keep
-    an empty report over them, the answers having moved out of the job's rows)."""
+def _evaluation_job(store, answers):
+    """Start an evaluation as the app does, its job taken by this process's worker; return
+    the run's id, the job and the worker."""
     from classifier.evaluation import kept
     from classifier.jobs import inputs, queue
 
-    answers, run_id, worker = _answers(), kept.new_run_id(), queue.worker_id()
+    run_id, worker = kept.new_run_id(), queue.worker_id()
 
     def keep(conn, job_id: int) -> None:
         kept.start(store, conn, job_id=job_id, run_id=run_id, title="s", model="A",
@@ -405,13 +404,70 @@ def test_an_evaluation_whose_job_two_callers_complete_at_once_keeps_its_answers(
         folder="jobs/x", public_id=queue.new_public_id_for_job(), top_k=5, thumbnails=False,
         source="app", truths=[a.truth for a in answers], also=keep,
     )  # fmt: skip
-    (running,) = kept.run(store, run_id)  # as both callers read it, before either completes it
     assert queue.take(store, worker, {"jobs/x"}).id == job.id
+    return run_id, job, worker
+
+
+def _answer_all(store, job, worker, answers) -> None:
+    from classifier.jobs import queue
+
     kept_answers = [(n, json.dumps(a.as_dict()), None) for n, a in enumerate(answers)]
     queue.record_evaluated(store, job, worker, kept_answers, [])
     queue.finish(store, job, worker)
+
+
+def test_an_evaluation_whose_job_two_callers_complete_at_once_keeps_its_answers(store):
+    """The runner and a page's refresh may both find the job ended while the evaluation
+    still runs: the first keeps its numbers, the second changes nothing (it used to keep
+    an empty report over them, the answers having moved out of the job's rows)."""
+    from classifier.evaluation import kept
+
+    answers = _answers()
+    run_id, job, worker = _evaluation_job(store, answers)
+    (running,) = kept.run(store, run_id)  # as both callers read it, before either completes it
+    _answer_all(store, job, worker, answers)
     for _ in range(2):
         kept.complete_from_job(store, running, "done", None)
         (found,) = kept.run(store, run_id)
         assert (found.status, found.photos) == ("done", 40)
         assert sorted(a.file for a in found.answers) == sorted(a.file for a in answers)
+
+
+def test_cancelling_a_run_whose_job_has_just_ended_keeps_its_end(store):
+    """A Cancel that arrives once every photo is answered changes nothing: the run is done,
+    with its numbers (it used to end as cancelled, and out of the comparisons)."""
+    from classifier.evaluation import jobs as evaluating
+
+    answers = _answers()
+    run_id, job, worker = _evaluation_job(store, answers)
+    _answer_all(store, job, worker, answers)
+    evaluating.cancel(store, run_id)
+    (found,) = evaluation.run(store, run_id)
+    assert (found.status, found.photos, found.error) == ("done", 40, None)
+
+
+def test_cancelling_a_running_run_ends_it_cancelled_with_what_was_answered(store):
+    from classifier.evaluation import jobs as evaluating
+    from classifier.jobs import queue
+
+    answers = _answers()
+    run_id, job, worker = _evaluation_job(store, answers)
+    first = [(n, json.dumps(a.as_dict()), None) for n, a in enumerate(answers[:10])]
+    queue.record_evaluated(store, job, worker, first, [])
+    evaluating.cancel(store, run_id)
+    (found,) = evaluation.run(store, run_id)
+    assert (found.status, found.photos) == ("cancelled", 10)
+    with pytest.raises(queue.Lost):  # the runner saves nothing more
+        queue.record_evaluated(store, job, worker, [(10, first[0][1], None)], [])
+
+
+def test_an_evaluation_whose_model_cannot_be_loaded_ends_failed_with_the_reason(store, tmp_path):
+    """Said as the runner ends its job, not only once someone opens the run."""
+    from classifier.evaluation import kept
+    from classifier.jobs import runner as runners
+
+    run_id, job, _ = _evaluation_job(store, _answers())  # model "A": no model of that name
+    runners.Runner("", tmp_path)._run_job(store, job)
+    (found,) = kept.run(store, run_id)  # as kept: nothing refreshed it
+    assert found.status == "failed"
+    assert found.error.startswith("The model could not be loaded: ")

@@ -139,12 +139,11 @@ def jobs_of(store: HistoryStore, run_id: str) -> list[queue.Job]:
 
 def cancel(store: HistoryStore, run_id: str) -> None:
     """Stop a run's jobs; its evaluations end as cancelled, with the numbers of what was
-    answered before (the runner saves nothing more once its job is cancelled)."""
+    answered before (the runner saves nothing more once its job is cancelled). One whose
+    job had already ended ends as that job did."""
     for job in jobs_of(store, run_id):
         queue.cancel(store, job.public_id)
-    for evaluation in kept.run(store, run_id):
-        if evaluation.status == "running" and evaluation.job_id is not None:
-            kept.complete_from_job(store, evaluation, "cancelled", None)
+    refresh(store, run_id)  # every job has ended now: each evaluation ends as its job did
 
 
 def thumbnails(store: HistoryStore, run_id: str, names: Sequence[str]) -> dict[str, bytes]:

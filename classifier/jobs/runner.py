@@ -137,14 +137,16 @@ class Runner:
             heart.join()
 
     def _run_job(self, store: history.HistoryStore, job: queue.Job) -> None:
+        from classifier.evaluation import answering as evaluating
+
         folder = self.data_dir / job.folder
         try:
             loaded = models.load(models.choose(job.model), in_child=True)
         except models.ModelError as exc:
             queue.finish(store, job, self.worker, f"The model could not be loaded: {exc}")
             shutil.rmtree(folder, ignore_errors=True)
+            evaluating.complete(store, job)  # an evaluation's ends failed, with the reason
             return
-        from classifier.evaluation import answering as evaluating
 
         # An evaluation's job keeps each answer in its picture's row, not in the history.
         evaluation = evaluating.answering(store, job, loaded.spec.class_names)
