@@ -471,3 +471,28 @@ def test_an_evaluation_whose_model_cannot_be_loaded_ends_failed_with_the_reason(
     (found,) = kept.run(store, run_id)  # as kept: nothing refreshed it
     assert found.status == "failed"
     assert found.error.startswith("The model could not be loaded: ")
+
+
+def test_two_label_fixes_at_once_both_land(store):
+    """A fix made while another is being saved (two tabs, or two people) builds on it: it
+    used to read the run before the other's commit and write its own over it."""
+    import threading
+
+    from classifier.evaluation import jobs as evaluating
+    from classifier.evaluation import kept
+
+    answers = _answers()
+    run_id, job, worker = _evaluation_job(store, answers)
+    _answer_all(store, job, worker, answers)
+    (done,) = evaluating.refresh(store, run_id)
+    first, second = answers[0].file, answers[1].file
+    with store.begin() as conn:  # the first fix, not yet committed
+        rest = [a for a in done.answers if a.file != first]
+        kept._update(conn, done, done.setup, rest, done.unreadable, "", 0)
+        fixing = threading.Thread(target=evaluation.relabel, args=(store, run_id, second, None))
+        fixing.start()
+        fixing.join(0.5)  # the second has read the run, or waits to
+    fixing.join(60)
+    (found,) = evaluation.run(store, run_id)
+    assert {first, second}.isdisjoint(a.file for a in found.answers)
+    assert found.photos == 38

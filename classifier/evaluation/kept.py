@@ -413,28 +413,37 @@ def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> i
     Raises:
         ValueError: the label is none of the run's labels.
     """
-    found = [e for e in run(store, run_id) if e.status in ("done", "cancelled")]
-    if label is not None and not any(c.label == label for e in found for c in e.setup.classes):
-        raise ValueError(f"{label} is not one of the set's labels.")
     from classifier.evaluation.labelled import set_digest
 
-    changes = []
-    for evaluation in found:
-        setup = evaluation.setup
-        truth = next((c.index for c in setup.classes if c.label == label), None)
-        answers = [a for a in evaluation.answers if a.file != file]
-        if len(answers) == len(evaluation.answers):
-            continue  # not one of the pictures it answered
-        if truth is not None:
-            answers += [
-                replace(a, label=label, truth=truth) for a in evaluation.answers if a.file == file
-            ]
-        changes.append((evaluation, setup, answers))
+    # Read in the transaction that writes, once the run's rows are locked: a fix made
+    # meanwhile, in another tab or by another person, is built on, not written over. An
+    # UPDATE that changes nothing locks them (on SQLite it takes the write lock, which a
+    # SELECT does not).
+    of_run = [evaluations.c.run_id == run_id, *_mine(store)]
     with store.begin() as conn:
-        for evaluation, setup, answers in changes:
+        conn.execute(update(evaluations).where(*of_run).values(status=evaluations.c.status))
+        query = select(evaluations).where(*of_run).order_by(evaluations.c.id)
+        found = [_evaluation(row) for row in conn.execute(query)]
+        found = [e for e in found if e.status in ("done", "cancelled")]
+        if label is not None and not any(c.label == label for e in found for c in e.setup.classes):
+            raise ValueError(f"{label} is not one of the set's labels.")
+        changed = 0
+        for evaluation in found:
+            setup = evaluation.setup
+            truth = next((c.index for c in setup.classes if c.label == label), None)
+            answers = [a for a in evaluation.answers if a.file != file]
+            if len(answers) == len(evaluation.answers):
+                continue  # not one of the pictures it answered
+            if truth is not None:
+                answers += [
+                    replace(a, label=label, truth=truth)
+                    for a in evaluation.answers
+                    if a.file == file
+                ]
             _update(
                 conn, evaluation, setup, answers, evaluation.unreadable, set_digest(answers),
                 int(evaluation.report.get("in_training", 0)), status=evaluation.status,
                 error=evaluation.error,
             )  # fmt: skip
-    return len(changes)
+            changed += 1
+    return changed
