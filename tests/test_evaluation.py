@@ -387,20 +387,20 @@ def test_an_evaluation_whose_job_is_gone_ends_as_failed(store):
     assert (found.status, found.error) == ("failed", "It stopped before its answers were kept.")
 
 
-def _evaluation_job(store, answers):
-    """Start an evaluation as the app does, its job taken by this process's worker; return
-    the run's id, the job and the worker."""
+def _evaluation_job(store, answers, model="A"):
+    """Start an evaluation of a set matched to three classes, as the app does, its job taken
+    by this process's worker; return the run's id, the job and the worker."""
     from classifier.evaluation import kept
     from classifier.jobs import inputs, queue
 
     run_id, worker = kept.new_run_id(), queue.worker_id()
 
     def keep(conn, job_id: int) -> None:
-        kept.start(store, conn, job_id=job_id, run_id=run_id, title="s", model="A",
-                   model_title="A", setup=kept.Setup(CATS_AND_DOGS, 3))  # fmt: skip
+        kept.start(store, conn, job_id=job_id, run_id=run_id, title="s", model=model,
+                   model_title=model, setup=kept.Setup(CATS_AND_DOGS, 3))  # fmt: skip
 
     job = queue.create(
-        store, title="s", model="A", pictures=[inputs.Picture(a.file) for a in answers],
+        store, title="s", model=model, pictures=[inputs.Picture(a.file) for a in answers],
         folder="jobs/x", public_id=queue.new_public_id_for_job(), top_k=5, thumbnails=False,
         source="app", truths=[a.truth for a in answers], also=keep,
     )  # fmt: skip
@@ -496,3 +496,22 @@ def test_two_label_fixes_at_once_both_land(store):
     (found,) = evaluation.run(store, run_id)
     assert {first, second}.isdisjoint(a.file for a in found.answers)
     assert found.photos == 38
+
+
+def test_an_evaluation_of_a_model_whose_classes_changed_since_it_started_stops_and_says_so(
+    store, tmp_path, lite0
+):
+    """Its set was matched to the classes the model had then (here three); answered by the
+    model as it is now (ImageNet's 1,000), its numbers would be another model's."""
+    from classifier.evaluation import kept
+    from classifier.jobs import runner as runners
+
+    run_id, job, _ = _evaluation_job(store, _answers(), model=LITE0)
+    runners.Runner("", tmp_path)._run_job(store, job)
+    (found,) = kept.run(store, run_id)
+    assert (found.status, found.photos, found.error) == (
+        "failed",
+        0,
+        "The model changed after this evaluation started (its classes are not the same); "
+        "evaluate it again.",
+    )

@@ -26,6 +26,23 @@ class Answering:
     class_names: tuple[str, ...]
     classes: tuple[SetClass, ...]
 
+    def refusal(self, loaded) -> str | None:
+        """Say why this job cannot be answered by the model as loaded now, or None: another
+        model answered for it, or it was taught again since the evaluation started and its
+        classes are no longer those the set was matched to."""
+        if loaded.name != self.evaluation.model:
+            return f"{self.evaluation.model} cannot be loaded here."
+        setup = self.evaluation.setup
+        names = self.class_names
+        if len(names) != setup.num_classes or any(
+            c.index >= len(names) or names[c.index] != c.name for c in setup.classes
+        ):
+            return (
+                "The model changed after this evaluation started (its classes are not the "
+                "same); evaluate it again."
+            )
+        return None
+
     def answer(self, position: int, name: str, outcome) -> tuple[int, str, bytes | None]:
         truth = self.truths[position]
         label = next(c.label for c in self.classes if c.index == truth)

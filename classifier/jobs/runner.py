@@ -150,8 +150,9 @@ class Runner:
 
         # An evaluation's job keeps each answer in its picture's row, not in the history.
         evaluation = evaluating.answering(store, job, loaded.spec.class_names)
-        if evaluation is not None and loaded.name != job.model:  # never another model's numbers
-            queue.finish(store, job, self.worker, f"{job.model} cannot be loaded here.")
+        refused = None if evaluation is None else evaluation.refusal(loaded)
+        if refused is not None:  # never another model's numbers, nor other classes'
+            queue.finish(store, job, self.worker, refused)
             shutil.rmtree(folder, ignore_errors=True)
             evaluating.complete(store, job, loaded.spec)
             return
