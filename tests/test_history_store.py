@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from multiprocessing.queues import Queue as ProcessQueue
 from multiprocessing.synchronize import Barrier as ProcessBarrier
 from multiprocessing.synchronize import Event as ProcessEvent
@@ -422,6 +423,19 @@ def test_feedback_and_corrected_label(store: HistoryStore) -> None:
     assert store.set_feedback(record_id, None)
     assert store.count(Filters(feedback="unrated")) == 1
     assert store.set_feedback(record_id + 1000, "correct") is False
+
+
+def test_feedback_only_while_unreviewed_never_writes_over_a_review(store: HistoryStore) -> None:
+    record_id = store.add(make_record())
+    guarded = partial(store.set_feedback, only_unreviewed=True)
+
+    assert guarded(record_id, "wrong")  # unrated: written; rated wrong without a correction
+    assert guarded(record_id, "wrong", "lynx")  # still to review: the correction is written
+    assert guarded(record_id, "correct") is False  # reviewed: left as it is
+    assert guarded(record_id, "unusable") is False
+    stored = store.get(record_id)
+    assert (stored.feedback, stored.corrected_label) == ("wrong", "lynx")
+    assert store.set_feedback(record_id, "correct")  # unguarded, as any page's own change
 
 
 ONE_OF_THE_VALUES = "Expected feedback 'correct', 'wrong', 'unusable' or None."

@@ -330,6 +330,44 @@ def test_correcting_with_a_class_saves_it_moves_on_and_shows_in_history_and_expo
     assert (line["feedback"], line["corrected_label"]) == ("wrong", "lynx")
 
 
+def test_two_people_reviewing_at_once_never_write_over_each_other(seeded, app_store):
+    """Both are shown the least sure prediction; the one who saves second is told, and the
+    first one's correction stays."""
+    first, second = review_page(), review_page()
+    row = seeded["close.jpg"]
+    assert shown_file(first) == shown_file(second) == "close.jpg"
+
+    first.button(key="r_correct").click().run()
+    first.selectbox(key=f"correction_{row}").set_value("lynx").run()
+    second.button(key="r_right").click().run()
+
+    saved = app_store.get(row)
+    assert (saved.feedback, saved.corrected_label) == ("wrong", "lynx")
+    assert [t.value for t in second.toast] == [
+        "This prediction was reviewed meanwhile (by someone else, or in another tab); that "
+        "review is kept, not this one."
+    ]
+    assert shown_file(second) == "unsure.jpg"
+    assert "close.jpg: Saved: wrong, it is lynx." in said(second)  # what is kept
+    assert left(second) == "**4 left**"
+
+
+def test_a_review_may_be_changed_afterwards_on_the_predictions_own_page(seeded, app_store):
+    at = review_page()
+    row = seeded["close.jpg"]
+    at.button(key="r_right").click().run()
+
+    at.switch_page("pages/history.py").run()
+    at.query_params["prediction"] = app_store.get(row).public_id
+    at.run()
+    at.feedback(key=f"feedback_{row}").set_value(0).run()
+    at.selectbox(key=f"correction_{row}").set_value("lynx").run()
+
+    assert not at.toast
+    saved = app_store.get(row)
+    assert (saved.feedback, saved.corrected_label) == ("wrong", "lynx")
+
+
 def test_a_typed_name_of_their_own_is_kept_as_typed(seeded, app_store):
     at = review_page()
     at.button(key="r_correct").click().run()

@@ -250,6 +250,7 @@ def show_entry(
     if record is None:  # deleted since the queue was read
         return False
     st.session_state[SHOWN] = entry.id
+    saving.review_only(entry.id)
     class_names = permalink.class_names_of(record)
     left_line(left, skipped_here, more)
     # The picture, then the answer and the actions: on a phone, where the columns stack,

@@ -172,6 +172,15 @@ def store_feedback(
     keep_feedback(row_id, verdict, corrected, class_names)
 
 
+REVIEWING = "feedback_reviewing"  # the rows shown for review on this visit (`review_only`)
+
+
+def review_only(row_id: int) -> None:
+    """Write this row's feedback, on this visit, only while no one has reviewed it (the
+    Review page's entries: two people reviewing at once never write over each other)."""
+    st.session_state.setdefault(REVIEWING, set()).add(row_id)
+
+
 def keep_feedback(
     row_id: int,
     verdict: str | None,
@@ -179,12 +188,28 @@ def keep_feedback(
     class_names: tuple[str, ...] | None = None,
 ) -> bool:
     """Write a verdict (one of `history.FEEDBACK_VALUES`, or None) and a correction to the
-    history row and remember what was saved; return False, after saying why, if it was not."""
+    history row and remember what was saved; return False, after saying why, if it was not.
+
+    A row shown for review (`review_only`) is written only while no one has reviewed it."""
+    only_unreviewed = row_id in st.session_state.get(REVIEWING, ())
     try:
         store = resources.store()
         if store is None:  # signed out meanwhile
             raise history.HistoryError("There is no history to keep feedback in.")
-        stored = store.set_feedback(row_id, verdict, corrected)
+        stored = store.set_feedback(row_id, verdict, corrected, only_unreviewed=only_unreviewed)
+        if only_unreviewed:
+            taken = not stored and store.get(row_id) is not None  # someone else reviewed it
+            reviewed = verdict is not None and not (verdict == "wrong" and not corrected)
+            if taken or (stored and reviewed):  # later changes, on any page, are their own
+                st.session_state[REVIEWING].discard(row_id)
+            if taken:
+                st.session_state.pop(f"feedback_saved_{row_id}", None)
+                st.toast(
+                    "This prediction was reviewed meanwhile (by someone else, or in another tab); "
+                    "that review is kept, not this one.",
+                    icon=":material/group:",
+                )
+                return False
     except Exception:  # the person keeps classifying; the server log has the details
         log.exception("Saving feedback failed")
         st.session_state.pop(f"feedback_saved_{row_id}", None)

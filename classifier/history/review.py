@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import func, not_, or_, select
 
 from classifier.history.records import NO_FILTERS, Filters
-from classifier.history.store import HistoryStore
+from classifier.history.store import NOT_REVIEWED, HistoryStore
 from classifier.history.tables import predictions
 
 
@@ -111,10 +111,6 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         unsure_below: The confidence threshold: a top-1 answer below it is unsure.
     """
     columns = predictions.c
-    not_reviewed = or_(
-        columns.feedback.is_(None),
-        and_(columns.feedback == "wrong", columns.corrected_label.is_(None)),
-    )
     answered_twice = (  # photos that more than one model answered, in scope
         select(columns.sha256)
         .where(*store.conditions(NO_FILTERS))
@@ -123,7 +119,7 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
     )
     worth_a_look = or_(
         columns.top1_probability < unsure_below,
-        columns.feedback == "wrong",  # with no correction: see not_reviewed
+        columns.feedback == "wrong",  # with no correction: see NOT_REVIEWED
         columns.sha256.in_(answered_twice),
     )
     candidates = select(
@@ -136,7 +132,7 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         columns.top1_label,
         columns.top1_probability,
         columns.feedback,
-    ).where(*store.conditions(filters), not_reviewed, worth_a_look)
+    ).where(*store.conditions(filters), NOT_REVIEWED, worth_a_look)
     answers = (
         select(columns.sha256, columns.model, columns.top1_label)
         .where(*store.conditions(NO_FILTERS), columns.sha256.in_(answered_twice))
@@ -148,7 +144,7 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         select(columns.sha256, columns.model)
         .where(
             *store.conditions(NO_FILTERS),
-            not_(not_reviewed),
+            not_(NOT_REVIEWED),
             columns.sha256.in_(candidates.with_only_columns(columns.sha256)),
         )
         .distinct()

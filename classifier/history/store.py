@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Select,
     Text,
+    and_,
     delete,
     exists,
     func,
@@ -69,6 +70,11 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The pictures kept with a prediction, each in its own table, by the Record field that holds it.
 PICTURES = ((thumbnails, "thumbnail"), (overlays, "overlay"), (photos, "photo"))
+# Not yet reviewed: unrated, or rated wrong with no correction (the Review page's queue).
+NOT_REVIEWED = or_(
+    predictions.c.feedback.is_(None),
+    and_(predictions.c.feedback == "wrong", predictions.c.corrected_label.is_(None)),
+)
 # Cells the app writes itself, of letters, digits, "-" and "_" alone: no formula can be made
 # of them, and a public id that begins with "-" must stay the id that links use.
 AS_WRITTEN = frozenset({"public_id"})
@@ -367,15 +373,23 @@ class HistoryStore:
             return list(conn.execute(query).scalars())
 
     def set_feedback(
-        self, record_id: int, feedback: str | None, corrected_label: str | None = None
+        self,
+        record_id: int,
+        feedback: str | None,
+        corrected_label: str | None = None,
+        *,
+        only_unreviewed: bool = False,
     ) -> bool:
-        """Record whether a prediction was right; return False if the id does not exist.
+        """Record whether a prediction was right; return False if the id does not exist
+        (or, with `only_unreviewed`, if it was reviewed meanwhile).
 
         Args:
             record_id: The prediction to rate.
             feedback: "correct", "wrong", "unusable" (not a photo to judge or teach from),
                 or None to remove a rating.
             corrected_label: The right label, only with "wrong"; blank means none.
+            only_unreviewed: Only if it is still `NOT_REVIEWED` (the Review page's actions:
+                two people reviewing at once never write over each other).
         """
         if feedback is not None and feedback not in FEEDBACK_VALUES:
             raise ValueError(
@@ -395,6 +409,7 @@ class HistoryStore:
         query = (
             update(predictions)
             .where(predictions.c.id == record_id, *self._mine())
+            .where(*([NOT_REVIEWED] if only_unreviewed else []))
             .values(feedback=feedback, corrected_label=corrected_label)
         )
         with self.begin() as conn:
