@@ -1015,7 +1015,9 @@ def run_teach(args: argparse.Namespace) -> int:
             print(f"skipped {photo_name}: {why}", file=sys.stderr)
         taught = teach.train(examples, class_names)
         model = teach.save(name, taught, replace=replace)
-    except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
+    except (
+        teach.TeachError, models.ModelFileError, models.ModelNameTaken, models.ModelChanged
+    ) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 1
     counts = examples.counts()

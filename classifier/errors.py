@@ -14,3 +14,7 @@ class ModelError(RuntimeError):
 
 class ModelNameTaken(ModelError):
     """Another model already has this name."""
+
+
+class ModelChanged(ModelError):
+    """The model to be replaced was changed or removed since it was read."""

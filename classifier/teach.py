@@ -35,6 +35,7 @@ import numpy as np
 
 from classifier import files, images
 from classifier.config import get_settings
+from classifier.errors import ModelChanged
 from classifier.models import builtin, derived, own
 from classifier.models.errors import DerivedFileFailed, ModelError
 from classifier.models.spec import Kind, ModelSpec, OwnDetails
@@ -566,11 +567,14 @@ def save(
     replace: bool = False,
     scope=None,
     threshold: float | None = None,
+    started_from: str | None = None,
 ):
     """Keep a taught model under a name, so the picker, the CLI and the history have it.
 
     Args:
         replace: a taught model of that name is replaced (retrained); an added model never is.
+        started_from: with `replace`, the sha256 of the version the training started from:
+            if that model was retrained or removed since, nothing is kept (ModelChanged).
         threshold: its confidence threshold (`unsure_threshold`), kept with it when given.
         scope: whose model it is (`history.owners.Scope`); nobody's by default. Only a
             model in the scope can be replaced.
@@ -581,6 +585,7 @@ def save(
     Raises:
         ModelFileError: the name is not usable.
         ModelNameTaken: another model has this name (or `replace` is false).
+        ModelChanged: the model started from was retrained or removed meanwhile.
         TeachError: the name is an added model's, which retraining cannot replace.
         HistoryReadOnlyError: the database cannot be written.
     """
@@ -589,6 +594,10 @@ def save(
     scope = scope or owners.EVERYONE
     if replace:
         name, replacing = retraining(name, scope)
+        if started_from is not None and (replacing is None or replacing.sha256 != started_from):
+            raise ModelChanged(
+                f"“{name}” was changed or removed since you started; start from it again."
+            )
     else:  # a name taken by any model: ModelNameTaken when kept
         name, replacing = own.check_name(name), None
     data = head_file(taught)
@@ -613,8 +622,9 @@ def save(
     return own.keep(name, source, details, data, replacing=replacing, scope=scope)
 
 
-def taught_examples(name: str) -> tuple[str, Examples]:
-    """Return a taught model's base and training vectors, to add photos and retrain it.
+def taught_examples(name: str) -> tuple[str, Examples, str]:
+    """Return a taught model's base, its training vectors and the version they are of (its
+    file's sha256: `save`'s `started_from`), to add photos and retrain it.
 
     Raises:
         TeachError: the model is an added one, not a taught one.
@@ -623,4 +633,5 @@ def taught_examples(name: str) -> tuple[str, Examples]:
     model = own.find(name)
     if not model.taught or model.base is None:
         raise TeachError(f"“{name}” is an added model, not a taught one.")
-    return model.base, read_head(own.materialize(model.entry), model.base).examples
+    examples = read_head(own.materialize(model.entry), model.base).examples
+    return model.base, examples, model.entry.sha256

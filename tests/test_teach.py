@@ -205,7 +205,8 @@ def test_a_taught_model_is_kept_replaced_only_when_asked_and_never_over_an_added
     assert model.preprocessing == "as EfficientNet-Lite0"
     assert model.entry.source == "Taught from 36 photos on EfficientNet-Lite0"
     assert model.path().suffix == ".npz" and model.path().is_file()
-    base, kept = teach.taught_examples("Desk things")
+    base, kept, version = teach.taught_examples("Desk things")
+    assert version == model.entry.sha256
     assert base == LITE0 and kept.counts() == {"class 0": 12, "class 1": 12, "class 2": 12}
     assert np.array_equal(kept.vectors, taught.examples.vectors)
 
@@ -221,6 +222,37 @@ def test_a_taught_model_is_kept_replaced_only_when_asked_and_never_over_an_added
     own.registry.add_model(own.store(), "Plain", "a file", "0" * 64, {"size": 224}, b"x")
     with pytest.raises(teach.TeachError, match="“Plain” is an added model, not a taught one"):
         teach.save("Plain", taught, replace=True)
+
+
+CHANGED = "“Mugs” was changed or removed since you started; start from it again."
+
+
+def test_a_retrain_never_writes_over_one_saved_meanwhile_nor_brings_back_a_removed_model(
+    database_url, monkeypatch
+):
+    """Two tabs (or two people) retraining one taught model: the second to save is told."""
+    monkeypatch.setenv("CLASSIFIER_DATABASE_URL", database_url)
+    teach.save("Mugs", teach.train(made_up_examples(classes=2)))
+    _, _, version = teach.taught_examples("Mugs")  # both start from this version
+    theirs = teach.save(
+        "Mugs", teach.train(made_up_examples(classes=3)), replace=True, started_from=version
+    )
+    mine = teach.train(made_up_examples(classes=2, per_class=6))
+    with pytest.raises(models.ModelChanged, match="^" + CHANGED):
+        teach.save("Mugs", mine, replace=True, started_from=version)
+    assert models.find("Mugs").class_names == ("class 0", "class 1", "class 2")  # theirs
+
+    # Saved at the same moment: the version read just before is replaced, or nothing is.
+    stale = own.registry.get_model(own.store(), "Mugs")
+    teach.save("Mugs", mine, replace=True, started_from=theirs.entry.sha256)
+    with pytest.raises(models.ModelChanged, match="^" + CHANGED):
+        own.keep("Mugs", "x", {"size": 224}, b"x", replacing=stale)
+    assert models.find("Mugs").class_names == ("class 0", "class 1")
+
+    assert own.remove("Mugs")
+    with pytest.raises(models.ModelChanged, match="^" + CHANGED):
+        teach.save("Mugs", mine, replace=True, started_from=version)
+    assert models.all_models() == []  # not brought back
 
 
 def test_the_same_photo_counts_once_and_never_in_two_classes():

@@ -129,6 +129,7 @@ class TeachSession:
     continuing: str = NEW_MODEL  # the taught model picked under "Start from"
     base: str | None = None  # the base network of the model being retrained
     previous: teach.Examples | None = None  # its vectors, when retraining
+    started_from: str | None = None  # the version (sha256) they are of, or last saved here
     result: teach.Taught | None = None  # the last training
     trained_on: tuple | None = None  # what that training was given (`_fingerprint`)
     saved_name: str | None = None  # the model this visit saved last
@@ -167,7 +168,7 @@ class TeachSession:
         Photos handed over from the history stay (`add_handed` puts them back in).
         """
         self.continuing = model
-        self.classes, self.result, self.previous = [], None, None
+        self.classes, self.result, self.previous, self.started_from = [], None, None, None
         self.saved_name = self.saved_result = None
 
     def add_handed(self) -> None:
@@ -231,7 +232,7 @@ def start_from(state: TeachSession) -> None:
         st.session_state["teach_model_name"] = ""
         return
     try:
-        base, examples = teach.taught_examples(start)
+        base, examples, state.started_from = teach.taught_examples(start)
     except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
@@ -822,8 +823,14 @@ def _save(
         if scope is None or (blocked := resources.why_models_are_not_kept()):
             st.error(blocked or "Models cannot be kept here.")
             return
-        model = teach.save(name, result, replace=replace, scope=scope, threshold=threshold)
-    except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
+        started_from = state.started_from if " ".join(name.split()) == state.continuing else None
+        model = teach.save(
+            name, result, replace=replace, scope=scope, threshold=threshold,
+            started_from=started_from,
+        )  # fmt: skip
+    except (
+        teach.TeachError, models.ModelFileError, models.ModelNameTaken, models.ModelChanged
+    ) as exc:  # fmt: skip
         st.error(plain(str(exc)))  # it may say the name
         return
     except history.HistoryReadOnlyError as exc:
@@ -834,6 +841,8 @@ def _save(
         st.error("The model could not be saved; the server log has the details.")
         return
     state.saved_name, state.saved_result = model.name, result
+    if model.name == state.continuing:  # saving again on this visit replaces this version
+        state.started_from = model.entry.sha256
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     with_threshold = ""
     if threshold is not None:

@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from classifier.errors import ModelNameTaken
+from classifier.errors import ModelChanged, ModelNameTaken
 from classifier.history.store import HistoryStore
 from classifier.history.tables import model_files, models
 
@@ -68,26 +68,33 @@ def add_model(
     details: dict[str, Any],
     data: bytes,
     *,
-    replace: bool = False,
+    replacing: ModelEntry | None = None,
 ) -> ModelEntry:
     """Keep a model and its file, both or neither, as the store's scope's owner's.
 
     Args:
-        replace: a model of that name in the store's scope is replaced (a taught model
-            retrained), in the same transaction.
+        replacing: the model of that name in the store's scope, as read, replaced by this
+            one (a taught model retrained) in the same transaction.
 
     Raises:
-        ModelNameTaken: a model of that name exists (and `replace` is false).
+        ModelNameTaken: another model has this name (and none is being replaced).
+        ModelChanged: `replacing` was replaced or removed since it was read (two saves at
+            once: the second never writes over the first, nor brings back a removed one).
         HistoryReadOnlyError: the store was opened read-only.
     """
     owner = store.scope.owner
     entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details, owner)
     try:
         with store.begin() as conn:
-            if replace:
-                replaced = delete(models).where(models.c.name == name, *_mine(store))
-                if conn.execute(replaced).rowcount:  # its file goes with it (cascade)
-                    conn.execute(delete(model_files).where(model_files.c.name == name))
+            if replacing is not None:
+                replaced = delete(models).where(
+                    models.c.name == name, models.c.sha256 == replacing.sha256, *_mine(store)
+                )
+                if not conn.execute(replaced).rowcount:
+                    raise ModelChanged(
+                        f"“{name}” was changed or removed since you started; start from it again."
+                    )
+                conn.execute(delete(model_files).where(model_files.c.name == name))
             conn.execute(
                 insert(models).values(
                     name=name,

@@ -52,6 +52,7 @@ from classifier.models.catalog import (
 )
 from classifier.models.errors import (
     DerivedFileFailed,
+    ModelChanged,
     ModelError,
     ModelFileError,
     ModelNameTaken,
@@ -112,6 +113,7 @@ __all__ = [
     "Kind",
     "Latency",
     "LoadedModel",
+    "ModelChanged",
     "ModelError",
     "ModelFileError",
     "ModelNameTaken",

@@ -335,11 +335,12 @@ def keep(
 
     Raises:
         ModelNameTaken: another model has this name (and none is being replaced).
+        ModelChanged: `replacing` was replaced or removed meanwhile.
         HistoryReadOnlyError: the database cannot be written.
     """
     digest = files.sha256_of(data)
     entry = registry.add_model(
-        store().scoped(scope), name, source, digest, details, data, replace=replacing is not None
+        store().scoped(scope), name, source, digest, details, data, replacing=replacing
     )
     if replacing is not None:
         open_engines.forget(name)
