@@ -117,9 +117,12 @@ def save_model(page, name: str) -> None:
     expect(page.get_by_text(f"Saved {name}")).to_be_visible(timeout=WAIT_MS)
 
 
-def teach_at_once(browser, server: Server, photos_by_class, sessions: int) -> tuple[float, float]:
+def teach_at_once(
+    browser, server: Server, photos_by_class, sessions: int, first_number: int = 1
+) -> tuple[float, float]:
     """Have `sessions` visitors teach and save a model at the same time, then close their
-    tabs; return the server's RSS (MB) once they all had the Classify page, and its peak."""
+    tabs; return the server's RSS (MB) once they all had the Classify page, and its peak.
+    Their models are named "Taught in session N", N from `first_number` on."""
     pages = [open_classify_page(browser, server) for _ in range(sessions)]
     first_page = server.memory_mb()
     for page in pages:
@@ -129,7 +132,7 @@ def teach_at_once(browser, server: Server, photos_by_class, sessions: int) -> tu
         page.get_by_role("button", name="Train").click()
     for number, page in enumerate(pages):
         wait_for_training(page)
-        save_model(page, f"Taught in session {number + 1}")
+        save_model(page, f"Taught in session {first_number + number}")
     for page in pages:
         page.context.close()
     return first_page, server.memory_mb("VmHWM")
