@@ -596,7 +596,7 @@ def save(
         name, replacing = retraining(name, scope)
         if started_from is not None and (replacing is None or replacing.sha256 != started_from):
             raise ModelChanged(
-                f"“{name}” was changed or removed since you started; start from it again."
+                f"“{name}” was retrained or removed meanwhile, elsewhere; nothing was saved."
             )
     else:  # a name taken by any model: ModelNameTaken when kept
         name, replacing = own.check_name(name), None

@@ -348,23 +348,48 @@ def test_two_people_reviewing_at_once_never_write_over_each_other(seeded, app_st
         "review is kept, not this one."
     ]
     assert shown_file(second) == "unsure.jpg"
-    assert "close.jpg: Saved: wrong, it is lynx." in said(second)  # what is kept
+    assert "close.jpg was reviewed meanwhile, elsewhere: wrong, it is lynx." in said(second)
+    assert "Saved:" not in said(second)  # nothing of this person's
     assert left(second) == "**4 left**"
+
+    # Later on the visit, the prediction's page shows what is kept, not the refused click.
+    open_its_page(second, app_store, row)
+    assert second.feedback(key=f"feedback_{row}").value == 0
+    assert second.selectbox(key=f"correction_{row}").value == "lynx"
+
+
+def test_a_prediction_only_looked_at_here_is_the_persons_to_rate_on_its_own_page(seeded, app_store):
+    """Only the Review page's own actions wait for the row to be still to review."""
+    at, other = review_page(), review_page()
+    row = seeded["close.jpg"]
+    at.button(key="r_skip").click().run()
+    other.button(key="r_right").click().run()
+    correct_it_on_its_own_page(at, app_store, row)
 
 
 def test_a_review_may_be_changed_afterwards_on_the_predictions_own_page(seeded, app_store):
     at = review_page()
     row = seeded["close.jpg"]
     at.button(key="r_right").click().run()
+    correct_it_on_its_own_page(at, app_store, row)
 
+
+def open_its_page(at: AppTest, store: HistoryStore, row: int) -> None:
+    """Go to a prediction's own page (its link), as from History."""
     at.switch_page("pages/history.py").run()
-    at.query_params["prediction"] = app_store.get(row).public_id
+    at.query_params["prediction"] = store.get(row).public_id
     at.run()
-    at.feedback(key=f"feedback_{row}").set_value(0).run()
-    at.selectbox(key=f"correction_{row}").set_value("lynx").run()
 
+
+def correct_it_on_its_own_page(at: AppTest, store: HistoryStore, row: int) -> None:
+    """Say on its page that it is wrong, a lynx: each change is saved, with nothing said of
+    anyone else's review."""
+    open_its_page(at, store, row)
+    at.feedback(key=f"feedback_{row}").set_value(0).run()
+    assert not at.toast and store.get(row).feedback == "wrong"
+    at.selectbox(key=f"correction_{row}").set_value("lynx").run()
     assert not at.toast
-    saved = app_store.get(row)
+    saved = store.get(row)
     assert (saved.feedback, saved.corrected_label) == ("wrong", "lynx")
 
 

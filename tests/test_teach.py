@@ -224,7 +224,7 @@ def test_a_taught_model_is_kept_replaced_only_when_asked_and_never_over_an_added
         teach.save("Plain", taught, replace=True)
 
 
-CHANGED = "“Mugs” was changed or removed since you started; start from it again."
+CHANGED = "“Mugs” was retrained or removed meanwhile, elsewhere; nothing was saved."
 
 
 def test_a_retrain_never_writes_over_one_saved_meanwhile_nor_brings_back_a_removed_model(

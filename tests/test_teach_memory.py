@@ -22,6 +22,7 @@ from tests.test_browser import _require_chromium
 pytestmark = pytest.mark.browser
 SESSIONS, PHOTOS_PER_CLASS = 3, 20
 WITHIN_MB = 50  # of the level the sessions found
+ONE_TIME_MB = 200  # what a first session may leave: teaching's one-time cost, not its photos
 
 
 def test_the_server_gives_back_what_teach_sessions_held_once_they_are_over(tmp_path, lite0):
@@ -40,6 +41,10 @@ def test_the_server_gives_back_what_teach_sessions_held_once_they_are_over(tmp_p
         assert server.alive()
         log = server.log.read_text()
     assert "Traceback" not in log, log[-3000:]
+    assert level - first < ONE_TIME_MB, (
+        f"RSS {level:.0f} MB after a first Teach session closed, {first:.0f} MB before it "
+        f"(expected less than {ONE_TIME_MB} MB more: its photos alone were ~115 MB)"
+    )
     assert after < bound, (
         f"RSS {after:.0f} MB after {SESSIONS} Teach sessions closed (expected < {bound:.0f} MB, "
         f"within {WITHIN_MB} MB of {level:.0f} MB after a first one): {first:.0f} MB before "

@@ -141,15 +141,23 @@ def test_teach_on_the_page_save_classify_then_retrain_under_the_same_name(image_
     assert model.entry.details["photos"] == 11
     assert models.load("Cat or coffee").engine.classes == 3
 
-    # Another tab retrains it meanwhile: this one's next save is refused, and says why.
-    _, examples, _ = teach.taught_examples("Cat or coffee")
-    theirs = teach.save("Cat or coffee", teach.train(examples.take(range(10))), replace=True)
+    # Trained and saved again on this visit: it replaces what this visit saved.
     at.file_uploader(key="teach_upload_4").set_value(uploads(photos, "Striped", 4)).run()
     button(at, "Train").click().run()
     button(at, "Save model").click().run()
+    assert not at.error
+    assert models.all_models()[0].entry.details["photos"] == 12
+
+    # Another tab retrains it meanwhile: this one's next save is refused, and says why.
+    _, examples, _ = teach.taught_examples("Cat or coffee")
+    theirs = teach.save("Cat or coffee", teach.train(examples.take(range(10))), replace=True)
+    at.file_uploader(key="teach_upload_4").set_value(uploads(photos, "Striped", 3)).run()
+    button(at, "Train").click().run()
+    button(at, "Save model").click().run()
     assert [e.value for e in at.error] == [
-        "“Cat or coffee” was changed or removed since you started; start from it again."
+        "“Cat or coffee” was retrained or removed meanwhile, elsewhere; nothing was saved."
     ]
+    assert "pick “A new model” under Start from" in at.info[-1].value
     (model,) = models.all_models()
     assert model.entry.sha256 == theirs.entry.sha256 and model.entry.details["photos"] == 10
 

@@ -112,14 +112,14 @@ def bring_back_skipped() -> None:
 def mark_right(row_id: int, class_names: tuple[str, ...] | None) -> None:
     """Save the prediction as right (as a thumbs-up does on the Classify page)."""
     st.session_state[f"feedback_{row_id}"] = 1
-    saving.store_feedback(row_id, class_names)
+    saving.store_feedback(row_id, class_names, review=True)
     st.session_state.pop(CORRECTING, None)
 
 
 def mark_unusable(row_id: int) -> None:
     """Save the photo as not usable (blurred, empty, the wrong picture): it leaves the queue,
     counted neither right nor wrong; a prediction's own page then says so."""
-    if saving.keep_feedback(row_id, "unusable"):
+    if saving.keep_feedback(row_id, "unusable", review=True):
         for key in ("feedback", "correction", "correction_kept", "correction_choice"):
             st.session_state.pop(f"{key}_{row_id}", None)  # started anew from what is saved
     st.session_state.pop(CORRECTING, None)
@@ -157,6 +157,13 @@ def say_what_was_saved(store: history.HistoryStore, queue: review.Queue) -> None
     sentence = st.session_state.get(f"feedback_saved_{shown}") or saving.saved_sentence(
         record.feedback, record.corrected_label, permalink.class_names_of(record)
     )
+    if st.session_state.pop(f"feedback_taken_{shown}", False):  # this person's was not saved
+        kept = sentence.removeprefix("Saved: ")
+        st.info(
+            f"{plain(record.file_name)} was reviewed meanwhile, elsewhere: {kept}",
+            icon=":material/group:",
+        )
+        return
     st.success(f"{plain(record.file_name)}: {sentence}", icon=":material/check_circle:")
 
 
@@ -250,7 +257,6 @@ def show_entry(
     if record is None:  # deleted since the queue was read
         return False
     st.session_state[SHOWN] = entry.id
-    saving.review_only(entry.id)
     class_names = permalink.class_names_of(record)
     left_line(left, skipped_here, more)
     # The picture, then the answer and the actions: on a phone, where the columns stack,
@@ -273,7 +279,7 @@ def show_entry(
         actions(store, record, class_names)
         if st.session_state.get(CORRECTING) == record.id:
             with st.container(border=True, key="r_correction"):
-                saving.ask_feedback(record.id, record.top1_label, class_names)
+                saving.ask_feedback(record.id, record.top1_label, class_names, review=True)
         teach_button(filters)
         results.show_top_k(record.top_k)
         st.text(

@@ -145,7 +145,10 @@ def _unresolved(row_id: int, names: Sequence[str], answer: str | None) -> list[s
 
 
 def store_feedback(
-    row_id: int, class_names: tuple[str, ...] | None = None, answer: str | None = None
+    row_id: int,
+    class_names: tuple[str, ...] | None = None,
+    answer: str | None = None,
+    review: bool = False,
 ) -> None:
     """Write the thumbs, and with a thumbs-down the corrected label, to the history row.
 
@@ -169,16 +172,7 @@ def store_feedback(
     if _unresolved(row_id, names, answer):
         corrected = None  # asked below the box first
         st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
-    keep_feedback(row_id, verdict, corrected, class_names)
-
-
-REVIEWING = "feedback_reviewing"  # the rows shown for review on this visit (`review_only`)
-
-
-def review_only(row_id: int) -> None:
-    """Write this row's feedback, on this visit, only while no one has reviewed it (the
-    Review page's entries: two people reviewing at once never write over each other)."""
-    st.session_state.setdefault(REVIEWING, set()).add(row_id)
+    keep_feedback(row_id, verdict, corrected, class_names, review=review)
 
 
 def keep_feedback(
@@ -186,30 +180,21 @@ def keep_feedback(
     verdict: str | None,
     corrected: str | None = None,
     class_names: tuple[str, ...] | None = None,
+    review: bool = False,
 ) -> bool:
     """Write a verdict (one of `history.FEEDBACK_VALUES`, or None) and a correction to the
     history row and remember what was saved; return False, after saying why, if it was not.
 
-    A row shown for review (`review_only`) is written only while no one has reviewed it."""
-    only_unreviewed = row_id in st.session_state.get(REVIEWING, ())
+    `review`: the Review page's actions, written only while no one has reviewed the row
+    (two people reviewing at once never write over each other)."""
     try:
         store = resources.store()
         if store is None:  # signed out meanwhile
             raise history.HistoryError("There is no history to keep feedback in.")
-        stored = store.set_feedback(row_id, verdict, corrected, only_unreviewed=only_unreviewed)
-        if only_unreviewed:
-            taken = not stored and store.get(row_id) is not None  # someone else reviewed it
-            reviewed = verdict is not None and not (verdict == "wrong" and not corrected)
-            if taken or (stored and reviewed):  # later changes, on any page, are their own
-                st.session_state[REVIEWING].discard(row_id)
-            if taken:
-                st.session_state.pop(f"feedback_saved_{row_id}", None)
-                st.toast(
-                    "This prediction was reviewed meanwhile (by someone else, or in another tab); "
-                    "that review is kept, not this one.",
-                    icon=":material/group:",
-                )
-                return False
+        stored = store.set_feedback(row_id, verdict, corrected, only_unreviewed=review)
+        if review and not stored and (kept := store.get(row_id)) is not None:
+            _reviewed_meanwhile(row_id, kept, class_names)
+            return False
     except Exception:  # the person keeps classifying; the server log has the details
         log.exception("Saving feedback failed")
         st.session_state.pop(f"feedback_saved_{row_id}", None)
@@ -225,8 +210,24 @@ def keep_feedback(
     return True
 
 
+def _reviewed_meanwhile(
+    row_id: int, kept: history.Record, class_names: tuple[str, ...] | None
+) -> None:
+    """Say that a row was reviewed elsewhere before this person's review was saved, and set
+    the row's widgets to what is kept."""
+    for key in ("feedback", "correction", "correction_kept", "correction_choice", "feedback_saved"):
+        st.session_state.pop(f"{key}_{row_id}", None)
+    start_feedback(row_id, kept.feedback, kept.corrected_label, class_names)
+    st.session_state[f"feedback_taken_{row_id}"] = True  # the Review page says what is kept
+    st.toast(
+        "This prediction was reviewed meanwhile (by someone else, or in another tab); that "
+        "review is kept, not this one.",
+        icon=":material/group:",
+    )
+
+
 def _choose_correction(
-    row_id: int, class_names: tuple[str, ...] | None, answer: str | None
+    row_id: int, class_names: tuple[str, ...] | None, answer: str | None, review: bool = False
 ) -> None:
     """Keep the class picked for a typed name, or the name as typed."""
     choice = st.session_state.get(f"correction_choice_{row_id}")
@@ -234,7 +235,7 @@ def _choose_correction(
         return
     st.session_state[f"correction_{row_id}"] = choice
     st.session_state[f"correction_kept_{row_id}"] = choice
-    store_feedback(row_id, class_names, answer)
+    store_feedback(row_id, class_names, answer, review)
 
 
 def saved_sentence(
@@ -274,15 +275,18 @@ def start_feedback(
     st.session_state[f"feedback_saved_{row_id}"] = saved_sentence(verdict, corrected, class_names)
 
 
-def ask_feedback(row_id: int, answer: str, class_names: tuple[str, ...] | None = None) -> None:
+def ask_feedback(
+    row_id: int, answer: str, class_names: tuple[str, ...] | None = None, review: bool = False
+) -> None:
     """Ask whether the prediction was right and, if not, what it is; say when it is saved.
 
     Args:
         answer: The model's answer (its top class), which is not offered as a correction.
         class_names: The model's classes, offered as corrections; None for ImageNet's.
+        review: On the Review page: saved only while no one else has reviewed it.
     """
     names = labels.labels() if class_names is None else class_names
-    callback = {"on_change": store_feedback, "args": (row_id, class_names, answer)}
+    callback = {"on_change": store_feedback, "args": (row_id, class_names, answer, review)}
     st.caption("Was this right?")
     thumbs = st.feedback("thumbs", key=f"feedback_{row_id}", **callback)
     if thumbs is not None:  # the chosen thumb alone is faint: say it in words too
@@ -322,7 +326,7 @@ def ask_feedback(row_id: int, answer: str, class_names: tuple[str, ...] | None =
                 ),
                 key=f"correction_choice_{row_id}",
                 on_change=_choose_correction,
-                args=(row_id, class_names, answer),
+                args=(row_id, class_names, answer, review),
             )
     if saved := st.session_state.get(f"feedback_saved_{row_id}"):
         st.caption(saved)

@@ -129,7 +129,9 @@ class TeachSession:
     continuing: str = NEW_MODEL  # the taught model picked under "Start from"
     base: str | None = None  # the base network of the model being retrained
     previous: teach.Examples | None = None  # its vectors, when retraining
-    started_from: str | None = None  # the version (sha256) they are of, or last saved here
+    # The version (sha256) of each taught model this visit started from or saved: saving
+    # under that name again replaces only that version (`teach.save`'s `started_from`).
+    versions: dict[str, str] = field(default_factory=dict)
     result: teach.Taught | None = None  # the last training
     trained_on: tuple | None = None  # what that training was given (`_fingerprint`)
     saved_name: str | None = None  # the model this visit saved last
@@ -168,7 +170,8 @@ class TeachSession:
         Photos handed over from the history stay (`add_handed` puts them back in).
         """
         self.continuing = model
-        self.classes, self.result, self.previous, self.started_from = [], None, None, None
+        self.classes, self.result, self.previous = [], None, None
+        self.versions = {}
         self.saved_name = self.saved_result = None
 
     def add_handed(self) -> None:
@@ -232,7 +235,7 @@ def start_from(state: TeachSession) -> None:
         st.session_state["teach_model_name"] = ""
         return
     try:
-        base, examples, state.started_from = teach.taught_examples(start)
+        base, examples, state.versions[start] = teach.taught_examples(start)
     except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
@@ -823,14 +826,19 @@ def _save(
         if scope is None or (blocked := resources.why_models_are_not_kept()):
             st.error(blocked or "Models cannot be kept here.")
             return
-        started_from = state.started_from if " ".join(name.split()) == state.continuing else None
         model = teach.save(
             name, result, replace=replace, scope=scope, threshold=threshold,
-            started_from=started_from,
+            started_from=state.versions.get(" ".join(name.split())),
         )  # fmt: skip
-    except (
-        teach.TeachError, models.ModelFileError, models.ModelNameTaken, models.ModelChanged
-    ) as exc:  # fmt: skip
+    except models.ModelChanged as exc:
+        st.error(plain(str(exc)))  # it says the name
+        st.info(
+            "To add your photos to its new version, pick “A new model” under Start from, then "
+            "the model again, and add them there.",
+            icon=":material/info:",
+        )
+        return
+    except (teach.TeachError, models.ModelFileError, models.ModelNameTaken) as exc:
         st.error(plain(str(exc)))  # it may say the name
         return
     except history.HistoryReadOnlyError as exc:
@@ -841,8 +849,7 @@ def _save(
         st.error("The model could not be saved; the server log has the details.")
         return
     state.saved_name, state.saved_result = model.name, result
-    if model.name == state.continuing:  # saving again on this visit replaces this version
-        state.started_from = model.entry.sha256
+    state.versions[model.name] = model.entry.sha256  # saving again replaces this version
     st.session_state["kept_model"] = model.name  # the sidebar's picker on the Classify page
     with_threshold = ""
     if threshold is not None:

@@ -92,7 +92,8 @@ def add_model(
                 )
                 if not conn.execute(replaced).rowcount:
                     raise ModelChanged(
-                        f"“{name}” was changed or removed since you started; start from it again."
+                        f"“{name}” was retrained or removed meanwhile, elsewhere; nothing was "
+                        "saved."
                     )
                 conn.execute(delete(model_files).where(model_files.c.name == name))
             conn.execute(
