@@ -186,11 +186,15 @@ def test_a_model_cannot_be_replaced_through_another_owners_name(database: Histor
     alice, bob = scoped(database, ALICE), scoped(database, BOB)
 
     with pytest.raises(registry.ModelNameTaken):
+        registry.add_model(alice, "Bob's cars", "taught", "cd" * 32, {"kind": "taught"}, b"y")
+    bobs = registry.get_model(bob, "Bob's cars")
+    with pytest.raises(registry.ModelChanged):  # not Alice's to replace: nothing is
         registry.add_model(alice, "Bob's cars", "taught", "cd" * 32, {"kind": "taught"}, b"y",
-                           replace=True)  # fmt: skip
+                           replacing=bobs)  # fmt: skip
 
     assert registry.model_data(bob, "Bob's cars") == b"x"
-    kept = registry.add_model(alice, "Alice's birds", "taught", "cd" * 32, {}, b"y", replace=True)
+    hers = registry.get_model(alice, "Alice's birds")
+    kept = registry.add_model(alice, "Alice's birds", "taught", "cd" * 32, {}, b"y", replacing=hers)
     assert (kept.owner, registry.model_data(alice, "Alice's birds")) == (ALICE, b"y")
 
 
