@@ -18,3 +18,7 @@ class ModelNameTaken(ModelError):
 
 class ModelChanged(ModelError):
     """The model to be replaced was changed or removed since it was read."""
+
+    @classmethod
+    def about(cls, name: str) -> ModelChanged:
+        return cls(f"“{name}” was retrained or removed meanwhile, elsewhere; nothing was saved.")

@@ -595,9 +595,7 @@ def save(
     if replace:
         name, replacing = retraining(name, scope)
         if started_from is not None and (replacing is None or replacing.sha256 != started_from):
-            raise ModelChanged(
-                f"“{name}” was retrained or removed meanwhile, elsewhere; nothing was saved."
-            )
+            raise ModelChanged.about(name)
     else:  # a name taken by any model: ModelNameTaken when kept
         name, replacing = own.check_name(name), None
     data = head_file(taught)

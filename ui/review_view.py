@@ -120,8 +120,7 @@ def mark_unusable(row_id: int) -> None:
     """Save the photo as not usable (blurred, empty, the wrong picture): it leaves the queue,
     counted neither right nor wrong; a prediction's own page then says so."""
     if saving.keep_feedback(row_id, "unusable", review=True):
-        for key in ("feedback", "correction", "correction_kept", "correction_choice"):
-            st.session_state.pop(f"{key}_{row_id}", None)  # started anew from what is saved
+        saving.forget_feedback(row_id)  # started anew from what is saved
     st.session_state.pop(CORRECTING, None)
 
 

@@ -210,13 +210,19 @@ def keep_feedback(
     return True
 
 
+def forget_feedback(row_id: int) -> None:
+    """Forget a row's feedback widgets, to start them anew from what is saved."""
+    for key in ("feedback", "correction", "correction_kept", "correction_choice"):
+        st.session_state.pop(f"{key}_{row_id}", None)
+
+
 def _reviewed_meanwhile(
     row_id: int, kept: history.Record, class_names: tuple[str, ...] | None
 ) -> None:
     """Say that a row was reviewed elsewhere before this person's review was saved, and set
     the row's widgets to what is kept."""
-    for key in ("feedback", "correction", "correction_kept", "correction_choice", "feedback_saved"):
-        st.session_state.pop(f"{key}_{row_id}", None)
+    forget_feedback(row_id)
+    st.session_state.pop(f"feedback_saved_{row_id}", None)
     start_feedback(row_id, kept.feedback, kept.corrected_label, class_names)
     st.session_state[f"feedback_taken_{row_id}"] = True  # the Review page says what is kept
     st.toast(

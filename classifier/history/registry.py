@@ -91,10 +91,7 @@ def add_model(
                     models.c.name == name, models.c.sha256 == replacing.sha256, *_mine(store)
                 )
                 if not conn.execute(replaced).rowcount:
-                    raise ModelChanged(
-                        f"“{name}” was retrained or removed meanwhile, elsewhere; nothing was "
-                        "saved."
-                    )
+                    raise ModelChanged.about(name)
                 conn.execute(delete(model_files).where(model_files.c.name == name))
             conn.execute(
                 insert(models).values(
