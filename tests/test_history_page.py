@@ -194,6 +194,19 @@ def test_rows_added_meanwhile_drop_the_selection_instead_of_shifting_it(seeded):
     assert seeded.count() == 5
 
 
+def test_a_row_deleted_elsewhere_and_a_new_save_never_let_a_tick_delete_the_new_one(seeded):
+    at = history_page()
+    newest = seeded.find(limit=1)[0]
+    seeded.delete([newest.id])  # another tab deletes the newest row, then saves a new one
+    newcomer = seeded.add(record("newcomer", 0.5))
+    _select_rows(at, [0])  # this tab ticks the newest row it shows: the deleted one
+    at.run()
+    assert "The table changed since you ticked rows" in at.info[0].value
+    assert at.button(key="h_delete").disabled
+    assert seeded.get(newcomer).top1_label == "newcomer"
+    assert newcomer != newest.id
+
+
 def _select_rows(at: AppTest, rows: list[int]) -> None:
     """Select table rows the way the browser reports a selection."""
     key = at.dataframe[0].key
@@ -638,10 +651,19 @@ def test_a_delete_is_undone_with_ids_links_feedback_and_pictures(backend_seeded)
     assert not at.exception
 
 
+def take_id(store, new_id: int, old_id: int) -> None:
+    """Give a new prediction a deleted one's id, as a SQLite history from before schema
+    version 11 did for a deleted newest prediction."""
+    with store.begin() as conn:
+        conn.execute(
+            sa.update(tables.predictions).where(tables.predictions.c.id == new_id).values(id=old_id)
+        )
+
+
 def test_undoing_twice_restores_once_and_a_taken_id_keeps_the_link(backend_seeded):
     newest = backend_seeded.find(limit=1)[0]
     removed = backend_seeded.remove([newest.id])
-    backend_seeded.add(record("newcomer", 0.5))  # SQLite gives the newest id again
+    take_id(backend_seeded, backend_seeded.add(record("newcomer", 0.5)), newest.id)
     assert backend_seeded.restore(removed) == 1
     assert backend_seeded.restore(removed) == 0
     back = backend_seeded.get_public(newest.public_id)
@@ -650,11 +672,13 @@ def test_undoing_twice_restores_once_and_a_taken_id_keeps_the_link(backend_seede
 
 
 def test_undoing_two_deletes_after_a_new_save_brings_both_back(backend_seeded):
-    # SQLite gives the new prediction the lower of the two deleted ids; the other deleted
-    # row keeps its id, so it goes back first and the taken one after it, under a new id.
+    # The new prediction holds the lower of the two deleted ids (as an older SQLite history
+    # gave it); the other deleted row keeps its id, so it goes back first and the taken one
+    # after it, under a new id.
     two_newest = backend_seeded.find(limit=2)
     removed = backend_seeded.remove([record.id for record in two_newest])
-    backend_seeded.add(record("newcomer", 0.5))
+    lower = min(record.id for record in two_newest)
+    take_id(backend_seeded, backend_seeded.add(record("newcomer", 0.5)), lower)
     assert backend_seeded.restore(removed) == 2
     for before in two_newest:
         back = backend_seeded.get_public(before.public_id)

@@ -479,6 +479,24 @@ def test_delete_removes_exactly_the_given_ids(store: HistoryStore, raw: sa.Engin
     assert store.count() == 3
 
 
+def test_a_deleted_id_is_never_given_again(store: HistoryStore) -> None:
+    # A page still showing a deleted prediction rates or deletes by its id: that id must
+    # never name a newer prediction (SQLite by itself gives a deleted highest id again).
+    ids = store.add_many(make_record(file_name=f"{n}.jpg") for n in range(3))
+    store.delete([ids[2]])
+    after_delete = store.add(make_record(file_name="after-delete.jpg"))
+    removed = store.remove([after_delete, ids[1]])
+    after_remove = store.add_many([make_record(file_name="a.jpg"), make_record(file_name="b.jpg")])
+    store.restore(removed)  # back under their own ids
+    store.clear()
+    after_clear = store.add(make_record(file_name="after-clear.jpg"))
+
+    given = [*ids, after_delete, *after_remove, after_clear]
+    assert given == sorted(set(given))  # each new one above every one before it
+    assert not store.set_feedback(ids[2], "correct")  # the deleted id names nothing
+    assert store.get(after_clear).feedback is None
+
+
 def test_clear_deletes_everything(store: HistoryStore, raw: sa.Engine) -> None:
     seed(store)
 

@@ -186,7 +186,7 @@ def test_an_upgraded_version_1_database_matches_a_new_one(
     with raw.begin() as conn:
         # Every table a version-1 database did not have, too.
         tables = ("evaluations", "job_items", "jobs", "overlays", "photos", "thumbnails")
-        tables += ("predictions",)
+        tables += ("predictions", "id_high_water")
         tables += ("schema_version", "model_files", "models", "people", "api_tokens")
         for table in tables:
             conn.exec_driver_sql(f"DROP TABLE {table}")
@@ -270,9 +270,28 @@ def test_a_version_9_database_gets_the_photo_index_and_keeps_its_rows(
 
     store = open_store()
 
-    assert stored_version(raw) == CURRENT_VERSION == 10
+    assert stored_version(raw) == CURRENT_VERSION
     assert describe_schema(raw) == new
     assert [store.get(i) for i in ids.values()] == before
+
+
+def test_a_version_10_database_never_gives_a_deleted_newest_id_again(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    # Version 10: as now, without the table of the highest id given.
+    ids, before, new = rolled_back(open_store, raw, 10, "DROP TABLE id_high_water")
+    newest = max(ids.values())
+
+    store = open_store()
+    assert store.delete([newest]) == 1  # the newest, deleted right after the upgrade
+    added = store.add(make_record(file_name="new.jpg"))
+
+    assert stored_version(raw) == CURRENT_VERSION == 11
+    assert describe_schema(raw) == new
+    assert added > newest
+    assert [store.get(i) for i in ids.values() if i != newest] == [
+        record for record in before if record.id != newest
+    ]
 
 
 def test_a_registered_migration_runs_once_and_keeps_rows(

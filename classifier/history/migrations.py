@@ -334,6 +334,24 @@ def _index_photos(conn: Connection) -> None:
     Index("ix_predictions_photo", table.c.sha256, table.c.model).create(conn, checkfirst=True)
 
 
+def _keep_id_high_water(conn: Connection) -> None:
+    """Version 10 -> 11: the table of the highest prediction id given, as version 11 defined
+    it (`tables.id_high_water`); on SQLite it starts at the highest id there now."""
+    version_11 = MetaData()
+    high_water = Table(
+        "id_high_water",
+        version_11,
+        Column("name", String(64), primary_key=True),
+        Column("value", Integer, nullable=False),
+    )
+    high_water.create(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO id_high_water (name, value) "
+            "SELECT 'predictions', coalesce(max(id), 0) FROM predictions"
+        )
+
+
 def _blob(conn: Connection) -> str:
     return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
 
@@ -348,6 +366,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_photos_table,
     _allow_unusable_feedback,
     _index_photos,
+    _keep_id_high_water,
 )
 
 

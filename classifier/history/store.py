@@ -70,6 +70,7 @@ _PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The pictures kept with a prediction, each in its own table, by the Record field that holds it.
 PICTURES = ((thumbnails, "thumbnail"), (overlays, "overlay"), (photos, "photo"))
+HIGH_WATER_VERSION = 11  # the schema version that keeps `tables.id_high_water`
 # Not yet reviewed: unrated, or rated wrong with no correction (the Review page's queue).
 NOT_REVIEWED = or_(
     predictions.c.feedback.is_(None),
@@ -254,13 +255,16 @@ class HistoryStore:
         with their pictures; return their ids, in order."""
         if not records:
             return []
+        rows = [
+            {**to_row(record), "owner": self.scope.owner, "public_id": new_public_id()}
+            for record in records
+        ]
+        if (new_ids := self._new_ids(conn, len(rows))) is not None:
+            rows = [{**row, "id": new_id} for row, new_id in zip(rows, new_ids, strict=True)]
         ids = (
             conn.execute(
                 insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True),
-                [
-                    {**to_row(record), "owner": self.scope.owner, "public_id": new_public_id()}
-                    for record in records
-                ],
+                rows,
             )
             .scalars()
             .all()
@@ -274,6 +278,25 @@ class HistoryStore:
             if pictures:
                 conn.execute(insert(table), pictures)
         return list(ids)
+
+    def _new_ids(self, conn: Connection, count: int) -> list[int] | None:
+        """Return `count` prediction ids never given before, on SQLite; None on PostgreSQL,
+        whose sequence gives them itself.
+
+        SQLite by itself gives the next row the highest id + 1, so a deleted newest
+        prediction's id would come back, and a page still showing it would rate or delete
+        the new one. The ids come from above `tables.id_high_water`, which this raises in
+        the same statement (a write: it takes the lock, so two writers never get the same).
+        """
+        if conn.dialect.name != "sqlite" or self.schema_version < HIGH_WATER_VERSION:
+            return None  # (an older schema, kept by tests of the upgrades)
+        highest = "(SELECT coalesce(max(id), 0) FROM predictions)"
+        top = conn.exec_driver_sql(
+            f"INSERT INTO id_high_water (name, value) VALUES ('predictions', {highest} + ?) "
+            f"ON CONFLICT (name) DO UPDATE SET value = max(value, {highest}) + ? RETURNING value",
+            (count, count),
+        ).scalar_one()
+        return list(range(top - count + 1, top + 1))
 
     def public_ids(self, ids: Iterable[int]) -> dict[int, str]:
         """Return the public ids (the names in links) of rows in scope, by row id."""
@@ -451,8 +474,9 @@ class HistoryStore:
         owners, feedback, pictures and places in batch jobs; return how many came back.
 
         A prediction already back (its public id is taken) is left as it is, so restoring
-        twice restores once. One whose id a newer prediction took meanwhile (SQLite gives
-        the highest id again) comes back under a new id, with its public id.
+        twice restores once. One whose id another prediction holds (in a SQLite history
+        from before schema version 11, which could give a deleted highest id again) comes
+        back under a new id, with its public id.
         """
         if not removed.records:
             return 0
@@ -472,8 +496,8 @@ class HistoryStore:
                 ).scalars()
             )
             new_ids = {}
-            # Those that keep their ids first: SQLite gives the others the highest id + 1,
-            # which must not be one still to be put back.
+            # Those that keep their ids first: a database that chooses ids itself gives the
+            # others the highest id + 1, which must not be one still to be put back.
             for record in sorted(missing, key=lambda record: record.id in taken):
                 row = {
                     **to_row(record),
@@ -484,6 +508,8 @@ class HistoryStore:
                 }
                 if record.id not in taken:
                     row["id"] = record.id
+                elif (given := self._new_ids(conn, 1)) is not None:
+                    row["id"] = given[0]
                 new_ids[record.id] = conn.execute(
                     insert(predictions).returning(predictions.c.id), row
                 ).scalar_one()

@@ -3,7 +3,8 @@
 `predictions` holds one row per saved classification, `thumbnails` and `overlays`
 its small pictures, `photos` the larger copies kept to teach from, `models` and
 `model_files` the models people added, `people` those who signed in, `api_tokens` the
-tokens programs call the API with, and `schema_version` the version number that
+tokens programs call the API with, `id_high_water` the highest prediction id SQLite has
+given, and `schema_version` the version number that
 `migrations` upgrades. Nothing here connects to a database: `connecting` makes the
 engine and creates these tables. Change a table only together with a new step in
 `migrations.MIGRATIONS`, which brings older databases to the same tables.
@@ -126,6 +127,18 @@ Index("ix_predictions_job", predictions.c.job_id)
 # Each photo's answers by model: the Review queue looks for photos that two models answered
 # differently (BENCHMARKS.md, "Review queue, whole history").
 PHOTO_INDEX = Index("ix_predictions_photo", predictions.c.sha256, predictions.c.model)
+
+# Schema version 11. The highest prediction id ever given, for SQLite: by itself it gives a
+# deleted newest prediction's id to the next new one, and a page still showing the deleted
+# prediction would then rate or delete the new one. The store takes new ids above it
+# (`HistoryStore.insert`). PostgreSQL's sequence never gives an id twice; the table stays
+# empty there. One row per table, by name ("predictions").
+id_high_water = Table(
+    "id_high_water",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
 
 # Thumbnails live in their own table so that reading predictions never reads
 # pictures: SQLite stores a blob inside its row, which would make the
