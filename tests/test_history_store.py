@@ -21,6 +21,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -495,6 +496,27 @@ def test_a_deleted_id_is_never_given_again(store: HistoryStore) -> None:
     assert given == sorted(set(given))  # each new one above every one before it
     assert not store.set_feedback(ids[2], "correct")  # the deleted id names nothing
     assert store.get(after_clear).feedback is None
+
+
+def test_an_undo_brings_back_feedback_given_while_the_delete_waited(store: HistoryStore) -> None:
+    """A thumbs click saved in another tab while this one deletes the row: the undo brings
+    the row back with it (the delete used to read the row before the click was in)."""
+    [row_id] = store.add_many([make_record()])
+    removed: list[history.Removed] = []
+    with store.begin() as conn:  # the click, not yet committed
+        conn.execute(
+            sa.update(tables.predictions)
+            .where(tables.predictions.c.id == row_id)
+            .values(feedback="wrong", corrected_label="lynx")
+        )
+        deleting = threading.Thread(target=lambda: removed.append(store.remove([row_id])))
+        deleting.start()
+        deleting.join(0.5)  # the delete has read the row, or waits to
+    deleting.join(60)
+    assert store.get(row_id) is None
+    assert store.restore(removed[0]) == 1
+    back = store.get(row_id)
+    assert (back.feedback, back.corrected_label) == ("wrong", "lynx")
 
 
 def test_clear_deletes_everything(store: HistoryStore, raw: sa.Engine) -> None:
