@@ -83,6 +83,38 @@ def test_a_person_has_at_most_so_many_tokens(store, monkeypatch):
         tokens.create(mine(store, ALICE), "one more")
 
 
+def test_two_tokens_made_at_once_never_pass_the_limit(store, monkeypatch):
+    """Two tabs (or the API and a tab) making a token at the same moment: the second is
+    counted once the first is in (it used to count before, and both were kept)."""
+    import threading
+
+    monkeypatch.setattr(tokens, "MAX_TOKENS", 3)
+    alice = mine(store, ALICE)
+    for number in range(2):
+        tokens.create(alice, f"t{number}")
+    refused = []
+
+    def make_another() -> None:
+        try:
+            tokens.create(alice, "the second at once")
+        except tokens.TokenError as exc:
+            refused.append(str(exc))
+
+    with store.begin() as conn:  # the first, made as `create` makes it, not yet committed
+        tokens.lock_tokens(conn, ALICE)
+        row = {"owner": ALICE, "name": "the first at once", "secret_sha256": "0" * 64}
+        conn.execute(
+            tokens.api_tokens.insert().values(**row, created_at=tokens.datetime.now(tokens.UTC))
+        )
+        second = threading.Thread(target=make_another)
+        second.start()
+        second.join(0.5)  # the second has counted the tokens, or waits to
+    second.join(60)
+    names = [token.name for token in tokens.list_tokens(alice)]
+    assert sorted(names) == ["t0", "t1", "the first at once"]
+    assert refused == ["You have 3 tokens already; revoke one you no longer use first."]
+
+
 def test_admins_are_named_by_owner_id_or_by_a_verified_email():
     admins = ("carol@example.com", BOB)
     assert owners.is_admin(BOB, None, admins)

@@ -98,6 +98,7 @@ def create(store, name: str, verified_email: str | None = None) -> tuple[Token, 
         "last_used_at": None,
     }
     with store.begin() as conn:
+        lock_tokens(conn, owner)
         count = len(conn.execute(select(api_tokens.c.id).where(api_tokens.c.owner == owner)).all())
         if count >= MAX_TOKENS:
             raise TokenError(
@@ -113,6 +114,15 @@ def create(store, name: str, verified_email: str | None = None) -> tuple[Token, 
                 f"You already have a token called “{name}”; pick another name."
             ) from None
     return Token(token_id, owner, name, now, None, row["verified_email"]), secret
+
+
+def lock_tokens(conn, owner: str) -> None:
+    """Lock a person's tokens until the transaction ends, so that two tokens made at once
+    are counted one after the other (never past MAX_TOKENS): an UPDATE that changes
+    nothing (on SQLite it takes the write lock, which a SELECT does not; on PostgreSQL it
+    locks the rows)."""
+    mine = api_tokens.c.owner == owner
+    conn.execute(update(api_tokens).where(mine).values(owner=api_tokens.c.owner))
 
 
 def list_tokens(store) -> list[Token]:
