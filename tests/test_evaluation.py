@@ -470,7 +470,9 @@ def test_an_evaluation_whose_model_cannot_be_loaded_ends_failed_with_the_reason(
     runners.Runner("", tmp_path)._run_job(store, job)
     (found,) = kept.run(store, run_id)  # as kept: nothing refreshed it
     assert found.status == "failed"
-    assert found.error.startswith("The model could not be loaded: ")
+    assert (
+        found.error == "The model “A” no longer exists: it was removed after this job was started."
+    )
 
 
 def test_two_label_fixes_at_once_both_land(store):

@@ -143,7 +143,13 @@ class Runner:
         try:
             loaded = models.load(models.choose(job.model), in_child=True)
         except models.ModelError as exc:
-            queue.finish(store, job, self.worker, f"The model could not be loaded: {exc}")
+            reason = (
+                f"The model “{job.model}” no longer exists: it was removed after this job "
+                "was started."
+                if isinstance(exc, models.UnknownModel)  # (a job's model existed when sent)
+                else f"The model could not be loaded: {exc}"
+            )
+            queue.finish(store, job, self.worker, reason)
             shutil.rmtree(folder, ignore_errors=True)
             evaluating.complete(store, job)  # an evaluation's ends failed, with the reason
             return
