@@ -90,9 +90,21 @@ def give_photos(page, photos_by_class: dict[str, list[Path]]) -> None:
             try:
                 expect(counts).to_have_count(number + 1, timeout=WAIT_MS // UPLOAD_ATTEMPTS)
                 break
-            except AssertionError:
+            except AssertionError as error:
                 if attempt == UPLOAD_ATTEMPTS - 1:
-                    raise
+                    raise AssertionError(
+                        f"{name}'s {len(files)} photos were not counted after "
+                        f"{UPLOAD_ATTEMPTS} uploads. {what_the_page_says(page)}"
+                    ) from error
+
+
+def what_the_page_says(page, limit: int = 2000) -> str:
+    """Return the main area's text (its cards, messages and uploaded files' names), to say
+    why a wait failed."""
+    text = " | ".join(
+        line for line in page.get_by_test_id("stMain").inner_text().split("\n") if line
+    )
+    return f"The page shows: {text[:limit]}"
 
 
 def wait_for_training(page) -> None:
