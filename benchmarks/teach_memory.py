@@ -139,7 +139,11 @@ def teach_at_once(
     first_page = server.memory_mb()
     for page in pages:
         go_to_teach_page(page)
-        give_photos(page, photos_by_class)
+        try:
+            give_photos(page, photos_by_class)
+        except AssertionError as error:
+            log_end = server.log.read_text()[-2000:]
+            raise AssertionError(f"{error}\nThe server's log ends: {log_end}") from error
     for page in pages:
         page.get_by_role("button", name="Train").click()
     for number, page in enumerate(pages):
