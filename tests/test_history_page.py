@@ -131,12 +131,16 @@ def test_date_filter_keeps_one_day(seeded):
 def test_feedback_filter_and_sort(seeded):
     [row] = seeded.find(filters=Filters(label="espresso"))
     seeded.set_feedback(row.id, "correct")
+    [unsure, *_] = seeded.find(sort="confidence_asc")
+    seeded.set_feedback(unsure.id, "unusable")
     at = history_page()
     at.sidebar.selectbox(key="h_feedback").set_value("correct").run()
     assert list(at.dataframe[0].value["top-1"]) == ["espresso"]
     at.sidebar.selectbox(key="h_feedback").set_value("any").run()
     at.sidebar.selectbox(key="h_sort").set_value("confidence_asc").run()
     assert list(at.dataframe[0].value["confidence"]) == [0.2, 0.4, 0.9, 0.95]
+    # In the page's words, not as stored.
+    assert list(at.dataframe[0].value["feedback"]) == ["not usable", "", "", "right"]
 
 
 def test_delete_removes_exactly_the_selected_rows(seeded):

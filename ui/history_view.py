@@ -39,6 +39,7 @@ FEEDBACK_TITLES = {
     "unusable": "Not a usable photo",
     "unrated": "Not rated",
 }
+FEEDBACK_WORDS = {"correct": "right", "wrong": "wrong", "unusable": "not usable"}  # the table's
 
 
 def log_error(exc: BaseException) -> None:
@@ -320,7 +321,7 @@ def records_frame(records: list[history.Record]) -> pd.DataFrame:
             "time": [r.created_at for r in records],
             "file": [r.file_name for r in records],
             "model": [models.title_of(r.model) for r in records],
-            "feedback": [r.feedback or "" for r in records],
+            "feedback": [FEEDBACK_WORDS.get(r.feedback or "", "") for r in records],
             "corrected": [r.corrected_label or "" for r in records],
             "photo": ["yes" if r.has_photo else "" for r in records],
         }
@@ -429,7 +430,9 @@ def _draw_table(frame: pd.DataFrame, key: str, public_ids: list[str | None]) -> 
             "top-1": st.column_config.TextColumn("Top-1"),
             "confidence": columns.share_column("Confidence"),
             "model": st.column_config.TextColumn("Model"),
-            "feedback": st.column_config.TextColumn("Feedback"),
+            "feedback": st.column_config.TextColumn(
+                "Feedback", help="Right, wrong or not a usable photo, as rated; empty if not rated."
+            ),
             "corrected": st.column_config.TextColumn("Corrected label"),
             "photo": st.column_config.TextColumn(
                 "Photo kept",
