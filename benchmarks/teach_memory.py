@@ -100,11 +100,13 @@ def give_photos(page, photos_by_class: dict[str, list[Path]]) -> None:
 
 def what_the_page_says(page, limit: int = 2000) -> str:
     """Return the main area's text (its cards, messages and uploaded files' names), to say
-    why a wait failed."""
-    text = " | ".join(
-        line for line in page.get_by_test_id("stMain").inner_text().split("\n") if line
-    )
-    return f"The page shows: {text[:limit]}"
+    why a wait failed; never fails itself."""
+    try:
+        text = page.get_by_test_id("stMain").inner_text(timeout=5_000)
+    except Exception as exc:  # (a page gone or not drawn: say that instead)
+        return f"The page's text could not be read ({type(exc).__name__})."
+    lines = " | ".join(line for line in text.split("\n") if line)
+    return f"The page shows: {lines[:limit]}"
 
 
 def wait_for_training(page) -> None:
@@ -142,7 +144,7 @@ def teach_at_once(
         try:
             give_photos(page, photos_by_class)
         except AssertionError as error:
-            log_end = server.log.read_text()[-2000:]
+            log_end = server.log.read_text(errors="replace")[-2000:]
             raise AssertionError(f"{error}\nThe server's log ends: {log_end}") from error
     for page in pages:
         page.get_by_role("button", name="Train").click()

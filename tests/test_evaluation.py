@@ -471,7 +471,8 @@ def test_an_evaluation_whose_model_cannot_be_loaded_ends_failed_with_the_reason(
     (found,) = kept.run(store, run_id)  # as kept: nothing refreshed it
     assert found.status == "failed"
     assert (
-        found.error == "The model “A” no longer exists: it was removed after this job was started."
+        found.error
+        == "The model “A” is no longer here: it was removed before it could answer these photos."
     )
 
 

@@ -677,8 +677,8 @@ def test_undoing_twice_restores_once_and_a_taken_id_keeps_the_link(backend_seede
 
 def test_undoing_two_deletes_after_a_new_save_brings_both_back(backend_seeded):
     # The new prediction holds the lower of the two deleted ids (as an older SQLite history
-    # gave it); the other deleted row keeps its id, so it goes back first and the taken one
-    # after it, under a new id.
+    # gave it); the other deleted row keeps its id, and the taken one comes back under a
+    # new id.
     two_newest = backend_seeded.find(limit=2)
     removed = backend_seeded.remove([record.id for record in two_newest])
     lower = min(record.id for record in two_newest)

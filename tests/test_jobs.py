@@ -174,8 +174,28 @@ def test_a_model_removed_after_the_job_was_sent_fails_the_job_with_a_sentence(
     ended = jobs.get(store, job.public_id)
     assert ended.status == "failed"
     assert ended.error == (
-        "The model “nobody's model” no longer exists: it was removed after this job was started."
+        "The model “nobody's model” is no longer here: it was removed before it could answer "
+        "these photos."
     )
+    assert not (data_dir / job.folder).exists()
+
+
+def test_a_model_that_cannot_be_loaded_fails_the_job_with_the_reason(
+    store, data_dir, database_url, tmp_path, photos
+) -> None:
+    import hashlib
+
+    from classifier.history import registry
+
+    damaged = b"not a LiteRT file"
+    details = {"size": 224, "classes": 2, "class_names": ["a", "b"], "scaling": "raw"}
+    sha256 = hashlib.sha256(damaged).hexdigest()
+    registry.add_model(store, "Damaged", "LiteRT file", sha256, details, damaged)
+    job = submit(store, photos[:3], tmp_path, model="Damaged")
+    one_runner(database_url, data_dir).run_next()
+    ended = jobs.get(store, job.public_id)
+    assert ended.status == "failed"
+    assert ended.error.startswith("The model could not be loaded: ")
     assert not (data_dir / job.folder).exists()
 
 

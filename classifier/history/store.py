@@ -501,8 +501,9 @@ class HistoryStore:
                 ).scalars()
             )
             new_ids = {}
-            # Those that keep their ids first: a database that chooses ids itself gives the
-            # others the highest id + 1, which must not be one still to be put back.
+            # Those that keep their ids first. (Only for a SQLite history from before schema
+            # version 11, which gave the others the highest id + 1: that must not be one
+            # still to be put back. Now new ids are above every id ever given.)
             for record in sorted(missing, key=lambda record: record.id in taken):
                 row = {
                     **to_row(record),

@@ -144,8 +144,8 @@ class Runner:
             loaded = models.load(models.choose(job.model), in_child=True)
         except models.ModelError as exc:
             reason = (
-                f"The model “{job.model}” no longer exists: it was removed after this job "
-                "was started."
+                f"The model “{job.model}” is no longer here: it was removed before it could "
+                "answer these photos."
                 if isinstance(exc, models.UnknownModel)  # (a job's model existed when sent)
                 else f"The model could not be loaded: {exc}"
             )
