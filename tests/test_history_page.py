@@ -143,6 +143,14 @@ def test_feedback_filter_and_sort(seeded):
     assert list(at.dataframe[0].value["feedback"]) == ["not usable", "", "", "right"]
 
 
+@pytest.mark.parametrize("last_day", ["9999-12-31", "99991231"])
+def test_the_last_day_there_is_as_to_keeps_every_row(seeded, last_day):
+    at = history_page()
+    at.sidebar.text_input(key="h_to").set_value(last_day).run()
+    assert caption_count(at) == "4 of 4 saved predictions match the filters."
+    assert not at.exception and not at.error
+
+
 def test_delete_removes_exactly_the_selected_rows(seeded):
     at = history_page()
     table = at.dataframe[0].value

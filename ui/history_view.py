@@ -136,8 +136,9 @@ def read_only_notice(store: history.HistoryStore) -> None:
 def day_range(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
     """Turn the From and To days into a UTC [start, end) range; either may be open."""
     start = datetime.combine(first, time.min, tzinfo=UTC) if first else None
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC) if last else None
-    return start, end
+    if last is None or last == date.max:  # (the last day there is: no day after it)
+        return start, None
+    return start, datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def typed_date(where, label: str, key: str) -> date | None:
