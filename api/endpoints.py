@@ -131,6 +131,12 @@ def _text(value: Any, name: str) -> str | None:
     return value
 
 
+def _file_name(sent: str | None) -> str:
+    """Return a picture's file name as the answer gives it and the history keeps it: a NUL
+    character, which no file name holds and PostgreSQL refuses, becomes U+FFFD."""
+    return (sent or "picture").replace("\x00", "\ufffd")
+
+
 def filters_of(request: Request) -> tuple[history.Filters, str]:
     """Return the History page's filters and sort, read from the query string."""
     query = request.query_params
@@ -292,7 +298,7 @@ async def predict(request: Request) -> Response:
         model_name = _text(form.get("model"), "model") or get_settings().default_model
         if save and not caller.can_save:
             raise ApiError(403, caller.why_not_saved())
-        pictures = [(upload.filename or "picture", upload.file, upload.size) for upload in uploads]
+        pictures = [(_file_name(upload.filename), upload.file, upload.size) for upload in uploads]
         async with queue.turn():  # only classifying waits in the queue, not uploading
             answers = await queue.run(
                 classify_all, caller, model_name, pictures, top_k, threshold, save, photo
@@ -456,11 +462,12 @@ async def set_feedback(request: Request) -> Response:
     """PUT /api/v1/predictions/{id}/feedback: right or wrong, and what it really is."""
     caller = await run_in_threadpool(identify, request)  # a token is a database query
     store, public_id = await run_in_threadpool(caller.store), request.path_params["id"]
-    body = limits.capped(request, limits.MAX_FIELD_BYTES)
+    advice = "feedback is a small JSON object"
+    body = limits.capped(request, limits.MAX_FIELD_BYTES, advice)
     try:
         sent = json.loads(await body.body())
     except limits.BodyTooLarge:
-        raise limits.too_large(limits.MAX_FIELD_BYTES) from None
+        raise limits.too_large(limits.MAX_FIELD_BYTES, advice) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(422, "Send the feedback as a JSON object.") from None
     if not isinstance(sent, dict) or set(sent) - {"feedback", "corrected_label"}:

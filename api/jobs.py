@@ -86,6 +86,8 @@ async def create(request: Request) -> Response:
     limit = get_settings().batch_max_bytes
     spool = get_settings().data_dir / "jobs"
     title = query.get("title") or "zip sent to the API"
+    if not title.isprintable():
+        raise ApiError(422, "Expected title on one line, without control characters.")
     try:
         await run_in_threadpool(spool.mkdir, parents=True, exist_ok=True)
         async with limits.body_on_disk(request, limit, spool) as path:

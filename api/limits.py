@@ -56,23 +56,24 @@ def too_slow() -> ApiError:
     )
 
 
-def too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"This request is larger than {images.size_text(limit)}; send at most {MAX_FILES} "
-        f"pictures of at most {images.size_text(get_settings().max_bytes)} each.",
-    )
+def too_large(limit: int, advice: str | None = None) -> ApiError:
+    """The 413 of a request past `limit` bytes; `advice`: what to send instead (by default,
+    what a prediction request may hold)."""
+    if advice is None:
+        most = images.size_text(get_settings().max_bytes)
+        advice = f"send at most {MAX_FILES} pictures of at most {most} each"
+    return ApiError(413, f"This request is larger than {images.size_text(limit)}; {advice}.")
 
 
-def capped(request: Request, limit: int) -> Request:
+def capped(request: Request, limit: int, advice: str | None = None) -> Request:
     """Return the request with a body that stops being read past `limit` bytes.
 
     Raises:
-        ApiError: 413 at once when its Content-Length says it is larger.
+        ApiError: 413 at once when its Content-Length says it is larger (`too_large`).
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
+        raise too_large(limit, advice)
     received = 0
 
     async def receive() -> Any:

@@ -493,7 +493,11 @@ JOB_PATHS = {
                     "Classes kept per picture.",
                 ),
                 _query("thumbnails", {"type": "boolean", "default": True}, "Keep thumbnails."),
-                _query("title", {"type": "string"}, "What the job is called in the app."),
+                _query(
+                    "title",
+                    {"type": "string"},
+                    "What the job is called in the app: one line, without control characters.",
+                ),
             ],
             "requestBody": {
                 "required": True,

@@ -22,7 +22,9 @@ PREFIX = "/api/v1"
 class PublicId(Convertor):
     """A prediction's public id in a path: nothing else (such as `export`) is taken for one."""
 
-    regex = "[A-Za-z0-9_-]{16,32}"
+    # Not followed by a line break: a route's pattern ends in `$`, which also matches just
+    # before a final "\n", so ".../<id>%0a" would name the prediction <id>.
+    regex = "[A-Za-z0-9_-]{16,32}(?!\n)"
 
     def convert(self, value: str) -> str:
         return value

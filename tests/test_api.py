@@ -125,6 +125,15 @@ def test_a_saved_prediction_is_an_ordinary_history_row(shared, photo_files):
     )
     assert rated.status_code == 200
     assert (rated.json()["feedback"], rated.json()["corrected_label"]) == ("wrong", "teapot")
+    huge = shared.put(f"{API}/predictions/{public_id}/feedback", content=b"[" * 100_000)
+    assert huge.status_code == 413
+    assert huge.json()["error"].endswith("; feedback is a small JSON object.")
+    trailing = shared.get(f"{API}/predictions/{public_id}%0a")  # not its id: another shape
+    assert (trailing.status_code, trailing.json()["error"]) == (
+        404,
+        "No prediction has this id in your history.",
+    )
+    assert shared.delete(f"{API}/predictions/{public_id}%0A").status_code == 404
     wrong = shared.get(f"{API}/predictions", params={"feedback": "wrong"}).json()
     assert [row["id"] for row in wrong["predictions"]] == [public_id]
 
@@ -134,6 +143,29 @@ def test_a_saved_prediction_is_an_ordinary_history_row(shared, photo_files):
     assert gone.json() == {"error": "No prediction has this id in your history."}
     row_number = shared.get(f"{API}/predictions/1")  # an id of another shape: the same
     assert (row_number.status_code, row_number.json()) == (404, gone.json())
+
+
+def test_control_characters_in_a_request_get_an_answer_not_a_database_error(shared, photo_files):
+    """PostgreSQL refuses a NUL character in a query: such text never reaches it."""
+    body = b"".join(  # a file name with a NUL byte in it, which httpx would percent-encode
+        [
+            b'--X\r\nContent-Disposition: form-data; name="file"; filename="a\x00b.jpg"\r\n',
+            b"Content-Type: image/jpeg\r\n\r\n",
+            photo_files["coffee"].read_bytes(),
+            b'\r\n--X\r\nContent-Disposition: form-data; name="save"\r\n\r\ntrue\r\n--X--\r\n',
+        ]
+    )
+    form = {"Content-Type": "multipart/form-data; boundary=X"}
+    named = shared.post(f"{API}/predict", content=body, headers=form)
+    (answer,) = named.json()["predictions"]
+    assert answer["file"] == "a\ufffdb.jpg"
+    assert shared.get(f"{API}/predictions/{answer['id']}").json()["file"] == "a\ufffdb.jpg"
+    unknown = predict(shared, photo_files["coffee"], model="x\x00")
+    assert unknown.status_code == 404
+    for address in ("predictions", "predictions/export"):
+        listed = shared.get(f"{API}/{address}", params={"model": "\x00", "format": "json"})
+        assert listed.status_code == 200
+        assert "a\ufffdb.jpg" not in listed.text  # a model no prediction has: no rows
 
 
 def test_history_pages_follow_the_filters(shared, photo_files):

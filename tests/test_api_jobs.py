@@ -125,7 +125,12 @@ def test_what_is_not_a_zip_or_names_no_model_is_refused(server, photos):
     assert wrong_type.status_code == 415
     unknown = send(http, zipped(photos[:1]), model="no such model")
     assert unknown.status_code == 404 and "no such model" in unknown.json()["error"]
+    assert send(http, zipped(photos[:1]), model="a\x00b").status_code == 404
+    titled = send(http, zipped(photos[:1]), title="two\nlines")
+    assert titled.status_code == 422
+    assert titled.json()["error"] == "Expected title on one line, without control characters."
     assert http.get(f"{API}/jobs/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
+    assert http.get(f"{API}/jobs/AAAAAAAAAAAAAAAAAAAAAA%0a").status_code == 404
 
 
 def test_a_server_killed_mid_job_finishes_it_after_a_restart_with_every_photo_once(

@@ -381,6 +381,18 @@ def test_any_filter_text_is_safe_for_every_query(
     stats.count_feedback_by_model(store, filters)
 
 
+def test_a_model_filter_or_link_holding_a_nul_finds_nothing(store: HistoryStore) -> None:
+    """No model's name nor public id holds a control character; PostgreSQL would refuse
+    the query ("A string literal cannot contain NUL characters")."""
+    seed(store)
+    nul = Filters(models=("\x00", "mobilenet\x00"))
+    assert (store.find(nul), store.count(nul)) == ([], 0)
+    assert store.count(Filters(models=("\x00", "mobilenet_v2"))) == store.count(
+        Filters(models=("mobilenet_v2",))
+    )
+    assert store.get_public("AAAAAAAAAAAAAAAA\x00") is None
+
+
 def test_invalid_sort_and_filters_are_refused(store: HistoryStore) -> None:
     with pytest.raises(ValueError, match=r"Expected sort to be one of .* Received: 'random'"):
         store.find(sort="random")

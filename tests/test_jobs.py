@@ -199,6 +199,18 @@ def test_a_model_that_cannot_be_loaded_fails_the_job_with_the_reason(
     assert not (data_dir / job.folder).exists()
 
 
+def test_an_address_or_model_name_holding_a_nul_finds_nothing(store, data_dir) -> None:
+    """From a page's address (?job=, ?run=) or an API request: PostgreSQL would refuse a
+    NUL in the query, and no job, run or model has one in its name."""
+    from classifier import models
+    from classifier.evaluation import kept
+
+    assert jobs.get(store, "AAAAAAAAAAAAAAAA\x00") is None
+    assert kept.run(store, "AAAAAAAAAAAAAAAA\x00") == []
+    with pytest.raises(models.UnknownModel):
+        models.choose("Mine\x00")
+
+
 KILLABLE = textwrap.dedent(
     """
     import sys

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from classifier.evaluation import metrics
 from classifier.evaluation.metrics import Answer, SetClass
 from classifier.history import HistoryStore
-from classifier.history.tables import evaluations, job_items, new_public_id
+from classifier.history.tables import evaluations, is_public_id, job_items, new_public_id
 
 
 @dataclass(frozen=True)
@@ -320,6 +320,8 @@ def get(store: HistoryStore, public_id: str) -> Evaluation | None:
 
 def run(store: HistoryStore, run_id: str) -> list[Evaluation]:
     """Return the evaluations of one run (the models evaluated together), in model order."""
+    if not is_public_id(run_id):  # (an address may hold anything)
+        return []
     query = (
         select(evaluations)
         .where(evaluations.c.run_id == run_id, *_mine(store))

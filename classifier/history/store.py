@@ -6,7 +6,6 @@ import copy
 import csv
 import io
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -56,6 +55,7 @@ from classifier.history.records import (
     to_row,
 )
 from classifier.history.tables import (
+    is_public_id,
     job_items,
     new_public_id,
     overlays,
@@ -64,8 +64,6 @@ from classifier.history.tables import (
     thumbnails,
 )
 
-# What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
-_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 # A CSV cell starting with one of these is a formula to a spreadsheet (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The pictures kept with a prediction, each in its own table, by the Record field that holds it.
@@ -321,7 +319,7 @@ class HistoryStore:
         An unknown id, another owner's and one that is not an id at all give the same
         None, so a link cannot tell whether a prediction exists.
         """
-        if not isinstance(public_id, str) or not _PUBLIC_ID.fullmatch(public_id):
+        if not is_public_id(public_id):
             return None
         query = _select_records(with_thumbnails=True).where(
             predictions.c.public_id == public_id, *self._mine()
@@ -605,8 +603,10 @@ class HistoryStore:
                     self._contains(columns.corrected_label, label),
                 )
             )
-        if filters.models:
-            conditions.append(columns.model.in_(filters.models))
+        if filters.models:  # (no model's name holds a control character: PostgreSQL
+            # refuses a NUL in a query, and such a name matches nothing anyway)
+            named = [name for name in filters.models if name.isprintable()]
+            conditions.append(columns.model.in_(named))
         if filters.min_confidence is not None:
             conditions.append(columns.top1_probability >= filters.min_confidence)
         if filters.max_confidence is not None:

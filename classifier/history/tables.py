@@ -12,6 +12,7 @@ engine and creates these tables. Change a table only together with a new step in
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 
@@ -336,6 +337,16 @@ schema_version_table = Table(
     metadata,
     Column("version", Integer, nullable=False),
 )
+
+
+# What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
+def is_public_id(text: object) -> bool:
+    """Tell whether a text has a public id's shape (an address, a link or a request may
+    hold anything: PostgreSQL refuses a NUL character, for one)."""
+    return isinstance(text, str) and _PUBLIC_ID.fullmatch(text) is not None
 
 
 def new_public_id() -> str:

@@ -21,6 +21,7 @@ from classifier import files
 from classifier.history import HistoryStore, NewRecord
 from classifier.history.tables import (
     evaluations,
+    is_public_id,
     job_items,
     jobs,
     new_public_id,
@@ -207,6 +208,8 @@ def new_public_id_for_job() -> str:
 def get(store: HistoryStore, public_id: str) -> Job | None:
     """Return a batch job in the store's scope by its public id, or None (also for an
     evaluation's job: its run is the way to it, `classifier.evaluation`)."""
+    if not is_public_id(public_id):  # (an address may hold anything)
+        return None
     of_evaluation = exists().where(evaluations.c.job_id == jobs.c.id)
     query = select(jobs).where(jobs.c.public_id == public_id, *_mine(store), ~of_evaluation)
     with store.connect() as conn:

@@ -265,8 +265,9 @@ def find(name: str, scope: Scope = EVERYONE) -> AddedModel:
     Raises:
         ModelError: no model, built in or added, has this name in the scope.
     """
-    try:
-        entry = registry.get_model(store().scoped(scope), name)
+    try:  # a name no model can have (see `check_name`) is looked up nowhere
+        printable = name.isprintable()
+        entry = registry.get_model(store().scoped(scope), name) if printable else None
     except (history.HistoryError, SQLAlchemyError) as exc:
         log.exception("Looking up the added model %r failed", name)
         raise ModelError(
@@ -282,7 +283,7 @@ def find(name: str, scope: Scope = EVERYONE) -> AddedModel:
 
 def exists(name: str, scope: Scope = EVERYONE) -> bool:
     """Tell whether an added model in a scope has this name."""
-    return registry.get_model(store().scoped(scope), name) is not None
+    return name.isprintable() and registry.get_model(store().scoped(scope), name) is not None
 
 
 def save(
