@@ -367,6 +367,18 @@ def test_a_label_fixed_in_a_run_is_fixed_in_every_model_that_knows_it_at_once(st
         set_digest="", answers=both, unreadable=[],
     ).set_digest  # fmt: skip
 
+    # Fixed back, it is B's again, as B answered it (it used to be gone from B for good).
+    assert evaluation.relabel(store, run_id, "cat/0.jpg", "cat") == 2
+    first, second = evaluation.run(store, run_id)
+    assert (first.photos, second.photos) == (40, 20)
+    back = next(a for a in second.answers if a.file == "cat/0.jpg")
+    assert (back.label, back.truth, back.top[0][:2]) == ("cat", 0, cats[0].top[0][:2])
+    assert back.scores == pytest.approx(cats[0].scores, abs=1e-6)
+    assert second.set_aside == []
+    assert evaluation.relabel(store, run_id, "cat/0.jpg", None) == 2  # dropped: aside in both
+    assert evaluation.relabel(store, run_id, "cat/0.jpg", None) == 0  # (nothing left to change)
+    assert [len(e.answers) for e in evaluation.run(store, run_id)] == [39, 19]
+
     # Every photo of a class dropped: the class is gone from the label errors' search.
     for a in [a for a in first.answers if a.label == "dog"]:
         evaluation.relabel(store, run_id, a.file, None)

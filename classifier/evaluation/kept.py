@@ -103,6 +103,13 @@ class Evaluation:
     def unreadable(self) -> list[tuple[str, str]]:
         return [(str(a), str(b)) for a, b in self._answered.get("unreadable", ())]
 
+    @property
+    def set_aside(self) -> list[Answer]:
+        """Answers left out of the numbers since a label fix gave their photo a label this
+        model has no class for (or dropped it); a later fix to a label it has brings them
+        back."""
+        return [Answer.from_dict(a) for a in self._answered.get("set_aside", ())]
+
     def as_dict(self, *, whole: bool = True) -> dict[str, Any]:
         """The evaluation as the JSON download, the API and `evaluate --json` give it."""
         value: dict[str, Any] = {
@@ -244,18 +251,24 @@ def _values(
     answers: Sequence[Answer],
     unreadable: Sequence[tuple[str, str]],
     in_training: int,
+    set_aside: Sequence[Answer] = (),
 ) -> dict[str, Any]:
-    """The columns an evaluation's answers decide: its numbers, and the answers themselves."""
+    """The columns an evaluation's answers decide: its numbers, and the answers themselves
+    (with those `Evaluation.set_aside`, which count in no number)."""
     report = metrics.report(
         setup.classes, answers, num_model_classes=setup.num_classes, in_training=in_training
     )
+    kept: dict[str, Any] = {
+        "answers": [a.as_dict() for a in answers],
+        "unreadable": [list(u) for u in unreadable],
+    }
+    if set_aside:
+        kept["set_aside"] = [a.as_dict() for a in set_aside]
     return {
         "photos": report["photos"],
         "accuracy": report["accuracy"],
         "report": json.dumps(report),
-        "answers": json.dumps(
-            {"answers": [a.as_dict() for a in answers], "unreadable": [list(u) for u in unreadable]}
-        ),
+        "answers": json.dumps(kept),
     }
 
 
@@ -292,10 +305,11 @@ def _update(
     status: str = "done",
     error: str | None = None,
     while_running: bool = False,
+    set_aside: Sequence[Answer] = (),
 ) -> bool:
     """Work an evaluation's numbers out from its answers and keep them (in `conn`'s
     transaction); with `while_running`, only if it still runs. Returns whether it changed."""
-    values = _values(setup, answers, unreadable, in_training)
+    values = _values(setup, answers, unreadable, in_training, set_aside)
     running = [evaluations.c.status == "running"] if while_running else []
     changed = conn.execute(
         update(evaluations)
@@ -410,7 +424,8 @@ def fail(store: HistoryStore, evaluation: Evaluation, error: str) -> None:
 def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> int:
     """Give one picture of a run's set another of the set's labels (None: drop it from the
     set), and work out each of the run's evaluations again, all in one transaction. A model
-    that has no class for the new label leaves the picture out. Returns how many changed.
+    that has no class for the new label sets the picture's answer aside (out of its
+    numbers); a later fix to a label it has brings it back. Returns how many changed.
 
     Raises:
         ValueError: the label is none of the run's labels.
@@ -434,18 +449,19 @@ def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> i
             setup = evaluation.setup
             truth = next((c.index for c in setup.classes if c.label == label), None)
             answers = [a for a in evaluation.answers if a.file != file]
-            if len(answers) == len(evaluation.answers):
-                continue  # not one of the pictures it answered
+            aside = [a for a in evaluation.set_aside if a.file != file]
+            counted = len(answers) < len(evaluation.answers)
+            if not counted and (truth is None or len(aside) == len(evaluation.set_aside)):
+                continue  # not one of the pictures it answered, or still set aside
+            theirs = [a for a in (*evaluation.answers, *evaluation.set_aside) if a.file == file]
             if truth is not None:
-                answers += [
-                    replace(a, label=label, truth=truth)
-                    for a in evaluation.answers
-                    if a.file == file
-                ]
+                answers += [replace(a, label=label, truth=truth) for a in theirs]
+            else:
+                aside += theirs
             _update(
                 conn, evaluation, setup, answers, evaluation.unreadable, set_digest(answers),
                 int(evaluation.report.get("in_training", 0)), status=evaluation.status,
-                error=evaluation.error,
+                error=evaluation.error, set_aside=aside,
             )  # fmt: skip
             changed += 1
     return changed
