@@ -178,6 +178,8 @@ def test_a_model_removed_after_the_job_was_sent_fails_the_job_with_a_sentence(
         "these photos."
     )
     assert not (data_dir / job.folder).exists()
+    assert [item.status for item in jobs.items(store, ended)] == ["skipped"] * 3  # not pending
+    assert jobs.export(store, ended, "csv").decode().count(",skipped,") == 3
 
 
 def test_a_model_that_cannot_be_loaded_fails_the_job_with_the_reason(

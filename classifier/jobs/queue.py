@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,7 +115,7 @@ class Item:
 
     position: int
     file_name: str
-    status: str  # "pending", "done" or "failed"
+    status: str  # "pending", "done", "failed", or "skipped" (its job ended first)
     error: str | None
     prediction_id: int | None
     label: str | None = None  # the top class, once classified (and while its row is kept)
@@ -282,7 +282,10 @@ def items(
     if limit is not None:
         query = query.limit(limit)
     with store.connect() as conn:
-        return [Item(**row._mapping) for row in conn.execute(query)]
+        found = [Item(**row._mapping) for row in conn.execute(query)]
+    if job.status in ENDED:  # cancelled or failed first: never to be classified
+        found = [replace(i, status="skipped") if i.status == "pending" else i for i in found]
+    return found
 
 
 def class_counts(store: HistoryStore, job: Job) -> dict[str, int]:
