@@ -84,8 +84,13 @@ def label_of(index: int) -> str:
 def names_the_answer(name: str, answer: str | None, classes: Collection[str] = ()) -> bool:
     """Whether a correction names the model's own answer (then it is none): exactly, or,
     for a name that is none of the model's `classes` ("Cat" and "cat" may both be), but
-    for its case and outer spaces."""
+    for its case, its spaces and underscores ("egyptian_mau" is "Egyptian Mau")."""
     if answer is None:
         return False
     name = name.strip()
-    return name == answer or (name not in classes and name.casefold() == answer.casefold())
+    return name == answer or (name not in classes and _loosely(name) == _loosely(answer))
+
+
+def _loosely(name: str) -> str:
+    """A name without its case, with one space wherever spaces or underscores are."""
+    return " ".join(name.replace("_", " ").split()).casefold()

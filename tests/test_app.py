@@ -549,6 +549,9 @@ def test_a_correction_names_the_answer_exactly_or_but_for_its_case():
 
     assert names_the_answer(" espresso ", "espresso")
     assert names_the_answer("ESPRESSO", "espresso", ("espresso", "tea cup"))
+    assert names_the_answer("egyptian_mau", "Egyptian Mau")  # as a program may write it
+    assert names_the_answer("Egyptian  mau", "Egyptian Mau")
+    assert not names_the_answer("Egyptian", "Egyptian Mau")
     assert not names_the_answer("tea cup", "espresso", ("espresso", "tea cup"))
     # An added model may have classes that differ only by case: each is its own class.
     assert not names_the_answer("cat", "Cat", ("Cat", "cat"))
