@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from classifier.evaluation import metrics
 from classifier.evaluation.metrics import Answer, SetClass
 from classifier.history import HistoryStore
+from classifier.history.connecting import lock_rows
 from classifier.history.tables import evaluations, is_public_id, job_items, new_public_id
 
 
@@ -433,12 +434,10 @@ def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> i
     from classifier.evaluation.labelled import set_digest
 
     # Read in the transaction that writes, once the run's rows are locked: a fix made
-    # meanwhile, in another tab or by another person, is built on, not written over. An
-    # UPDATE that changes nothing locks them (on SQLite it takes the write lock, which a
-    # SELECT does not).
+    # meanwhile, in another tab or by another person, is built on, not written over.
     of_run = [evaluations.c.run_id == run_id, *_mine(store)]
     with store.begin() as conn:
-        conn.execute(update(evaluations).where(*of_run).values(status=evaluations.c.status))
+        lock_rows(conn, evaluations.c.status, *of_run)
         query = select(evaluations).where(*of_run).order_by(evaluations.c.id)
         found = [_evaluation(row) for row in conn.execute(query)]
         found = [e for e in found if e.status in ("done", "cancelled")]

@@ -7,6 +7,7 @@ opened with mode=ro; PostgreSQL goes through psycopg 3, in read-only sessions
 when asked. `open_schema` creates or upgrades the tables (`tables`, `migrations`)
 one process at a time; `check_schema` checks them without writing. `unwritable`,
 `cannot_write` and `read_only_message` say why a SQLite file cannot be written.
+`lock_rows` locks rows to read them and then write, on either backend.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Column, ColumnElement, Connection, Engine, event, func, select, update
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from classifier.history.errors import (
@@ -241,6 +242,18 @@ def _switch_to_wal(cursor: Any) -> None:
             if not busy or time.monotonic() > deadline:
                 raise
         time.sleep(0.01)
+
+
+def lock_rows(conn: Connection, column: Column, *where: ColumnElement[bool]) -> None:
+    """Lock a table's rows until `conn`'s transaction ends, before reading them to write:
+    a writer doing the same meanwhile waits, then reads what this one wrote.
+
+    An UPDATE that sets `column` (of the table; best one no key holds) to itself: on SQLite
+    it takes the write lock, which a SELECT does not (the driver begins the transaction at
+    the first write); on PostgreSQL it locks the rows, and each later statement of the
+    transaction sees what others committed before (READ COMMITTED).
+    """
+    conn.execute(update(column.table).where(*where).values({column.name: column}))
 
 
 def open_schema(engine: Engine, migrations: Sequence[Migration]) -> None:

@@ -32,6 +32,7 @@ from classifier.history.connecting import (
     cannot_write,
     check_schema,
     create_engine,
+    lock_rows,
     open_schema,
     read_only_message,
     sqlite_file,
@@ -457,11 +458,8 @@ class HistoryStore:
             job_items.c.prediction_id.in_(ids)
         )
         with self.begin() as conn:
-            # Locked first, then read: feedback given meanwhile is in what an undo brings
-            # back. An UPDATE that changes nothing locks them (on SQLite it takes the write
-            # lock, which a SELECT does not; on PostgreSQL it locks the rows).
-            mine = [chosen, *self._mine()]
-            conn.execute(update(predictions).where(*mine).values(feedback=predictions.c.feedback))
+            # Locked first, then read: feedback given meanwhile is in what an undo brings back.
+            lock_rows(conn, predictions.c.feedback, chosen, *self._mine())
             records = tuple(from_row(row) for row in conn.execute(read).mappings())
             kept = [record.id for record in records]
             places = tuple(

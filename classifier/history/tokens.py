@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from classifier.history.connecting import lock_rows
 from classifier.history.errors import HistoryError
 from classifier.history.tables import MAX_TOKEN_NAME_LENGTH, api_tokens
 
@@ -118,11 +119,8 @@ def create(store, name: str, verified_email: str | None = None) -> tuple[Token, 
 
 def lock_tokens(conn, owner: str) -> None:
     """Lock a person's tokens until the transaction ends, so that two tokens made at once
-    are counted one after the other (never past MAX_TOKENS): an UPDATE that changes
-    nothing (on SQLite it takes the write lock, which a SELECT does not; on PostgreSQL it
-    locks the rows)."""
-    mine = api_tokens.c.owner == owner
-    conn.execute(update(api_tokens).where(mine).values(owner=api_tokens.c.owner))
+    are counted one after the other (never past MAX_TOKENS)."""
+    lock_rows(conn, api_tokens.c.name, api_tokens.c.owner == owner)
 
 
 def list_tokens(store) -> list[Token]:
