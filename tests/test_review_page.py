@@ -283,7 +283,7 @@ def test_not_a_usable_photo_is_kept_apart_and_moves_on(seeded, app_store):
     at.switch_page("pages/history.py").run()
     at.sidebar.selectbox(key="h_feedback").set_value("unusable").run()
     assert list(at.dataframe[0].value["file"]) == ["close.jpg"]
-    assert list(at.dataframe[0].value["feedback"]) == ["unusable"]
+    assert list(at.dataframe[0].value["feedback"]) == ["not usable"]  # in the page's words
     exported = list(csv.DictReader(io.StringIO(app_store.export_csv().decode())))
     assert [line["file_name"] for line in exported if line["feedback"] == "unusable"] == [
         "close.jpg"
