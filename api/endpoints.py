@@ -491,8 +491,7 @@ async def set_feedback(request: Request) -> Response:
 
     def rate() -> history.Record:
         record = _found(store, public_id)
-        listed = [entry.label for entry in record.top_k]  # classes the prediction names
-        if corrected and labels.names_the_answer(corrected, record.top1_label, listed):
+        if corrected and labels.names_the_answer(corrected, record.top1_label, classes(record)):
             raise ApiError(
                 422,
                 "The corrected_label is the prediction's own top-1 label; send feedback "
@@ -501,6 +500,14 @@ async def set_feedback(request: Request) -> Response:
         if not store.set_feedback(record.id, feedback, corrected):
             raise ApiError(404, NOT_FOUND)  # deleted meanwhile
         return _found(store, public_id)
+
+    def classes(record: history.Record) -> tuple[str, ...]:
+        """The model's classes (two may differ by case alone), or, were it removed, those
+        the prediction names."""
+        try:
+            return models.choose(record.model, caller.models).spec.class_names
+        except models.ModelError:
+            return tuple(entry.label for entry in record.top_k)
 
     return JSONResponse(record_json(await run_in_threadpool(rate)))
 
