@@ -211,6 +211,12 @@ EVALUATION = {
         },
         "left_out": {"type": "array", "items": FILE_WHY},
         "unreadable": {"type": "array", "items": FILE_WHY},
+        "set_aside": {
+            "type": "array",
+            "description": "Photos a label fix left out of this model's numbers: labelled "
+            "with a class it does not have, or dropped from the set.",
+            "items": FILE_WHY,
+        },
         "answers": {
             "type": "array",
             "items": {

@@ -172,6 +172,11 @@ def test_a_labelled_folder_is_evaluated_by_two_models_and_its_report_opens(
         a.label == "n02124075" for e in again for a in e.answers if a.file.endswith("planted.jpg")
     )
     assert again[0].accuracy > lite0.accuracy
+    evaluation.relabel(store, run_id, "Desk/espresso/planted.jpg", None)  # dropped, elsewhere
+    dropped = open_app(signed_in=ALICE, page="pages/evaluate.py", query={"run": run_id})
+    assert [x.label for x in dropped.expander].count(
+        "1 photo set aside by label fixes, not counted"
+    ) == 2  # in each model's report
 
     listed = open_app(signed_in=ALICE, page="pages/evaluate.py").dataframe[0].value
     assert (

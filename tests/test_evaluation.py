@@ -362,6 +362,9 @@ def test_a_label_fixed_in_a_run_is_fixed_in_every_model_that_knows_it_at_once(st
     assert next(a for a in first.answers if a.file == "cat/0.jpg").label == "dog"
     assert "cat/0.jpg" not in [a.file for a in second.answers]  # B has no dog: left out
     assert (first.photos, second.photos) == (40, 19)
+    assert second.as_dict()["set_aside"] == [
+        {"file": "cat/0.jpg", "why": "labelled “dog”, which this model has no class for"}
+    ]
     assert first.set_digest != kept.unsaved(
         title="s", model="A", model_title="A", setup=kept.Setup(CATS_AND_DOGS, 3),
         set_digest="", answers=both, unreadable=[],
@@ -377,7 +380,9 @@ def test_a_label_fixed_in_a_run_is_fixed_in_every_model_that_knows_it_at_once(st
     assert second.set_aside == []
     assert evaluation.relabel(store, run_id, "cat/0.jpg", None) == 2  # dropped: aside in both
     assert evaluation.relabel(store, run_id, "cat/0.jpg", None) == 0  # (nothing left to change)
-    assert [len(e.answers) for e in evaluation.run(store, run_id)] == [39, 19]
+    first, second = evaluation.run(store, run_id)
+    assert [len(e.answers) for e in (first, second)] == [39, 19]
+    assert first.set_aside_why == [("cat/0.jpg", "dropped from the set")]
 
     # Every photo of a class dropped: the class is gone from the label errors' search.
     for a in [a for a in first.answers if a.label == "dog"]:

@@ -323,6 +323,14 @@ def report(store: history.HistoryStore, e: evaluation.Evaluation, thumbnails: Th
                 hide_index=True,
                 width="stretch",
             )
+    if aside := e.set_aside_why:
+        photos = f"{len(aside):,} photo{'' if len(aside) == 1 else 's'}"
+        with st.expander(f"{photos} set aside by label fixes, not counted"):
+            st.dataframe(
+                pd.DataFrame({"file": [f for f, _ in aside], "why": [w for _, w in aside]}),
+                hide_index=True,
+                width="stretch",
+            )
     if not answers:
         return
     _confusion(e, answers, setup.classes, thumbnails)

@@ -107,9 +107,18 @@ class Evaluation:
     @property
     def set_aside(self) -> list[Answer]:
         """Answers left out of the numbers since a label fix gave their photo a label this
-        model has no class for (or dropped it); a later fix to a label it has brings them
-        back."""
+        model has no class for (their `label`), or dropped it from the set (label "");
+        a later fix to a label it has brings them back."""
         return [Answer.from_dict(a) for a in self._answered.get("set_aside", ())]
+
+    @property
+    def set_aside_why(self) -> list[tuple[str, str]]:
+        """Each set-aside photo, and why it counts in no number."""
+        return [
+            (a.file, f"labelled “{a.label}”, which this model has no class for" if a.label
+             else "dropped from the set")
+            for a in self.set_aside
+        ]  # fmt: skip
 
     def as_dict(self, *, whole: bool = True) -> dict[str, Any]:
         """The evaluation as the JSON download, the API and `evaluate --json` give it."""
@@ -144,6 +153,7 @@ class Evaluation:
                 ],
                 "left_out": [{"file": f, "why": why} for f, why in setup.left_out],
                 "unreadable": [{"file": f, "why": why} for f, why in self.unreadable],
+                "set_aside": [{"file": f, "why": why} for f, why in self.set_aside_why],
                 "answers": [
                     {
                         "file": a.file,
@@ -424,9 +434,10 @@ def fail(store: HistoryStore, evaluation: Evaluation, error: str) -> None:
 
 def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> int:
     """Give one picture of a run's set another of the set's labels (None: drop it from the
-    set), and work out each of the run's evaluations again, all in one transaction. A model
-    that has no class for the new label sets the picture's answer aside (out of its
-    numbers); a later fix to a label it has brings it back. Returns how many changed.
+    set), and work out each of the run's evaluations again, all in one transaction. A
+    model that has no class for the new label (or every model, for a photo dropped) sets
+    the picture's answer aside, out of its numbers (`Evaluation.set_aside`); a later fix to
+    a label it has brings it back. Returns how many changed.
 
     Raises:
         ValueError: the label is none of the run's labels.
@@ -455,8 +466,8 @@ def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> i
             theirs = [a for a in (*evaluation.answers, *evaluation.set_aside) if a.file == file]
             if truth is not None:
                 answers += [replace(a, label=label, truth=truth) for a in theirs]
-            else:
-                aside += theirs
+            else:  # kept with the label it was given ("": dropped from the set)
+                aside += [replace(a, label=label or "") for a in theirs]
             _update(
                 conn, evaluation, setup, answers, evaluation.unreadable, set_digest(answers),
                 int(evaluation.report.get("in_training", 0)), status=evaluation.status,
