@@ -248,7 +248,7 @@ def lock_rows(conn: Connection, column: Column, *where: ColumnElement[bool]) -> 
     """Lock a table's rows until `conn`'s transaction ends, before reading them to write:
     a writer doing the same meanwhile waits, then reads what this one wrote.
 
-    An UPDATE that sets `column` (of the table; best one no key holds) to itself: on SQLite
+    An UPDATE that sets `column` (any of the table's) to its own value: on SQLite
     it takes the write lock, which a SELECT does not (the driver begins the transaction at
     the first write); on PostgreSQL it locks the rows, and each later statement of the
     transaction sees what others committed before (READ COMMITTED).
