@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from classifier import history, jobs
+from classifier.history.owners import Scope
 from classifier.jobs import runner as runners
 from classifier.jobs import uploads
 from tests.conftest import jpeg, variations
@@ -134,6 +135,23 @@ def test_a_jobs_results_open_with_counts_table_downloads_and_history(store, fold
     assert not in_history.exception
     assert "Only the answers of the batch job trip." in texts(in_history)
     assert "12 of 12 saved predictions" in texts(in_history)
+
+
+def test_photos_a_failed_job_never_reached_say_so_in_its_results(store, folder):
+    open_batch()  # the server's runner starts with the app
+    new = jobs.NewJob()
+    for name, data, _ in folder[:3]:
+        new.add(name, data)
+    alice = store.scoped(Scope.own(owner_of(ALICE)))
+    removed = "a model removed meanwhile"
+    job = new.submit(alice, title="trip", model=removed, top_k=3, thumbnails=True, source="app")
+    assert wait_until_ended(store, job.public_id).status == "failed"
+
+    results = open_batch(query={"job": job.public_id})
+    assert not results.exception
+    assert "The model “a model removed meanwhile” is no longer here" in results.error[0].value
+    table = results.dataframe[0].value
+    assert table["error"].tolist() == ["Not classified: the job ended before it."] * 3
 
 
 def test_a_zip_that_reaches_outside_its_folder_is_refused_with_a_sentence(store, folder):

@@ -24,6 +24,7 @@ STATUS_TITLES = {
 REFRESH_SECONDS = 1.0
 LISTED = 20  # jobs in the list
 SHOWN = 200  # rows of results in the page's table (the downloads hold all)
+SKIPPED = {"skipped": "Not classified: the job ended before it."}  # a photo's reason
 
 
 def runner() -> None:
@@ -187,7 +188,7 @@ def results(store: history.HistoryStore, job: jobs.Job) -> None:
                 "file": [item.file_name for item in found],
                 "label": [item.label or "" for item in found],
                 "confidence": [item.probability for item in found],
-                "error": [item.error or "" for item in found],
+                "error": [item.error or SKIPPED.get(item.status, "") for item in found],
             }
         )
         st.dataframe(
