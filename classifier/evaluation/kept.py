@@ -458,12 +458,12 @@ def relabel(store: HistoryStore, run_id: str, file: str, label: str | None) -> i
         for evaluation in found:
             setup = evaluation.setup
             truth = next((c.index for c in setup.classes if c.label == label), None)
+            theirs = [a for a in (*evaluation.answers, *evaluation.set_aside) if a.file == file]
+            counted = any(a.file == file for a in evaluation.answers)
+            if not theirs or (truth is None and not counted):
+                continue  # not one of the pictures it answered, or still set aside
             answers = [a for a in evaluation.answers if a.file != file]
             aside = [a for a in evaluation.set_aside if a.file != file]
-            counted = len(answers) < len(evaluation.answers)
-            if not counted and (truth is None or len(aside) == len(evaluation.set_aside)):
-                continue  # not one of the pictures it answered, or still set aside
-            theirs = [a for a in (*evaluation.answers, *evaluation.set_aside) if a.file == file]
             if truth is not None:
                 answers += [replace(a, label=label, truth=truth) for a in theirs]
             else:  # kept with the label it was given ("": dropped from the set)
