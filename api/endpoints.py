@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -128,6 +129,14 @@ def _text(value: Any, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ApiError(422, f"Expected {name} to be text.")
+    return value
+
+
+def one_line(value: str, name: str) -> str:
+    """Return a text parameter (a job's title, an evaluation's name) that holds no control
+    characters; else refuse it (422)."""
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ApiError(422, f"Expected {name} on one line, without control characters.")
     return value
 
 

@@ -15,7 +15,6 @@ numbers are worked out as each job ends (`classifier.evaluation.jobs`).
 
 from __future__ import annotations
 
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from api import jobs as jobs_api
 from api import limits
 from api.callers import Caller, identify
-from api.endpoints import endpoint
+from api.endpoints import endpoint, one_line
 from api.errors import ApiError
 from api.jobs import ZIP_TYPES
 from classifier import evaluation, history, jobs, models
@@ -73,9 +72,7 @@ def _set_name(request: Request) -> str:
     name = request.query_params.get("name", "").strip() or DEFAULT_NAME
     if len(name) > MAX_NAME_LENGTH:
         raise ApiError(422, f"Expected name to be at most {MAX_NAME_LENGTH} characters.")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        raise ApiError(422, "Expected name on one line, without control characters.")
-    return name
+    return one_line(name, "name")
 
 
 # --- The run as JSON ----------------------------------------------------------------------

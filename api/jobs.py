@@ -13,7 +13,6 @@ saves every answer in the caller's history, as the Batch page does.
 
 from __future__ import annotations
 
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from api import limits
 from api.callers import Caller, identify
-from api.endpoints import DEFAULT_TOP_K, READ_ONLY, _flag, _integer, endpoint
+from api.endpoints import DEFAULT_TOP_K, READ_ONLY, _flag, _integer, endpoint, one_line
 from api.errors import ApiError
 from classifier import history, jobs, models
 from classifier.config import get_settings
@@ -86,9 +85,7 @@ async def create(request: Request) -> Response:
         raise ApiError(503, str(exc)) from None
     limit = get_settings().batch_max_bytes
     spool = get_settings().data_dir / "jobs"
-    title = query.get("title") or "zip sent to the API"
-    if any(unicodedata.category(c) == "Cc" for c in title):  # as an evaluation's name
-        raise ApiError(422, "Expected title on one line, without control characters.")
+    title = one_line(query.get("title") or "zip sent to the API", "title")
     try:
         await run_in_threadpool(spool.mkdir, parents=True, exist_ok=True)
         async with limits.body_on_disk(request, limit, spool) as path:

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Match, Route
 from api import endpoints, evaluations, jobs, openapi, uploads
 from api.errors import ApiError
 from classifier.config import SettingsError, get_settings
+from classifier.history.tables import PUBLIC_ID_PATTERN
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -24,7 +25,7 @@ class PublicId(Convertor):
 
     # Not followed by a line break: a route's pattern ends in `$`, which also matches just
     # before a final "\n", so ".../<id>%0a" would name the prediction <id>.
-    regex = "[A-Za-z0-9_-]{16,32}(?!\n)"
+    regex = PUBLIC_ID_PATTERN + "(?!\n)"
 
     def convert(self, value: str) -> str:
         return value

@@ -340,7 +340,8 @@ schema_version_table = Table(
 
 
 # What a public id looks like (`secrets.token_urlsafe`); anything else is not looked up.
-_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+PUBLIC_ID_PATTERN = r"[A-Za-z0-9_-]{16,32}"
+_PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 def is_public_id(text: object) -> bool:
