@@ -286,12 +286,39 @@ def test_a_version_10_database_never_gives_a_deleted_newest_id_again(
     assert store.delete([newest]) == 1  # the newest, deleted right after the upgrade
     added = store.add(make_record(file_name="new.jpg"))
 
-    assert stored_version(raw) == CURRENT_VERSION == 11
+    assert stored_version(raw) == CURRENT_VERSION
     assert describe_schema(raw) == new
     assert added > newest
     assert [store.get(i) for i in ids.values() if i != newest] == [
         record for record in before if record.id != newest
     ]
+
+
+def test_a_version_11_databases_waiting_job_still_finds_anyones_model(
+    open_store: Callable[..., HistoryStore], raw: sa.Engine
+) -> None:
+    """A job sent before version 12 never said whose models its sender could use: it is
+    looked up among anyone's, as it was when it was sent."""
+    from classifier.history.owners import Scope
+    from classifier.history.tables import jobs as jobs_table
+    from classifier.jobs import queue
+
+    ids, before, new = rolled_back(
+        open_store, raw, 11, "ALTER TABLE jobs DROP COLUMN models_of_anyone"
+    )
+    public_id = queue.new_public_id_for_job()
+    sent = {"public_id": public_id, "owner": "ann", "title": "photos.zip", "top_k": 3}
+    sent |= {"model": "Birds", "thumbnails": False, "source": "api", "status": "queued"}
+    sent |= {"total": 1, "done": 0, "failed": 0, "created_at": T0, "folder": "jobs/waiting"}
+    with raw.begin() as conn:  # (the columns of version 11 only)
+        conn.execute(sa.insert(jobs_table).values(**sent))
+
+    store = open_store()
+    waiting = queue.get(store, public_id)
+    assert stored_version(raw) == CURRENT_VERSION == 12
+    assert describe_schema(raw) == new
+    assert (waiting.models_of_anyone, waiting.model_scope) == (None, Scope("ann", everyone=True))
+    assert [store.get(i) for i in ids.values()] == before
 
 
 def test_a_registered_migration_runs_once_and_keeps_rows(

@@ -182,6 +182,37 @@ def test_a_model_removed_after_the_job_was_sent_fails_the_job_with_a_sentence(
     assert jobs.export(store, ended, "csv").decode().count(",skipped,") == 3
 
 
+def test_a_job_never_runs_on_a_model_someone_else_added_under_its_name_since(
+    store, data_dir, database_url, tmp_path, photos, lite0_tflite
+) -> None:
+    """Ann's "Birds" is removed while her job waits, and Bob adds a "Birds" of his own: the
+    job looks its model up among Ann's, as she sent it, so his model never sees her photos.
+    An admin's job, sent with everyone's models in reach, runs on whoever's it is."""
+    from classifier import labels, models
+    from classifier.models import own
+
+    candidate = models.read_model(lite0_tflite, "\n".join(labels.labels()).encode())
+    ann, bob, admin = Scope.own("ann"), Scope.own("bob"), Scope("root", everyone=True)
+    try:
+        models.save("Birds", candidate, "minus_one_to_one", ann)
+        anns = submit(store.scoped(ann), photos[:3], tmp_path, model="Birds")
+        admins = submit(store.scoped(admin), photos[3:5], tmp_path, model="Birds")
+        assert own.remove("Birds", ann)
+        models.save("Birds", candidate, "minus_one_to_one", bob)
+        runner = one_runner(database_url, data_dir)
+        assert runner.run_next() and runner.run_next()
+    finally:
+        own.close_stores()
+
+    ended = jobs.get(store, anns.public_id)
+    assert (ended.status, store.count(Filters(job=anns.id))) == ("failed", 0)
+    assert ended.error == (
+        "The model “Birds” is no longer here: it was removed before it could answer these photos."
+    )
+    ended = jobs.get(store, admins.public_id)
+    assert (ended.status, ended.done, store.count(Filters(job=admins.id))) == ("done", 2, 2)
+
+
 def test_a_model_that_cannot_be_loaded_fails_the_job_with_the_reason(
     store, data_dir, database_url, tmp_path, photos
 ) -> None:

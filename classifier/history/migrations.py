@@ -352,6 +352,13 @@ def _keep_id_high_water(conn: Connection) -> None:
         )
 
 
+def _remember_whose_models(conn: Connection) -> None:
+    """Version 11 -> 12: whose added models a job's sender could use (`jobs.models_of_anyone`);
+    the jobs sent before say NULL, anyone's, as they were looked up."""
+    if all(column["name"] != "models_of_anyone" for column in inspect(conn).get_columns("jobs")):
+        conn.exec_driver_sql("ALTER TABLE jobs ADD COLUMN models_of_anyone BOOLEAN")
+
+
 def _blob(conn: Connection) -> str:
     return "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
 
@@ -367,6 +374,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _allow_unusable_feedback,
     _index_photos,
     _keep_id_high_water,
+    _remember_whose_models,
 )
 
 

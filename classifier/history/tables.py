@@ -272,6 +272,10 @@ jobs = Table(
     Column("worker", Text),
     Column("heartbeat_at", UTCDateTime),
     Column("folder", Text, nullable=False),  # its pictures, under that server's data folder
+    # Schema version 12: whose added models its sender could use, so the runner looks the
+    # model up as they would: True anyone's (a shared history, an admin, the command line),
+    # False the job owner's only (nobody's if it has none). NULL, sent before: anyone's.
+    Column("models_of_anyone", Boolean),
     CheckConstraint(
         "status IN ('queued', 'running', 'done', 'cancelled', 'failed')",
         name="ck_jobs_status",

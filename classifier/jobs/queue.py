@@ -19,6 +19,7 @@ from sqlalchemy import Connection, exists, func, insert, select, update
 
 from classifier import files
 from classifier.history import HistoryStore, NewRecord
+from classifier.history.owners import Scope
 from classifier.history.tables import (
     evaluations,
     is_public_id,
@@ -63,10 +64,20 @@ class Job:
     worker: str | None
     heartbeat_at: datetime | None
     folder: str
+    models_of_anyone: bool | None  # whose added models its sender could use (`tables.jobs`)
 
     @property
     def ended(self) -> bool:
         return self.status in ENDED
+
+    @property
+    def model_scope(self) -> Scope:
+        """Whose added models its model is looked up among when it runs: those its sender
+        could use when they sent it, so a model of the same name that someone else added
+        since never answers."""
+        if self.models_of_anyone is False:
+            return _owner_scope(self)
+        return Scope(self.owner, everyone=True)
 
     @property
     def handled(self) -> int:
@@ -176,6 +187,7 @@ def create(
                 "created_at": now,
                 "finished_at": None if failed < len(pictures) else now,
                 "folder": folder,
+                "models_of_anyone": store.scope.everyone,
             },
         ).scalar_one()
         if pictures:
@@ -445,9 +457,7 @@ def _mark(conn, job: Job, position: int, **values: Any) -> None:
         raise Lost(job.public_id)
 
 
-def _owner_scope(job: Job):
-    from classifier.history.owners import Scope
-
+def _owner_scope(job: Job) -> Scope:
     return Scope(job.owner, everyone=False, unowned=job.owner is None)
 
 

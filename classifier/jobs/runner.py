@@ -141,7 +141,7 @@ class Runner:
 
         folder = self.data_dir / job.folder
         try:
-            loaded = models.load(models.choose(job.model), in_child=True)
+            loaded = models.load(models.choose(job.model, job.model_scope), in_child=True)
         except models.ModelError as exc:
             reason = (
                 f"The model “{job.model}” is no longer here: it was removed before it could "
