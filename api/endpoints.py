@@ -511,12 +511,16 @@ async def set_feedback(request: Request) -> Response:
         return _found(store, public_id)
 
     def classes(record: history.Record) -> tuple[str, ...]:
-        """The model's classes (two may differ by case alone), or, were it removed, those
-        the prediction names."""
+        """The model's classes (two may differ by case alone), or, were it removed (its name
+        maybe taken since by another person's model), those the prediction names."""
+        named = tuple(entry.label for entry in record.top_k)
+        if record.model in models.MODELS:
+            return models.choose(record.model).spec.class_names
         try:
-            return models.choose(record.model, caller.models).spec.class_names
+            found = models.find(record.model, caller.models)
         except models.ModelError:
-            return tuple(entry.label for entry in record.top_k)
+            return named
+        return found.class_names if found.entry.owner == record.owner else named
 
     return JSONResponse(record_json(await run_in_threadpool(rate)))
 

@@ -620,15 +620,16 @@ def save(
     return own.keep(name, source, details, data, replacing=replacing, scope=scope)
 
 
-def taught_examples(name: str) -> tuple[str, Examples, str]:
+def taught_examples(name: str, scope=None) -> tuple[str, Examples, str]:
     """Return a taught model's base, its training vectors and the version they are of (its
-    file's sha256: `save`'s `started_from`), to add photos and retrain it.
+    file's sha256: `save`'s `started_from`), to add photos and retrain it; the name is
+    looked up among a scope's models (`history.owners.Scope`; anyone's by default).
 
     Raises:
         TeachError: the model is an added one, not a taught one.
         ModelError: no model has this name.
     """
-    model = own.find(name)
+    model = own.find(name) if scope is None else own.find(name, scope)
     if not model.taught or model.base is None:
         raise TeachError(f"“{name}” is an added model, not a taught one.")
     examples = read_head(own.materialize(model.entry), model.base).examples

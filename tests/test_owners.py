@@ -198,6 +198,22 @@ def test_a_model_cannot_be_replaced_through_another_owners_name(database: Histor
     assert (kept.owner, registry.model_data(alice, "Alice's birds")) == (ALICE, b"y")
 
 
+def test_a_model_retrained_by_an_admin_or_the_command_line_stays_its_owners(
+    database: HistoryStore,
+) -> None:
+    """An admin sees everyone's models and may retrain Bob's; it stays Bob's (in his picker,
+    for his jobs), as does one retrained from the command line (everyone's, nobody's own)."""
+    admin, bob = database.scoped(Scope("carol", everyone=True)), scoped(database, BOB)
+
+    bobs = registry.get_model(admin, "Bob's cars")
+    kept = registry.add_model(admin, "Bob's cars", "taught", "cd" * 32, {}, b"y", replacing=bobs)
+    assert (kept.owner, registry.model_data(bob, "Bob's cars")) == (BOB, b"y")
+    again = registry.add_model(database, "Bob's cars", "taught", "ef" * 32, {}, b"z",
+                               replacing=kept)  # fmt: skip
+    assert again.owner == BOB
+    assert [m.name for m in registry.list_models(bob)] == ["Bob's cars"]
+
+
 def test_a_scope_of_nobodys_rows_reads_only_those(database: HistoryStore) -> None:
     nobody = database.scoped(Scope.nobodys())
 

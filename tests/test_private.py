@@ -508,6 +508,67 @@ def test_a_model_removed_elsewhere_is_said_and_nothing_answers_in_its_place(stor
     assert at.subheader[0].value.startswith("espresso")
 
 
+def test_a_model_removed_and_its_name_taken_by_another_person_never_answers_in_its_place(
+    store, coffee_jpeg
+):
+    """Alice's "Alice's birds" is removed (in another tab, on another replica) and Bob adds
+    a model of that name: her photo gets the sentence, never his model's answer."""
+    add_models(store)
+    at = open_app(signed_in=ALICE)
+    at.sidebar.selectbox(key="model").set_value("Alice's birds").run()
+    assert registry.remove_model(store.scoped(Scope.own(owner_of(ALICE))), "Alice's birds")
+    bobs = store.scoped(Scope.own(owner_of(BOB)))
+    registry.add_model(bobs, "Alice's birds", "zip", "cd" * 32, {"kind": "added"}, b"y")
+
+    at.file_uploader(key="uploads").set_value(("coffee.jpg", coffee_jpeg, "image/jpeg")).run()
+
+    assert not at.exception
+    removed = "The model “Alice's birds” is not here any more: it was removed."
+    assert [e.value for e in at.error] == [
+        f"{removed} Pick another model in the sidebar."
+    ], [e.value for e in at.error]
+    assert not at.subheader
+    assert store.count() == 0
+
+
+def test_a_taught_model_is_retrained_or_downloaded_only_by_a_person_it_is_in_reach_of(store):
+    """The Teach page's "Start from" and download look a name up among the visitor's
+    models: a model of that name that is someone else's (Alice's removed, Bob's added
+    since) is never read nor fused for her."""
+    from classifier import teach
+
+    add_models(store)
+    alice, bob = Scope.own(owner_of(ALICE)), Scope.own(owner_of(BOB))
+
+    for reach in (lambda: models.download_path("Bob's mugs", alice),
+                  lambda: models.download("Bob's mugs", alice),
+                  lambda: teach.taught_examples("Bob's mugs", alice)):  # fmt: skip
+        with pytest.raises(models.UnknownModel):
+            reach()
+    assert models.download_path("Bob's mugs", bob).name.endswith("-teachable-machine.zip")
+
+
+def test_an_admin_is_offered_a_predictions_classes_not_those_of_a_new_model_of_its_name(
+    store, monkeypatch
+):
+    """Bob's prediction by "Bob's mugs", whose name Alice's model took after Bob removed
+    his: the corrections offered on its page are the classes the prediction named."""
+    from ui import permalink, resources
+
+    add_models(store)
+    bob = store.scoped(Scope.own(owner_of(BOB)))
+    saved = bob.get(bob.add(record("a mug", 0.9, model="Bob's mugs")))
+    monkeypatch.setattr(resources, "model_scope", lambda: Scope("carol", everyone=True))
+    assert permalink.class_names_of(saved) == ("a", "b")  # his model's, while it is there
+
+    assert registry.remove_model(bob, "Bob's mugs")
+    alices = store.scoped(Scope.own(owner_of(ALICE)))
+    details = {"kind": "added", "class_names": ["x", "y"], "size": 224, "scaling": "raw"}
+    registry.add_model(alices, "Bob's mugs", "zip", "cd" * 32, details, b"y")
+
+    assert permalink.class_names_of(saved) == ("a mug",)
+
+
 def pictures_on(at: AppTest) -> list[tuple[str, str]]:
     """Return every picture on the page: its URL and its caption."""
     return [(p.url, p.caption) for element in at.get("image") for p in element.proto.imgs]

@@ -38,15 +38,21 @@ def load_model(
     The name is resolved once: a model among `own` (the visitor's, as the sidebar listed
     them in this same run) without asking the database again, another with one query. A
     fragment's rerun (an upload) gets the sidebar's list of the last full run, which may
-    name a model removed since: there the name is looked up again. The
-    catalog keeps each engine open once per process, and only a first load shows a
-    spinner (a spinner costs ~20 ms a rerun). A built-in model's first-ever export runs in
-    a child process: the server never holds TensorFlow, which at its peak would double or
-    triple its memory.
+    name a model removed since: there the name is looked up again, among the visitor's
+    models only (never another person's of that name). The catalog keeps each engine open
+    once per process, and only a first load shows a spinner (a spinner costs ~20 ms a
+    rerun). A built-in model's first-ever export runs in a child process: the server never
+    holds TensorFlow, which at its peak would double or triple its memory.
     """
     try:
         listed = own if own and not in_fragment_rerun() else {}
-        choice = models.choose(listed.get(name, name))
+        if name in listed or name in models.MODELS:
+            choice = models.choose(listed.get(name, name))
+        else:  # among this visitor's models only: never another person's of that name
+            scope = model_scope()
+            if scope is None:
+                raise models.UnknownModel(f"No model of this visitor is called {name!r}.")
+            choice = models.choose(name, scope)
         if models.is_loaded(choice):
             loaded = models.load(choice, in_child=True)
         else:

@@ -235,7 +235,7 @@ def start_from(state: TeachSession) -> None:
         st.session_state["teach_model_name"] = ""
         return
     try:
-        base, examples, state.versions[start] = teach.taught_examples(start)
+        base, examples, state.versions[start] = teach.taught_examples(start, scope)
     except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
@@ -868,8 +868,11 @@ def download_section(name: str) -> None:
     The zip is kept in the data folder under the model's digest, so a retrained model
     gets its own; the page holds no copy of it (the button reads it when clicked).
     """
+    scope = resources.model_scope()
+    if scope is None:  # (no models of their own)
+        return
     try:
-        path = models.download_path(name)
+        path = models.download_path(name, scope)
     except models.ModelError as exc:
         st.error(plain(str(exc)))  # it says the model's name
         return
@@ -885,7 +888,7 @@ def download_section(name: str) -> None:
             return
         try:
             with st.spinner("Building the model file (about 15 seconds)…"):
-                models.download(name)
+                models.download(name, scope)
         except (models.ModelError, OSError) as exc:
             st.error(plain(str(exc)))  # it may say the model's name
             return

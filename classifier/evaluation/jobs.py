@@ -22,6 +22,7 @@ from classifier.evaluation.answering import complete
 from classifier.evaluation.kept import Evaluation
 from classifier.evaluation.labelled import LabelledSet, SetError
 from classifier.history import HistoryStore
+from classifier.history.owners import Scope
 from classifier.history.tables import job_items
 from classifier.jobs import inputs, queue
 from classifier.jobs.batches import NewJob
@@ -113,16 +114,17 @@ def refresh(store: HistoryStore, run_id: str) -> list[Evaluation]:
             kept.fail(store, evaluation, "It stopped before its answers were kept.")
             changed = True
         elif job.ended:
-            complete(store, job, _spec_of(evaluation.model, store))
+            complete(store, job, _spec_of(evaluation.model, job.model_scope))
             changed = True
     return kept.run(store, run_id) if changed else found
 
 
-def _spec_of(model: str, store: HistoryStore):
+def _spec_of(model: str, scope: Scope):
+    """The spec of a job's model, looked up as its runner does (`Job.model_scope`)."""
     from classifier import models
 
     try:
-        return models.choose(model, store.scope).spec
+        return models.choose(model, scope).spec
     except models.ModelError:
         return None
 

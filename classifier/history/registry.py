@@ -82,7 +82,8 @@ def add_model(
             once: the second never writes over the first, nor brings back a removed one).
         HistoryReadOnlyError: the store was opened read-only.
     """
-    owner = store.scope.owner
+    # A model retrained stays its owner's (retrained by an admin, or from the command line).
+    owner = store.scope.owner if replacing is None else replacing.owner
     entry = ModelEntry(name, datetime.now(UTC), source, sha256, len(data), details, owner)
     try:
         with store.begin() as conn:

@@ -168,25 +168,30 @@ def measure_latency(loaded: LoadedModel, runs: int = 20) -> Latency:
     return Latency(loaded.spec.title, loaded.engine.backend, float(np.median(times)), runs)
 
 
-def download_path(name: str) -> Path:
+def download_path(name: str, scope: Scope | None = None) -> Path:
     """Return where this server keeps a taught model's download (made by `download`).
 
+    Args:
+        scope: Look the name up among this scope's own models only, as `choose`; None:
+            anyone's (the command line).
+
     Raises:
-        ModelError: no taught model has this name.
+        ModelError: no taught model has this name (in the scope).
     """
     from classifier.models import own  # the database
 
-    model = own.find(name)
+    model = own.find(name) if scope is None else own.find(name, scope)
     if not model.taught:
         raise ModelError(f"“{name}” is an added model, not a taught one.")
     return own.teachable_machine_zip_path(model.entry)
 
 
-def download(name: str) -> bytes:
+def download(name: str, scope: Scope | None = None) -> bytes:
     """Return a taught model as Teachable Machine's LiteRT export: base and head fused in
     `model_unquant.tflite` (input scaled to [-1, 1], output probabilities) + `labels.txt`.
 
     Made once per model by a child process (TensorFlow), then kept in the data folder.
+    `scope`: as `download_path`'s.
 
     Raises:
         ModelError: the model is not a taught one, its base cannot be had here, or the
@@ -194,7 +199,7 @@ def download(name: str) -> bytes:
     """
     from classifier.models import own  # the database
 
-    model = own.find(name)
+    model = own.find(name) if scope is None else own.find(name, scope)
     if not model.taught or model.base is None:
         raise ModelError(f"“{name}” is an added model, not a taught one.")
     builtin.base_here(model.base)  # its base's weights are here, or one sentence
