@@ -524,9 +524,9 @@ def test_a_model_removed_and_its_name_taken_by_another_person_never_answers_in_i
 
     assert not at.exception
     removed = "The model “Alice's birds” is not here any more: it was removed."
-    assert [e.value for e in at.error] == [
-        f"{removed} Pick another model in the sidebar."
-    ], [e.value for e in at.error]
+    assert [e.value for e in at.error] == [f"{removed} Pick another model in the sidebar."], [
+        e.value for e in at.error
+    ]
     assert not at.subheader
     assert store.count() == 0
 
