@@ -520,7 +520,7 @@ async def set_feedback(request: Request) -> Response:
             found = models.find(record.model, caller.models)
         except models.ModelError:
             return named
-        return found.class_names if found.entry.owner == record.owner else named
+        return found.class_names if models.could_have_made(found, record) else named
 
     return JSONResponse(record_json(await run_in_threadpool(rate)))
 

@@ -577,7 +577,7 @@ def save(
             if that model was retrained or removed since, nothing is kept (ModelChanged).
         threshold: its confidence threshold (`unsure_threshold`), kept with it when given.
         scope: whose model it is (`history.owners.Scope`); nobody's by default. Only a
-            model in the scope can be replaced.
+            model in the scope can be replaced, and it stays its owner's.
 
     Returns:
         The kept model (`models.AddedModel`).

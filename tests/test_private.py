@@ -548,25 +548,31 @@ def test_a_taught_model_is_retrained_or_downloaded_only_by_a_person_it_is_in_rea
     assert models.download_path("Bob's mugs", bob).name.endswith("-teachable-machine.zip")
 
 
-def test_an_admin_is_offered_a_predictions_classes_not_those_of_a_new_model_of_its_name(
+def test_a_predictions_page_offers_its_models_classes_not_those_of_a_new_model_of_its_name(
     store, monkeypatch
 ):
-    """Bob's prediction by "Bob's mugs", whose name Alice's model took after Bob removed
-    his: the corrections offered on its page are the classes the prediction named."""
+    """The corrections offered on a prediction's page are its model's classes, whoever saved
+    it (an admin with Bob's model, anyone with a model in a shared history); once Bob's
+    model is removed and Alice's takes its name, the classes the prediction named."""
     from ui import permalink, resources
 
     add_models(store)
-    bob = store.scoped(Scope.own(owner_of(BOB)))
-    saved = bob.get(bob.add(record("a mug", 0.9, model="Bob's mugs")))
-    monkeypatch.setattr(resources, "model_scope", lambda: Scope("carol", everyone=True))
-    assert permalink.class_names_of(saved) == ("a", "b")  # his model's, while it is there
+    bob, admin = store.scoped(Scope.own(owner_of(BOB))), store.scoped(Scope("carol", everyone=True))
+    bobs = bob.get(bob.add(record("a mug", 0.9, model="Bob's mugs")))
+    admins = admin.get(admin.add(record("a", 0.8, model="Bob's mugs")))
+    anyones = store.get(store.add(record("b", 0.7, model="Bob's mugs")))
+    monkeypatch.setattr(resources, "model_scope", lambda: admin.scope)
+    assert [permalink.class_names_of(saved) for saved in (bobs, admins, anyones)] == [
+        ("a", "b")
+    ] * 3
 
     assert registry.remove_model(bob, "Bob's mugs")
     alices = store.scoped(Scope.own(owner_of(ALICE)))
     details = {"kind": "added", "class_names": ["x", "y"], "size": 224, "scaling": "raw"}
     registry.add_model(alices, "Bob's mugs", "zip", "cd" * 32, details, b"y")
 
-    assert permalink.class_names_of(saved) == ("a mug",)
+    named = [permalink.class_names_of(saved) for saved in (bobs, admins, anyones)]
+    assert named == [("a mug",), ("a",), ("b",)]
 
 
 def pictures_on(at: AppTest) -> list[tuple[str, str]]:

@@ -67,8 +67,7 @@ def class_names_of(record: history.Record) -> tuple[str, ...] | None:
         mine = models.all_models(scope) if scope is not None else []
     except Exception:  # unreadable: offer what the prediction named
         return named
-    # (A model of that name someone else added since, seen by an admin, is not the one.)
-    found = (m for m in mine if m.name == record.model and m.entry.owner == record.owner)
+    found = (m for m in mine if m.name == record.model and models.could_have_made(m, record))
     return next((m.class_names for m in found), named)
 
 

@@ -236,6 +236,9 @@ def start_from(state: TeachSession) -> None:
         return
     try:
         base, examples, state.versions[start] = teach.taught_examples(start, scope)
+    except models.UnknownModel:  # removed since the list was read
+        st.error(gone(start))
+        return
     except (teach.TeachError, models.ModelError) as exc:
         st.error(plain(str(exc)))  # it may say the model's name
         return
@@ -862,6 +865,11 @@ def _save(
     st.rerun()
 
 
+def gone(name: str) -> str:
+    """Say that a model picked or saved in this visit was removed since."""
+    return f"The model “{plain(name)}” is not here any more: it was removed."
+
+
 def download_section(name: str) -> None:
     """Offer a taught model as a Teachable Machine LiteRT zip (built once, on request).
 
@@ -873,6 +881,9 @@ def download_section(name: str) -> None:
         return
     try:
         path = models.download_path(name, scope)
+    except models.UnknownModel:  # removed since it was saved (on the Models page, elsewhere)
+        st.error(gone(name))
+        return
     except models.ModelError as exc:
         st.error(plain(str(exc)))  # it says the model's name
         return

@@ -70,7 +70,8 @@ def add_model(
     *,
     replacing: ModelEntry | None = None,
 ) -> ModelEntry:
-    """Keep a model and its file, both or neither, as the store's scope's owner's.
+    """Keep a model and its file, both or neither, as the store's scope's owner's (a model
+    replaced stays its owner's).
 
     Args:
         replacing: the model of that name in the store's scope, as read, replaced by this

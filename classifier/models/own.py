@@ -259,6 +259,14 @@ def drop_orphaned_files() -> int:
     return deleted
 
 
+def could_have_made(model: AddedModel, record: history.Record) -> bool:
+    """Tell whether a kept model may be the one that made a saved prediction of its name:
+    it is the prediction's owner's, or was kept before the prediction was made. A model
+    someone else gave that name after the first was removed is not; nor, to be safe, one
+    retrained since by another person than the prediction's owner."""
+    return model.entry.owner == record.owner or model.entry.created_at <= record.created_at
+
+
 def find(name: str, scope: Scope = EVERYONE) -> AddedModel:
     """Return an added model by name, among a scope's (anyone's by default).
 
@@ -295,7 +303,7 @@ def save(
 ) -> AddedModel:
     """Keep a candidate under a name: its row and file in the database, the file copied here.
 
-    It belongs to the scope's owner (nobody by default). `crop`: how much of the picture's
+    A new model belongs to the scope's owner (nobody by default). `crop`: how much of the picture's
     shorter side it sees (`upload.CROPS`; None: what was detected).
 
     Raises:
@@ -331,8 +339,9 @@ def keep(
     scope: Scope = EVERYONE,
 ) -> AddedModel:
     """Write a model's row and file to the database (replacing `replacing`, same name, in the
-    same transaction) and copy the file into this server's data folder. It belongs to the
-    scope's owner, and only a model in the scope can be replaced.
+    same transaction) and copy the file into this server's data folder. A new model belongs
+    to the scope's owner, one replaced stays its owner's, and only a model in the scope can
+    be replaced.
 
     Raises:
         ModelNameTaken: another model has this name (and none is being replaced).
