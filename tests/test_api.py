@@ -421,6 +421,52 @@ def test_an_admins_token_sees_everyones_rows(private, photo_files):
         assert carol.get(f"{API}/predictions/{answer['id']}").status_code == 200
 
 
+def test_an_admins_correction_is_checked_against_the_classes_of_the_model_that_answered(
+    private, photo_files, lite0_tflite
+):
+    """Carol (an admin) classifies with Bob's model, whose classes hold "Egyptian Mau" and
+    "egyptian mau": the second is another class, so a correction. Once Bob's model is gone
+    and Alice's takes its name, the prediction's own classes are what a correction is
+    checked against, and "egyptian mau" names its answer."""
+    from classifier import labels, models
+    from classifier.config import reset_settings
+    from classifier.models import own
+
+    url, made, store = private
+    names = ["egyptian mau", *labels.labels()[1:]]  # "tench" (never in the top 5 here) renamed
+    candidate = models.read_model(lite0_tflite, "\n".join(names).encode())
+
+    def keep(scope: owners.Scope, remove: str | None = None) -> None:
+        with pytest.MonkeyPatch.context() as patch:  # kept in the server's database
+            patch.setenv("CLASSIFIER_DATABASE_URL", f"sqlite:///{store.sqlite_path}")
+            reset_settings()
+            try:
+                if remove is not None:
+                    assert own.remove("bobs-cats", owners.Scope.own(remove))
+                models.save("bobs-cats", candidate, "minus_one_to_one", scope)
+            finally:
+                own.close_stores()
+                reset_settings()
+
+    correction = {"feedback": "wrong", "corrected_label": "egyptian mau"}
+    keep(owners.Scope.own(BOB))
+    with client(url, made[CAROL]) as carol:
+        answers = []
+        for _ in range(2):
+            sent = predict(carol, photo_files["chelsea"], model="bobs-cats", save="true")
+            (answer,) = sent.json()["predictions"]
+            assert answer["top_k"][0]["label"] == "Egyptian Mau"
+            answers.append(answer["id"])
+        rated = carol.put(f"{API}/predictions/{answers[0]}/feedback", json=correction)
+        assert rated.status_code == 200, rated.text
+        assert rated.json()["corrected_label"] == "egyptian mau"
+
+        keep(owners.Scope.own(ALICE), remove=BOB)  # Alice's "bobs-cats", the same classes
+        refused = carol.put(f"{API}/predictions/{answers[1]}/feedback", json=correction)
+        assert refused.status_code == 422
+        assert "is the prediction's own top-1 label" in refused.json()["error"]
+
+
 def test_a_revoked_token_stops_working(private):
     url, _, store = private
     dave = store.scoped(owners.Scope.own("https://issuer.test dave"))
