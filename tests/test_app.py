@@ -520,6 +520,21 @@ def test_the_models_own_answer_is_no_correction(coffee_jpeg, tmp_path):
     store.dispose()
 
 
+def test_a_typed_name_too_long_to_keep_is_said_and_the_thumbs_down_kept(coffee_jpeg, tmp_path):
+    at, store, saved = coffee_saved(coffee_jpeg, tmp_path)
+    at.session_state[f"correction_{saved.id}"] = "a long name " * 20  # 240 characters typed
+    at.feedback(key=f"feedback_{saved.id}").set_value(0).run()
+
+    said = [c.value for c in at.main.caption]
+    assert "That name is longer than 200 characters: type a shorter one." in said
+    assert "Saved: wrong." in said
+    assert not any("could not be saved" in t.value for t in at.toast)
+    assert at.selectbox(key=f"correction_{saved.id}").value is None
+    kept = store.get(saved.id)
+    assert (kept.feedback, kept.corrected_label) == ("wrong", None)
+    store.dispose()
+
+
 def test_a_typed_name_only_the_answer_holds_is_kept_as_typed(chelsea_png, tmp_path):
     from classifier import labels
     from classifier.history import HistoryStore

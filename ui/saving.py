@@ -161,6 +161,10 @@ def store_feedback(
         st.session_state.pop(f"correction_{row_id}", None)  # a correction only goes with 👎
     corrected = st.session_state.get(f"correction_{row_id}")
     names = labels.labels() if class_names is None else class_names
+    if corrected is not None and len(corrected.strip()) > history.MAX_LABEL_LENGTH:
+        st.session_state[f"correction_{row_id}"] = None  # (as below: set, not forgotten)
+        st.session_state[f"correction_too_long_{row_id}"] = True
+        corrected = None
     if corrected is not None and labels.names_the_answer(corrected, answer, names):
         # The box is set to nothing, not forgotten: a forgotten key is not sent back to the
         # browser, which would keep showing the name (and send it again).
@@ -318,6 +322,11 @@ def ask_feedback(
             key=f"correction_{row_id}",
             **callback,
         )
+        if st.session_state.pop(f"correction_too_long_{row_id}", None):
+            st.caption(
+                f"That name is longer than {history.MAX_LABEL_LENGTH} characters: type a "
+                "shorter one."
+            )
         if same := st.session_state.pop(f"correction_is_answer_{row_id}", None):
             st.caption(
                 f"{plain(same)} is the model's own answer: pick what the photo really shows, "
