@@ -288,6 +288,33 @@ def test_teach_from_these_fills_the_teach_page_with_one_class_per_correction_and
     assert model.entry.details["photos"] == 6
 
 
+def test_a_photo_deleted_from_the_history_after_it_was_handed_over_is_not_trained_on(
+    history, known_features
+):
+    lattes = [history.add(correct_to="Latte") for _ in range(3)]
+    mochas = [history.add("cup", correct_to="Mocha") for _ in range(3)]
+    known_features(
+        {"Latte": [history.data(i) for i in lattes], "Mocha": [history.data(i) for i in mochas]}
+    )
+    at = teach_from_these(review_page())
+    assert class_cards(at) == [("Latte", "**3 photos**"), ("Mocha", "**3 photos**")]
+    assert history.store.delete([lattes[0]]) == 1  # on the History page, in another tab
+
+    button(at, "Train").click().run()
+
+    assert not at.exception and not at.error
+    assert [i.value for i in at.info if "deleted" in i.value] == [
+        "1 photo taken from the history was deleted there since, so it was left out."
+    ]
+    assert at.dataframe[0].value["photos"].tolist() == [2, 3]
+    at.text_input(key="teach_model_name").set_value("Drinks").run()
+    assert class_cards(at) == [("Latte", "**2 photos**"), ("Mocha", "**3 photos**")]
+    assert not [w.value for w in at.warning]  # the training is of the classes shown
+    button(at, "Save model").click().run()
+    (model,) = models.all_models()
+    assert model.entry.details["photos"] == 5
+
+
 def test_picked_to_add_to_a_taught_model_the_photos_join_its_classes(history):
     teach.save("Drinks", teach.train(made_up_examples(classes=2, per_class=4)))  # class 0, 1
     rows = [history.add(correct_to=label) for label in ("CLASS 0", "class 0", "Tea")]

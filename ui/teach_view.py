@@ -62,6 +62,7 @@ class HandOff:
     """Photos another page handed over from the history (`start_from_history`)."""
 
     classes: tuple[tuple[str, dict[str, teach.Photo]], ...]  # (class, digest -> photo)
+    rows: dict[str, int]  # digest -> the history row each photo came from
     corrected: int  # photos from corrected predictions
     rated_right: int  # photos from predictions rated right
     thumbnail_only: int  # photos that are only the small thumbnail
@@ -74,8 +75,10 @@ class HandOff:
             (label, {images.content_digest(p.data): teach.Photo(p.name, p.data, "") for p in got})
             for label, got in gathered.classes().items()
         )
+        rows = {images.content_digest(p.data): p.id for p in gathered.photos}
         return cls(
             classes,
+            rows,
             corrected=gathered.corrected,
             rated_right=gathered.rated_right,
             thumbnail_only=gathered.thumbnail_only,
@@ -137,6 +140,9 @@ class TeachSession:
     saved_name: str | None = None  # the model this visit saved last
     saved_result: teach.Taught | None = None  # the training saved under it
     handed: HandOff | None = None  # photos handed over from the history, kept on Start from
+    # The history row each photo taken from the history came from (by digest): one deleted
+    # there since is left out when training (`leave_out_deleted`).
+    history_rows: dict[str, int] = field(default_factory=dict)
     # The photos go with the session; the memory they took goes back to the system then.
     memory: resources.GiveBackWhenFreed = field(
         default_factory=resources.GiveBackWhenFreed, repr=False
@@ -180,6 +186,7 @@ class TeachSession:
         if self.handed is None:
             return
         by_name = {teaching.class_key(c.previous_name): c for c in self.classes if c.previous}
+        self.history_rows.update(self.handed.rows)
         for label, photos in self.handed.classes:
             taught = by_name.get(teaching.class_key(label)) or self.add_class(label)
             taught.added.update(photos)
@@ -553,9 +560,11 @@ def _add_from_history(key: int, records: list[history.Record]) -> None:
     if (taught := _class(key)) is not None:
         for record in records:
             thumbnail = record.thumbnail or b""
-            taught.added[images.content_digest(thumbnail)] = teach.Photo(
+            digest = images.content_digest(thumbnail)
+            taught.added[digest] = teach.Photo(
                 f"history #{record.id} ({record.file_name})", thumbnail, ""
             )
+            session().history_rows[digest] = record.id
     st.session_state[f"teach_history_pick_{key}"] = []
 
 
@@ -586,7 +595,11 @@ def train_section(state: TeachSession, base: str) -> None:
     """The Train button, then the last training's result and its saving."""
     names, photos, renamed = _collect(state)
     fingerprint = _fingerprint(base, names, photos)
-    if st.button("Train", type="primary", icon=":material/model_training:"):
+    if st.button("Train", type="primary", icon=":material/model_training:") and (
+        leave_out_deleted(state)
+    ):
+        names, photos, renamed = _collect(state)  # (without the photos left out)
+        fingerprint = _fingerprint(base, names, photos)
         state.result = None
         state.result = _train(state, base, names, [p for _, p in photos], renamed)
         state.trained_on = fingerprint
@@ -634,6 +647,43 @@ def train_section(state: TeachSession, base: str) -> None:
             help="It is picked in the Classify page's sidebar.",
         )
         download_section(state.saved_name)
+
+
+def leave_out_deleted(state: TeachSession) -> bool:
+    """Take out of the classes the photos taken from the history whose rows were deleted
+    there since (in this visit or elsewhere), and say how many; return False, after saying
+    why, if the history cannot tell (then nothing is trained)."""
+    rows = {
+        digest: row
+        for digest, row in state.history_rows.items()
+        if any(digest in taught.added for taught in state.classes)
+    }
+    if not rows:
+        return True
+    try:
+        store = resources.store()
+        kept = None if store is None else store.public_ids(set(rows.values()))
+    except Exception:
+        log.exception("Checking the photos taken from the history failed")
+        kept = None
+    if kept is None:  # signed out meanwhile, or the database away
+        st.error(
+            "The history cannot be read now, so the photos taken from it cannot be checked; "
+            "nothing was trained. Try again in a moment (signed in, if you were)."
+        )
+        return False
+    gone = {digest for digest, row in rows.items() if row not in kept}
+    for taught in state.classes:
+        for digest in gone & taught.added.keys():
+            del taught.added[digest]
+    if gone:
+        st.info(
+            f"{len(gone):,} photo{_s(len(gone))} taken from the history "
+            f"{'was' if len(gone) == 1 else 'were'} deleted there since, so "
+            f"{'it was' if len(gone) == 1 else 'they were'} left out.",
+            icon=":material/delete:",
+        )
+    return True
 
 
 def _train(
