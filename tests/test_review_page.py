@@ -330,6 +330,21 @@ def test_correcting_with_a_class_saves_it_moves_on_and_shows_in_history_and_expo
     assert (line["feedback"], line["corrected_label"]) == ("wrong", "lynx")
 
 
+def test_a_prediction_reviewed_in_another_tab_is_never_said_to_be_saved_by_this_one(
+    seeded, app_store
+):
+    at = review_page()
+    row = seeded["close.jpg"]
+    assert shown_file(at) == "close.jpg"
+    assert app_store.set_feedback(row, "correct")  # in another tab, or by someone else
+
+    at.button(key="r_skip").click().run()  # any action: the page is drawn again
+
+    assert "close.jpg was reviewed meanwhile, elsewhere: right." in said(at)
+    assert "Saved:" not in said(at)
+    assert not at.success
+
+
 def test_two_people_reviewing_at_once_never_write_over_each_other(seeded, app_store):
     """Both are shown the least sure prediction; the one who saves second is told, and the
     first one's correction stays."""

@@ -156,7 +156,8 @@ def say_what_was_saved(store: history.HistoryStore, queue: review.Queue) -> None
     sentence = st.session_state.get(f"feedback_saved_{shown}") or saving.saved_sentence(
         record.feedback, record.corrected_label, permalink.class_names_of(record)
     )
-    if st.session_state.pop(f"feedback_taken_{shown}", False):  # this person's was not saved
+    taken = st.session_state.pop(f"feedback_taken_{shown}", False)  # theirs was refused
+    if taken or f"feedback_saved_{shown}" not in st.session_state:  # or never given here
         kept = sentence.removeprefix("Saved: ")
         st.info(
             f"{plain(record.file_name)} was reviewed meanwhile, elsewhere: {kept}",
