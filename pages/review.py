@@ -33,12 +33,17 @@ history_view.read_only_notice(store)
 
 with history_view.database_errors():
     filters, unsure_below = review_view.filter_sidebar(store)
-    queue = review.queue(store, filters, unsure_below)
-    label = review_view.class_picker(queue)
-    review_view.say_what_was_saved(store, queue)
-    chosen = queue.of_label(label)
-    skipped_here = [row for row in review_view.skipped() if chosen.find(row) is not None]
-    left = chosen.without(skipped_here)
+    queue = review.queue(store, filters, unsure_below)  # (the classes to pick among)
+    label = review_view.class_picker(store, queue, filters, unsure_below)
+    chosen, skipped = queue.of_label(label), review_view.skipped()
+    if queue.more and (label is not None or skipped):
+        # Read again without them: the next least sure come in place of those left out.
+        left = review.queue(store, filters, unsure_below, label=label, skipped=skipped)
+        skipped_here = review.skipped_among(store, skipped, filters, unsure_below, label)
+    else:  # all of them were read: chosen among those
+        skipped_here = [row for row in skipped if chosen.find(row) is not None]
+        left = chosen.without(skipped_here)
+    review_view.say_what_was_saved(store, left)
     if not len(left):
         review_view.show_empty(filters, review_view.filtered(filters, label),
                                len(skipped_here), unsure_below)  # fmt: skip

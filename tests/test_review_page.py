@@ -184,6 +184,36 @@ def app_store(tmp_path, monkeypatch) -> HistoryStore:
     store.dispose()
 
 
+def test_past_the_predictions_read_at_a_time_a_class_or_skips_bring_the_next_ones(
+    app_store, monkeypatch
+):
+    """With more waiting than is read at a time, the class picker still lists every class,
+    a class picked shows its own least sure, and skipping brings the next ones."""
+    from classifier.history import review
+
+    monkeypatch.setattr(review, "MAX_READ", 3)
+    for i, sure in enumerate((0.05, 0.1, 0.15, 0.2)):
+        app_store.add(answer(("tabby cat", sure), ("lynx", sure / 2), file_name=f"cat {i}.jpg"))
+    for i, sure in enumerate((0.21, 0.22)):
+        app_store.add(answer(("lynx", sure), ("tabby cat", sure / 2), file_name=f"lynx {i}.jpg"))
+
+    at = review_page()
+    picker = at.sidebar.selectbox(key="r_label")
+    assert picker.options == ["Every class", "tabby cat (4)", "lynx (2)"]
+    picker.set_value("lynx").run()
+    assert shown_file(at) == "lynx 0.jpg"
+    assert left(at) == "**2 left**"
+
+    at.sidebar.selectbox(key="r_label").set_value(None).run()
+    for expected in ("cat 0.jpg", "cat 1.jpg", "cat 2.jpg", "cat 3.jpg", "lynx 0.jpg"):
+        assert shown_file(at) == expected
+        at.button(key="r_skip").click().run()
+    assert shown_file(at) == "lynx 1.jpg"
+    assert left(at).endswith("· 5 skipped on this visit")
+    at.button(key="r_skip").click().run()
+    assert "Nothing to review: you skipped the last 6 on this visit." in said(at)
+
+
 @pytest.fixture
 def seeded(app_store) -> dict[str, int]:
     return add_queue_rows(app_store)

@@ -58,10 +58,15 @@ def filter_sidebar(store: history.HistoryStore) -> tuple[history.Filters, float]
     return history.Filters(models=tuple(picked_models), start=start, end=end), threshold
 
 
-def class_picker(queue: review.Queue) -> str | None:
-    """Draw the class filter (the top-1 labels in the queue, with their counts) in the
-    sidebar; return the class picked, or None for every class."""
-    counts = dict(queue.labels())
+def class_picker(
+    store: history.HistoryStore, queue: review.Queue, filters: history.Filters, unsure_below: float
+) -> str | None:
+    """Draw the class filter (the top-1 labels in the queue, with their counts; past the
+    predictions read at a time, counted in the database) in the sidebar; return the class
+    picked, or None for every class."""
+    counts = dict(
+        review.label_counts(store, filters, unsure_below) if queue.more else queue.labels()
+    )
     picked = st.session_state.get("r_label")
     if picked is not None and picked not in counts:
         counts[picked] = 0  # all of it reviewed: it stays picked, and the page says so

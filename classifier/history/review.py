@@ -19,12 +19,12 @@ other answers to a photo are looked for in the same scope, whatever the filters.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, func, not_, or_, select
 
 from classifier.history.records import NO_FILTERS, Filters
 from classifier.history.store import NOT_REVIEWED, HistoryStore
@@ -102,26 +102,26 @@ def margin(probabilities: Sequence[float]) -> float:
     return max(0.0, first - second)
 
 
-def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: float = 0.25) -> Queue:
+def queue(
+    store: HistoryStore,
+    filters: Filters = NO_FILTERS,
+    unsure_below: float = 0.25,
+    *,
+    label: str | None = None,
+    skipped: Collection[int] = (),
+) -> Queue:
     """Return the predictions worth a second look among those the filters select.
 
     Args:
         filters: Which predictions to consider (model, dates, ...); the store's scope
             always applies.
         unsure_below: The confidence threshold: a top-1 answer below it is unsure.
+        label: Only the predictions whose top-1 label is this one.
+        skipped: Leave these predictions out (those skipped on a visit). Both are applied
+            before the MAX_READ least sure are read, so the next ones come in their place.
     """
     columns = predictions.c
-    answered_twice = (  # photos that more than one model answered, in scope
-        select(columns.sha256)
-        .where(*store.conditions(NO_FILTERS))
-        .group_by(columns.sha256)
-        .having(func.count(columns.model.distinct()) > 1)
-    )
-    worth_a_look = or_(
-        columns.top1_probability < unsure_below,
-        columns.feedback == "wrong",  # with no correction: see NOT_REVIEWED
-        columns.sha256.in_(answered_twice),
-    )
+    answered_twice = _answered_twice(store)
     candidates = select(
         columns.id,
         columns.created_at,
@@ -132,7 +132,9 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
         columns.top1_label,
         columns.top1_probability,
         columns.feedback,
-    ).where(*store.conditions(filters), NOT_REVIEWED, worth_a_look)
+    ).where(*_worth_a_look(store, filters, unsure_below, label))
+    if skipped:
+        candidates = candidates.where(columns.id.notin_(list(skipped)))
     answers = (
         select(columns.sha256, columns.model, columns.top1_label)
         .where(*store.conditions(NO_FILTERS), columns.sha256.in_(answered_twice))
@@ -168,6 +170,71 @@ def queue(store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: floa
     kept = [entry for entry in entries if entry.unsure or entry.rated_wrong or entry.disagreed]
     kept.sort(key=lambda entry: (entry.margin, entry.id))
     return Queue(tuple(kept), unsure_below, more)
+
+
+def skipped_among(
+    store: HistoryStore,
+    skipped: Collection[int],
+    filters: Filters = NO_FILTERS,
+    unsure_below: float = 0.25,
+    label: str | None = None,
+) -> list[int]:
+    """Return the predictions among `skipped` that the queue of these filters (and class)
+    would hold were they not skipped."""
+    if not skipped:
+        return []
+    query = select(predictions.c.id).where(
+        predictions.c.id.in_(list(skipped)), *_worth_a_look(store, filters, unsure_below, label)
+    )
+    with store.connect() as conn:
+        found = set(conn.execute(query).scalars())
+    return [row for row in skipped if row in found]
+
+
+def label_counts(
+    store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: float = 0.25
+) -> list[tuple[str, int]]:
+    """Return the top-1 labels of every prediction worth a second look (not only the
+    MAX_READ read at a time) with how many each has, the most frequent first (then by name).
+    Counted by rows: a photo saved twice by one model counts twice."""
+    label = predictions.c.top1_label
+    query = (
+        select(label, func.count())
+        .where(*_worth_a_look(store, filters, unsure_below, None))
+        .group_by(label)
+    )
+    with store.connect() as conn:
+        counts = conn.execute(query).all()
+    return sorted(counts, key=lambda item: (-item[1], item[0].casefold(), item[0]))
+
+
+def _answered_twice(store: HistoryStore) -> Select:
+    """The photos that more than one model answered, in the store's scope."""
+    columns = predictions.c
+    return (
+        select(columns.sha256)
+        .where(*store.conditions(NO_FILTERS))
+        .group_by(columns.sha256)
+        .having(func.count(columns.model.distinct()) > 1)
+    )
+
+
+def _worth_a_look(
+    store: HistoryStore, filters: Filters, unsure_below: float, label: str | None
+) -> list[ColumnElement[bool]]:
+    """The conditions of a prediction in the queue: selected, not reviewed, and unsure,
+    rated wrong without a correction, or answered by another model too."""
+    columns = predictions.c
+    kept = [
+        *store.conditions(filters),
+        NOT_REVIEWED,
+        or_(
+            columns.top1_probability < unsure_below,
+            columns.feedback == "wrong",  # with no correction: see NOT_REVIEWED
+            columns.sha256.in_(_answered_twice(store)),
+        ),
+    ]
+    return kept if label is None else [*kept, columns.top1_label == label]
 
 
 def _entry(row: Any, answers: set[tuple[str, str]], unsure_below: float) -> Entry:
