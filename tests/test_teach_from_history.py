@@ -202,6 +202,20 @@ def test_only_the_model_and_days_asked_for_and_each_photo_once(saved, store):
     assert gathered.repeated == 1
 
 
+def test_a_photo_said_to_be_no_use_under_one_model_is_not_taught_from_another(saved, store):
+    """Photo P was answered by two models: rated right under A, set aside as "not a usable
+    photo" under B (the wrong picture). It teaches nothing; another photo still does."""
+    same = "f" * 64
+    right = saved.add("espresso", right=True, sha256=same, model="mobilenet_v2")
+    unusable = saved.add("espresso", sha256=same, model="efficientnet_lite0")
+    assert store.set_feedback(unusable, "unusable")
+    other = saved.add("espresso", right=True)
+
+    gathered = labelled_photos(store, ids=[right, unusable, other])
+
+    assert [photo.id for photo in gathered.photos] == [other]
+
+
 def test_at_most_the_limit_corrections_first_the_newest_first(saved, store, monkeypatch):
     monkeypatch.setenv("CLASSIFIER_TEACH_MAX_PHOTOS", "3")
     old = saved.add(correct_to="Latte", days_ago=3)

@@ -4,7 +4,8 @@ A prediction rated wrong with the right class given (`corrected_label`) is a pho
 class. A prediction rated right is a photo of the class its answer named: it joins the
 classes the corrections name (more photos of them, confirmed by a person), and, among the
 predictions someone picked by id, also brings its own class (they chose it to teach from).
-Rows rated wrong with no class given, and rows nobody rated, say nothing and are left out.
+Rows rated wrong with no class given, and rows nobody rated, say nothing and are left out;
+so is every row of a photo someone said is no use ("Not a usable photo", under any model).
 
 Each photo is the reduced copy kept to teach from (`images.reduced_copy`) where there is
 one, and the thumbnail otherwise (small: 256 pixels at most); a row with neither is left
@@ -172,10 +173,16 @@ def _tidy(label: str) -> str:
 
 def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: Any) -> list[Any]:
     """Return the rows in scope that match (no pictures, only whether each has one), the
-    newest first."""
+    newest first; none of a photo someone said is no use ("unusable"), under any model."""
     columns = predictions.c
     has_photo = exists().where(photo_table.c.prediction_id == columns.id).correlate(predictions)
     has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
+    other = predictions.alias("other")
+    set_aside = exists().where(
+        other.c.sha256 == columns.sha256,
+        other.c.feedback == "unusable",
+        *store.scope.condition(other.c.owner),
+    )
     query = select(
         columns.id,
         columns.created_at,
@@ -185,7 +192,7 @@ def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: A
         columns.corrected_label,
         has_photo.label("has_photo"),
         has_thumbnail.label("has_thumbnail"),
-    ).where(*store.conditions(filters), which)
+    ).where(*store.conditions(filters), which, ~set_aside)
     chunks = [None] if ids is None else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     rows = []
     with store.connect() as conn:
