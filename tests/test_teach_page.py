@@ -190,6 +190,39 @@ def test_photos_saved_in_the_history_can_be_added_to_a_class():
     assert [m.value for m in at.markdown if "photo" in m.value] == ["**1 photo**", "**0 photos**"]
 
 
+def test_photos_picked_from_the_history_are_read_again_when_added():
+    """The kept photo where there is one (not the small thumbnail); a row deleted since it
+    was picked, or one set aside as no usable photo, is not added, and the card says so."""
+    from classifier import images
+    from tests.helpers import make_record, ranked
+
+    store = own.store()
+    picture = images.decode_image((EXAMPLES / "cat.jpg").read_bytes()).image
+    small, kept = images.make_thumbnail(picture), images.reduced_copy(picture)
+    rows = [
+        store.add(make_record(file_name=f"cat {i}.jpg", top_k=ranked("tabby cat", 0.9),
+                              thumbnail=small, photo=kept if i == 0 else None))
+        for i in range(3)
+    ]  # fmt: skip
+    assert store.set_feedback(rows[2], "unusable")
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.toggle(key="teach_use_history_0").set_value(True).run()
+    picker = at.multiselect(key="teach_history_pick_0")
+    assert len(picker.options) == 2  # not the one set aside
+    picker.set_value(picker.options).run()
+    assert store.delete([rows[1]]) == 1  # in another tab
+    button(at, "Add them").click().run()
+
+    assert not at.exception
+    assert [m.value for m in at.markdown if "photo" in m.value] == ["**1 photo**", "**0 photos**"]
+    assert [w.value for w in at.warning] == [
+        "Not taken: 1 of 2.\n\n1 deleted or set aside as no usable photo since."
+    ]
+    (added,) = at.session_state["teach"].classes[0].added.values()
+    assert (added.name, added.data) == (f"history #{rows[0]} (cat 0.jpg)", kept)
+
+
 def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():
     teach.save("Made up", teach.train(made_up_examples()))
     at = app().run()

@@ -530,7 +530,7 @@ def _history_picker(taught: TeachClass) -> None:
         log.exception("Reading the history for the Teach page failed")
         st.error("The history cannot be read right now.")
         return
-    records = [r for r in records if r.thumbnail]
+    records = [r for r in records if r.thumbnail and r.feedback != "unusable"]
     if not records:
         st.caption("No saved predictions with a picture match.")
         return
@@ -551,21 +551,45 @@ def _history_picker(taught: TeachClass) -> None:
         key=f"teach_history_add_{key}",
         disabled=not picked,
         on_click=_add_from_history,
-        args=(key, [by_id[i] for i in picked]),
+        args=(key, list(picked)),  # ids only: the rows are read again when clicked
     )
 
 
-def _add_from_history(key: int, records: list[history.Record]) -> None:
-    """Add the picked rows' pictures (their saved thumbnails) to a class; empty the picker."""
-    if (taught := _class(key)) is not None:
-        for record in records:
-            thumbnail = record.thumbnail or b""
-            digest = images.content_digest(thumbnail)
-            taught.added[digest] = teach.Photo(
-                f"history #{record.id} ({record.file_name})", thumbnail, ""
-            )
-            session().history_rows[digest] = record.id
+def _add_from_history(key: int, ids: list[int]) -> None:
+    """Add the picked rows' pictures to a class (the photo kept to teach from, else the
+    thumbnail), as far as one model's limit of photos allows; empty the picker. A row
+    deleted since, or set aside as no usable photo, is not added."""
     st.session_state[f"teach_history_pick_{key}"] = []
+    state = session()
+    if (taught := state.find(key)) is None:
+        return
+    try:
+        store = resources.store()
+        records = [] if store is None else [store.get(i) for i in ids]
+        kept = {} if store is None else store.photos(ids)
+    except Exception:
+        log.exception("Reading the picked history rows failed")
+        taught.refused = "The history cannot be read right now; nothing was added."
+        return
+    usable = [r for r in records if r is not None and r.feedback != "unusable"]
+    room = get_settings().teach_max_photos - state.photo_count()
+    for record in usable[: max(0, room)]:
+        data = kept.get(record.id) or record.thumbnail or b""
+        digest = images.content_digest(data)
+        taught.added[digest] = teach.Photo(f"history #{record.id} ({record.file_name})", data, "")
+        state.history_rows[digest] = record.id
+    gone, no_room = len(ids) - len(usable), max(0, len(usable) - max(0, room))
+    lines = [f"{gone} deleted or set aside as no usable photo since."] if gone else []
+    if no_room:
+        lines.append(
+            f"{no_room}: past the limit of {get_settings().teach_max_photos:,} photos for "
+            "one model."
+        )
+    taught.refused = (
+        "\n\n".join([f"Not taken: {gone + no_room} of {len(ids)}.", *lines])
+        if (gone or no_room)
+        else ""
+    )
 
 
 def _collect(
