@@ -329,6 +329,26 @@ def test_a_photo_deleted_from_the_history_after_it_was_handed_over_is_not_traine
     assert model.entry.details["photos"] == 5
 
 
+def test_photos_handed_over_join_the_work_already_on_the_teach_page(history):
+    for _ in range(3):
+        history.add(correct_to="Latte")
+        history.add("cup", correct_to="Mocha")
+    mine = [history.data(history.add("cup")) for _ in range(2)]  # not rated: not handed over
+    at = app_test(120).run()
+    at.switch_page("pages/teach.py").run()
+    at.text_input(key="teach_name_0").set_value("latte")
+    at.file_uploader(key="teach_upload_0").set_value(
+        [(f"mine {i}.jpg", data, "image/jpeg") for i, data in enumerate(mine)]
+    ).run()
+    assert class_cards(at)[0] == ("latte", "**2 photos**")
+
+    teach_from_these(review_page(at))
+
+    assert class_cards(at) == [("latte", "**5 photos**"), ("Mocha", "**3 photos**")]
+    button(at, "Leave them out").click().run()
+    assert class_cards(at) == [("latte", "**2 photos**"), ("", "**0 photos**")]  # one to fill
+
+
 def test_picked_to_add_to_a_taught_model_the_photos_join_its_classes(history):
     teach.save("Drinks", teach.train(made_up_examples(classes=2, per_class=4)))  # class 0, 1
     rows = [history.add(correct_to=label) for label in ("CLASS 0", "class 0", "Tea")]

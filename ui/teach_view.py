@@ -182,14 +182,30 @@ class TeachSession:
 
     def add_handed(self) -> None:
         """Put the photos handed over from the history in: each into the class of the same
-        name (a retrained model's, case aside), or into a new class of its own."""
+        name (a retrained model's, or one named on the page; case aside), or into a new
+        class of its own."""
         if self.handed is None:
             return
-        by_name = {teaching.class_key(c.previous_name): c for c in self.classes if c.previous}
+        by_name = {
+            teaching.class_key(c.previous_name if c.previous else self.name_of(c)): c
+            for c in self.classes
+            if c.previous or self.name_of(c).strip()
+        }
         self.history_rows.update(self.handed.rows)
         for label, photos in self.handed.classes:
             taught = by_name.get(teaching.class_key(label)) or self.add_class(label)
             taught.added.update(photos)
+
+    @staticmethod
+    def name_of(taught: TeachClass) -> str:
+        """Return a class's name as its text box holds it now."""
+        return st.session_state.get(f"teach_name_{taught.id}", taught.name)
+
+    def has_work(self) -> bool:
+        """Tell whether the person put photos of their own here (uploaded, taken or picked;
+        not those handed over from the history)."""
+        handed = self.handed.digests() if self.handed is not None else set()
+        return any(taught.uploaded or taught.added.keys() - handed for taught in self.classes)
 
     def top_up(self) -> None:
         """Give a new model at least its first classes (empty ones after the handed ones)."""
@@ -261,7 +277,9 @@ def start_from_history(
 ) -> bool:
     """Open the Teach page with the photos of corrected predictions: one class per corrected
     label, holding those photos, ready to train (or to add to a taught model picked under
-    "Start from"), as if the person had named the classes and added the photos.
+    "Start from"), as if the person had named the classes and added the photos. Photos the
+    person already put on the Teach page stay: the ones handed over join their classes of
+    the same name, or new ones.
 
     Predictions rated right join the class their answer names (`teaching.labelled_photos`).
     Call it from a page's script (`if st.button(...):`), not from a widget's callback: it
@@ -306,12 +324,18 @@ def start_from_history(
     if "teach" not in st.session_state:
         st.session_state["teach"] = TeachSession()
     state: TeachSession = st.session_state["teach"]
-    state.handed = HandOff.of(gathered)
-    state.start_over(NEW_MODEL)  # the person may then pick a taught model under "Start from"
-    st.session_state.pop("teach_start", None)
-    st.session_state["teach_model_name"] = ""
-    state.add_handed()
-    state.top_up()
+    if state.has_work():  # theirs stay: the photos join their classes of the same name
+        _leave_out_handed()  # (those an earlier hand-over brought)
+        state.classes = [c for c in state.classes if c.count() or state.name_of(c).strip()]
+        state.handed = HandOff.of(gathered)
+        state.add_handed()
+    else:
+        state.handed = HandOff.of(gathered)
+        state.start_over(NEW_MODEL)  # the person may then pick a taught model under Start from
+        st.session_state.pop("teach_start", None)
+        st.session_state["teach_model_name"] = ""
+        state.add_handed()
+        state.top_up()
     st.switch_page("pages/teach.py")
     return True  # (switch_page stops this script run)
 
