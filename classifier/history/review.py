@@ -53,6 +53,7 @@ class Entry:
 
 
 MAX_READ = 2_000  # candidates read per page run: the least confident first
+CHUNK = 500  # photos per query of their other answers
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,6 @@ def queue(
             before the MAX_READ least sure are read, so the next ones come in their place.
     """
     columns = predictions.c
-    answered_twice = _answered_twice(store)
     candidates = select(
         columns.id,
         columns.created_at,
@@ -135,29 +135,24 @@ def queue(
     ).where(*_worth_a_look(store, filters, unsure_below, label))
     if skipped:
         candidates = candidates.where(columns.id.notin_(list(skipped)))
-    answers = (
-        select(columns.sha256, columns.model, columns.top1_label)
-        .where(*store.conditions(NO_FILTERS), columns.sha256.in_(answered_twice))
-        .distinct()
-    )
-    # The same photo saved again with the same model is one entry: the newest row, and
-    # none once any of its rows was reviewed.
-    reviewed = (
-        select(columns.sha256, columns.model)
-        .where(
-            *store.conditions(NO_FILTERS),
-            not_(NOT_REVIEWED),
-            columns.sha256.in_(candidates.with_only_columns(columns.sha256)),
-        )
-        .distinct()
-    )
+    # Every answer to the photos read (another model's may disagree), and the photos and
+    # models already reviewed: the same photo saved again with the same model is one entry,
+    # the newest row, and none once any of its rows was reviewed. Only of the photos read.
+    reviewed = not_(NOT_REVIEWED).label("reviewed")
+    answers = select(columns.sha256, columns.model, columns.top1_label, reviewed)
+    answers = answers.where(*store.conditions(NO_FILTERS)).distinct()
     least_sure = candidates.order_by(columns.top1_probability, columns.id.desc())
+    by_photo: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    seen: set[tuple[str, str]] = set()
     with store.connect() as conn:
         rows = conn.execute(least_sure.limit(MAX_READ + 1)).mappings().all()
-        by_photo: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for answer in conn.execute(answers):
-            by_photo[answer.sha256].add((answer.model, answer.top1_label))
-        seen = {(row.sha256, row.model) for row in conn.execute(reviewed)}
+        digests = sorted({row["sha256"] for row in rows[:MAX_READ]})
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start : start + CHUNK]
+            for answer in conn.execute(answers.where(columns.sha256.in_(chunk))):
+                by_photo[answer.sha256].add((answer.model, answer.top1_label))
+                if answer.reviewed:
+                    seen.add((answer.sha256, answer.model))
     more = len(rows) > MAX_READ
     newest: dict[tuple[str, str], Any] = {}
     for row in rows[:MAX_READ]:
