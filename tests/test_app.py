@@ -532,6 +532,15 @@ def test_a_typed_name_too_long_to_keep_is_said_and_the_thumbs_down_kept(coffee_j
     assert at.selectbox(key=f"correction_{saved.id}").value is None
     kept = store.get(saved.id)
     assert (kept.feedback, kept.corrected_label) == ("wrong", None)
+
+    at.selectbox(key=f"correction_{saved.id}").set_value("tea cup").run()
+    at.selectbox(key=f"correction_{saved.id}").options.append("a long name " * 20)
+    at.selectbox(key=f"correction_{saved.id}").set_value("a long name " * 20).run()
+    assert "That name is longer than 200 characters: type a shorter one." in [
+        c.value for c in at.main.caption
+    ]
+    assert store.get(saved.id).corrected_label == "tea cup"  # what was saved stays
+    assert at.selectbox(key=f"correction_{saved.id}").value == "tea cup"
     store.dispose()
 
 

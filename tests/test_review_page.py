@@ -374,6 +374,16 @@ def test_a_prediction_reviewed_in_another_tab_is_never_said_to_be_saved_by_this_
     assert "Saved:" not in said(at)
     assert not at.success
 
+    # Rated wrong without a correction; the correction box opened here (showing what is
+    # kept), the correction made elsewhere: theirs is said.
+    while shown_file(at) != "wrong.jpg":
+        at.button(key="r_skip").click().run()
+    at.button(key="r_correct").click().run()
+    assert app_store.set_feedback(seeded["wrong.jpg"], "wrong", "lynx")
+    at.button(key="r_skip").click().run()
+    assert "wrong.jpg was reviewed meanwhile, elsewhere: wrong, it is lynx." in said(at)
+    assert not at.success
+
 
 def test_two_people_reviewing_at_once_never_write_over_each_other(seeded, app_store):
     """Both are shown the least sure prediction; the one who saves second is told, and the

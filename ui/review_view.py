@@ -158,17 +158,19 @@ def say_what_was_saved(store: history.HistoryStore, queue: review.Queue) -> None
         return
     if record.feedback == "wrong" and record.corrected_label is None:
         return  # still to correct: it left the queue through a filter
-    sentence = st.session_state.get(f"feedback_saved_{shown}") or saving.saved_sentence(
-        record.feedback, record.corrected_label, permalink.class_names_of(record)
-    )
     taken = st.session_state.pop(f"feedback_taken_{shown}", False)  # theirs was refused
-    if taken or f"feedback_saved_{shown}" not in st.session_state:  # or never given here
-        kept = sentence.removeprefix("Saved: ")
+    if taken or not st.session_state.pop(f"reviewed_here_{shown}", False):  # not this visit's
+        kept = saving.saved_sentence(
+            record.feedback, record.corrected_label, permalink.class_names_of(record)
+        ).removeprefix("Saved: ")
         st.info(
             f"{plain(record.file_name)} was reviewed meanwhile, elsewhere: {kept}",
             icon=":material/group:",
         )
         return
+    sentence = st.session_state.get(f"feedback_saved_{shown}") or saving.saved_sentence(
+        record.feedback, record.corrected_label, permalink.class_names_of(record)
+    )
     st.success(f"{plain(record.file_name)}: {sentence}", icon=":material/check_circle:")
 
 

@@ -162,9 +162,11 @@ def store_feedback(
     corrected = st.session_state.get(f"correction_{row_id}")
     names = labels.labels() if class_names is None else class_names
     if corrected is not None and len(corrected.strip()) > history.MAX_LABEL_LENGTH:
-        st.session_state[f"correction_{row_id}"] = None  # (as below: set, not forgotten)
+        # Not kept, and the correction saved before (if any) stays, in the box too (set,
+        # not forgotten: as below).
+        corrected = _saved_correction(row_id)
+        st.session_state[f"correction_{row_id}"] = corrected
         st.session_state[f"correction_too_long_{row_id}"] = True
-        corrected = None
     if corrected is not None and labels.names_the_answer(corrected, answer, names):
         # The box is set to nothing, not forgotten: a forgotten key is not sent back to the
         # browser, which would keep showing the name (and send it again).
@@ -177,6 +179,17 @@ def store_feedback(
         corrected = None  # asked below the box first
         st.session_state.pop(f"correction_choice_{row_id}", None)  # a new question
     keep_feedback(row_id, verdict, corrected, class_names, review=review)
+
+
+def _saved_correction(row_id: int) -> str | None:
+    """Return the correction saved for a row (None if none, or if it cannot be read)."""
+    try:
+        store = resources.store()
+        record = None if store is None else store.get(row_id)
+    except Exception:
+        log.exception("Reading a saved correction failed")
+        return None
+    return None if record is None else record.corrected_label
 
 
 def keep_feedback(
@@ -204,6 +217,8 @@ def keep_feedback(
         st.session_state.pop(f"feedback_saved_{row_id}", None)
         st.toast("Your feedback could not be saved to the history.", icon=":material/error:")
         return False
+    if stored and review:  # what the Review page says once it moves on (`reviewed_here`)
+        st.session_state[f"reviewed_here_{row_id}"] = True
     if not stored:
         st.toast(
             "This prediction was deleted from the history, so your feedback was not kept.",
