@@ -214,6 +214,30 @@ def test_past_the_predictions_read_at_a_time_a_class_or_skips_bring_the_next_one
     assert "Nothing to review: you skipped the last 6 on this visit." in said(at)
 
 
+def test_past_the_predictions_read_at_a_time_counts_and_skips_are_of_entries(
+    app_store, monkeypatch
+):
+    """Two sure models that agree make no entry; a photo saved twice by one model is one
+    entry, counted once, and skipping it does not bring its older row back."""
+    from classifier.history import review
+
+    monkeypatch.setattr(review, "MAX_READ", 2)
+    for i in range(3):
+        for model in ("efficientnet_lite0", "mobilenet_v2"):
+            app_store.add(answer(("mug", 0.9), file_name=f"mug {i}.jpg", model=model))
+    twice = [
+        app_store.add(answer(("lynx", 0.1), file_name="twice.jpg", sha256="d" * 64))
+        for _ in range(2)
+    ]
+    for i, sure in enumerate((0.05, 0.15, 0.2)):
+        app_store.add(answer(("tabby cat", sure), file_name=f"cat {i}.jpg"))
+
+    assert review.label_counts(app_store) == [("tabby cat", 3), ("lynx", 1)]
+    found = review.queue(app_store, skipped=[twice[-1]])
+    assert "twice.jpg" not in [entry.file_name for entry in found.entries]
+    assert review.skipped_among(app_store, [twice[-1]]) == [twice[-1]]
+
+
 @pytest.fixture
 def seeded(app_store) -> dict[str, int]:
     return add_queue_rows(app_store)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
 
 from classifier.history.records import NO_FILTERS, Filters
 from classifier.history.store import NOT_REVIEWED, HistoryStore
@@ -132,9 +132,7 @@ def queue(
         columns.top1_label,
         columns.top1_probability,
         columns.feedback,
-    ).where(*_worth_a_look(store, filters, unsure_below, label))
-    if skipped:
-        candidates = candidates.where(columns.id.notin_(list(skipped)))
+    ).where(*_worth_a_look(store, filters, unsure_below, label, skipped))
     # Every answer to the photos read (another model's may disagree), and the photos and
     # models already reviewed: the same photo saved again with the same model is one entry,
     # the newest row, and none once any of its rows was reviewed. Only of the photos read.
@@ -189,46 +187,59 @@ def skipped_among(
 def label_counts(
     store: HistoryStore, filters: Filters = NO_FILTERS, unsure_below: float = 0.25
 ) -> list[tuple[str, int]]:
-    """Return the top-1 labels of every prediction worth a second look (not only the
-    MAX_READ read at a time) with how many each has, the most frequent first (then by name).
-    Counted by rows: a photo saved twice by one model counts twice."""
-    label = predictions.c.top1_label
-    query = (
-        select(label, func.count())
+    """Return the top-1 labels of every entry to review (not only among the MAX_READ read
+    at a time) with how many each has, the most frequent first (then by name): one entry
+    per photo and model, as in the queue."""
+    columns = predictions.c
+    entries = (
+        select(columns.top1_label, columns.sha256, columns.model)
         .where(*_worth_a_look(store, filters, unsure_below, None))
-        .group_by(label)
+        .distinct()
+        .subquery()
     )
+    query = select(entries.c.top1_label, func.count()).group_by(entries.c.top1_label)
     with store.connect() as conn:
         counts = conn.execute(query).all()
     return sorted(counts, key=lambda item: (-item[1], item[0].casefold(), item[0]))
 
 
-def _answered_twice(store: HistoryStore) -> Select:
-    """The photos that more than one model answered, in the store's scope."""
-    columns = predictions.c
-    return (
-        select(columns.sha256)
-        .where(*store.conditions(NO_FILTERS))
-        .group_by(columns.sha256)
-        .having(func.count(columns.model.distinct()) > 1)
-    )
-
-
 def _worth_a_look(
-    store: HistoryStore, filters: Filters, unsure_below: float, label: str | None
+    store: HistoryStore,
+    filters: Filters,
+    unsure_below: float,
+    label: str | None,
+    skipped: Collection[int] = (),
 ) -> list[ColumnElement[bool]]:
-    """The conditions of a prediction in the queue: selected, not reviewed, and unsure,
-    rated wrong without a correction, or answered by another model too."""
+    """The conditions of a prediction in the queue: selected; no row of its photo and model
+    reviewed (nor skipped); and unsure, rated wrong without a correction, or answered
+    otherwise by another model."""
     columns = predictions.c
+    other = predictions.alias("other")
+    mine = store.scope.condition(other.c.owner)
+    same_photo = other.c.sha256 == columns.sha256
+    reviewed = and_(
+        other.c.feedback.is_not(None),
+        or_(other.c.feedback != "wrong", other.c.corrected_label.is_not(None)),
+    )  # (not NOT_REVIEWED)
+    disagreed = exists().where(
+        same_photo, other.c.model != columns.model, other.c.top1_label != columns.top1_label, *mine
+    )
     kept = [
         *store.conditions(filters),
         NOT_REVIEWED,
+        ~exists().where(same_photo, other.c.model == columns.model, reviewed, *mine),
         or_(
             columns.top1_probability < unsure_below,
             columns.feedback == "wrong",  # with no correction: see NOT_REVIEWED
-            columns.sha256.in_(_answered_twice(store)),
+            disagreed,
         ),
     ]
+    if skipped:  # (the photo and model of each: an older row of it is the same entry)
+        kept.append(
+            ~exists().where(
+                same_photo, other.c.model == columns.model, other.c.id.in_(list(skipped))
+            )
+        )
     return kept if label is None else [*kept, columns.top1_label == label]
 
 
