@@ -939,11 +939,8 @@ def _history_photos(args: argparse.Namespace) -> tuple[tuple[str, ...], list, li
     finally:
         store.dispose()
     if not gathered.photos:
-        if gathered.corrections:
-            raise teach.TeachError(
-                f"None of the {gathered.corrections:,} corrected predictions has a picture "
-                "kept, so there is nothing to teach from."
-            )
+        if (said := gathered.nothing_to_teach()) is not None:
+            raise teach.TeachError(said)
         which = "".join(
             (
                 f" of {models.title_of(args.model)}" if args.model is not None else "",

@@ -214,6 +214,12 @@ def test_a_photo_said_to_be_no_use_under_one_model_is_not_taught_from_another(sa
     gathered = labelled_photos(store, ids=[right, unusable, other])
 
     assert [photo.id for photo in gathered.photos] == [other]
+    assert gathered.set_aside == 1
+    alone = labelled_photos(store, ids=[right])
+    assert alone.nothing_to_teach() == (
+        "The photo of the rated prediction found was set aside as no usable photo, so there "
+        "is nothing to teach from."
+    )
 
 
 def test_at_most_the_limit_corrections_first_the_newest_first(saved, store, monkeypatch):

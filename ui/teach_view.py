@@ -309,11 +309,8 @@ def start_from_history(
         st.warning("There is no history here to teach from.", icon=":material/block:")
         return False
     if not gathered.photos:
-        if gathered.corrections:
-            problem = (
-                f"None of the {gathered.corrections:,} corrected predictions has a picture "
-                "kept, so there is nothing to teach from."
-            )
+        if (said := gathered.nothing_to_teach()) is not None:
+            problem = said
         else:
             problem = (
                 f"None of {'these' if ids is not None else 'the saved'} predictions was "

@@ -62,6 +62,29 @@ class Gathered:
     without_picture: int = 0  # rated rows with neither a photo nor a thumbnail
     repeated: int = 0  # rows of a photo taken from a newer row already
     left_out: int = 0  # photos past the limit
+    set_aside: int = 0  # rated rows of a photo someone said is no use (under any model)
+
+    def nothing_to_teach(self) -> str | None:
+        """Say why there is no photo to teach from, when there is none but some were rated
+        (None otherwise: photos, or no rated prediction at all)."""
+        if self.photos:
+            return None
+        if self.corrections:
+            return (
+                f"None of the {self.corrections:,} corrected predictions has a picture kept, "
+                "so there is nothing to teach from."
+            )
+        if self.set_aside == 1:
+            return (
+                "The photo of the rated prediction found was set aside as no usable photo, so "
+                "there is nothing to teach from."
+            )
+        if self.set_aside:
+            return (
+                f"The photos of the {self.set_aside:,} rated predictions found were set aside "
+                "as no usable photo, so there is nothing to teach from."
+            )
+        return None
 
     @property
     def corrected(self) -> int:
@@ -117,6 +140,8 @@ def labelled_photos(
     columns = predictions.c
     corrected = and_(columns.feedback == "wrong", columns.corrected_label.is_not(None))
     rows = _rows(store, filters, picked, corrected)
+    set_aside = sum(row["set_aside"] for row in rows)
+    rows = [row for row in rows if not row["set_aside"]]
     spelling: dict[str, str] = {}  # one spelling per class: the newest correction's
     for row in rows:
         spelling.setdefault(class_key(row["corrected_label"]), _tidy(row["corrected_label"]))
@@ -126,6 +151,8 @@ def labelled_photos(
         named = [label for label in answered if class_key(label) in spelling]
         right = and_(right, columns.top1_label.in_(named)) if named else None
     confirmed = [] if right is None else _rows(store, filters, picked, right)
+    set_aside += sum(row["set_aside"] for row in confirmed)
+    confirmed = [row for row in confirmed if not row["set_aside"]]
     chosen: list[tuple[Any, str, bool]] = []  # (row, class, corrected)
     seen: set[str] = set()
     without_picture = repeated = 0
@@ -163,6 +190,7 @@ def labelled_photos(
         without_picture=without_picture,
         repeated=repeated,
         left_out=left_out,
+        set_aside=set_aside,
     )
 
 
@@ -172,8 +200,9 @@ def _tidy(label: str) -> str:
 
 
 def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: Any) -> list[Any]:
-    """Return the rows in scope that match (no pictures, only whether each has one), the
-    newest first; none of a photo someone said is no use ("unusable"), under any model."""
+    """Return the rows in scope that match (no pictures, only whether each has one, and
+    whether someone said its photo is no use, "unusable", under any model), the newest
+    first."""
     columns = predictions.c
     has_photo = exists().where(photo_table.c.prediction_id == columns.id).correlate(predictions)
     has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
@@ -192,7 +221,8 @@ def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: A
         columns.corrected_label,
         has_photo.label("has_photo"),
         has_thumbnail.label("has_thumbnail"),
-    ).where(*store.conditions(filters), which, ~set_aside)
+        set_aside.label("set_aside"),
+    ).where(*store.conditions(filters), which)
     chunks = [None] if ids is None else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     rows = []
     with store.connect() as conn:
