@@ -326,6 +326,8 @@ def start_from_history(
         state.classes = [c for c in state.classes if c.count() or state.name_of(c).strip()]
         state.handed = HandOff.of(gathered)
         state.add_handed()
+        if state.continuing == NEW_MODEL:
+            state.top_up()  # (a new model: at least its first classes)
     else:
         state.handed = HandOff.of(gathered)
         state.start_over(NEW_MODEL)  # the person may then pick a taught model under Start from
