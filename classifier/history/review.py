@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, func, not_, or_, select, tuple_
 
 from classifier.history.records import NO_FILTERS, Filters
 from classifier.history.store import NOT_REVIEWED, HistoryStore
@@ -216,30 +216,33 @@ def _worth_a_look(
     columns = predictions.c
     other = predictions.alias("other")
     mine = store.scope.condition(other.c.owner)
-    same_photo = other.c.sha256 == columns.sha256
-    reviewed = and_(
+    photo = tuple_(columns.sha256, columns.model)
+    reviewed = select(other.c.sha256, other.c.model).where(
+        *mine,
         other.c.feedback.is_not(None),
         or_(other.c.feedback != "wrong", other.c.corrected_label.is_not(None)),
     )  # (not NOT_REVIEWED)
-    disagreed = exists().where(
-        same_photo, other.c.model != columns.model, other.c.top1_label != columns.top1_label, *mine
+    # Photos two models answered with two labels (subqueries read once, not row by row).
+    disagreed = (
+        select(other.c.sha256)
+        .where(*mine)
+        .group_by(other.c.sha256)
+        .having(func.count(other.c.model.distinct()) > 1)
+        .having(func.count(other.c.top1_label.distinct()) > 1)
     )
     kept = [
         *store.conditions(filters),
         NOT_REVIEWED,
-        ~exists().where(same_photo, other.c.model == columns.model, reviewed, *mine),
+        photo.not_in(reviewed),
         or_(
             columns.top1_probability < unsure_below,
             columns.feedback == "wrong",  # with no correction: see NOT_REVIEWED
-            disagreed,
+            columns.sha256.in_(disagreed),
         ),
     ]
     if skipped:  # (the photo and model of each: an older row of it is the same entry)
-        kept.append(
-            ~exists().where(
-                same_photo, other.c.model == columns.model, other.c.id.in_(list(skipped))
-            )
-        )
+        same = select(other.c.sha256, other.c.model).where(other.c.id.in_(list(skipped)))
+        kept.append(photo.not_in(same))
     return kept if label is None else [*kept, columns.top1_label == label]
 
 
