@@ -629,7 +629,7 @@ def taught_examples(name: str, scope=None) -> tuple[str, Examples, str]:
         TeachError: the model is an added one, not a taught one.
         ModelError: no model has this name.
     """
-    model = own.find(name) if scope is None else own.find(name, scope)
+    model = own.find(name, scope)
     if not model.taught or model.base is None:
         raise TeachError(f"“{name}” is an added model, not a taught one.")
     examples = read_head(own.materialize(model.entry), model.base).examples

@@ -72,7 +72,7 @@ class Queue:
         """Return the top-1 labels in the queue with how many entries each has, the most
         frequent first (then by name)."""
         counts = Counter(entry.top1_label for entry in self.entries)
-        return sorted(counts.items(), key=lambda item: (-item[1], item[0].casefold(), item[0]))
+        return _most_first(counts.items())
 
     def of_label(self, label: str | None) -> Queue:
         """Return the entries whose top-1 label is `label` (all of them for None)."""
@@ -200,6 +200,11 @@ def label_counts(
     query = select(entries.c.top1_label, func.count()).group_by(entries.c.top1_label)
     with store.connect() as conn:
         counts = conn.execute(query).all()
+    return _most_first(counts)
+
+
+def _most_first(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Return labels with their counts, the most frequent first (then by name)."""
     return sorted(counts, key=lambda item: (-item[1], item[0].casefold(), item[0]))
 
 

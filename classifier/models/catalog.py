@@ -52,7 +52,7 @@ def choose(model: str | AddedModel, scope: Scope | None = None) -> Choice:
     else:
         from classifier.models import own  # the database: only for a model someone added
 
-        spec = (own.find(model) if scope is None else own.find(model, scope)).spec()
+        spec = own.find(model, scope).spec()
     return Choice(spec.name, spec, WeightsStatus(True, spec.weights_origin, spec.weights_file()))
 
 
@@ -180,7 +180,7 @@ def download_path(name: str, scope: Scope | None = None) -> Path:
     """
     from classifier.models import own  # the database
 
-    model = own.find(name) if scope is None else own.find(name, scope)
+    model = own.find(name, scope)
     if not model.taught:
         raise ModelError(f"“{name}” is an added model, not a taught one.")
     return own.teachable_machine_zip_path(model.entry)
@@ -199,7 +199,7 @@ def download(name: str, scope: Scope | None = None) -> bytes:
     """
     from classifier.models import own  # the database
 
-    model = own.find(name) if scope is None else own.find(name, scope)
+    model = own.find(name, scope)
     if not model.taught or model.base is None:
         raise ModelError(f"“{name}” is an added model, not a taught one.")
     builtin.base_here(model.base)  # its base's weights are here, or one sentence

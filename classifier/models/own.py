@@ -267,15 +267,16 @@ def could_have_made(model: AddedModel, record: history.Record) -> bool:
     return model.entry.owner == record.owner or model.entry.created_at <= record.created_at
 
 
-def find(name: str, scope: Scope = EVERYONE) -> AddedModel:
-    """Return an added model by name, among a scope's (anyone's by default).
+def find(name: str, scope: Scope | None = None) -> AddedModel:
+    """Return an added model by name, among a scope's (None: anyone's).
 
     Raises:
         ModelError: no model, built in or added, has this name in the scope.
     """
     try:  # a name no model can have (see `check_name`) is looked up nowhere
         printable = name.isprintable()
-        entry = registry.get_model(store().scoped(scope), name) if printable else None
+        whose = store().scoped(scope or EVERYONE)
+        entry = registry.get_model(whose, name) if printable else None
     except (history.HistoryError, SQLAlchemyError) as exc:
         log.exception("Looking up the added model %r failed", name)
         raise ModelError(
