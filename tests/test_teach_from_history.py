@@ -327,12 +327,38 @@ def test_a_photo_deleted_from_the_history_after_it_was_handed_over_is_not_traine
         "1 photo taken from the history was deleted there since, so it was left out."
     ]
     assert at.dataframe[0].value["photos"].tolist() == [2, 3]
+    # the cards, drawn before the result, count what was trained on on this very run
+    assert class_cards(at) == [("Latte", "**2 photos**"), ("Mocha", "**3 photos**")]
     at.text_input(key="teach_model_name").set_value("Drinks").run()
     assert class_cards(at) == [("Latte", "**2 photos**"), ("Mocha", "**3 photos**")]
     assert not [w.value for w in at.warning]  # the training is of the classes shown
     button(at, "Save model").click().run()
     (model,) = models.all_models()
     assert model.entry.details["photos"] == 5
+
+
+def test_when_the_history_cannot_be_read_at_train_nothing_is_trained(
+    history, known_features, monkeypatch
+):
+    lattes = [history.add(correct_to="Latte") for _ in range(3)]
+    mochas = [history.add("cup", correct_to="Mocha") for _ in range(3)]
+    known_features(
+        {"Latte": [history.data(i) for i in lattes], "Mocha": [history.data(i) for i in mochas]}
+    )
+    at = teach_from_these(review_page())
+    from ui import resources
+
+    monkeypatch.setattr(resources, "store", lambda: None)  # signed out in another tab
+
+    button(at, "Train").click().run()
+
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "The history cannot be read now, so the photos taken from it cannot be checked; "
+        "nothing was trained. Try again in a moment (signed in, if you were)."
+    ]
+    assert not at.dataframe and not [b for b in at.button if b.label == "Save model"]
+    assert class_cards(at) == [("Latte", "**3 photos**"), ("Mocha", "**3 photos**")]
 
 
 def test_photos_handed_over_join_the_work_already_on_the_teach_page(history):

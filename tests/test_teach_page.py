@@ -200,8 +200,9 @@ def test_photos_picked_from_the_history_are_read_again_when_added():
     picture = images.decode_image((EXAMPLES / "cat.jpg").read_bytes()).image
     small, kept = images.make_thumbnail(picture), images.reduced_copy(picture)
     rows = [
-        store.add(make_record(file_name=f"cat {i}.jpg", top_k=ranked("tabby cat", 0.9),
-                              thumbnail=small, photo=kept if i == 0 else None))
+        store.add(make_record(file_name=f"cat {i}.jpg", sha256=f"{i:064x}",
+                              top_k=ranked("tabby cat", 0.9), thumbnail=small,
+                              photo=kept if i == 0 else None))
         for i in range(3)
     ]  # fmt: skip
     assert store.set_feedback(rows[2], "unusable")
@@ -221,6 +222,51 @@ def test_photos_picked_from_the_history_are_read_again_when_added():
     ]
     (added,) = at.session_state["teach"].classes[0].added.values()
     assert (added.name, added.data) == (f"history #{rows[0]} (cat 0.jpg)", kept)
+
+
+def test_the_history_picker_leaves_out_every_row_of_a_photo_set_aside_and_keeps_the_limit(
+    monkeypatch,
+):
+    """A photo someone said is no use under one model is not offered under another, the
+    picker looks past newer rows set aside to fill its choices, and "Add them" takes no
+    more than one model's limit of photos."""
+    import hashlib
+
+    from classifier import images
+    from tests.helpers import make_record, ranked
+
+    store = own.store()
+    cat = images.decode_image((EXAMPLES / "cat.jpg").read_bytes()).image
+
+    def add(name: str, model: str = "efficientnet_lite0") -> int:
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        picture = cat.copy()
+        picture.paste((int(digest[:2], 16), 0, 0), (0, 0, 40, 40))  # a photo of its own
+        return store.add(make_record(file_name=name, sha256=digest, model=model,
+                                     top_k=ranked("tabby cat", 0.9),
+                                     thumbnail=images.make_thumbnail(picture)))  # fmt: skip
+
+    usable = [add(f"usable {i}.jpg") for i in range(3)]
+    under_one = add("blurred.jpg")  # its photo is set aside under the other model
+    assert store.set_feedback(add("blurred.jpg", model="mobilenet_v2"), "unusable")
+    for i in range(50):  # newer than all of them, and more than the picker offers at once
+        assert store.set_feedback(add(f"dark {i}.jpg"), "unusable")
+    monkeypatch.setenv("CLASSIFIER_TEACH_MAX_PHOTOS", "2")
+    at = app().run()
+    at.switch_page("pages/teach.py").run()
+    at.toggle(key="teach_use_history_0").set_value(True).run()
+    picker = at.multiselect(key="teach_history_pick_0")
+
+    assert sorted(picker.options) == [f"#{i} · usable {n}.jpg · tabby cat"
+                                      for n, i in enumerate(usable)]  # fmt: skip
+    assert f"#{under_one} · blurred.jpg · tabby cat" not in picker.options
+    picker.set_value(picker.options).run()
+    button(at, "Add them").click().run()
+    assert not at.exception
+    assert [m.value for m in at.markdown if "photo" in m.value] == ["**2 photos**", "**0 photos**"]
+    assert [w.value for w in at.warning] == [
+        "Not taken: 1 of 3.\n\n1: past the limit of 2 photos for one model."
+    ]
 
 
 def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():

@@ -143,6 +143,9 @@ class TeachSession:
     # The history row each photo taken from the history came from (by digest): one deleted
     # there since is left out when training (`leave_out_deleted`).
     history_rows: dict[str, int] = field(default_factory=dict)
+    # What Train's check of those photos found, before the page was drawn
+    # (`leave_out_deleted`): whether training may go on, and what to say.
+    history_check: tuple[bool, str] = (True, "")
     # The photos go with the session; the memory they took goes back to the system then.
     memory: resources.GiveBackWhenFreed = field(
         default_factory=resources.GiveBackWhenFreed, repr=False
@@ -546,14 +549,11 @@ def _history_picker(taught: TeachClass) -> None:
             st.caption("Sign in to pick photos from your history." if account.visitor().sign_in
                        else "There is no history on this server to pick from.")  # fmt: skip
             return
-        records = store.find(
-            history.Filters(label=search), limit=HISTORY_CHOICES, with_thumbnails=True
-        )
+        records = _pickable(store, history.Filters(label=search))
     except Exception:
         log.exception("Reading the history for the Teach page failed")
         st.error("The history cannot be read right now.")
         return
-    records = [r for r in records if r.thumbnail and r.feedback != "unusable"]
     if not records:
         st.caption("No saved predictions with a picture match.")
         return
@@ -578,6 +578,20 @@ def _history_picker(taught: TeachClass) -> None:
     )
 
 
+def _pickable(store: history.HistoryStore, filters: history.Filters) -> list[history.Record]:
+    """Return the newest HISTORY_CHOICES rows that match, with a thumbnail, and not of a
+    photo set aside as no usable photo (under any model); reading at most five pages."""
+    records: list[history.Record] = []
+    for page in range(5):
+        found = store.find(
+            filters, limit=HISTORY_CHOICES, offset=page * HISTORY_CHOICES, with_thumbnails=True
+        )
+        records += teaching.usable(store, [r for r in found if r.thumbnail])
+        if len(records) >= HISTORY_CHOICES or len(found) < HISTORY_CHOICES:
+            break
+    return records[:HISTORY_CHOICES]
+
+
 def _add_from_history(key: int, ids: list[int]) -> None:
     """Add the picked rows' pictures to a class (the photo kept to teach from, else the
     thumbnail), as far as one model's limit of photos allows; empty the picker. A row
@@ -589,12 +603,12 @@ def _add_from_history(key: int, ids: list[int]) -> None:
     try:
         store = resources.store()
         records = [] if store is None else [store.get(i) for i in ids]
-        kept = {} if store is None else store.photos(ids)
+        usable = [] if store is None else teaching.usable(store, [r for r in records if r])
+        kept = {} if store is None else store.photos([r.id for r in usable])
     except Exception:
         log.exception("Reading the picked history rows failed")
         taught.refused = "The history cannot be read right now; nothing was added."
         return
-    usable = [r for r in records if r is not None and r.feedback != "unusable"]
     room = get_settings().teach_max_photos - state.photo_count()
     for record in usable[: max(0, room)]:
         data = kept.get(record.id) or record.thumbnail or b""
@@ -642,11 +656,18 @@ def train_section(state: TeachSession, base: str) -> None:
     """The Train button, then the last training's result and its saving."""
     names, photos, renamed = _collect(state)
     fingerprint = _fingerprint(base, names, photos)
-    if st.button("Train", type="primary", icon=":material/model_training:") and (
-        leave_out_deleted(state)
-    ):
-        names, photos, renamed = _collect(state)  # (without the photos left out)
-        fingerprint = _fingerprint(base, names, photos)
+    # The check runs as the button's callback, before the class cards are drawn, so that
+    # they count the photos trained on.
+    trained = st.button(
+        "Train", type="primary", icon=":material/model_training:", on_click=leave_out_deleted
+    )
+    can_train, said = state.history_check if trained else (False, "")
+    if said:
+        if can_train:
+            st.info(said, icon=":material/delete:")
+        else:
+            st.error(said)
+    if can_train:
         state.result = None
         state.result = _train(state, base, names, [p for _, p in photos], renamed)
         state.trained_on = fingerprint
@@ -696,17 +717,19 @@ def train_section(state: TeachSession, base: str) -> None:
         download_section(state.saved_name)
 
 
-def leave_out_deleted(state: TeachSession) -> bool:
-    """Take out of the classes the photos taken from the history whose rows were deleted
-    there since (in this visit or elsewhere), and say how many; return False, after saying
-    why, if the history cannot tell (then nothing is trained)."""
+def leave_out_deleted() -> None:
+    """Train's callback: take out of the classes the photos taken from the history whose
+    rows were deleted there since (in this visit or elsewhere), and keep in the session
+    how many; or, if the history cannot tell, that nothing is to be trained, and why."""
+    state = session()
+    state.history_check = (True, "")
     rows = {
         digest: row
         for digest, row in state.history_rows.items()
         if any(digest in taught.added for taught in state.classes)
     }
     if not rows:
-        return True
+        return
     try:
         store = resources.store()
         kept = None if store is None else store.public_ids(set(rows.values()))
@@ -714,23 +737,23 @@ def leave_out_deleted(state: TeachSession) -> bool:
         log.exception("Checking the photos taken from the history failed")
         kept = None
     if kept is None:  # signed out meanwhile, or the database away
-        st.error(
+        state.history_check = (
+            False,
             "The history cannot be read now, so the photos taken from it cannot be checked; "
-            "nothing was trained. Try again in a moment (signed in, if you were)."
+            "nothing was trained. Try again in a moment (signed in, if you were).",
         )
-        return False
+        return
     gone = {digest for digest, row in rows.items() if row not in kept}
     for taught in state.classes:
         for digest in gone & taught.added.keys():
             del taught.added[digest]
     if gone:
-        st.info(
+        state.history_check = (
+            True,
             f"{len(gone):,} photo{_s(len(gone))} taken from the history "
             f"{'was' if len(gone) == 1 else 'were'} deleted there since, so "
             f"{'it was' if len(gone) == 1 else 'they were'} left out.",
-            icon=":material/delete:",
         )
-    return True
 
 
 def _train(

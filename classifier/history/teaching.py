@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, select
 
-from classifier.history.records import NO_FILTERS, Filters
+from classifier.history.records import NO_FILTERS, Filters, Record
 from classifier.history.store import HistoryStore
 from classifier.history.tables import photos as photo_table
 from classifier.history.tables import predictions, thumbnails
@@ -192,6 +192,23 @@ def labelled_photos(
         left_out=left_out,
         set_aside=set_aside,
     )
+
+
+def usable(store: HistoryStore, records: Sequence[Record]) -> list[Record]:
+    """Return these rows, in order, less those of a photo someone said is no use (a row
+    of the same photo rated "unusable", under any model in scope): what may be picked to
+    teach from."""
+    digests = sorted({record.sha256 for record in records})
+    set_aside: set[str] = set()
+    with store.connect() as conn:
+        for start in range(0, len(digests), CHUNK):
+            query = select(predictions.c.sha256).where(
+                predictions.c.sha256.in_(digests[start : start + CHUNK]),
+                predictions.c.feedback == "unusable",
+                *store.conditions(NO_FILTERS),
+            )
+            set_aside.update(conn.execute(query.distinct()).scalars())
+    return [record for record in records if record.sha256 not in set_aside]
 
 
 def _tidy(label: str) -> str:
