@@ -203,6 +203,19 @@ def upload(page, name: str, data: bytes, mime: str) -> None:
     answered(page, name).wait_for()
 
 
+def answer_drawn(page) -> None:
+    """Wait until the page has drawn an answer to its end: its feedback question, and the
+    script no longer running.
+
+    Removing a photo while its answer is still being drawn can blank the whole page
+    (Streamlit's frontend: "Cannot set a node at a delta path"): about once in a hundred
+    removals made the moment the file name showed."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Was this right?").first.wait_for()
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=120_000)
+
+
 def answered(page, name: str):
     """Return the line under the picture that names a classified file (or its error)."""
     return page.get_by_test_id("stText").filter(has_text=name).first
@@ -249,6 +262,7 @@ def soak(browser, server: Server, counts: tuple[int, int]) -> dict[int, float]:
             page.get_by_role("button", name=f"Remove soak-{number - 1:04d}.jpg").click()
             page.get_by_text("Drop one or more photos above").wait_for()
         upload(page, f"soak-{number:04d}.jpg", _photo(number, base), "image/jpeg")
+        answer_drawn(page)  # as a person would, before removing the photo
         if number in counts:
             memory[number] = server.memory_mb()
             say(f"server: {number} uploads, RSS {memory[number]:.0f} MB")
