@@ -331,6 +331,7 @@ def test_a_photo_deleted_from_the_history_after_it_was_handed_over_is_not_traine
     assert class_cards(at) == [("Latte", "**2 photos**"), ("Mocha", "**3 photos**")]
     at.text_input(key="teach_model_name").set_value("Drinks").run()
     assert class_cards(at) == [("Latte", "**2 photos**"), ("Mocha", "**3 photos**")]
+    assert not [i.value for i in at.info if "deleted" in i.value]  # said once, at Train
     assert not [w.value for w in at.warning]  # the training is of the classes shown
     button(at, "Save model").click().run()
     (model,) = models.all_models()

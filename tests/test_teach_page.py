@@ -227,9 +227,9 @@ def test_photos_picked_from_the_history_are_read_again_when_added():
 def test_the_history_picker_leaves_out_every_row_of_a_photo_set_aside_and_keeps_the_limit(
     monkeypatch,
 ):
-    """A photo someone said is no use under one model is not offered under another, the
-    picker looks past newer rows set aside to fill its choices, and "Add them" takes no
-    more than one model's limit of photos."""
+    """A photo someone said is no use under one model is not offered under another (nor
+    added, when said after it was offered), the picker looks past newer rows set aside to
+    fill its choices, and "Add them" takes no more than one model's limit of photos."""
     import hashlib
 
     from classifier import images
@@ -246,7 +246,7 @@ def test_the_history_picker_leaves_out_every_row_of_a_photo_set_aside_and_keeps_
                                      top_k=ranked("tabby cat", 0.9),
                                      thumbnail=images.make_thumbnail(picture)))  # fmt: skip
 
-    usable = [add(f"usable {i}.jpg") for i in range(3)]
+    usable = [add(f"usable {i}.jpg") for i in range(4)]
     under_one = add("blurred.jpg")  # its photo is set aside under the other model
     assert store.set_feedback(add("blurred.jpg", model="mobilenet_v2"), "unusable")
     for i in range(50):  # newer than all of them, and more than the picker offers at once
@@ -257,16 +257,21 @@ def test_the_history_picker_leaves_out_every_row_of_a_photo_set_aside_and_keeps_
     at.toggle(key="teach_use_history_0").set_value(True).run()
     picker = at.multiselect(key="teach_history_pick_0")
 
-    assert sorted(picker.options) == [f"#{i} · usable {n}.jpg · tabby cat"
-                                      for n, i in enumerate(usable)]  # fmt: skip
+    assert set(picker.options) == {f"#{i} · usable {n}.jpg · tabby cat"
+                                   for n, i in enumerate(usable)}  # fmt: skip
     assert f"#{under_one} · blurred.jpg · tabby cat" not in picker.options
     picker.set_value(picker.options).run()
+    # said to be no use under the other model while the picker showed it, in another tab
+    assert store.set_feedback(add("usable 0.jpg", model="mobilenet_v2"), "unusable")
     button(at, "Add them").click().run()
     assert not at.exception
     assert [m.value for m in at.markdown if "photo" in m.value] == ["**2 photos**", "**0 photos**"]
     assert [w.value for w in at.warning] == [
-        "Not taken: 1 of 3.\n\n1: past the limit of 2 photos for one model."
+        "Not taken: 2 of 4.\n\n1 deleted or set aside as no usable photo since.\n\n"
+        "1: past the limit of 2 photos for one model."
     ]
+    names = {p.name for p in at.session_state["teach"].classes[0].added.values()}
+    assert f"history #{usable[0]} (usable 0.jpg)" not in names
 
 
 def test_the_models_page_lists_a_taught_model_with_its_accuracy_and_download():

@@ -549,7 +549,7 @@ def _history_picker(taught: TeachClass) -> None:
             st.caption("Sign in to pick photos from your history." if account.visitor().sign_in
                        else "There is no history on this server to pick from.")  # fmt: skip
             return
-        records = _pickable(store, history.Filters(label=search))
+        records = teaching.choices(store, history.Filters(label=search), HISTORY_CHOICES)
     except Exception:
         log.exception("Reading the history for the Teach page failed")
         st.error("The history cannot be read right now.")
@@ -566,7 +566,7 @@ def _history_picker(taught: TeachClass) -> None:
     picked = st.multiselect(
         "Pick the ones that show this class",
         list(by_id),
-        format_func=lambda i: f"#{i} · {by_id[i].file_name} · {by_id[i].top1_label}",
+        format_func=lambda i: f"#{i} · {by_id[i].file_name} · {by_id[i].label}",
         key=f"teach_history_pick_{key}",
     )
     st.button(
@@ -576,20 +576,6 @@ def _history_picker(taught: TeachClass) -> None:
         on_click=_add_from_history,
         args=(key, list(picked)),  # ids only: the rows are read again when clicked
     )
-
-
-def _pickable(store: history.HistoryStore, filters: history.Filters) -> list[history.Record]:
-    """Return the newest HISTORY_CHOICES rows that match, with a thumbnail, and not of a
-    photo set aside as no usable photo (under any model); reading at most five pages."""
-    records: list[history.Record] = []
-    for page in range(5):
-        found = store.find(
-            filters, limit=HISTORY_CHOICES, offset=page * HISTORY_CHOICES, with_thumbnails=True
-        )
-        records += teaching.usable(store, [r for r in found if r.thumbnail])
-        if len(records) >= HISTORY_CHOICES or len(found) < HISTORY_CHOICES:
-            break
-    return records[:HISTORY_CHOICES]
 
 
 def _add_from_history(key: int, ids: list[int]) -> None:
@@ -602,9 +588,12 @@ def _add_from_history(key: int, ids: list[int]) -> None:
         return
     try:
         store = resources.store()
-        records = [] if store is None else [store.get(i) for i in ids]
-        usable = [] if store is None else teaching.usable(store, [r for r in records if r])
-        kept = {} if store is None else store.photos([r.id for r in usable])
+        if store is None:  # signed out meanwhile
+            raise history.HistoryError("There is no history to add photos from.")
+        found = [store.get(i) for i in ids]
+        allowed = teaching.usable(store, [r.id for r in found if r is not None])
+        usable = [r for r in found if r is not None and r.id in allowed]
+        kept = store.photos([r.id for r in usable])
     except Exception:
         log.exception("Reading the picked history rows failed")
         taught.refused = "The history cannot be read right now; nothing was added."

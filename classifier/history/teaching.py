@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, select
 
-from classifier.history.records import NO_FILTERS, Filters, Record
+from classifier.history.records import NO_FILTERS, Filters
 from classifier.history.store import HistoryStore
 from classifier.history.tables import photos as photo_table
 from classifier.history.tables import predictions, thumbnails
@@ -194,21 +194,65 @@ def labelled_photos(
     )
 
 
-def usable(store: HistoryStore, records: Sequence[Record]) -> list[Record]:
-    """Return these rows, in order, less those of a photo someone said is no use (a row
-    of the same photo rated "unusable", under any model in scope): what may be picked to
-    teach from."""
-    digests = sorted({record.sha256 for record in records})
-    set_aside: set[str] = set()
+@dataclass(frozen=True)
+class Choice:
+    """A saved prediction offered to pick a photo to teach from (its thumbnail shown)."""
+
+    id: int
+    file_name: str
+    label: str  # its answer (top-1)
+    thumbnail: bytes = field(repr=False)
+
+
+def choices(store: HistoryStore, filters: Filters, limit: int) -> list[Choice]:
+    """Return the newest `limit` rows in scope that match, have a thumbnail and are not of a
+    photo someone said is no use (under any model): those that may be picked to teach from."""
+    columns = predictions.c
+    has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
+    query = (
+        select(columns.id, columns.file_name, columns.top1_label)
+        .where(*store.conditions(filters), has_thumbnail, ~_set_aside(store))
+        .order_by(columns.created_at.desc(), columns.id.desc())
+        .limit(limit)
+    )
     with store.connect() as conn:
-        for start in range(0, len(digests), CHUNK):
-            query = select(predictions.c.sha256).where(
-                predictions.c.sha256.in_(digests[start : start + CHUNK]),
-                predictions.c.feedback == "unusable",
+        rows = conn.execute(query).all()
+    pictures = _thumbnails(store, [row.id for row in rows])
+    return [
+        Choice(row.id, row.file_name, row.top1_label, pictures[row.id])
+        for row in rows
+        if row.id in pictures  # (deleted meanwhile)
+    ]
+
+
+def usable(store: HistoryStore, ids: Sequence[int]) -> set[int]:
+    """Return which of these rows are in scope and not of a photo someone said is no use
+    (under any model): those that may be taught from."""
+    found: set[int] = set()
+    with store.connect() as conn:
+        for start in range(0, len(ids), CHUNK):
+            query = select(predictions.c.id).where(
+                predictions.c.id.in_(ids[start : start + CHUNK]),
                 *store.conditions(NO_FILTERS),
+                ~_set_aside(store),
             )
-            set_aside.update(conn.execute(query.distinct()).scalars())
-    return [record for record in records if record.sha256 not in set_aside]
+            found.update(conn.execute(query).scalars())
+    return found
+
+
+def _set_aside(store: HistoryStore) -> Any:
+    """Whether the photo of a row (of `predictions`) was said to be no use, "unusable",
+    in any of its rows in scope (under any model)."""
+    other = predictions.alias("other")
+    return (
+        exists()
+        .where(
+            other.c.sha256 == predictions.c.sha256,
+            other.c.feedback == "unusable",
+            *store.scope.condition(other.c.owner),
+        )
+        .correlate(predictions)
+    )
 
 
 def _tidy(label: str) -> str:
@@ -223,12 +267,7 @@ def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: A
     columns = predictions.c
     has_photo = exists().where(photo_table.c.prediction_id == columns.id).correlate(predictions)
     has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
-    other = predictions.alias("other")
-    set_aside = exists().where(
-        other.c.sha256 == columns.sha256,
-        other.c.feedback == "unusable",
-        *store.scope.condition(other.c.owner),
-    )
+    set_aside = _set_aside(store)
     query = select(
         columns.id,
         columns.created_at,
