@@ -208,10 +208,9 @@ def choices(store: HistoryStore, filters: Filters, limit: int) -> list[Choice]:
     """Return the newest `limit` rows in scope that match, have a thumbnail and are not of a
     photo someone said is no use (under any model): those that may be picked to teach from."""
     columns = predictions.c
-    has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
     query = (
         select(columns.id, columns.file_name, columns.top1_label)
-        .where(*store.conditions(filters), has_thumbnail, ~_set_aside(store))
+        .where(*store.conditions(filters), _has(thumbnails), ~_set_aside(store))
         .order_by(columns.created_at.desc(), columns.id.desc())
         .limit(limit)
     )
@@ -240,6 +239,11 @@ def usable(store: HistoryStore, ids: Sequence[int]) -> set[int]:
     return found
 
 
+def _has(table: Any) -> Any:
+    """Whether a row (of `predictions`) has a picture in `table` (photos or thumbnails)."""
+    return exists().where(table.c.prediction_id == predictions.c.id).correlate(predictions)
+
+
 def _set_aside(store: HistoryStore) -> Any:
     """Whether the photo of a row (of `predictions`) was said to be no use, "unusable",
     in any of its rows in scope (under any model)."""
@@ -265,8 +269,6 @@ def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: A
     whether someone said its photo is no use, "unusable", under any model), the newest
     first."""
     columns = predictions.c
-    has_photo = exists().where(photo_table.c.prediction_id == columns.id).correlate(predictions)
-    has_thumbnail = exists().where(thumbnails.c.prediction_id == columns.id).correlate(predictions)
     set_aside = _set_aside(store)
     query = select(
         columns.id,
@@ -275,8 +277,8 @@ def _rows(store: HistoryStore, filters: Filters, ids: list[int] | None, which: A
         columns.sha256,
         columns.top1_label,
         columns.corrected_label,
-        has_photo.label("has_photo"),
-        has_thumbnail.label("has_thumbnail"),
+        _has(photo_table).label("has_photo"),
+        _has(thumbnails).label("has_thumbnail"),
         set_aside.label("set_aside"),
     ).where(*store.conditions(filters), which)
     chunks = [None] if ids is None else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
